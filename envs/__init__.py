@@ -1,0 +1,8 @@
+"""The robots this repository ships, registered with simgate (factories load MuJoCo lazily)."""
+
+from simgate.plugin_manager import hookimpl
+
+
+@hookimpl
+def simgate_register_envs(registry):
+    registry.add("balancebot", "envs.balancebot.env:BalanceBot")

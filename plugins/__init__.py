@@ -1,0 +1,1 @@
+"""Example simgate plugins of this repository; copy one to start your own."""

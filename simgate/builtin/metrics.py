@@ -1,0 +1,12 @@
+from simgate.metrics import episode, torque
+from simgate.plugin_manager import hookimpl
+
+
+@hookimpl
+def simgate_register_metrics(registry):
+    registry.add("success", episode.success)
+    registry.add("return", episode.episode_return)
+    registry.add("length_s", episode.length_seconds)
+    registry.add("progress", episode.progress)
+    registry.add("mean_abs_torque", torque.mean_abs_torque)
+    registry.add("peak_abs_torque", torque.peak_abs_torque)

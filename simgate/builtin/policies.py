@@ -1,0 +1,1 @@
+"""simgate ships no policies of its own; projects register theirs from manifests."""

@@ -1,0 +1,49 @@
+"""What an engine returns: one Episode record per episode plus per-step arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+#: episode-ending reasons that the engine itself detects (envs add their own, e.g. "fell")
+POLICY_ERROR = "policy_error"
+DIVERGED = "diverged"
+
+
+@dataclasses.dataclass
+class Episode:
+    index: int
+    seed: int  # the 128-bit episode entropy the episode's generators came from
+    success: bool
+    length: int  # control steps actually run
+    ret: float
+    progress: float
+    terminated: str | None  # why it ended early: "fell", "diverged", "policy_error", ...
+    message: str | None  # the detail behind a termination (exception text, warning)
+    mean_abs_torque: np.ndarray  # per actuator, over every physics step, N·m (N for slides)
+    peak_abs_torque: np.ndarray
+    step_hashes: np.ndarray  # uint64 per control step, of the full integration state
+    actions: np.ndarray  # (length, nu) what reached the motors
+    failure_mode: str | None = None  # filled by classification for failed episodes
+
+    @property
+    def state_hash(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.step_hashes.tobytes()).hexdigest()
+
+
+@dataclasses.dataclass
+class Rollouts:
+    episodes: list[Episode]
+    joint_names: list[str]
+    control_dt: float
+    n_steps: int  # the horizon in control steps
+
+    @property
+    def n(self) -> int:
+        return len(self.episodes)
+
+    def column(self, attribute: str) -> np.ndarray:
+        return np.array([getattr(e, attribute) for e in self.episodes])

@@ -1,0 +1,1 @@
+"""Environments: the MujocoEnv contract and the gymnasium adapter."""

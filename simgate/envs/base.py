@@ -1,0 +1,94 @@
+"""What an environment is to simgate: a MuJoCo model plus the rules of one task.
+
+An env module subclasses :class:`MujocoEnv` and registers a factory through
+``simgate_register_envs``. The engine owns the loop; the env only answers questions about a
+``(model, data)`` pair it is handed, so one env object serves every episode of a case and the
+same rules work for the reference and the batched engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # mujoco is imported at run time only, never at collection
+    import mujoco
+
+
+class MujocoEnv:
+    """A task on a MuJoCo model. Subclasses override the methods marked *required*."""
+
+    #: registry name, e.g. ``"balancebot"``
+    name: ClassVar[str] = ""
+    #: policy calls per simulated second
+    control_hz: ClassVar[float] = 50.0
+    observation_size: ClassVar[int] = 0
+    action_size: ClassVar[int] = 0
+
+    # -- model -------------------------------------------------------------------------------
+    def build_model(self) -> mujoco.MjModel:
+        """*Required.* The nominal model; perturbations edit per-episode copies of it."""
+        raise NotImplementedError
+
+    def frame_skip(self, model: mujoco.MjModel) -> int:
+        """Physics steps per control step."""
+        steps = round(1.0 / (self.control_hz * model.opt.timestep))
+        if steps < 1 or abs(steps * model.opt.timestep * self.control_hz - 1.0) > 1e-9:
+            raise ValueError(
+                f"env {self.name!r}: control rate {self.control_hz} Hz is not a whole multiple "
+                f"of the physics timestep {model.opt.timestep} s"
+            )
+        return steps
+
+    # -- episode -----------------------------------------------------------------------------
+    def reset(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        """*Required.* Write the initial state into ``data`` drawing only from ``rng``.
+
+        ``data`` is fresh (``mj_resetData`` already applied); the engine calls ``mj_forward``
+        afterwards.
+        """
+        raise NotImplementedError
+
+    def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+        """*Required.* The observation vector (float64, ``observation_size``)."""
+        raise NotImplementedError
+
+    def apply_action(self, model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray) -> None:
+        """Map a policy action onto ``data.ctrl``. Default: the action is the control vector."""
+        data.ctrl[:] = action
+
+    def terminated(self, model: mujoco.MjModel, data: mujoco.MjData) -> str | None:
+        """The failure that ends the episode now (e.g. ``"fell"``), or None to go on."""
+        return None
+
+    def succeeded(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
+        """Whether the task counts as achieved at the end of the horizon."""
+        return True
+
+    def reward(self, model: mujoco.MjModel, data: mujoco.MjData) -> float:
+        """Reward after a control step; summed into the episode return. Default 0."""
+        return 0.0
+
+    def progress(self, model: mujoco.MjModel, data: mujoco.MjData) -> float:
+        """Task progress in task units (metres travelled, fraction reached, ...)."""
+        return 0.0
+
+    # -- description -------------------------------------------------------------------------
+    def observation_groups(self) -> dict[str, list[int]]:
+        """Named channel groups of the observation (e.g. ``imu``, ``encoders``) for
+        observation perturbations. Default: one group ``all``."""
+        return {"all": list(range(self.observation_size))}
+
+    def actuator_names(self, model: mujoco.MjModel) -> list[str]:
+        """Labels for per-actuator torque metrics: the driven joint's name where there is one."""
+        import mujoco
+
+        names = []
+        for i in range(model.nu):
+            label = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i)
+            if model.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT:
+                joint = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, model.actuator_trnid[i, 0])
+                label = joint or label
+            names.append(label or f"actuator{i}")
+        return names

@@ -1,0 +1,58 @@
+"""Gymnasium's MuJoCo environments by id, run by simgate's engines.
+
+The engine owns the model, the data and the loop; the adapter points the gymnasium env at the
+engine's ``(model, data)`` and reuses its observation, reset distribution and health rule. The
+task is survival: success is reaching the horizon without a termination.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simgate.envs.base import MujocoEnv
+
+
+class GymnasiumEnv(MujocoEnv):
+    def __init__(self, env_id: str, **kwargs):
+        import gymnasium as gym
+
+        self.name = env_id
+        self.gym = gym.make(env_id, **kwargs).unwrapped
+        self.observation_size = int(self.gym.observation_space.shape[0])
+        self.action_size = int(self.gym.action_space.shape[0])
+        self.control_hz = 1.0 / self.gym.dt
+
+    def build_model(self):
+        return self.gym.model
+
+    def frame_skip(self, model) -> int:
+        return int(self.gym.frame_skip)
+
+    def _bind(self, model, data) -> None:
+        self.gym.model, self.gym.data = model, data
+
+    def reset(self, model, data, rng: np.random.Generator) -> None:
+        self._bind(model, data)
+        self.gym.np_random = rng
+        self.gym.reset_model()
+
+    def observe(self, model, data) -> np.ndarray:
+        import mujoco
+
+        self._bind(model, data)
+        mujoco.mj_rnePostConstraint(model, data)  # gymnasium fills cfrc_ext this way after each step
+        return np.asarray(self.gym._get_obs(), dtype=np.float64)
+
+    def terminated(self, model, data) -> str | None:
+        self._bind(model, data)
+        if hasattr(self.gym, "is_healthy"):
+            unhealthy = not self.gym.is_healthy and getattr(self.gym, "_terminate_when_unhealthy", True)
+            return "fell" if unhealthy else None
+        if self.name.startswith("InvertedPendulum"):
+            return "fell" if abs(data.qpos[1]) > 0.2 else None
+        if self.name.startswith("InvertedDoublePendulum"):
+            return "fell" if data.site_xpos[0][2] <= 1 else None
+        return None
+
+    def progress(self, model, data) -> float:
+        return float(data.qpos[0] - self.gym.init_qpos[0])

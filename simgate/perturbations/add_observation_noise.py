@@ -1,0 +1,49 @@
+"""AddObservationNoise: Gaussian sensor noise, drawn for the whole episode at its start."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import field_validator
+
+from simgate.perturbations.base import EpisodeContext, Params, Perturbation
+
+
+class AddObservationNoiseParams(Params):
+    #: standard deviation in observation units: one value for every channel, or per group
+    #: (``{imu: 0.01, encoders: 0.001}``, group names from the env's observation_groups)
+    std: float | dict[str, float]
+    scale: float = 1.0  # multiplies std; a matrix sweep over it gives 1×, 3×, ...
+
+    @field_validator("std", "scale")
+    @classmethod
+    def _non_negative(cls, value, info):
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(v < 0 for v in values):
+            raise ValueError(f"{info.field_name} should be ≥ 0, received {value}")
+        return value
+
+
+class AddObservationNoise(Perturbation):
+    kind = "add_observation_noise"
+    stage = "observation"
+    Params = AddObservationNoiseParams
+
+    def start(self, ctx: EpisodeContext) -> np.ndarray:
+        size = ctx.env.observation_size
+        std = np.zeros(size)
+        if isinstance(self.params.std, dict):
+            groups = ctx.env.observation_groups()
+            for group, value in self.params.std.items():
+                if group not in groups:
+                    from simgate.registry import did_you_mean
+
+                    raise ValueError(f"add_observation_noise: env {ctx.env.name!r} has no observation group "
+                                     f"{group!r}{did_you_mean(group, groups)}")
+                std[groups[group]] = value
+        else:
+            std[:] = self.params.std
+        # drawn up front so the noise at step t is the same whatever the policy did before t
+        return ctx.rng.standard_normal((ctx.n_steps, size)) * (std * self.params.scale)
+
+    def observation(self, obs: np.ndarray, state: np.ndarray, step: int) -> np.ndarray:
+        return obs + state[step]

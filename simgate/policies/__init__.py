@@ -1,0 +1,1 @@
+"""Policies: what a manifest declares, and the loaders for each file format."""

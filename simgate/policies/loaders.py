@@ -1,0 +1,87 @@
+"""Turn a PolicySpec into something that acts. Heavy runtimes are imported here, at run time."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from simgate.policies.spec import PolicySpec
+
+
+class PolicyLoadError(Exception):
+    """The policy cannot be run; the message says which policy and what to fix."""
+
+
+def load(spec: PolicySpec):
+    if spec.file is not None and spec.sha256 and spec.file_digest() != spec.sha256:
+        raise PolicyLoadError(
+            f"policy {spec.name!r}: {spec.file} does not match the sha256 in {spec.manifest} "
+            f"(file {spec.file_digest()[:12]}…, manifest {spec.sha256[:12]}…); re-run its training "
+            "script or update the manifest")
+    loader = {"onnx": OnnxPolicy, "torchscript": TorchScriptPolicy, "scripted": scripted}[spec.format]
+    try:
+        return loader(spec)
+    except PolicyLoadError:
+        raise
+    except Exception as exc:  # any runtime's complaint becomes a named failure of this case
+        raise PolicyLoadError(f"policy {spec.name!r} ({spec.format}, {spec.file or spec.entry}) cannot be loaded: "
+                              f"{type(exc).__name__}: {exc}") from None
+
+
+class OnnxPolicy:
+    """onnxruntime with one intra-op thread: outputs independent of batch size and core count."""
+
+    def __init__(self, spec: PolicySpec):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(spec.file), options, providers=["CPUExecutionProvider"])
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise PolicyLoadError(f"policy {spec.name!r}: the ONNX graph has {len(inputs)} inputs; simgate feeds one observation tensor")
+        self.input = inputs[0].name
+        width = inputs[0].shape[-1] if inputs[0].shape else None
+        if isinstance(width, int) and width != spec.observation_size:
+            raise PolicyLoadError(f"policy {spec.name!r}: the ONNX input {self.input!r} takes {width} observations "
+                                  f"but the manifest says {spec.observation_size}")
+        self.dtype = np.float64 if "double" in inputs[0].type else np.float32
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input: obs.astype(self.dtype)})[0]
+        return np.asarray(out, dtype=np.float64)
+
+
+class TorchScriptPolicy:
+    """``torch.jit.load`` only: a TorchScript archive runs no pickled Python code."""
+
+    def __init__(self, spec: PolicySpec):
+        import warnings
+
+        import torch
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        with warnings.catch_warnings():  # torch 2.13 deprecates jit.load; it is still the safe loader
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.module = torch.jit.load(str(spec.file), map_location="cpu").eval()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            out = self.module(self.torch.from_numpy(obs.astype(np.float32)))
+        return out.double().numpy()
+
+
+def scripted(spec: PolicySpec):
+    """A plain-Python controller: ``entry`` is ``"module:callable"`` returning an object with ``act``."""
+    module_name, _, attr = (spec.entry or "").partition(":")
+    if not module_name or not attr:
+        raise PolicyLoadError(f"policy {spec.name!r}: entry must look like 'package.module:make_policy', got {spec.entry!r}")
+    factory = getattr(importlib.import_module(module_name), attr)
+    policy = factory()
+    if not callable(getattr(policy, "act", None)):
+        raise PolicyLoadError(f"policy {spec.name!r}: {spec.entry} returned {type(policy).__name__}, which has no act(obs) method")
+    return policy

@@ -1,0 +1,165 @@
+"""simgate inside pytest: options, scenario expansion at configure time, the case fixtures,
+and the controller-side summary. Loaded through the ``pytest11`` entry point.
+
+Results cross xdist workers only as JSON on ``report.user_properties``; the controller alone
+writes ``summary.json`` and prints the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simgate.errors import SimgateError
+
+HOST = pytest.StashKey[object]()
+CASES = pytest.StashKey[list]()
+RESULTS = pytest.StashKey[dict]()
+PROPERTY = "simgate"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simgate", "simgate: sim evaluation gate for robot policies")
+    group.addoption("--scenarios", metavar="DIR", default=None,
+                    help="directory of scenario YAML files (default: ini simgate_scenarios, 'scenarios')")
+    group.addoption("--policy", metavar="NAME", action="append", default=[],
+                    help="policy under test (repeatable; default: ini simgate_candidates)")
+    group.addoption("--simgate-reports", metavar="DIR", default=None,
+                    help="where summary.json goes (default: ini simgate_reports, 'reports')")
+    parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
+    parser.addini("simgate_candidates", "policies evaluated when --policy is not given", type="linelist", default=[])
+    parser.addini("simgate_reports", "directory for summary.json", default="reports")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from simgate.plugin_manager import Host
+    from simgate.scenarios.expand import load_cases
+
+    config.stash[RESULTS] = {}
+    explicit = config.getoption("scenarios")
+    directory = _path(config, explicit or config.getini("simgate_scenarios"))
+    try:
+        host = Host(project_plugins=_project_plugins(config))
+        config.stash[HOST] = host
+        if explicit is None and not directory.is_dir():
+            config.stash[CASES] = []  # a project without scenarios (e.g. simgate's own tests)
+            return
+        config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
+                                         config.getoption("policy"), config.getini("simgate_candidates"))
+    except SimgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _path(config: pytest.Config, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else config.rootpath / path
+
+
+def _project_plugins(config: pytest.Config) -> list[str]:
+    """Module names listed in ``simgate_plugins`` by loaded conftest files (like pytest_plugins)."""
+    names: list[str] = []
+    for plugin in config.pluginmanager.get_plugins():
+        listed = getattr(plugin, "simgate_plugins", None)
+        if isinstance(listed, (list, tuple)) and getattr(plugin, "__file__", "").endswith("conftest.py"):
+            names.extend(n for n in listed if n not in names)
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "simgate_case" in metafunc.fixturenames:
+        cases = metafunc.config.stash.get(CASES, [])
+        metafunc.parametrize("simgate_case", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture
+def simgate_case():
+    raise pytest.UsageError("simgate_case is parametrized by simgate from the scenario files; "
+                            "use it in a test function, not from a fixture of a narrower scope")
+
+
+@pytest.fixture
+def simgate_host(request: pytest.FixtureRequest):
+    return request.config.stash[HOST]
+
+
+@pytest.fixture
+def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
+    """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
+    from simgate.reporting import allure
+    from simgate.runner import run_case
+
+    result = run_case(simgate_case, simgate_host)
+    request.node.user_properties.append((PROPERTY, result.to_dict()))
+    allure.report_case(result)
+    return Checked(result)
+
+
+class Checked:
+    """A CaseResult with the assertion a suite makes."""
+
+    def __init__(self, result):
+        self.result = result
+
+    def __getattr__(self, name):
+        return getattr(self.result, name)
+
+    def check(self) -> None:
+        from simgate.reporting.message import case_message
+
+        if self.result.outcome != "PASS":
+            pytest.fail(case_message(self.result), pytrace=False)
+
+
+def _case_id(nodeid: str) -> str | None:
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    return nodeid[nodeid.index("[") + 1:-1]
+
+
+@pytest.hookimpl
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.pluginmanager.register(_Gatherer(session.config), "simgate-gatherer")
+
+
+class _Gatherer:
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.case_ids = {c.id for c in config.stash.get(CASES, [])}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        results = self.config.stash[RESULTS]
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                results[value["case"]["id"]] = value
+                return
+        cid = _case_id(report.nodeid)
+        if report.failed and cid in self.case_ids and cid not in results:
+            # the case produced no result at all: its worker crashed or a fixture broke
+            detail = str(report.longrepr).strip().splitlines()[-1:] if report.longrepr else ["no detail"]
+            results[cid] = {"case": {"id": cid}, "outcome": "ERROR", "episodes": 0, "requirements": [],
+                            "failure_modes": {"crash": 1}, "metrics": {}, "examples": {},
+                            "error": f"crash: {detail[0]}"}
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # only the controller reports
+        results = self.config.stash[RESULTS]
+        if results:
+            from simgate.reporting.summary import write_summary
+
+            explicit = self.config.getoption("simgate_reports")
+            self.summary_path = write_summary(results, _path(self.config, explicit or self.config.getini("simgate_reports")))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        results = self.config.stash[RESULTS]
+        if hasattr(self.config, "workerinput") or not results:
+            return
+        from simgate.reporting.summary import table_lines
+
+        terminalreporter.section("simgate")
+        for line in table_lines(results):
+            terminalreporter.write_line(line)
+        path = getattr(self, "summary_path", None)
+        if path:
+            terminalreporter.write_line(f"summary: {path}")

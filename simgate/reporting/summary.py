@@ -1,0 +1,58 @@
+"""Results of every case, gathered on the controller: a terminal table and reports/summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import simgate
+
+
+def summary_document(results: dict[str, dict]) -> dict:
+    outcomes: dict[str, int] = {}
+    for payload in results.values():
+        outcomes[payload["outcome"]] = outcomes.get(payload["outcome"], 0) + 1
+    return {"simgate": simgate.__version__, "totals": dict(sorted(outcomes.items())),
+            "cases": {cid: results[cid] for cid in sorted(results)}}
+
+
+def write_summary(results: dict[str, dict], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary_document(results), indent=1, sort_keys=True, allow_nan=True) + "\n")
+    os.replace(tmp, path)  # readers never see half a file
+    return path
+
+
+def table_lines(results: dict[str, dict]) -> list[str]:
+    rows = [("case", "success", "bound", "mean|τ|", "peak|τ|", "modes", "verdict")]
+    for cid in sorted(results):
+        rows.append(_row(cid, results[cid]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _row(cid: str, payload: dict) -> tuple[str, ...]:
+    success = bound = "-"
+    for req in payload.get("requirements", []):
+        if req["name"] == "success rate":
+            success, bound = req["observed"].split(" ")[0], _bound(req)
+    metrics = payload.get("metrics") or {}
+    mean = _max_of(metrics, "mean_abs_torque[")
+    peak = _max_of(metrics, "peak_abs_torque[")
+    modes = ",".join(f"{m}:{c}" for m, c in (payload.get("failure_modes") or {}).items()) or "-"
+    return (cid, success, bound, mean, peak, modes, payload["outcome"])
+
+
+def _bound(req: dict) -> str:
+    n = req["numbers"]
+    value = n["upper"] if req["outcome"] == "FAIL" else n["lower"]
+    side = "≤" if req["outcome"] == "FAIL" else "≥"
+    return f"p{side}{value:.3f}"
+
+
+def _max_of(metrics: dict, prefix: str) -> str:
+    values = [v for k, v in metrics.items() if k.startswith(prefix) and v is not None]
+    return f"{max(values):.3g}" if values else "-"

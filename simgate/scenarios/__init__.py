@@ -1,0 +1,1 @@
+"""Scenario files: strict YAML schema, line-aware errors, matrix expansion into cases."""

@@ -1,0 +1,43 @@
+"""A case: one (scenario, matrix point, policy), everything a worker needs to run it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    id: str
+    scenario: str
+    source: str
+    env: str
+    policy: str
+    point: dict[str, Any]
+    perturbations: tuple[dict[str, Any], ...]
+    episodes: int
+    horizon: float
+    seed: int
+    alpha: float
+    determinism_episodes: int
+    thresholds: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (what reports and summaries carry)."""
+        out = dataclasses.asdict(self)
+        out["perturbations"] = list(out["perturbations"])
+        return out
+
+
+def format_value(value: Any) -> str:
+    """A matrix value as it appears in a test id: short, stable, no spaces or brackets."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    return "".join(ch if ch.isalnum() or ch in "._+" else "_" for ch in str(value))
+
+
+def case_id(scenario: str, point: dict[str, Any], policy: str) -> str:
+    parts = [scenario] + [f"{name}={format_value(value)}" for name, value in point.items()] + [policy]
+    return "-".join(parts)

@@ -1,0 +1,73 @@
+"""Turn pydantic validation errors into ``file:line: key: what was expected`` lines."""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from pydantic import BaseModel, ValidationError
+
+from simgate.errors import located
+from simgate.registry import did_you_mean
+from simgate.scenarios.yaml_lines import dotted, line_of
+
+
+def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: dict, prefix: tuple = (),
+             what: str = "") -> list[str]:
+    """One message per error; ``prefix`` locates a nested document (e.g. a perturbation's params)."""
+    messages = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = prefix + loc
+        line = line_of(lines, path)
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), valid) if valid else ""
+            text = f"{dotted(path)}: unknown key {loc[-1]!r}{what}{hint}"
+        elif err["type"] == "missing":
+            text = f"{dotted(path)}: required key {loc[-1]!r} is missing{what}"
+        elif err.get("input") is None and err["type"] != "missing":
+            text = f"{dotted(path)}: the value is empty; expected {_expected(err)}"
+        else:
+            text = f"{dotted(path)}: expected {_expected(err)}, got {err['input']!r}"
+        messages.append(located(source, line, text))
+    return messages
+
+
+def _expected(err) -> str:
+    msg = err["msg"]
+    for lead in ("Input should be ", "Value error, "):
+        if msg.startswith(lead):
+            return msg[len(lead):]
+    return msg[0].lower() + msg[1:]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The valid keys of the mapping at ``loc`` inside ``model`` (empty if it is a free dict)."""
+    current: object = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) in (list, dict):
+            current = typing.get_args(current)[-1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation):
+    """``X | None`` → ``X`` (the first model-like member of a union)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        for member in members:
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                return member
+        return members[0] if members else annotation
+    return annotation

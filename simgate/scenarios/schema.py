@@ -1,0 +1,68 @@
+"""The scenario file format. Unknown keys are errors; so are empty values."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Scalar = Union[bool, int, float, str]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PerturbationEntry(Strict):
+    """One ``{kind: ..., params: {...}}`` item; params are checked by the kind's own schema."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MatrixAxis(Strict):
+    """A sweep: ``friction: {param: scale_friction.sliding, values: [0.4, 0.5, 1.25]}``."""
+
+    param: str = Field(pattern=r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$")
+    values: list[Scalar] = Field(min_length=1)
+
+
+PerJoint = Union[float, dict[str, float]]
+
+
+class Thresholds(Strict):
+    min_success_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_mean_torque: PerJoint | None = None
+    max_peak_torque: PerJoint | None = None
+    deterministic: bool = False
+
+    @field_validator("max_mean_torque", "max_peak_torque")
+    @classmethod
+    def _positive(cls, value):
+        limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
+        if any(limit <= 0 for limit in limits):
+            raise ValueError("torque limits must be positive numbers in N·m (N for slide joints)")
+        return value
+
+
+class ScenarioSpec(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.]*$")
+    description: str = ""
+    env: str
+    policies: list[str] | None = None
+    episodes: int = Field(gt=0, le=100_000)
+    horizon: float = Field(gt=0.0, description="seconds of simulated time per episode")
+    seed: int = Field(default=0, ge=0)
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    determinism_episodes: int = Field(default=2, ge=1)
+    perturbations: list[PerturbationEntry] = Field(default_factory=list)
+    matrix: dict[str, MatrixAxis] = Field(default_factory=dict)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("matrix")
+    @classmethod
+    def _axis_names(cls, value):
+        for name in value:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"matrix axis name {name!r} may hold only letters, digits and '_'")
+        return value

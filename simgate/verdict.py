@@ -1,0 +1,110 @@
+"""A case's requirements, each decided PASS / FAIL / INCONCLUSIVE with the numbers behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from simgate import stats
+from simgate.registry import did_you_mean
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    name: str  # "success rate", "mean torque [wheel]", ...
+    outcome: str
+    observed: str  # what was measured, for a person
+    bound: str  # the confidence bound the decision rests on
+    threshold: str  # what was required
+    numbers: dict[str, Any]  # the same, for machines
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def evaluate(case, rollouts, repeats=None) -> list[Requirement]:
+    """Every requirement the case's thresholds ask for. ``repeats`` are re-runs of the first
+    episodes, compared hash for hash when the scenario asks for determinism."""
+    th, alpha = case.thresholds, case.alpha
+    out = []
+    if "min_success_rate" in th:
+        out.append(success_requirement(rollouts, th["min_success_rate"], alpha))
+    for key, label, test in (("max_mean_torque", "mean |torque|", _mean_torque), ("max_peak_torque", "peak |torque|", _peak_torque)):
+        if key in th:
+            for joint, limit in _per_joint(th[key], rollouts.joint_names):
+                out.append(test(rollouts, joint, limit, alpha, label))
+    if th.get("deterministic"):
+        out.append(determinism_requirement(rollouts, repeats or []))
+    return out
+
+
+def overall(requirements: list[Requirement]) -> str:
+    outcomes = {r.outcome for r in requirements}
+    if stats.FAIL in outcomes:
+        return stats.FAIL
+    if stats.INCONCLUSIVE in outcomes:
+        return stats.INCONCLUSIVE
+    return stats.PASS
+
+
+def success_requirement(rollouts, p0: float, alpha: float) -> Requirement:
+    k, n = int(rollouts.column("success").sum()), rollouts.n
+    r = stats.success_rate(k, n, p0, alpha)
+    conf = f"{1 - alpha:.0%}"
+    if r.outcome == stats.FAIL:
+        bound = f"{conf} upper bound {r.upper:.3f} < {p0:g}"
+    elif r.outcome == stats.PASS:
+        bound = f"{conf} lower bound {r.lower:.3f} > {p0:g}"
+    else:
+        bound = f"{conf} interval [{r.lower:.3f}, {r.upper:.3f}] contains {p0:g}: needs more episodes"
+    return Requirement("success rate", r.outcome, f"{k}/{n} ({k / n:.1%})" if n else "0/0", bound,
+                       f"> {p0:g}", dataclasses.asdict(r))
+
+
+def _mean_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -> Requirement:
+    x = np.array([e.mean_abs_torque[joint] for e in rollouts.episodes])
+    r = stats.mean_below(x, limit, alpha)
+    name = rollouts.joint_names[joint]
+    return Requirement(f"{label} [{name}]", r.outcome, f"{r.mean:.3f}", f"{1 - alpha:.0%} bounds [{r.lower:.3f}, {r.upper:.3f}]",
+                       f"< {limit:g}", dataclasses.asdict(r))
+
+
+def _peak_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -> Requirement:
+    """A hard limit: one exceedance anywhere fails, no statistics needed."""
+    peaks = np.array([e.peak_abs_torque[joint] for e in rollouts.episodes])
+    worst = float(peaks.max()) if len(peaks) else 0.0
+    over = int((peaks > limit).sum())
+    outcome = stats.FAIL if over else stats.PASS
+    name = rollouts.joint_names[joint]
+    return Requirement(f"{label} [{name}]", outcome, f"{worst:.3f} (max over {len(peaks)} episodes)",
+                       f"{over} episode(s) above the limit", f"≤ {limit:g}",
+                       {"max": worst, "limit": limit, "episodes_over": over})
+
+
+def determinism_requirement(rollouts, repeats) -> Requirement:
+    first = {e.index: e for e in rollouts.episodes}
+    diffs = []
+    for again in repeats:
+        ref = first[again.index]
+        if ref.length != again.length or not np.array_equal(ref.step_hashes, again.step_hashes):
+            n = min(ref.length, again.length)
+            bad = np.nonzero(ref.step_hashes[:n] != again.step_hashes[:n])[0]
+            diffs.append({"episode": again.index, "first_different_step": int(bad[0]) if len(bad) else n})
+    outcome = stats.FAIL if diffs or not repeats else stats.PASS
+    observed = f"{len(repeats) - len(diffs)}/{len(repeats)} re-run episodes identical"
+    detail = "; ".join(f"episode {d['episode']} differs from step {d['first_different_step']}" for d in diffs)
+    return Requirement("determinism", outcome, observed, detail or "per-step state hashes equal",
+                       "bit-identical", {"rerun": len(repeats), "different": diffs})
+
+
+def _per_joint(limit, joint_names: list[str]):
+    if not isinstance(limit, dict):
+        return [(j, float(limit)) for j in range(len(joint_names))]
+    out = []
+    for name, value in limit.items():
+        if name not in joint_names:
+            raise ValueError(f"threshold names joint {name!r}, which has no actuator{did_you_mean(name, joint_names)}")
+        out.append((joint_names.index(name), float(value)))
+    return out

@@ -85,7 +85,7 @@ class Host:
         for hook_name, registry in hooks.items():
             caller = getattr(self.pm.hook, hook_name)
             # one plugin at a time, so a clash or a bad name is blamed on the right plugin
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():  # registration order: built-ins first
                 registry.current_plugin = impl.plugin_name
                 impl.function(**({"registry": registry} if "registry" in impl.argnames else {}))
         return regs

@@ -24,7 +24,7 @@ class CaseResult:
     outcome: str  # PASS / FAIL / INCONCLUSIVE / ERROR
     requirements: list[verdict.Requirement]
     failure_modes: dict[str, int]
-    metrics: dict[str, float]  # case means of the per-episode metrics
+    metrics: dict[str, float]  # per-episode metrics over the case: means, maxima for peaks
     episodes: int
     error: str | None = None
     examples: dict[str, str] = dataclasses.field(default_factory=dict)  # mode → one episode, for a person
@@ -122,7 +122,8 @@ def _means(table: dict[str, list]) -> dict[str, float]:
         if name in ("episode", "failure_mode"):
             continue
         finite = [v for v in column if math.isfinite(v)]
-        out[name] = float(np.mean(finite)) if finite else None
+        aggregate = np.max if name.startswith("peak_") else np.mean  # a peak's case value is the worst one
+        out[name] = float(aggregate(finite)) if finite else None
     return out
 
 

@@ -29,6 +29,7 @@ NOISE_STD = np.array([0.005, 0.02, 0.003, 0.05])
 CONDITIONS = {
     "nominal": {},
     "friction x0.5": {"friction": 0.5},
+    "friction x0.3": {"friction": 0.3},
     "friction x0.1": {"friction": 0.1},
     "friction x0.05": {"friction": 0.05},
     "obs noise 1x": {"noise": 1.0},

@@ -113,16 +113,13 @@ def rolling_projection(model, env):
     radius = env.wheel_radius(model)
     T = np.zeros((2 * nv, 4))
     C = np.zeros((4, 2 * nv))
-    slots = [
-        (ids["pitch"], 0, 0),
-        (nv + ids["pitch_v"], 1, 1),
-        (ids["wheel"], 2, 2),
-        (nv + ids["wheel_v"], 3, 3),
-    ]
-    for full, red, _ in slots:
+    # tangent-space rows: dq at the dof address, dv at nv + dof address
+    for red, full in enumerate(
+        (ids["pitch_v"], nv + ids["pitch_v"], ids["wheel_v"], nv + ids["wheel_v"])
+    ):
         T[full, red] = 1.0
         C[red, full] = 1.0
-    T[ids["x"], [0, 2]] = radius
+    T[ids["x_v"], [0, 2]] = radius
     T[nv + ids["x_v"], [1, 3]] = radius
     return T, C
 
@@ -179,6 +176,7 @@ def derive(model, env) -> dict:
         "closed_loop_pole_abs": round_sig(np.sort(np.abs(poles))[::-1]).tolist(),
         "open_loop_pole_abs": round_sig(np.sort(np.abs(np.linalg.eigvals(Ar)))[::-1]).tolist(),
         "projection_residual": float(f"{residual:.3g}"),
+        "Q": round_sig(Q).tolist(),
         "A": round_sig(Ar).tolist(),
         "B": round_sig(Br).tolist(),
     }
@@ -229,7 +227,7 @@ def export_torchscript(entry: dict, path: Path) -> None:
     import torch
 
     W, b = affine_weights(entry)
-    module = torch.jit.script(_AffineClip(torch.from_numpy(W), torch.from_numpy(b)))
+    module = torch.jit.script(_affine_clip_class()(torch.from_numpy(W), torch.from_numpy(b)))
     torch.jit.save(module, str(path))
     _make_reproducible(path)
 
@@ -267,8 +265,13 @@ def _affine_clip_class():
     return AffineClip
 
 
-def _AffineClip(W, b):
-    return _affine_clip_class()(W, b)
+def compact_json(obj) -> str:
+    """Indented JSON with each innermost number list on one line, so matrices read as rows."""
+    import re
+
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    flat = re.sub(r"\[\s*([-+0-9.eE,\s]+?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    return flat + "\n"
 
 
 def sha256(path: Path) -> str:
@@ -325,7 +328,7 @@ def main() -> None:
             **derive(model_with_wheel_radius(xml_path, DEGRADED_WHEEL_RADIUS), env),
         },
     }
-    (HERE / "gains.json").write_text(json.dumps(gains, indent=2, sort_keys=True) + "\n")
+    (HERE / "gains.json").write_text(compact_json(gains))
     export_onnx(gains["nominal"], HERE / "lqr.onnx", "balancebot_lqr")
     export_onnx(gains["degraded"], HERE / "lqr_degraded.onnx", "balancebot_lqr_degraded")
     export_torchscript(gains["nominal"], HERE / "lqr.pt")

@@ -1,0 +1,76 @@
+"""`pytest suites/` for real, in a subprocess, with and without xdist."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = REPO / "tests" / "data" / "scenarios"
+
+
+def gate(*args, cwd=REPO):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def summary(directory: Path) -> dict:
+    return json.loads((directory / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def serial_and_parallel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for label, n in (("serial", "0"), ("parallel", "2")):
+        runs[label] = gate("-n", n, "--scenarios", str(SMALL), "--simgate-reports", str(out / label))
+        runs[label + "_summary"] = out / label
+    return runs
+
+
+def test_shipped_policies_pass_the_gate(serial_and_parallel):
+    run = serial_and_parallel["parallel"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "9 passed" in run.stdout
+    assert "flat-balancebot-lqr-onnx" in run.stdout and "PASS" in run.stdout  # the terminal table
+
+
+def test_serial_and_xdist_runs_give_identical_case_metrics(serial_and_parallel):
+    a = summary(serial_and_parallel["serial_summary"])
+    b = summary(serial_and_parallel["parallel_summary"])
+    assert serial_and_parallel["serial"].returncode == 0
+    assert sorted(a["cases"]) == sorted(b["cases"]) and len(a["cases"]) == 9
+    assert a == b  # every number, bit for bit
+    flat = a["cases"]["flat-balancebot-lqr"]
+    assert [r["name"] for r in flat["requirements"]] == [
+        "success rate", "mean |torque| [wheel]", "peak |torque| [wheel]", "determinism"]
+    assert flat["episodes"] == 30 and flat["metrics"]["success"] == 1.0
+
+
+def test_regressed_policy_fails_and_says_why(tmp_path):
+    run = gate("-n", "2", "--scenarios", str(SMALL), "--simgate-reports", str(tmp_path),
+               "--policy", "balancebot-lqr-degraded", "-k", "flat")
+    assert run.returncode == 1, run.stdout[-3000:]
+    out = run.stdout
+    assert "flat-balancebot-lqr-degraded: FAIL" in out
+    assert "success rate" in out and "/30 (" in out and "upper bound" in out
+    assert "failure modes (30 of 30 episodes)" in out
+    assert "Traceback" not in out
+    result = summary(tmp_path)["cases"]["flat-balancebot-lqr-degraded"]
+    assert result["outcome"] == "FAIL" and result["failure_modes"]
+
+
+def test_a_broken_scenario_stops_the_run_with_one_clear_error(tmp_path):
+    (tmp_path / "slippery.yaml").write_text(
+        "name: slippery\nenv: balancebot\nepisodes: 10\nhorizon: 1.0\nperturbations:\n"
+        "  - kind: scale_friction\n    params: {fricton: 0.5}\n")
+    run = gate("-n", "2", "--scenarios", str(tmp_path))
+    assert run.returncode == 4
+    err = run.stderr + run.stdout
+    assert "ERROR: " in err and "slippery.yaml:7: perturbations[0].params.fricton: unknown key 'fricton'" in err
+    assert "valid: 'geoms', 'rolling', 'sliding', 'torsional'" in err  # nothing is close to 'fricton'
+    assert "Traceback" not in err and "INTERNALERROR" not in err

@@ -1,0 +1,103 @@
+"""simgate's pytest glue in a foreign project that only installed simgate (pytest11 entry point):
+its own plugin module, a gymnasium env by id, xdist, and a worker that crashes mid-case."""
+
+import json
+import textwrap
+
+import pytest
+
+PLUGIN = """
+from simgate.plugin_manager import hookimpl
+from simgate.policies.spec import PolicySpec
+
+
+@hookimpl
+def simgate_register_policies(registry):
+    for name in ("pd", "idle", "crasher"):
+        registry.add(name, PolicySpec(name=name, env="InvertedPendulum-v5", format="scripted",
+                                      entry=f"controllers:{name}", observation_size=4, action_size=1,
+                                      manifest="myplugin.py"))
+"""
+
+CONTROLLERS = """
+import os
+
+import numpy as np
+
+
+class _PD:
+    def act(self, obs):
+        x, th, xd, thd = obs[0]
+        return np.array([[np.clip(1.0 * x + 20 * th + 1.5 * xd + 3 * thd, -3, 3)]])
+
+
+class _Idle:
+    def act(self, obs):
+        return np.zeros((1, 1))
+
+
+class _Crasher:
+    def act(self, obs):
+        os._exit(3)  # a segfaulting extension would look the same to xdist
+
+
+def pd():
+    return _PD()
+
+
+def idle():
+    return _Idle()
+
+
+def crasher():
+    return _Crasher()
+"""
+
+SCENARIO = """
+name: balance
+env: InvertedPendulum-v5
+episodes: 20
+horizon: 2.0
+thresholds:
+  min_success_rate: 0.8
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester):
+    pytester.makeconftest('simgate_plugins = ["myplugin"]\n')
+    pytester.makepyfile(myplugin=PLUGIN, controllers=CONTROLLERS,
+                        test_gate="def test_scenario(simgate_result):\n    simgate_result.check()\n")
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO))
+    pytester.makeini("[pytest]\nsimgate_candidates =\n    pd\n    idle\n")
+    return pytester
+
+
+def test_cases_come_from_the_yaml_and_policies_from_the_plugin(project):
+    result = project.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_gate.py::test_scenario[[]balance-pd[]]",
+                                 "test_gate.py::test_scenario[[]balance-idle[]]"])
+
+
+def test_good_passes_idle_fails_with_reason_under_xdist(project):
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*balance-idle: FAIL*", "*success rate*FAIL*observed 0/20 (0.0%)*",
+                                 "*failure modes (20 of 20 episodes): fell 20*"])
+    summary = json.loads((project.path / "reports" / "summary.json").read_text())
+    assert summary["totals"] == {"FAIL": 1, "PASS": 1}
+
+
+def test_k_selects_cases(project):
+    result = project.runpytest("-k", "balance-pd")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_crashing_worker_fails_its_case_only(project):
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--policy", "crasher", "--policy", "pd")
+    result.assert_outcomes(passed=1, failed=1)
+    summary = json.loads((project.path / "reports" / "summary.json").read_text())
+    crashed = summary["cases"]["balance-crasher"]
+    assert crashed["outcome"] == "ERROR" and crashed["failure_modes"] == {"crash": 1}
+    assert summary["cases"]["balance-pd"]["outcome"] == "PASS"

@@ -86,13 +86,22 @@ def simgate_host(request: pytest.FixtureRequest):
 @pytest.fixture
 def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
     """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
-    from simgate.reporting import allure
     from simgate.runner import run_case
 
     result = run_case(simgate_case, simgate_host)
     request.node.user_properties.append((PROPERTY, result.to_dict()))
-    allure.report_case(result)
     return Checked(result)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Allure attachments made in the call phase belong to the test, not to its fixture."""
+    checked = getattr(item, "funcargs", {}).get("simgate_result")
+    if isinstance(checked, Checked):
+        from simgate.reporting import allure
+
+        allure.report_case(checked.result)
+    return (yield)
 
 
 class Checked:

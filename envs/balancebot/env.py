@@ -147,6 +147,11 @@ class BalanceBot(MujocoEnv):
         x = data.qpos[self._index(model)["x"]]
         return self.terminated(model, data) is None and abs(x - self.target_x) < self.success_tolerance
 
+    def reward(self, model, data) -> float:
+        # minus the distance to the target integrated over time (m·s): the return ranks how fast
+        # and how closely a policy got there
+        return -abs(data.qpos[self._index(model)["x"]] - self.target_x) / self.control_hz
+
     def progress(self, model, data) -> float:
         # every episode starts at x = 0, so the position is the distance made toward the target
         return float(data.qpos[self._index(model)["x"]])

@@ -25,6 +25,7 @@ def report_case(result) -> None:
     allure.dynamic.label("env", case.env)
     allure.dynamic.label("policy", case.policy)
     allure.dynamic.tag(result.outcome)
+    allure.dynamic.parameter("simgate_case", case.id, mode=allure.parameter_mode.HIDDEN)
     allure.dynamic.parameter("policy", case.policy)
     for name, value in case.point.items():
         allure.dynamic.parameter(name, value)

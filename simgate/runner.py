@@ -100,8 +100,8 @@ def _classify(case, rollouts, host) -> tuple[dict[str, int], dict[str, str]]:
         episode.failure_mode = mode
         counts[mode] += 1
         if mode not in examples:
-            when = f"t={episode.length * rollouts.control_dt:.2f}s"
-            examples[mode] = f"episode {episode.index} ({when})" + (f": {episode.message}" if episode.message else "")
+            where = f"t={episode.length * rollouts.control_dt:.2f}s, progress {episode.progress:.3g}"
+            examples[mode] = f"episode {episode.index} ({where})" + (f": {episode.message}" if episode.message else "")
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), examples
 
 

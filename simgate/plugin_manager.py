@@ -22,7 +22,6 @@ hookimpl = pluggy.HookimplMarker("simgate")
 #: the modules that ship with simgate, registered first (so their classifiers run last)
 BUILTIN_PLUGINS = (
     "simgate.builtin.envs",
-    "simgate.builtin.policies",
     "simgate.builtin.perturbations",
     "simgate.builtin.metrics",
     "simgate.builtin.classifiers",

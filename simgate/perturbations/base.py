@@ -73,9 +73,6 @@ class Perturbation:
     def force(self, model, data, state: Any, step: int) -> None:
         return None
 
-    def describe(self) -> dict:
-        return {"kind": self.kind, **self.params.model_dump()}
-
 
 def range_validator(*fields: str, low: float = 0.0):
     """A pydantic validator checking Sampled ``fields`` (bounds ≥ low, ordered)."""

@@ -1,1 +1,0 @@
-"""simgate ships no policies of its own; projects register theirs from manifests."""

@@ -33,6 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from simgate.envs.info import EnvInfoCache
     from simgate.plugin_manager import Host
     from simgate.scenarios.expand import load_cases
 
@@ -45,8 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if explicit is None and not directory.is_dir():
             config.stash[CASES] = []  # a project without scenarios (e.g. simgate's own tests)
             return
+        # model-aware checks build each env once: on the controller only, before workers start
+        env_info = None if hasattr(config, "workerinput") else EnvInfoCache(host.registries.envs)
         config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
-                                         config.getoption("policy"), config.getini("simgate_candidates"))
+                                         config.getoption("policy"), config.getini("simgate_candidates"), env_info)
     except SimgateError as exc:
         raise pytest.UsageError(str(exc)) from None
 

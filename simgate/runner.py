@@ -41,7 +41,7 @@ class CaseResult:
 def run_case(case: Case, host) -> CaseResult:
     regs = host.registries
     try:
-        env = _build_env(regs.envs.get(case.env))
+        env = build_env(regs.envs.get(case.env))
         spec = regs.policies.get(case.policy)
         _check_sizes(spec, env)
         perturbations = [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
@@ -71,7 +71,7 @@ def run_case(case: Case, host) -> CaseResult:
                       examples=examples, table=table)
 
 
-def _build_env(factory):
+def build_env(factory):
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)

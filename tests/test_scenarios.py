@@ -145,3 +145,17 @@ def test_every_broken_file_is_reported_at_once(tmp_path, host):
     write(tmp_path, GOOD.replace("name: slippery", "name: other").replace("env: balancebot", "env: nope"), "b.yaml")
     msg = error_of(tmp_path, host, GOOD.replace("name: slippery", "name: third"), )
     assert "scenarios/a.yaml:3" in msg and "scenarios/b.yaml:2" in msg
+
+
+def test_model_aware_checks_name_the_line_and_suggest(tmp_path, host):
+    from simgate.envs.info import EnvInfoCache
+
+    text = GOOD.replace("params: {sliding: 0.5}", "params: {sliding: 0.5, geoms: [flor]}").replace(
+        "params: {std: 0.01}", "params: {std: {imus: 0.01}}")
+    with pytest.raises(SimgateError) as info:
+        load_cases(write(tmp_path, text), tmp_path, host.registries, [], ["balancebot-lqr"],
+                   EnvInfoCache(host.registries.envs))
+    msg = str(info.value)
+    assert "scenarios/s.yaml:8: perturbations[0].params.geoms: no geom named 'flor' in this model; did you mean 'floor'?" in msg
+    assert "scenarios/s.yaml:10: perturbations[1].params.std: no observation group named 'imus'" in msg
+    assert "did you mean 'imu'?" in msg

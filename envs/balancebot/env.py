@@ -70,6 +70,11 @@ class BalanceBot(MujocoEnv):
 
         return mujoco.MjModel.from_xml_path(str(XML_PATH))
 
+    def build_spec(self):
+        import mujoco
+
+        return mujoco.MjSpec.from_file(str(XML_PATH))
+
     def _index(self, model) -> dict:
         """Addresses by name, looked up once: perturbed copies share the nominal layout."""
         if self._ids is None:

@@ -8,11 +8,14 @@ import hashlib
 import numpy as np
 
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
+from simgate.envs.base import frame_skip_for
+from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
 from simgate.seeds import episode_entropy, episode_rngs
 
 #: a joint speed no robot reaches; beyond it the integration has blown up even without a warning
 MAX_QVEL = 1e4
+_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
 class ReferenceEngine:
@@ -22,65 +25,96 @@ class ReferenceEngine:
         self.mujoco = mujoco
         self.env = env
         self.policy = policy
-        self.perturbations = perturbations
+        self.perturbations = list(perturbations)
         self.action_size = action_size
-        self.nominal = env.build_model()
-        self.frame_skip = env.frame_skip(self.nominal)
+        self.nominal = self._nominal_model()
+        self.frame_skip = self._frame_skip()
         self.control_dt = self.frame_skip * self.nominal.opt.timestep
-        self.gear = np.abs(self.nominal.actuator_gear[:, 0]).copy()
         self.joint_names = env.actuator_names(self.nominal)
         self.state_spec = mujoco.mjtState.mjSTATE_INTEGRATION
         self.bad_warnings = [mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
                              mujoco.mjtWarning.mjWARN_BADQPOS]
+        # stage order is fixed whatever the order in the file; within a stage, file order
+        self.order = sorted(range(len(self.perturbations)), key=lambda i: _ORDER[self.perturbations[i].stage])
+
+    def _nominal_model(self):
+        editors = [p for p in self.perturbations if p.stage == "spec"]
+        if not editors:
+            return self.env.build_model()
+        spec = self.env.build_spec()
+        if spec is None:
+            raise ValueError(f"env {self.env.name!r} does not expose an MjSpec (build_spec), so "
+                             f"{', '.join(p.kind for p in editors)} cannot change its structure")
+        for p in editors:
+            p.edit_spec(spec)
+        return spec.compile()
+
+    def _frame_skip(self) -> int:
+        rates = [hz for p in self.perturbations if (hz := p.control_hz(self.env.control_hz)) is not None]
+        if not rates:
+            return self.env.frame_skip(self.nominal)
+        return frame_skip_for(rates[-1], self.nominal.opt.timestep, f"env {self.env.name!r}")
 
     def run(self, case, indices) -> Rollouts:
         n_steps = int(round(case.horizon / self.control_dt))
         episodes = [self.run_episode(case, i, n_steps) for i in indices]
         return Rollouts(episodes, self.joint_names, self.control_dt, n_steps)
 
-    def run_episode(self, case, index: int, n_steps: int) -> Episode:
+    def _start(self, case, index: int, n_steps: int):
+        """Model copy, data and per-perturbation episode states, drawn from the episode's seed."""
         mj = self.mujoco
         entropy = episode_entropy(case.seed, case.scenario, case.point, index)
         reset_rng, pert_rngs = episode_rngs(entropy, len(self.perturbations))
         model = copy.copy(self.nominal)
         data = mj.MjData(model)
         states = [None] * len(self.perturbations)
-        order = sorted(range(len(self.perturbations)), key=lambda i: _STAGE_ORDER[self.perturbations[i].stage])
-        for i in order:
-            if self.perturbations[i].stage == "model":
-                states[i] = self.perturbations[i].start(self._ctx(model, data, n_steps, pert_rngs[i]))
-        self.env.reset(model, data, reset_rng)
-        for i in order:
-            if self.perturbations[i].stage != "model":
-                states[i] = self.perturbations[i].start(self._ctx(model, data, n_steps, pert_rngs[i]))
-        mj.mj_forward(model, data)
 
-        observers = [(p, s) for p, s in zip(self.perturbations, states) if p.stage == "observation"]
-        actors = [(p, s) for p, s in zip(self.perturbations, states) if p.stage == "action"]
-        pushers = [(p, s) for p, s in zip(self.perturbations, states) if p.stage == "force"]
-        torque_sum = np.zeros(model.nu)
-        torque_peak = np.zeros(model.nu)
-        buf = np.zeros(model.nu)
+        def start(i):
+            ctx = EpisodeContext(self.env, model, self.nominal, data, n_steps, self.control_dt, self.frame_skip, pert_rngs[i])
+            states[i] = self.perturbations[i].start(ctx)
+
+        model_stage = [i for i in self.order if self.perturbations[i].stage in ("spec", "model")]
+        for i in model_stage:
+            start(i)
+        if model_stage:
+            mj.mj_setConst(model, data)  # derived constants (subtree masses, ...) after mass edits
+        self.env.reset(model, data, reset_rng)
+        for i in self.order:
+            if i not in model_stage:
+                start(i)
+        mj.mj_forward(model, data)
+        return entropy, model, data, states
+
+    def run_episode(self, case, index: int, n_steps: int) -> Episode:
+        mj = self.mujoco
+        entropy, model, data, states = self._start(case, index, n_steps)
+        staged = [(self.perturbations[i], states[i]) for i in self.order]
+        observers = [(p, s) for p, s in staged if p.stage == "observation"]
+        actors = [(p, s) for p, s in staged if p.stage == "action"]
+        physics = [(p, s) for p, s in staged if p.stage in ("action", "force")]
+        gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
+        torque_sum, torque_peak, buf = np.zeros(model.nu), np.zeros(model.nu), np.zeros(model.nu)
         hashes = np.zeros(n_steps, dtype=np.uint64)
-        actions = np.zeros((n_steps, model.nu))
+        actions = np.zeros((n_steps, self.action_size))
         state = np.zeros(mj.mj_stateSize(model, self.state_spec))
-        ret, terminated, message, step = 0.0, None, None, 0
+        ret, terminated, message, length, substep = 0.0, None, None, n_steps, 0
         for step in range(n_steps):
             obs = self.env.observe(model, data)
             for p, s in observers:
                 obs = p.observation(obs, s, step)
             action, message = self._act(obs)
             if message is not None:
-                terminated = POLICY_ERROR
+                terminated, length = POLICY_ERROR, step
                 break
             for p, s in actors:
                 action = p.action(action, s, step)
+            actions[step] = action
             self.env.apply_action(model, data, action)
-            actions[step] = data.ctrl
             for _ in range(self.frame_skip):
-                for p, s in pushers:
-                    p.force(model, data, s, step)
+                for p, s in physics:
+                    p.physics(model, data, s, substep)
                 mj.mj_step(model, data)
+                substep += 1
                 np.abs(data.actuator_force, out=buf)
                 torque_sum += buf
                 np.maximum(torque_peak, buf, out=torque_peak)
@@ -88,29 +122,21 @@ class ReferenceEngine:
             hashes[step] = int.from_bytes(hashlib.blake2b(state.tobytes(), digest_size=8).digest(), "little")
             message = self._diverged(data)
             if message is not None:
-                terminated = DIVERGED
-                step += 1
+                terminated, length = DIVERGED, step + 1
                 break
             ret += self.env.reward(model, data)
             terminated = self.env.terminated(model, data)
             if terminated is not None:
-                step += 1
+                length = step + 1
                 break
-        else:
-            step = n_steps
-        length = step
         success = terminated is None and self.env.succeeded(model, data)
-        physics_steps = max(length * self.frame_skip, 1)
         return Episode(
             index=index, seed=entropy, success=bool(success), length=length, ret=float(ret),
             progress=float(self.env.progress(model, data)) if terminated != DIVERGED else float("nan"),
             terminated=terminated, message=message,
-            mean_abs_torque=torque_sum / physics_steps * self.gear, peak_abs_torque=torque_peak * self.gear,
+            mean_abs_torque=torque_sum / max(substep, 1) * gear, peak_abs_torque=torque_peak * gear,
             step_hashes=hashes[:length], actions=actions[:length],
         )
-
-    def _ctx(self, model, data, n_steps, rng) -> EpisodeContext:
-        return EpisodeContext(self.env, model, self.nominal, data, n_steps, self.control_dt, rng)
 
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """The policy's action for one observation, or why there is none."""
@@ -133,6 +159,3 @@ class ReferenceEngine:
         if np.max(np.abs(data.qvel), initial=0.0) > MAX_QVEL:
             return f"joint velocity above {MAX_QVEL:g} at t={data.time:.3f}s"
         return None
-
-
-_STAGE_ORDER = {"model": 0, "state": 1, "observation": 2, "action": 3, "force": 4}

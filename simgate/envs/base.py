@@ -31,15 +31,14 @@ class MujocoEnv:
         """*Required.* The nominal model; perturbations edit per-episode copies of it."""
         raise NotImplementedError
 
+    def build_spec(self) -> mujoco.MjSpec | None:
+        """The editable model, for perturbations that change its structure (terrain). None
+        (the default) makes such perturbations unavailable for this env."""
+        return None
+
     def frame_skip(self, model: mujoco.MjModel) -> int:
         """Physics steps per control step."""
-        steps = round(1.0 / (self.control_hz * model.opt.timestep))
-        if steps < 1 or abs(steps * model.opt.timestep * self.control_hz - 1.0) > 1e-9:
-            raise ValueError(
-                f"env {self.name!r}: control rate {self.control_hz} Hz is not a whole multiple "
-                f"of the physics timestep {model.opt.timestep} s"
-            )
-        return steps
+        return frame_skip_for(self.control_hz, model.opt.timestep, self.name)
 
     # -- episode -----------------------------------------------------------------------------
     def reset(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> None:
@@ -92,3 +91,12 @@ class MujocoEnv:
                 label = joint or label
             names.append(label or f"actuator{i}")
         return names
+
+
+def frame_skip_for(control_hz: float, timestep: float, who: str) -> int:
+    """Physics steps per control step; the control period must be a whole number of them."""
+    steps = round(1.0 / (control_hz * timestep))
+    if steps < 1 or abs(steps * timestep * control_hz - 1.0) > 1e-9:
+        raise ValueError(f"{who}: a control rate of {control_hz:g} Hz is not a whole number of physics "
+                         f"steps of {timestep:g} s; choose a rate that divides {1 / timestep:g} Hz")
+    return steps

@@ -25,6 +25,11 @@ class GymnasiumEnv(MujocoEnv):
     def build_model(self):
         return self.gym.model
 
+    def build_spec(self):
+        import mujoco
+
+        return mujoco.MjSpec.from_file(self.gym.fullpath)
+
     def frame_skip(self, model) -> int:
         return int(self.gym.frame_skip)
 

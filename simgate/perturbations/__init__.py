@@ -1,14 +1,18 @@
 """Perturbations, one per module, each registered through ``simgate_register_perturbations``.
 
-Composition order within an episode (fixed, whatever the order in the scenario file):
+Composition order within a case and an episode (fixed, whatever the order in the scenario file;
+within one stage, perturbations compose in the order the file lists them):
 
-1. ``model`` stage, on a fresh copy of the nominal model, before the initial state is drawn;
-2. the env's reset draws the initial state; then ``state`` stage perturbations;
-3. every control step: ``observation`` perturbations (in file order) on what the policy sees,
-   then the policy, then ``action`` perturbations (in file order) on what reaches the motors;
-4. every physics step: ``force`` perturbations write ``xfrc_applied``.
+1. ``spec``: once per case, structural edits of the model (terrain) before it compiles;
+2. ``model``: per episode, on a fresh copy of the nominal model (friction, mass, motors,
+   damping, gravity), followed by ``mj_setConst``; then the env draws the initial state;
+3. ``state``: per episode, on the initial state (joint position and velocity noise);
+4. every control step: ``observation`` perturbations on what the policy sees, the policy, then
+   ``action`` perturbations on what is commanded; the env maps the action onto ``ctrl``;
+5. every physics step, before ``mj_step``: ``action`` perturbations that act at physics rate
+   (latency, motor dropout) rewrite ``ctrl``, then ``force`` perturbations write ``xfrc_applied``.
 
-Within a stage, perturbations compose in the order the scenario lists them.
+A control-rate change applies to the whole case (it sets the physics steps per control step).
 """
 
-STAGES = ("model", "state", "observation", "action", "force")
+STAGES = ("spec", "model", "state", "observation", "action", "force")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import field_validator
 
+from simgate.envs.info import unknown_names
 from simgate.perturbations.base import EpisodeContext, Params, Perturbation
 
 
@@ -28,17 +29,17 @@ class AddObservationNoise(Perturbation):
     stage = "observation"
     Params = AddObservationNoiseParams
 
+    def check(self, info):
+        if not isinstance(self.params.std, dict):
+            return []
+        return unknown_names(list(self.params.std), list(info.observation_groups), "observation group", "std")
+
     def start(self, ctx: EpisodeContext) -> np.ndarray:
         size = ctx.env.observation_size
         std = np.zeros(size)
         if isinstance(self.params.std, dict):
             groups = ctx.env.observation_groups()
-            for group, value in self.params.std.items():
-                if group not in groups:
-                    from simgate.registry import did_you_mean
-
-                    raise ValueError(f"add_observation_noise: env {ctx.env.name!r} has no observation group "
-                                     f"{group!r}{did_you_mean(group, groups)}")
+            for group, value in self.params.std.items():  # names were checked at configure time
                 std[groups[group]] = value
         else:
             std[:] = self.params.std

@@ -40,17 +40,27 @@ class EpisodeContext:
     """What a perturbation sees when an episode starts."""
 
     env: Any
-    model: Any  # this episode's MjModel (a copy of the nominal one)
-    nominal: Any  # the nominal MjModel: read-only reference
+    model: Any  # this episode's MjModel (a copy of the nominal one): edit it in the model stage
+    nominal: Any  # the nominal MjModel: read-only reference values
     data: Any
     n_steps: int  # control steps in the horizon
     control_dt: float
+    frame_skip: int  # physics steps per control step
     rng: np.random.Generator  # this perturbation's own stream for this episode
+
+    @property
+    def physics_dt(self) -> float:
+        return self.control_dt / self.frame_skip
 
 
 class Perturbation:
-    """One kind of change to the world. Subclasses set ``kind``, ``stage`` and ``Params``,
-    implement ``start`` and the per-step method of their stage."""
+    """One kind of change to the world.
+
+    Subclasses set ``kind`` (the YAML name), ``stage`` (where it acts: ``spec``, ``model``,
+    ``state``, ``observation``, ``action`` or ``force``; see :mod:`simgate.perturbations` for the
+    order) and ``Params`` (a pydantic schema), then override the methods of their stage. Every
+    random draw comes from ``ctx.rng`` in ``start``, so an episode's world is fixed when it begins.
+    """
 
     kind: ClassVar[str] = ""
     stage: ClassVar[str] = ""
@@ -59,19 +69,40 @@ class Perturbation:
     def __init__(self, params: Params):
         self.params = params
 
-    def start(self, ctx: EpisodeContext) -> Any:
-        """Draw this episode's values and schedule from ``ctx.rng``; edit the model if this is a
-        model perturbation. Returns the episode state handed to the per-step method."""
+    # -- configure time ----------------------------------------------------------------------
+    def check(self, info) -> list[tuple[str, str]]:
+        """Problems with these params on this env (:class:`simgate.envs.info.EnvInfo`), as
+        ``(param, message)`` pairs; found before any episode runs. Default: none."""
+        return []
+
+    # -- once per case -----------------------------------------------------------------------
+    def edit_spec(self, spec) -> None:
+        """``spec`` stage: change the model's structure (``mujoco.MjSpec``) before it compiles."""
+
+    def control_hz(self, nominal_hz: float) -> float | None:
+        """The control rate this perturbation imposes, or None to keep the env's."""
         return None
 
+    # -- once per episode --------------------------------------------------------------------
+    def start(self, ctx: EpisodeContext) -> Any:
+        """Draw this episode's values and schedule from ``ctx.rng``; edit ``ctx.model`` if this
+        is a model perturbation. Returns the episode state handed to the per-step methods."""
+        return None
+
+    # -- every control step ------------------------------------------------------------------
     def observation(self, obs: np.ndarray, state: Any, step: int) -> np.ndarray:
+        """``observation`` stage: what the policy sees at control step ``step``."""
         return obs
 
     def action(self, action: np.ndarray, state: Any, step: int) -> np.ndarray:
+        """``action`` stage: what is commanded at control step ``step``."""
         return action
 
-    def force(self, model, data, state: Any, step: int) -> None:
-        return None
+    # -- every physics step ------------------------------------------------------------------
+    def physics(self, model, data, state: Any, substep: int) -> None:
+        """``force`` and ``action`` stages: called before each ``mj_step``; ``substep`` counts
+        physics steps from the episode start. Write ``xfrc_applied`` (forces) or ``ctrl``
+        (actuation delays, dropouts) here."""
 
 
 def range_validator(*fields: str, low: float = 0.0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simgate.envs.info import unknown_names
 from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw, range_validator
 
 
@@ -22,22 +23,15 @@ class ScaleFriction(Perturbation):
     stage = "model"
     Params = ScaleFrictionParams
 
+    def check(self, info):
+        return unknown_names(self.params.geoms, info.geoms, "geom", "geoms")
+
     def start(self, ctx: EpisodeContext):
         import mujoco
 
         scales = [draw(getattr(self.params, axis), ctx.rng) for axis in ("sliding", "torsional", "rolling")]
         ids = slice(None)
-        if self.params.geoms is not None:
-            ids = [_geom_id(ctx.model, name, mujoco) for name in self.params.geoms]
+        if self.params.geoms is not None:  # names were checked at configure time
+            ids = [mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self.params.geoms]
         ctx.model.geom_friction[ids] = ctx.nominal.geom_friction[ids] * scales
         return scales
-
-
-def _geom_id(model, name: str, mujoco) -> int:
-    gid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
-    if gid < 0:
-        from simgate.registry import did_you_mean
-
-        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, i) for i in range(model.ngeom)]
-        raise ValueError(f"scale_friction: no geom named {name!r} in the model{did_you_mean(name, [n for n in names if n])}")
-    return gid

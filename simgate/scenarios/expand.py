@@ -75,15 +75,19 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
     return cases
 
 
-def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], candidates: list[str]) -> list[Case]:
-    """Every case of every scenario file; one SimgateError naming every broken file."""
+def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], candidates: list[str],
+               env_info=None) -> list[Case]:
+    """Every case of every scenario file; one SimgateError naming every broken file.
+
+    ``env_info(name) -> EnvInfo`` enables model-aware parameter checks (see loader.load_file).
+    """
     check_policy_names(selected, registries, "--policy")
     check_policy_names(candidates, registries, "simgate_candidates (pytest configuration)")
     problems, cases, names = [], [], {}
     for path in scenario_files(directory):
         display = _display(path, rootdir)
         try:
-            sc = load_file(path, display, registries)
+            sc = load_file(path, display, registries, env_info)
         except SimgateError as exc:
             problems.append(str(exc))
             continue

@@ -31,8 +31,12 @@ def scenario_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())
 
 
-def load_file(path: Path, display: str, registries) -> LoadedScenario:
-    """Parse and fully validate one file; raise one SimgateError listing every problem."""
+def load_file(path: Path, display: str, registries, env_info=None) -> LoadedScenario:
+    """Parse and fully validate one file; raise one SimgateError listing every problem.
+
+    ``env_info(name) -> EnvInfo``, when given, lets perturbations check their params against the
+    env's model (names, timestep); simgate passes it on the controller only.
+    """
     data, lines = yaml_lines.load(path.read_text(encoding="utf-8"), display)
     if not isinstance(data, dict):
         raise SimgateError(located(display, 1, "a scenario file must be a mapping with name, env, episodes, horizon, ..."))
@@ -41,7 +45,7 @@ def load_file(path: Path, display: str, registries) -> LoadedScenario:
     except ValidationError as exc:
         raise SimgateError("\n".join(errors.describe(exc, ScenarioSpec, display, lines))) from None
     loaded = LoadedScenario(spec, display, lines)
-    problems = _check_names(loaded, registries) + _check_params(loaded, registries)
+    problems = _check_names(loaded, registries) + _check_params(loaded, registries, env_info)
     if problems:
         raise SimgateError("\n".join(problems))
     return loaded
@@ -67,8 +71,9 @@ def _check_names(sc: LoadedScenario, registries) -> list[str]:
     return out
 
 
-def _check_params(sc: LoadedScenario, registries) -> list[str]:
-    """Each perturbation's params against its kind's schema, at every matrix point."""
+def _check_params(sc: LoadedScenario, registries, env_info=None) -> list[str]:
+    """Each perturbation's params against its kind's schema, and against the env's model when
+    ``env_info`` is given, at every matrix point."""
     from simgate.scenarios.expand import matrix_targets, points, resolve_perturbations
 
     spec = sc.spec
@@ -78,15 +83,25 @@ def _check_params(sc: LoadedScenario, registries) -> list[str]:
         matrix_targets(sc)
     except SimgateError as exc:
         return [str(exc)]
+    info = env_info(spec.env) if env_info is not None and spec.env in registries.envs else None
     out: list[str] = []
     for point in points(spec):
         for i, entry in enumerate(resolve_perturbations(sc, point)):
             cls = registries.perturbations.get(entry["kind"])
             try:
-                cls.Params.model_validate(entry["params"])
+                params = cls.Params.model_validate(entry["params"])
             except ValidationError as exc:
                 what = f" for perturbation {entry['kind']!r}"
-                for msg in errors.describe(exc, cls.Params, sc.source, sc.lines, ("perturbations", i, "params"), what):
-                    if msg not in out:
-                        out.append(msg)
-    return out
+                out.extend(errors.describe(exc, cls.Params, sc.source, sc.lines, ("perturbations", i, "params"), what))
+                continue
+            for param, problem in cls(params).check(info) if info is not None else []:
+                path = ("perturbations", i, "params", param)
+                out.append(located(sc.source, sc.line(*path), f"{yaml_lines.dotted(path)}: {problem}"
+                                   + _at(point, sc, i, param)))
+    return list(dict.fromkeys(out))
+
+
+def _at(point: dict, sc: LoadedScenario, index: int, param: str) -> str:
+    """`` (matrix point friction=0.3)`` when the value came from a sweep."""
+    swept = [name for name, axis in sc.spec.matrix.items() if axis.param == f"{sc.spec.perturbations[index].kind}.{param}"]
+    return f" (matrix point {', '.join(f'{n}={point[n]}' for n in swept)})" if swept else ""

@@ -50,7 +50,7 @@ class GymnasiumEnv(MujocoEnv):
 
     def terminated(self, model, data) -> str | None:
         self._bind(model, data)
-        if hasattr(self.gym, "is_healthy"):
+        if hasattr(type(self.gym), "is_healthy"):  # on the class: hasattr on the instance evaluates it
             unhealthy = not self.gym.is_healthy and getattr(self.gym, "_terminate_when_unhealthy", True)
             return "fell" if unhealthy else None
         if self.name.startswith("InvertedPendulum"):

@@ -101,7 +101,8 @@ def test_policy_errors_end_the_episode_with_a_named_failure(env, mode, text):
     assert all(e.terminated == "policy_error" and text in e.message and not e.success for e in episodes)
 
 
-def test_diverging_physics_is_diverged_not_a_crash(env, lqr):
+def test_diverging_physics_is_diverged_not_a_crash(env, lqr, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
     class Explode(ScaleFriction):
         def start(self, ctx):
             ctx.model.dof_damping[:] = -1e4  # negative damping feeds energy in: exponential blow-up

@@ -169,3 +169,24 @@ def test_gymnasium_env_runs_through_the_adapter(host):
     assert all(e.terminated == "fell" for e in rollouts.episodes)  # an unactuated hopper falls over
     again = ReferenceEngine(hopper, Zero(), [], 3).run(make_case(env="Hopper-v5", horizon=4.0), range(3))
     assert [e.state_hash for e in rollouts.episodes] == [e.state_hash for e in again.episodes]
+
+
+def test_two_policies_meet_the_same_world(host, env, lqr):
+    """Common random numbers: sampled physics, initial state and noise depend on the episode,
+    never on the policy that runs it."""
+    degraded = host.registries.policies.get("balancebot-lqr-degraded").load()
+    perturbations = lambda: [ScaleFriction(ScaleFriction.Params(sliding=(0.3, 1.2))),  # noqa: E731
+                             AddObservationNoise(AddObservationNoise.Params(std=0.01))]
+    case = make_case()
+    a = ReferenceEngine(env, lqr, perturbations(), 1)
+    b = ReferenceEngine(env, degraded, perturbations(), 1)
+    frictions = set()
+    for i in range(3):
+        _, model_a, data_a, states_a = a.start_episode(case, i, 100)
+        _, model_b, data_b, states_b = b.start_episode(case, i, 100)
+        np.testing.assert_array_equal(model_a.geom_friction, model_b.geom_friction)
+        np.testing.assert_array_equal(data_a.qpos, data_b.qpos)
+        np.testing.assert_array_equal(data_a.qvel, data_b.qvel)
+        np.testing.assert_array_equal(states_a[1], states_b[1])  # the whole episode's noise
+        frictions.add(float(model_a.geom_friction[0, 0]))
+    assert len(frictions) == 3  # and each episode draws its own

@@ -60,7 +60,7 @@ class ReferenceEngine:
         episodes = [self.run_episode(case, i, n_steps) for i in indices]
         return Rollouts(episodes, self.joint_names, self.control_dt, n_steps)
 
-    def _start(self, case, index: int, n_steps: int):
+    def start_episode(self, case, index: int, n_steps: int):
         """Model copy, data and per-perturbation episode states, drawn from the episode's seed."""
         mj = self.mujoco
         entropy = episode_entropy(case.seed, case.scenario, case.point, index)
@@ -87,7 +87,7 @@ class ReferenceEngine:
 
     def run_episode(self, case, index: int, n_steps: int) -> Episode:
         mj = self.mujoco
-        entropy, model, data, states = self._start(case, index, n_steps)
+        entropy, model, data, states = self.start_episode(case, index, n_steps)
         staged = [(self.perturbations[i], states[i]) for i in self.order]
         observers = [(p, s) for p, s in staged if p.stage == "observation"]
         actors = [(p, s) for p, s in staged if p.stage == "action"]

@@ -159,3 +159,11 @@ def test_model_aware_checks_name_the_line_and_suggest(tmp_path, host):
     assert "scenarios/s.yaml:8: perturbations[0].params.geoms: no geom named 'flor' in this model; did you mean 'floor'?" in msg
     assert "scenarios/s.yaml:10: perturbations[1].params.std: no observation group named 'imus'" in msg
     assert "did you mean 'imu'?" in msg
+
+
+def test_a_matrix_value_can_be_a_sampled_range(tmp_path, host):
+    text = GOOD.replace("values: [0.5, 0.25]", "values: [0.5, [0.4, 1.25]]")
+    cases = load(tmp_path, host, text)
+    assert [c.id for c in cases][2:4] == ["slippery-friction=0.4..1.25-noise=1-balancebot-lqr",
+                                          "slippery-friction=0.4..1.25-noise=3-balancebot-lqr"]
+    assert cases[2].perturbations[0]["params"] == {"sliding": [0.4, 1.25]}

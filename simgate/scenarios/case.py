@@ -31,6 +31,8 @@ class Case:
 
 def format_value(value: Any) -> str:
     """A matrix value as it appears in a test id: short, stable, no spaces or brackets."""
+    if isinstance(value, (list, tuple)):
+        return "..".join(format_value(v) for v in value)  # a sampled range: 0.4..1.25
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():

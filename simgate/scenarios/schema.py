@@ -24,7 +24,7 @@ class MatrixAxis(Strict):
     """A sweep: ``friction: {param: scale_friction.sliding, values: [0.4, 0.5, 1.25]}``."""
 
     param: str = Field(pattern=r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$")
-    values: list[Scalar] = Field(min_length=1)
+    values: list[Union[Scalar, list[Scalar]]] = Field(min_length=1)  # a list value is a [low, high] range
 
 
 PerJoint = Union[float, dict[str, float]]

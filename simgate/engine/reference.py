@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 
 import numpy as np
 
@@ -93,7 +94,8 @@ class ReferenceEngine:
         actors = [(p, s) for p, s in staged if p.stage == "action"]
         physics = [(p, s) for p, s in staged if p.stage in ("action", "force")]
         gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
-        torque_sum, torque_peak, buf = np.zeros(model.nu), np.zeros(model.nu), np.zeros(model.nu)
+        torque_sum, torque_peak = np.zeros(model.nu), np.zeros(model.nu)
+        forces = np.zeros((self.frame_skip, model.nu))  # one row per physics step of a control step
         hashes = np.zeros(n_steps, dtype=np.uint64)
         actions = np.zeros((n_steps, self.action_size))
         state = np.zeros(mj.mj_stateSize(model, self.state_spec))
@@ -110,14 +112,15 @@ class ReferenceEngine:
                 action = p.action(action, s, step)
             actions[step] = action
             self.env.apply_action(model, data, action)
-            for _ in range(self.frame_skip):
+            for k in range(self.frame_skip):
                 for p, s in physics:
                     p.physics(model, data, s, substep)
                 mj.mj_step(model, data)
                 substep += 1
-                np.abs(data.actuator_force, out=buf)
-                torque_sum += buf
-                np.maximum(torque_peak, buf, out=torque_peak)
+                forces[k] = data.actuator_force
+            np.abs(forces, out=forces)
+            torque_sum += forces.sum(axis=0)
+            np.maximum(torque_peak, forces.max(axis=0), out=torque_peak)
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = int.from_bytes(hashlib.blake2b(state.tobytes(), digest_size=8).digest(), "little")
             message = self._diverged(data)
@@ -154,8 +157,9 @@ class ReferenceEngine:
         for w in self.bad_warnings:
             if data.warning[w].number > 0:
                 return f"MuJoCo warning {w.name} at t={data.time:.3f}s (simulation unstable)"
-        if not (np.all(np.isfinite(data.qpos)) and np.all(np.isfinite(data.qvel))):
+        speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
+        if not math.isfinite(speed) or not math.isfinite(float(np.sum(data.qpos))):
             return f"non-finite state at t={data.time:.3f}s"
-        if np.max(np.abs(data.qvel), initial=0.0) > MAX_QVEL:
+        if speed > MAX_QVEL:
             return f"joint velocity above {MAX_QVEL:g} at t={data.time:.3f}s"
         return None

@@ -1,0 +1,143 @@
+"""ApplyPushes: shoves on one body at random times (a bump from a passer-by, a gust)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import field_validator
+
+from simgate.envs.info import unknown_names
+from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, check_range, draw
+
+NAMED = ("lateral", "any", "x", "y")
+Direction = Union[Literal[NAMED], tuple[float, float, float]]
+
+
+def check_positive(value: Sampled, name: str, unit: str) -> Sampled:
+    """A Sampled parameter whose bounds must be strictly positive and ordered."""
+    bounds = value if isinstance(value, tuple) else (value,)
+    if any(b <= 0 for b in bounds):
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"{name} should be > 0 {unit}, received {shown}")
+    if isinstance(value, tuple) and value[0] > value[1]:
+        raise ValueError(f"{name} should be [min, max] with min ≤ max, received {list(value)}")
+    return value
+
+
+class ApplyPushesParams(Params):
+    body: str
+    force: Sampled  # N, the magnitude of each push
+    interval: Sampled  # s between the starts of two pushes
+    duration: float = 0.1  # s
+    first: Sampled | None = None  # s, start of the first push; None: one interval drawn
+    #: "lateral" (random heading in the xy plane), "any" (uniform on the sphere), "x" or "y"
+    #: (that axis with a random sign), or a fixed [x, y, z] vector
+    direction: Direction = "lateral"
+
+    @field_validator("force", "interval", "duration")
+    @classmethod
+    def _positive(cls, value, info):
+        return check_positive(value, info.field_name, "N" if info.field_name == "force" else "s")
+
+    @field_validator("first")
+    @classmethod
+    def _not_before_start(cls, value):
+        return value if value is None else check_range(value, 0.0, "first")
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _known(cls, value):
+        # one message instead of one per member of the union
+        named = isinstance(value, str) and value in NAMED
+        vector = isinstance(value, (list, tuple)) and len(value) == 3
+        if not (named or vector):
+            raise ValueError(f"direction should be one of {', '.join(map(repr, NAMED))} or an [x, y, z] vector, "
+                             f"received {value!r}")
+        return value
+
+    @field_validator("direction")
+    @classmethod
+    def _unit(cls, value):
+        if isinstance(value, str):
+            return value
+        norm = math.sqrt(sum(c * c for c in value))
+        if not norm > 0:
+            raise ValueError(f"direction should be a non-zero [x, y, z] vector, received {list(value)}")
+        return tuple(c / norm for c in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class PushSchedule:
+    """One episode's pushes, in physics steps from the episode start: push i acts during the
+    steps ``start[i] <= k < stop[i]`` with the world-frame force ``force[i]``."""
+
+    body: int
+    start: np.ndarray
+    stop: np.ndarray
+    force: np.ndarray  # (pushes, 3) N
+
+
+class ApplyPushes(Perturbation):
+    """Pushes ``body`` at its centre of mass through ``xfrc_applied`` (so no torque about it).
+
+    The whole schedule (times, directions, magnitudes) is drawn when the episode starts, so two
+    policies meet the same pushes at the same moments. Times resolve to physics steps: a push
+    starts at the step nearest its time and lasts ``duration`` rounded to whole steps (at least
+    one). A planar robot ignores the out-of-plane part of a push, so on one, ``lateral`` and
+    ``any`` pushes are weaker on average than ``force``; pick the robot's axis (``x``) instead.
+
+    Two push perturbations on the same body do not add up: each owns the body's force entry and
+    the one listed last wins while both are active.
+    """
+
+    kind = "apply_pushes"
+    stage = "force"
+    Params = ApplyPushesParams
+
+    def check(self, info):
+        if self.params.body == "world":
+            return [("body", "the world body is fixed and cannot be pushed; name a body of the robot")]
+        return unknown_names([self.params.body], info.bodies, "body", "body")
+
+    def start(self, ctx: EpisodeContext) -> PushSchedule:
+        import mujoco
+
+        dt = ctx.physics_dt
+        times = self._times(ctx.rng, ctx.n_steps * ctx.control_dt)
+        forces = np.array([draw(self.params.force, ctx.rng) * self._direction(ctx.rng) for _ in times]).reshape(-1, 3)
+        start = np.round(np.asarray(times) / dt).astype(np.int64)
+        steps = max(1, round(self.params.duration / dt))
+        body = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_BODY, self.params.body)
+        return PushSchedule(body, start, start + steps, forces)
+
+    def _times(self, rng: np.random.Generator, horizon: float) -> list[float]:
+        """Push start times in seconds, up to the horizon."""
+        first = self.params.first if self.params.first is not None else self.params.interval
+        t, times = draw(first, rng), []
+        while t < horizon:
+            times.append(t)
+            t += draw(self.params.interval, rng)
+        return times
+
+    def _direction(self, rng: np.random.Generator) -> np.ndarray:
+        """A unit vector for one push."""
+        direction = self.params.direction
+        if direction == "lateral":
+            heading = rng.uniform(0.0, 2.0 * math.pi)
+            return np.array([math.cos(heading), math.sin(heading), 0.0])
+        if direction == "any":
+            v = rng.standard_normal(3)  # an isotropic Gaussian normalised is uniform on the sphere
+            return v / np.linalg.norm(v)
+        if direction in ("x", "y"):
+            axis = np.zeros(3)
+            axis["xy".index(direction)] = rng.choice((-1.0, 1.0))
+            return axis
+        return np.array(direction)
+
+    def physics(self, model, data, state: PushSchedule, substep: int) -> None:
+        i = int(np.searchsorted(state.start, substep, side="right")) - 1
+        # xfrc_applied persists across steps, so every step outside a push writes the zero back
+        data.xfrc_applied[state.body, :3] = state.force[i] if i >= 0 and substep < state.stop[i] else 0.0

@@ -8,7 +8,6 @@ import json
 import numpy as np
 
 
-
 def episode_entropy(master_seed: int, scenario: str, point: dict, episode: int) -> int:
     """128 bits from sha256 of the episode's identity (policy deliberately excluded)."""
     key = json.dumps([master_seed, scenario, point, episode], sort_keys=True, separators=(",", ":"))

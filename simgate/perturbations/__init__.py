@@ -5,7 +5,9 @@ within one stage, perturbations compose in the order the file lists them):
 
 1. ``spec``: once per case, structural edits of the model (terrain) before it compiles;
 2. ``model``: per episode, on a fresh copy of the nominal model (friction, mass, motors,
-   damping, gravity), followed by ``mj_setConst``; then the env draws the initial state;
+   damping, gravity, slope), followed by ``mj_setConst``; each edits the model as the previous
+   one left it, so ``scale_body_mass`` then ``add_payload`` is a heavier robot carrying a payload;
+   then the env draws the initial state;
 3. ``state``: per episode, on the initial state (joint position and velocity noise);
 4. every control step: ``observation`` perturbations on what the policy sees, the policy, then
    ``action`` perturbations on what is commanded; the env maps the action onto ``ctrl``;

@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import field_validator
 
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation
-
-
-def per_action_length(param: str, value, size: int) -> list[tuple[str, str]]:
-    """A per-action list must have one entry per action of the env."""
-    if isinstance(value, list) and len(value) != size:
-        return [(param, f"{param} should have one value per action ({size}), received {len(value)}: {value}")]
-    return []
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    per_action_length,
+)
 
 
 class AddActionNoiseParams(Params):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw, range_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    range_validator,
+)
 
 
 class AddInitialStateNoiseParams(Params):

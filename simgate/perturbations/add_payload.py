@@ -5,7 +5,14 @@ from __future__ import annotations
 from pydantic import field_validator, model_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, check_range, draw
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    check_range,
+    draw,
+)
 
 
 class AddPayloadParams(Params):
@@ -45,19 +52,19 @@ class AddPayload(Perturbation):
         import mujoco
 
         body = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_BODY, self.params.body)
-        nominal_mass = float(ctx.nominal.body_mass[body])
-        if nominal_mass <= 0:
+        mass = float(ctx.model.body_mass[body])
+        if mass <= 0:
             # a massless body has no inertia to scale, and a point payload would give it none
-            raise ValueError(f"add_payload: body {self.params.body!r} has no mass in the nominal model; "
+            raise ValueError(f"add_payload: body {self.params.body!r} has no mass; "
                              "put the payload on a body that has some")
         payload = self._payload(ctx)
-        ctx.model.body_mass[body] = nominal_mass + payload
-        ctx.model.body_inertia[body] = ctx.nominal.body_inertia[body] * ((nominal_mass + payload) / nominal_mass)
+        ctx.model.body_mass[body] = mass + payload
+        ctx.model.body_inertia[body] = ctx.model.body_inertia[body] * ((mass + payload) / mass)
         return payload
 
     def _payload(self, ctx: EpisodeContext) -> float:
         """This episode's payload in kg."""
         if self.params.mass is not None:
             return draw(self.params.mass, ctx.rng)
-        robot_mass = float(ctx.nominal.body_mass[1:].sum())  # body 0 is the world
+        robot_mass = float(ctx.model.body_mass[1:].sum())  # body 0 is the world
         return draw(self.params.fraction, ctx.rng) * robot_mass

@@ -9,7 +9,14 @@ import numpy as np
 from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw, range_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    range_validator,
+)
 
 FLAT_START = 0.3  # m: |x| below this is kept level, so the robot does not start on a bump
 WAVES = 8  # sinusoids summed per landscape: enough to look irregular, few enough to stay smooth

@@ -10,7 +10,14 @@ import numpy as np
 from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, check_range, draw
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    check_range,
+    draw,
+)
 
 NAMED = ("lateral", "any", "x", "y")
 Direction = Union[Literal[NAMED], tuple[float, float, float]]

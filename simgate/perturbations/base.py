@@ -108,3 +108,24 @@ class Perturbation:
 def range_validator(*fields: str, low: float = 0.0):
     """A pydantic validator checking Sampled ``fields`` (bounds ≥ low, ordered)."""
     return field_validator(*fields)(classmethod(lambda cls, v, info: check_range(v, low, info.field_name)))
+
+
+def check_positive(value: Sampled, name: str) -> Sampled:
+    """Validate a Sampled factor that must stay > 0 (a zero mass or gear breaks the physics)."""
+    bounds = value if isinstance(value, tuple) else (value,)
+    if any(b <= 0 for b in bounds):
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"{name} should be > 0, received {shown}")
+    return check_range(value, 0.0, name)
+
+
+def positive_validator(*fields: str):
+    """A pydantic validator checking Sampled ``fields`` (bounds > 0, range ordered)."""
+    return field_validator(*fields)(classmethod(lambda cls, v, info: check_positive(v, info.field_name)))
+
+
+def per_action_length(param: str, value, size: int) -> list[tuple[str, str]]:
+    """A per-action list must have one entry per action of the env."""
+    if isinstance(value, list) and len(value) != size:
+        return [(param, f"{param} should have one value per action ({size}), received {len(value)}: {value}")]
+    return []

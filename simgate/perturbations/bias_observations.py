@@ -8,7 +8,13 @@ import numpy as np
 from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, check_range
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    check_range,
+)
 
 
 class BiasObservationsParams(Params):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import model_validator
 
-from simgate.perturbations.add_action_noise import per_action_length
-from simgate.perturbations.base import Params, Perturbation
+from simgate.perturbations.base import Params, Perturbation, per_action_length
 
 
 class ClipActionsParams(Params):

@@ -16,7 +16,7 @@ from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
 from simgate.perturbations.base import EpisodeContext, Params, Perturbation
-from simgate.perturbations.delay_actions import not_whole_message, whole_periods
+from simgate.perturbations.timing import not_whole_message, whole_periods
 
 
 class DelayObservationsParams(Params):

@@ -1,10 +1,10 @@
 """DropMotor: one actuator goes dead for a while (a driver fault or brown-out), then recovers.
 
 During the window, resolved at physics rate (start and duration rounded to the nearest physics
-step), the actuator's ``ctrl`` is 0. When the window ends between two control steps, the value
-it replaced is put back, so the motor recovers at the physics step the window ends rather than
-at the next command. Physics-rate hooks run in the scenario file's order: list this one after
-``delay_actions``, which rewrites the whole ``ctrl`` every physics step.
+step), the actuator produces no force whatever it is commanded: its gain and bias are zero in this
+episode's model. The command path (``ctrl``, delays, noise) is left alone, so the motor recovers
+at the exact physics step the window ends, and the order of perturbations in the file does not
+matter.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import numpy as np
 from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, check_range, draw
-
-#: what this perturbation writes: zero force like +0.0, but its sign bit tells "still our value"
-#: apart from a fresh +0.0 that the env or a delay wrote in the meantime
-_DEAD = -0.0
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    check_range,
+    draw,
+)
 
 
 class DropMotorParams(Params):
@@ -46,8 +49,8 @@ class _Window:
     actuator: int
     begin: int  # first dead physics step
     end: int  # first physics step after the window
-    replaced: float = 0.0  # the live ctrl the window hides
-    holding: bool = False  # ctrl holds our _DEAD unless someone rewrote it
+    gain: np.ndarray  # the live actuator's parameters, restored when the window ends
+    bias: np.ndarray
 
 
 class DropMotor(Perturbation):
@@ -64,18 +67,13 @@ class DropMotor(Perturbation):
         actuator = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_ACTUATOR, self.params.actuator)
         begin = round(draw(self.params.start, ctx.rng) / ctx.physics_dt)
         length = max(1, round(draw(self.params.duration, ctx.rng) / ctx.physics_dt))
-        return _Window(actuator, begin, begin + length)
+        return _Window(actuator, begin, begin + length, ctx.model.actuator_gainprm[actuator].copy(),
+                       ctx.model.actuator_biasprm[actuator].copy())
 
     def physics(self, model, data, state: _Window, substep: int) -> None:
-        if substep < state.begin or (substep >= state.end and not state.holding):
-            return
-        i = state.actuator
-        ours = state.holding and data.ctrl[i] == 0.0 and np.signbit(data.ctrl[i])
-        if not ours:  # the env or a delay wrote a fresh command since the last physics step
-            state.replaced = float(data.ctrl[i])
-        if substep < state.end:
-            data.ctrl[i], state.holding = _DEAD, True
-        else:
-            if ours:
-                data.ctrl[i] = state.replaced
-            state.holding = False
+        if substep == state.begin:
+            model.actuator_gainprm[state.actuator] = 0.0
+            model.actuator_biasprm[state.actuator] = 0.0
+        elif substep == state.end:
+            model.actuator_gainprm[state.actuator] = state.gain
+            model.actuator_biasprm[state.actuator] = state.bias

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw, range_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    range_validator,
+)
 
 
 class ScaleFrictionParams(Params):
@@ -16,7 +23,7 @@ class ScaleFrictionParams(Params):
 
 
 class ScaleFriction(Perturbation):
-    """Multiplies the nominal ``geom_friction`` columns. MuJoCo combines a contact's two geoms by
+    """Multiplies the ``geom_friction`` columns. MuJoCo combines a contact's two geoms by
     taking the larger coefficient, so scaling every geom scales every contact."""
 
     kind = "scale_friction"
@@ -33,5 +40,5 @@ class ScaleFriction(Perturbation):
         ids = slice(None)
         if self.params.geoms is not None:  # names were checked at configure time
             ids = [mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self.params.geoms]
-        ctx.model.geom_friction[ids] = ctx.nominal.geom_friction[ids] * scales
+        ctx.model.geom_friction[ids] = ctx.model.geom_friction[ids] * scales
         return scales

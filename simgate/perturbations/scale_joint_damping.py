@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw, range_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    range_validator,
+)
 
 
 class ScaleJointDampingParams(Params):
@@ -18,7 +25,7 @@ class ScaleJointDampingParams(Params):
 
 
 class ScaleJointDamping(Perturbation):
-    """Multiplies the nominal ``dof_damping``, ``dof_armature`` and ``dof_frictionloss`` of every
+    """Multiplies this episode's ``dof_damping``, ``dof_armature`` and ``dof_frictionloss`` of every
     degree of freedom of the joints (a free joint has six, a ball joint three)."""
 
     kind = "scale_joint_damping"
@@ -30,9 +37,9 @@ class ScaleJointDamping(Perturbation):
 
     def start(self, ctx: EpisodeContext) -> list[float]:
         scales = [draw(getattr(self.params, field), ctx.rng) for field in ("damping", "armature", "frictionloss")]
-        dofs = self._dofs(ctx.nominal)
+        dofs = self._dofs(ctx.model)
         for field, scale in zip(("dof_damping", "dof_armature", "dof_frictionloss"), scales):
-            getattr(ctx.model, field)[dofs] = getattr(ctx.nominal, field)[dofs] * scale
+            getattr(ctx.model, field)[dofs] = getattr(ctx.model, field)[dofs] * scale
         return scales
 
     def _dofs(self, model) -> np.ndarray | slice:

@@ -7,8 +7,14 @@ from typing import Literal
 import numpy as np
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw
-from simgate.perturbations.scale_body_mass import positive_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    positive_validator,
+)
 
 
 class ScaleMotorStrengthParams(Params):
@@ -37,11 +43,11 @@ class ScaleMotorStrength(Perturbation):
 
     def start(self, ctx: EpisodeContext) -> float:
         scale = draw(self.params.scale, ctx.rng)
-        ids = self._ids(ctx.nominal)
+        ids = self._ids(ctx.model)
         if self.params.mode == "gear":
-            ctx.model.actuator_gear[ids] = ctx.nominal.actuator_gear[ids] * scale
+            ctx.model.actuator_gear[ids] = ctx.model.actuator_gear[ids] * scale
         else:
-            ctx.model.actuator_forcerange[ids] = nominal_force_range(ctx.nominal, ids) * scale
+            ctx.model.actuator_forcerange[ids] = force_range(ctx.model, ids) * scale
             ctx.model.actuator_forcelimited[ids] = True
         return scale
 
@@ -54,8 +60,8 @@ class ScaleMotorStrength(Perturbation):
         return [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name) for name in self.params.actuators]
 
 
-def nominal_force_range(model, ids: list[int]) -> np.ndarray:
-    """``[low, high]`` force of each actuator in the nominal model, one row per id."""
+def force_range(model, ids: list[int]) -> np.ndarray:
+    """``[low, high]`` force of each actuator as the model stands, one row per id."""
     out = np.empty((len(ids), 2))
     for row, i in enumerate(ids):
         if model.actuator_forcelimited[i]:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw
-from simgate.perturbations.scale_body_mass import positive_validator
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+    positive_validator,
+)
 
 
 class SetGravityParams(Params):
@@ -31,5 +37,5 @@ class SetGravity(Perturbation):
         if self.params.vector is not None:
             ctx.model.opt.gravity[:] = self.params.vector
         else:
-            ctx.model.opt.gravity[:] = ctx.nominal.opt.gravity * draw(self.params.scale, ctx.rng)
+            ctx.model.opt.gravity[:] = ctx.model.opt.gravity * draw(self.params.scale, ctx.rng)
         return ctx.model.opt.gravity.tolist()

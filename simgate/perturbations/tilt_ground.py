@@ -8,7 +8,13 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import field_validator
 
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation, Sampled, draw
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    Sampled,
+    draw,
+)
 
 MAX_ANGLE = 45.0  # degrees; steeper is a wall to climb, not a slope to stand on
 

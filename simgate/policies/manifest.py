@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simgate.errors import SimgateError, located
-from simgate.scenarios import errors, yaml_lines
 from simgate.policies.spec import PolicySpec
+from simgate.scenarios import errors, yaml_lines
 
 
 class ManifestEntry(BaseModel):

@@ -10,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "tests" / "data" / "scenarios"
+ALL_FORMATS = ("--policy", "balancebot-lqr", "--policy", "balancebot-lqr-onnx", "--policy", "balancebot-lqr-torchscript")
 
 
 def gate(*args, cwd=REPO):
@@ -27,7 +28,7 @@ def serial_and_parallel(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     runs = {}
     for label, n in (("serial", "0"), ("parallel", "2")):
-        runs[label] = gate("-n", n, "--scenarios", str(SMALL), "--simgate-reports", str(out / label))
+        runs[label] = gate("-n", n, "--scenarios", str(SMALL), "--simgate-reports", str(out / label), *ALL_FORMATS)
         runs[label + "_summary"] = out / label
     return runs
 
@@ -74,3 +75,29 @@ def test_a_broken_scenario_stops_the_run_with_one_clear_error(tmp_path):
     assert "ERROR: " in err and "slippery.yaml:7: perturbations[0].params.fricton: unknown key 'fricton'" in err
     assert "valid: 'geoms', 'rolling', 'sliding', 'torsional'" in err  # nothing is close to 'fricton'
     assert "Traceback" not in err and "INTERNALERROR" not in err
+
+
+def test_model_aware_parameter_errors_stop_the_run_before_any_episode(tmp_path):
+    (tmp_path / "pushes.yaml").write_text(
+        "name: pushes\nenv: balancebot\nepisodes: 10\nhorizon: 1.0\nperturbations:\n"
+        "  - kind: apply_pushes\n    params:\n      body: chasis\n      force: 10\n      interval: 1.0\n"
+        "  - kind: delay_actions\n    params: {delay_ms: 3}\n")
+    run = gate("-n", "2", "--scenarios", str(tmp_path))
+    assert run.returncode == 4
+    err = run.stderr + run.stdout
+    assert "pushes.yaml:8: perturbations[0].params.body: no body named 'chasis' in this model; did you mean 'chassis'?" in err
+    assert "pushes.yaml:12: perturbations[1].params.delay_ms: delay_ms should be a whole number of physics steps of 2 ms, received 3" in err
+    assert "Traceback" not in err
+
+
+def test_an_informational_scenario_reports_but_never_blocks(tmp_path):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "slope.yaml").write_text(
+        "name: slope\nenv: balancebot\nepisodes: 10\nhorizon: 6.0\ngate: false\nperturbations:\n"
+        "  - kind: tilt_ground\n    params: {angle: 1.0, direction: x}\nthresholds:\n  min_success_rate: 0.9\n")
+    run = gate("-n", "0", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path), "--policy", "balancebot-lqr")
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "1 xfailed" in run.stdout and "FAIL (info)" in run.stdout
+    case = summary(tmp_path)["cases"]["slope-balancebot-lqr"]
+    assert case["outcome"] == "FAIL" and case["case"]["gate"] is False and case["failure_modes"] == {"timeout": 10}

@@ -194,6 +194,12 @@ def test_without_first_the_first_push_comes_one_interval_in_and_gaps_stay_in_ran
         assert times[-1] < 20.0 and times[-1] + 2.0 >= 20.0 - 0.002  # the whole horizon is covered
 
 
+def test_no_push_starts_after_until():
+    for s in schedules(pushes(interval=(1.0, 2.0), until=8.0), range(20), n_steps=1000):  # 20 s horizon
+        times = s.start * 0.002
+        assert len(times) >= 3 and times[-1] < 8.0 and times[-1] + 2.0 >= 8.0 - 0.002
+
+
 # -- initial-state noise -----------------------------------------------------------------------
 
 def test_initial_state_noise_has_the_configured_std_on_the_named_joints(env):
@@ -407,7 +413,7 @@ def test_the_slope_tilts_the_gravity_earlier_model_perturbations_left():
     (ApplyPushes, dict(body="chassis", force=-5.0, interval=1.0), "force should be > 0 N, received -5.0"),
     (ApplyPushes, dict(body="chassis", force=(5.0, 0.0), interval=1.0), "force should be > 0 N, received [5.0, 0.0]"),
     (ApplyPushes, dict(body="chassis", force=5.0, interval=(2.0, 1.0)),
-     "interval should be [min, max] with min ≤ max, received [2.0, 1.0]"),
+     "a range should be [low, high] with low ≤ high, received [2.0, 1.0]"),
     (ApplyPushes, dict(body="chassis", force=5.0, interval=0.0), "interval should be > 0 s"),
     (ApplyPushes, dict(body="chassis", force=5.0, interval=1.0, duration=0.0), "duration should be > 0 s"),
     (ApplyPushes, dict(body="chassis", force=5.0, interval=1.0, first=-1.0), "first should be ≥ 0"),

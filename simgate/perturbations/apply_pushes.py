@@ -15,6 +15,7 @@ from simgate.perturbations.base import (
     Params,
     Perturbation,
     Sampled,
+    check_positive,
     check_range,
     draw,
 )
@@ -23,23 +24,13 @@ NAMED = ("lateral", "any", "x", "y")
 Direction = Union[Literal[NAMED], tuple[float, float, float]]
 
 
-def check_positive(value: Sampled, name: str, unit: str) -> Sampled:
-    """A Sampled parameter whose bounds must be strictly positive and ordered."""
-    bounds = value if isinstance(value, tuple) else (value,)
-    if any(b <= 0 for b in bounds):
-        shown = list(value) if isinstance(value, tuple) else value
-        raise ValueError(f"{name} should be > 0 {unit}, received {shown}")
-    if isinstance(value, tuple) and value[0] > value[1]:
-        raise ValueError(f"{name} should be [min, max] with min ≤ max, received {list(value)}")
-    return value
-
-
 class ApplyPushesParams(Params):
     body: str
     force: Sampled  # N, the magnitude of each push
     interval: Sampled  # s between the starts of two pushes
     duration: float = 0.1  # s
     first: Sampled | None = None  # s, start of the first push; None: one interval drawn
+    until: float | None = None  # s, no push starts later (time to recover before the horizon)
     #: "lateral" (random heading in the xy plane), "any" (uniform on the sphere), "x" or "y"
     #: (that axis with a random sign), or a fixed [x, y, z] vector
     direction: Direction = "lateral"
@@ -49,10 +40,10 @@ class ApplyPushesParams(Params):
     def _positive(cls, value, info):
         return check_positive(value, info.field_name, "N" if info.field_name == "force" else "s")
 
-    @field_validator("first")
+    @field_validator("first", "until")
     @classmethod
-    def _not_before_start(cls, value):
-        return value if value is None else check_range(value, 0.0, "first")
+    def _not_before_start(cls, value, info):
+        return value if value is None else check_range(value, 0.0, info.field_name)
 
     @field_validator("direction", mode="before")
     @classmethod
@@ -121,10 +112,11 @@ class ApplyPushes(Perturbation):
         return PushSchedule(body, start, start + steps, forces)
 
     def _times(self, rng: np.random.Generator, horizon: float) -> list[float]:
-        """Push start times in seconds, up to the horizon."""
+        """Push start times in seconds, up to the horizon (or ``until``)."""
         first = self.params.first if self.params.first is not None else self.params.interval
+        last = horizon if self.params.until is None else min(horizon, self.params.until)
         t, times = draw(first, rng), []
-        while t < horizon:
+        while t < last:
             times.append(t)
             t += draw(self.params.interval, rng)
         return times

@@ -110,12 +110,12 @@ def range_validator(*fields: str, low: float = 0.0):
     return field_validator(*fields)(classmethod(lambda cls, v, info: check_range(v, low, info.field_name)))
 
 
-def check_positive(value: Sampled, name: str) -> Sampled:
-    """Validate a Sampled factor that must stay > 0 (a zero mass or gear breaks the physics)."""
+def check_positive(value: Sampled, name: str, unit: str = "") -> Sampled:
+    """Validate a Sampled quantity that must stay > 0 (a zero mass, gear or force is meaningless)."""
     bounds = value if isinstance(value, tuple) else (value,)
     if any(b <= 0 for b in bounds):
         shown = list(value) if isinstance(value, tuple) else value
-        raise ValueError(f"{name} should be > 0, received {shown}")
+        raise ValueError(f"{name} should be > 0{' ' + unit if unit else ''}, received {shown}")
     return check_range(value, 0.0, name)
 
 

@@ -43,7 +43,8 @@ def _row(cid: str, payload: dict) -> tuple[str, ...]:
     mean = _max_of(metrics, "mean_abs_torque[")
     peak = _max_of(metrics, "peak_abs_torque[")
     modes = ",".join(f"{m}:{c}" for m, c in (payload.get("failure_modes") or {}).items()) or "-"
-    return (cid, success, bound, mean, peak, modes, payload["outcome"])
+    verdict = payload["outcome"] if payload.get("case", {}).get("gate", True) else f"{payload['outcome']} (info)"
+    return (cid, success, bound, mean, peak, modes, verdict)
 
 
 def _bound(req: dict) -> str:

@@ -21,6 +21,7 @@ class Case:
     alpha: float
     determinism_episodes: int
     thresholds: dict[str, Any]
+    gate: bool = True  # false: informational, never blocks promotion
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

@@ -70,7 +70,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 policy=policy, point=point, perturbations=perturbations, episodes=spec.episodes,
                 horizon=spec.horizon, seed=spec.seed, alpha=spec.alpha,
                 determinism_episodes=spec.determinism_episodes,
-                thresholds=spec.thresholds.model_dump(exclude_none=True),
+                thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
             ))
     return cases
 

@@ -55,6 +55,9 @@ class ScenarioSpec(Strict):
     seed: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     determinism_episodes: int = Field(default=2, ge=1)
+    #: false: an informational scenario (a sensitivity curve beyond the spec); its failures are
+    #: reported as expected failures and never block promotion
+    gate: bool = True
     perturbations: list[PerturbationEntry] = Field(default_factory=list)
     matrix: dict[str, MatrixAxis] = Field(default_factory=dict)
     thresholds: Thresholds = Field(default_factory=Thresholds)

@@ -173,7 +173,7 @@ class _Gatherer:
         from simgate.reporting.summary import table_lines
 
         terminalreporter.section("simgate")
-        for line in table_lines(results):
+        for line in table_lines(results, [c.id for c in self.config.stash.get(CASES, [])]):
             terminalreporter.write_line(line)
         path = getattr(self, "summary_path", None)
         if path:

@@ -26,9 +26,11 @@ def write_summary(results: dict[str, dict], directory: Path) -> Path:
     return path
 
 
-def table_lines(results: dict[str, dict]) -> list[str]:
+def table_lines(results: dict[str, dict], order: list[str] = ()) -> list[str]:
+    """One row per case, in ``order`` (the scenario files' order), then any others sorted."""
     rows = [("case", "success", "bound", "mean|τ|", "peak|τ|", "modes", "verdict")]
-    for cid in sorted(results):
+    ids = [cid for cid in order if cid in results]
+    for cid in ids + sorted(set(results) - set(ids)):
         rows.append(_row(cid, results[cid]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

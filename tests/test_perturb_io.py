@@ -77,21 +77,35 @@ class Script:
 
 class Recorder(Perturbation):
     """Force stage, so it runs after every action-stage hook: ``ctrl[k]`` is what physics step k
-    uses, and ``actuator_force`` read before step k+1 is what step k produced."""
+    uses. ``force`` is what MuJoCo's actuators produced at each physics step, measured after
+    ``mj_step`` (see ``_StepSpy``)."""
 
     kind, stage = "record", "force"
 
     def __init__(self):
         super().__init__(Perturbation.Params())
-        self.ctrl, self.seen_force = [], []
+        self.ctrl, self.measured = [], []
 
     def physics(self, model, data, state, substep):
         self.ctrl.append(data.ctrl.copy())
-        self.seen_force.append(data.actuator_force.copy())
 
     @property
     def force(self):  # force of physics steps 0 .. n-2
-        return np.array(self.seen_force[1:])
+        return np.array(self.measured[:-1])
+
+
+class _StepSpy:
+    """The mujoco module, but every mj_step also reports the actuator forces it produced."""
+
+    def __init__(self, mujoco_module, recorder):
+        self._mujoco, self._recorder = mujoco_module, recorder
+
+    def __getattr__(self, name):
+        return getattr(self._mujoco, name)
+
+    def mj_step(self, model, data):
+        self._mujoco.mj_step(model, data)
+        self._recorder.measured.append(data.actuator_force.copy())
 
 
 def make_case(env="slider", **kw) -> Case:
@@ -103,7 +117,11 @@ def make_case(env="slider", **kw) -> Case:
 
 def roll(env, policy, perturbations=(), **kw):
     case = make_case(env=env.name, **kw)
-    return ReferenceEngine(env, policy, list(perturbations), env.action_size).run(case, range(case.episodes))
+    engine = ReferenceEngine(env, policy, list(perturbations), env.action_size)
+    for p in perturbations:
+        if isinstance(p, Recorder):
+            engine.mujoco = _StepSpy(engine.mujoco, p)
+    return engine.run(case, range(case.episodes))
 
 
 def ramp(t):

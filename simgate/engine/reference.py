@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
+from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import frame_skip_for
 from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
@@ -92,7 +93,7 @@ class ReferenceEngine:
         staged = [(self.perturbations[i], states[i]) for i in self.order]
         observers = [(p, s) for p, s in staged if p.stage == "observation"]
         actors = [(p, s) for p, s in staged if p.stage == "action"]
-        physics = [(p, s) for p, s in staged if p.stage in ("action", "force")]
+        hooks = physics_hooks(staged)
         gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
         torque_sum, torque_peak = np.zeros(model.nu), np.zeros(model.nu)
         forces = np.zeros((self.frame_skip, model.nu))  # one row per physics step of a control step
@@ -112,9 +113,12 @@ class ReferenceEngine:
                 action = p.action(action, s, step)
             actions[step] = action
             self.env.apply_action(model, data, action)
+            if hooks:
+                ctrl, xfrc = plan(hooks, model, data.ctrl.copy(), data.xfrc_applied.copy(), self.frame_skip, substep)
             for k in range(self.frame_skip):
-                for p, s in physics:
-                    p.physics(model, data, s, substep)
+                if hooks:
+                    data.ctrl[:] = ctrl[k]
+                    data.xfrc_applied[:] = xfrc[k]
                 mj.mj_step(model, data)
                 substep += 1
                 forces[k] = data.actuator_force

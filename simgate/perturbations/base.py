@@ -99,10 +99,17 @@ class Perturbation:
         return action
 
     # -- every physics step ------------------------------------------------------------------
+    #: true for a physics-rate hook that replaces the whole command (latency): it runs before
+    #: hooks that edit part of it (a dead motor), whatever the order in the file
+    replaces_ctrl: ClassVar[bool] = False
+
     def physics(self, model, data, state: Any, substep: int) -> None:
-        """``force`` and ``action`` stages: called before each ``mj_step``; ``substep`` counts
-        physics steps from the episode start. Write ``xfrc_applied`` (forces) or ``ctrl``
-        (actuation delays, dropouts) here."""
+        """``force`` and ``action`` stages: plan physics step ``substep`` (counted from the
+        episode start). ``data`` holds only ``ctrl`` (reset to the command at every physics
+        step) and ``xfrc_applied`` (as the previous physics step left it): write them from the
+        episode state. Hooks are schedules: they cannot read the evolving physics, which is
+        what lets every engine plan a control step's physics steps before running them
+        (see :mod:`simgate.engine.substeps`)."""
 
 
 def range_validator(*fields: str, low: float = 0.0):

@@ -43,6 +43,7 @@ class DelayActions(Perturbation):
     kind = "delay_actions"
     stage = "action"
     Params = DelayActionsParams
+    replaces_ctrl = True
 
     def check(self, info):
         if whole_periods(self.params.delay_ms / 1000, info.timestep) is None:

@@ -1,17 +1,15 @@
 """DropMotor: one actuator goes dead for a while (a driver fault or brown-out), then recovers.
 
 During the window, resolved at physics rate (start and duration rounded to the nearest physics
-step), the actuator produces no force whatever it is commanded: its gain and bias are zero in this
-episode's model. The command path (``ctrl``, delays, noise) is left alone, so the motor recovers
-at the exact physics step the window ends, and the order of perturbations in the file does not
-matter.
+step), the actuator's ``ctrl`` is 0 at every physics step. The engines rewrite the command at
+every physics step, so the motor recovers at the exact step the window ends; a latency
+(``delay_actions``) is applied first, whatever the order in the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
@@ -49,8 +47,6 @@ class _Window:
     actuator: int
     begin: int  # first dead physics step
     end: int  # first physics step after the window
-    gain: np.ndarray  # the live actuator's parameters, restored when the window ends
-    bias: np.ndarray
 
 
 class DropMotor(Perturbation):
@@ -67,13 +63,8 @@ class DropMotor(Perturbation):
         actuator = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_ACTUATOR, self.params.actuator)
         begin = round(draw(self.params.start, ctx.rng) / ctx.physics_dt)
         length = max(1, round(draw(self.params.duration, ctx.rng) / ctx.physics_dt))
-        return _Window(actuator, begin, begin + length, ctx.model.actuator_gainprm[actuator].copy(),
-                       ctx.model.actuator_biasprm[actuator].copy())
+        return _Window(actuator, begin, begin + length)
 
     def physics(self, model, data, state: _Window, substep: int) -> None:
-        if substep == state.begin:
-            model.actuator_gainprm[state.actuator] = 0.0
-            model.actuator_biasprm[state.actuator] = 0.0
-        elif substep == state.end:
-            model.actuator_gainprm[state.actuator] = state.gain
-            model.actuator_biasprm[state.actuator] = state.bias
+        if state.begin <= substep < state.end:
+            data.ctrl[state.actuator] = 0.0

@@ -1,0 +1,48 @@
+"""What reaches the physics at each physics step of a control step, planned before it runs.
+
+Physics-rate perturbations (latency, motor dropout, pushes) are schedules: they write ``ctrl``
+and ``xfrc_applied`` from what was commanded and from their episode state, never from the
+evolving physics. So a control step's inputs can be planned up front, and every engine applies
+the same plan: the reference engine one ``mj_step`` at a time, the batched engine in one
+``Batch.rollout`` call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SubstepInputs:
+    """The part of MjData a physics-rate hook may write for one physics step."""
+
+    __slots__ = ("ctrl", "xfrc_applied")
+
+    def __init__(self, ctrl: np.ndarray, xfrc_applied: np.ndarray):
+        self.ctrl = ctrl
+        self.xfrc_applied = xfrc_applied
+
+
+def physics_hooks(staged) -> list:
+    """The ``(perturbation, state)`` pairs with physics-rate work, in the order they run:
+    action stage before force stage; within the action stage, hooks that replace the whole
+    command (latency) before hooks that edit part of it (a dead motor)."""
+    hooks = [(p, s) for p, s in staged if p.stage in ("action", "force")]
+    return sorted(hooks, key=lambda ps: (ps[0].stage != "action", not getattr(ps[0], "replaces_ctrl", False)))
+
+
+def plan(hooks, model, command: np.ndarray, xfrc: np.ndarray, frame_skip: int, first: int):
+    """``(ctrl, xfrc)`` for each of the ``frame_skip`` physics steps from physics step ``first``:
+    arrays ``(frame_skip, nu)`` and ``(frame_skip, nbody, 6)``. Every step starts from the
+    command (so a hook's edit lasts one step) and from the previous step's applied forces
+    (``xfrc_applied`` persists, as in MjData)."""
+    ctrl = np.empty((frame_skip, command.shape[0]))
+    forces = np.empty((frame_skip,) + xfrc.shape)
+    previous = xfrc
+    for k in range(frame_skip):
+        ctrl[k] = command
+        forces[k] = previous
+        view = SubstepInputs(ctrl[k], forces[k])
+        for p, s in hooks:
+            p.physics(model, view, s, first + k)
+        previous = forces[k]
+    return ctrl, forces

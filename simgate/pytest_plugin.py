@@ -25,6 +25,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="directory of scenario YAML files (default: ini simgate_scenarios, 'scenarios')")
     group.addoption("--policy", metavar="NAME", action="append", default=[],
                     help="policy under test (repeatable; default: ini simgate_candidates)")
+    group.addoption("--simgate-engine", choices=("auto", "batched", "reference"), default="auto",
+                    help="auto (default): batched where the env allows, else reference; both give "
+                         "bit-identical results")
     group.addoption("--simgate-reports", metavar="DIR", default=None,
                     help="where summary.json goes (default: ini simgate_reports, 'reports')")
     parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
@@ -91,7 +94,7 @@ def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
     """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
     from simgate.runner import run_case
 
-    result = run_case(simgate_case, simgate_host)
+    result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"))
     request.node.user_properties.append((PROPERTY, result.to_dict()))
     return Checked(result)
 

@@ -38,7 +38,7 @@ class CaseResult:
         }
 
 
-def run_case(case: Case, host) -> CaseResult:
+def run_case(case: Case, host, engine: str = "auto") -> CaseResult:
     regs = host.registries
     try:
         env = build_env(regs.envs.get(case.env))
@@ -53,14 +53,14 @@ def run_case(case: Case, host) -> CaseResult:
         policy = spec.load()
     except PolicyLoadError as exc:
         return _error(case, exc, POLICY_ERROR)
-    from simgate.engine.reference import ReferenceEngine
+    from simgate.engine import make_engine
 
     try:
-        engine = ReferenceEngine(env, policy, perturbations, spec.action_size)
-        rollouts = engine.run(case, range(case.episodes))
+        runner = make_engine(env, policy, perturbations, spec.action_size, engine)
+        rollouts = runner.run(case, range(case.episodes))
         repeats = None
         if case.thresholds.get("deterministic"):
-            repeats = engine.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
+            repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
         requirements = verdict.evaluate(case, rollouts, repeats)
     except Exception as exc:  # a perturbation or env rule that cannot apply to this model
         return _error(case, exc, SETUP_ERROR)

@@ -25,8 +25,8 @@ Observation groups: ``imu`` = [0, 1], ``encoders`` = [2, 3].
 Action (1): wheel torque command in [-1, 1] (clipped).
 
 Task: start within +-0.1 rad of upright with small velocities, stay up, and be within 0.2 m
-of ``target_x`` = 1.0 m at the horizon. Falling (|pitch| > 0.6 rad or the chassis touching the
-floor) ends the episode with ``"fell"``.
+of ``target_x`` = 1.0 m at the horizon. Falling (|pitch| > 0.6 rad, well before the chassis
+can touch the floor) ends the episode with ``"fell"``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ XML_PATH = Path(__file__).with_name("balancebot.xml")
 
 # The contact sinks the resting wheel this far into the floor; starting there avoids a drop.
 _SETTLED_Z = -3.0e-4
-_CHASSIS_GEOMS = ("frame", "battery")
 
 
 class BalanceBot(MujocoEnv):
@@ -90,8 +89,6 @@ class BalanceBot(MujocoEnv):
                 "quat": model.sensor("imu_quat").adr[0],
                 "enc_pos": model.sensor("wheel_pos").adr[0],
                 "enc_vel": model.sensor("wheel_vel").adr[0],
-                "floor": model.geom("floor").id,
-                "chassis": frozenset(model.geom(g).id for g in _CHASSIS_GEOMS),
                 "wheel_geom": model.geom("wheel").id,
             }
         return self._ids
@@ -132,19 +129,11 @@ class BalanceBot(MujocoEnv):
     def apply_action(self, model, data, action: np.ndarray) -> None:
         data.ctrl[:] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
 
-    def _chassis_on_floor(self, model, data) -> bool:
-        ids = self._index(model)
-        floor, chassis = ids["floor"], ids["chassis"]
-        for i in range(data.ncon):
-            g1, g2 = data.contact.geom1[i], data.contact.geom2[i]
-            if (g1 == floor and g2 in chassis) or (g2 == floor and g1 in chassis):
-                return True
-        return False
-
     def terminated(self, model, data) -> str | None:
         pitch = data.qpos[self._index(model)["pitch"]]
-        # a NaN pitch is left to the engine's divergence check, not called a fall
-        if abs(pitch) > self.fall_pitch or self._chassis_on_floor(model, data):
+        # past this tilt no torque brings it back, long before the chassis meets the floor (at
+        # about 89°); a NaN pitch is left to the engine's divergence check, not called a fall
+        if abs(pitch) > self.fall_pitch:
             return "fell"
         return None
 

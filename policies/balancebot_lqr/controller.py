@@ -24,7 +24,9 @@ class LqrPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64).reshape(-1, self.K.shape[1])
-        return np.clip(obs @ -self.K.T + self.b, -1.0, 1.0)
+        # a row-wise sum rather than a matrix product: BLAS picks its kernel by batch size, and
+        # an episode's action must not depend on how many episodes share the call
+        return np.clip((obs * -self.K).sum(axis=1, keepdims=True) + self.b, -1.0, 1.0)
 
 
 def load_gains(variant: str = "nominal") -> dict:

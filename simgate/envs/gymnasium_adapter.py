@@ -45,7 +45,8 @@ class GymnasiumEnv(MujocoEnv):
         import mujoco
 
         self._bind(model, data)
-        mujoco.mj_rnePostConstraint(model, data)  # gymnasium fills cfrc_ext this way after each step
+        if getattr(self.gym, "_include_cfrc_ext_in_observation", False):
+            mujoco.mj_rnePostConstraint(model, data)  # gymnasium fills cfrc_ext this way after each step
         return np.asarray(self.gym._get_obs(), dtype=np.float64)
 
     def terminated(self, model, data) -> str | None:

@@ -1,0 +1,282 @@
+"""The batched engine: the episodes of a case advanced together on ``mujoco.batch.Batch``.
+
+Each episode's world is drawn exactly as the reference engine draws it (``start_episode``: a
+model copy with its model-stage perturbations, the env's reset, state perturbations), then its
+full integration state, solver warmstart included, becomes a row of the batch, and each episode
+keeps its own model through ``set_models``. Every control step is one batched policy call and
+one ``Batch.rollout`` of ``frame_skip`` physics steps whose per-step controls and applied forces
+were planned like the reference engine plans them (:mod:`simgate.engine.substeps`). The result
+is bit-identical to the reference engine, at any thread count.
+
+Finished episodes are masked out of the physics; the policy is always called on the same
+number of rows (fixed by the case, never by timing or threads), so a policy whose outputs depend
+on the batch size (torch) still gives the same result on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from simgate.engine.reference import MAX_QVEL, ReferenceEngine
+from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
+from simgate.engine.substeps import physics_hooks, plan
+
+#: episodes advanced together: 32+ reach the physics limit on these machines
+CHUNK = 64
+#: always bound: what the engine itself reads and writes
+ENGINE_FIELDS = ("qpos", "qvel", "ctrl", "xfrc_applied", "time")
+
+
+class NotBatchable(Exception):
+    """The env reads something of MjData that a batch row cannot give (contacts, ...)."""
+
+
+class RowData:
+    """One simulation of a Batch through MjData's attribute names (bound fields only)."""
+
+    __slots__ = ("_fields", "_row")
+
+    def __init__(self, fields: dict, row: int):
+        self._fields = fields
+        self._row = row
+
+    def __getattr__(self, name: str):
+        try:
+            return self._fields[name][self._row]
+        except KeyError:
+            raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+
+
+class _Recorder:
+    """An MjData that notes which fields are read, to bind exactly those."""
+
+    def __init__(self, data):
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "names", set())
+
+    def __getattr__(self, name: str):
+        self.names.add(name)
+        return getattr(self._data, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        self.names.add(name)
+        setattr(self._data, name, value)
+
+
+def fields_read(env, model) -> set[str]:
+    """The MjData fields the env's rules touch, found by running them once on a scratch state."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    recorder = _Recorder(data)
+    try:
+        for rule in (env.observe, env.terminated, env.succeeded, env.progress, env.reward):
+            rule(model, recorder)
+        env.apply_action(model, recorder, np.zeros(env.action_size))
+    except TypeError as exc:  # a MuJoCo function was handed the recorder: it needs a real MjData
+        raise NotBatchable(f"env {env.name!r} passes MjData to MuJoCo functions: {exc}") from None
+    return recorder.names
+
+
+class BatchedEngine:
+    def __init__(self, env, policy, perturbations, action_size: int, nthread: int = 1, chunk: int = CHUNK):
+        from mujoco.batch import DATA_FIELDS
+
+        self.ref = ReferenceEngine(env, policy, perturbations, action_size)
+        self.env, self.policy, self.action_size = env, policy, action_size
+        self.nthread, self.chunk = nthread, chunk
+        read = fields_read(env, self.ref.nominal)
+        unknown = sorted(read - set(DATA_FIELDS))
+        if unknown:
+            raise NotBatchable(f"env {env.name!r} reads {', '.join(unknown)}, which a batch row does not hold")
+        self.fields = sorted(read | set(ENGINE_FIELDS))
+        self.joint_names = self.ref.joint_names
+        self.control_dt = self.ref.control_dt
+
+    def run(self, case, indices) -> Rollouts:
+        indices = list(indices)
+        n_steps = int(round(case.horizon / self.control_dt))
+        rows = min(self.chunk, case.episodes)  # the policy's batch size: fixed by the case
+        episodes = []
+        for first in range(0, len(indices), self.chunk):
+            episodes += self._run_chunk(case, indices[first:first + self.chunk], n_steps, rows)
+        return Rollouts(episodes, self.joint_names, self.control_dt, n_steps)
+
+    def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int) -> list[Episode]:
+        import mujoco
+        from mujoco.batch import Batch
+
+        n = len(indices)
+        starts = [self.ref.start_episode(case, i, n_steps) for i in indices]
+        models = [s[1] for s in starts]
+        batch = Batch(self.ref.nominal, nsim=n, nthread=self.nthread)
+        batch.set_models(models)
+        fields = {name: batch.bind(name) for name in self.fields + ["actuator_force"]}
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        for j, (_, model, data, _) in enumerate(starts):
+            mujoco.mj_getState(model, data, batch.state[j], spec)
+        batch.forward()
+        run = _ChunkRun(self, case, starts, batch, fields, n_steps, rows)
+        for step in range(n_steps):
+            if not run.live.any():
+                break
+            run.control_step(step)
+        return run.episodes(indices)
+
+
+class _ChunkRun:
+    """The bookkeeping of one chunk of episodes while it runs."""
+
+    def __init__(self, engine: BatchedEngine, case, starts, batch, fields, n_steps: int, rows: int):
+        import mujoco
+
+        self.engine, self.env, self.batch = engine, engine.env, batch
+        self.mujoco = mujoco
+        n, nu = len(starts), engine.ref.nominal.nu
+        self.n, self.rows, self.fs = n, rows, engine.ref.frame_skip
+        self.seeds = [s[0] for s in starts]
+        self.models = [s[1] for s in starts]
+        self.data = [RowData(fields, j) for j in range(n)]
+        order = engine.ref.order
+        staged = [[(engine.ref.perturbations[i], s[3][i]) for i in order] for s in starts]
+        self.observers = [[(p, s) for p, s in st if p.stage == "observation"] for st in staged]
+        self.actors = [[(p, s) for p, s in st if p.stage == "action"] for st in staged]
+        self.hooks = [physics_hooks(st) for st in staged]
+        pushes = any(p.stage == "force" for p, _ in staged[0]) if staged else False
+        self.spec = mujoco.mjtState.mjSTATE_CTRL | (mujoco.mjtState.mjSTATE_XFRC_APPLIED if pushes else 0)
+        self.control = np.zeros((n, self.fs, mujoco.mj_stateSize(engine.ref.nominal, self.spec)))
+        self.live = np.ones(n, dtype=bool)
+        self.length = np.full(n, n_steps)
+        self.terminated: list[str | None] = [None] * n
+        self.message: list[str | None] = [None] * n
+        self.ret = np.zeros(n)
+        self.hashes = np.zeros((n, n_steps), dtype=np.uint64)
+        self.actions = np.zeros((n, n_steps, engine.action_size))
+        self.torque_sum = np.zeros((n, nu))
+        self.torque_peak = np.zeros((n, nu))
+        self.obs = np.zeros((rows, self.env.observation_size))
+        self.bad_warnings = [int(w) for w in engine.ref.bad_warnings]
+
+    def control_step(self, step: int) -> None:
+        live = np.flatnonzero(self.live)
+        for j in live:
+            obs = self.env.observe(self.models[j], self.data[j])
+            for p, s in self.observers[j]:
+                obs = p.observation(obs, s, step)
+            self.obs[j] = obs
+        actions, errors = self._act(live)
+        for j in live:
+            if errors[j] is not None:
+                self._end(j, POLICY_ERROR, step, errors[j])
+                continue
+            self._command(j, actions[j], step)
+        live = np.flatnonzero(self.live)
+        if live.size:
+            self._physics(live, step)
+
+    def _act(self, live) -> tuple[np.ndarray, dict]:
+        """One policy call on the case's fixed number of rows; per-row calls only to find out
+        which episode a raising policy failed on."""
+        errors: dict = {int(j): None for j in live}
+        try:
+            out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
+            if out.shape != (self.rows, self.engine.action_size):
+                raise ValueError("batch shape")
+        except Exception:
+            out = np.zeros((self.rows, self.engine.action_size))
+            for j in live:
+                action, errors[int(j)] = self.engine.ref._act(self.obs[j])
+                if action is not None:
+                    out[j] = action
+            return out, errors
+        for j in live:
+            if not np.all(np.isfinite(out[j])):
+                errors[int(j)] = f"policy returned a non-finite action {out[j].tolist()}"
+        return out, errors
+
+    def _command(self, j: int, action: np.ndarray, step: int) -> None:
+        for p, s in self.actors[j]:
+            action = p.action(action, s, step)
+        self.actions[j, step] = action
+        data, model = self.data[j], self.models[j]
+        self.env.apply_action(model, data, action)
+        nu = model.nu
+        if self.hooks[j]:
+            ctrl, xfrc = plan(self.hooks[j], model, np.array(data.ctrl), np.array(data.xfrc_applied), self.fs, step * self.fs)
+            self.control[j, :, :nu] = ctrl
+            if self.control.shape[2] > nu:
+                self.control[j, :, nu:] = xfrc.reshape(self.fs, -1)
+        else:
+            self.control[j, :, :nu] = data.ctrl
+            if self.control.shape[2] > nu:
+                self.control[j, :, nu:] = np.asarray(data.xfrc_applied).reshape(-1)
+
+    def _physics(self, live: np.ndarray, step: int) -> None:
+        from mujoco.batch import SimulationError
+
+        failed: dict[int, str] = {}
+        try:
+            out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
+                                     record=("actuator_force",), ids=live)
+            forces = out["actuator_force"]
+        except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
+            failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
+            forces = None
+        for row, j in enumerate(live):
+            if j in failed:
+                self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
+                continue
+            if forces is not None:
+                f = np.abs(forces[row])
+                self.torque_sum[j] += f.sum(axis=0)
+                np.maximum(self.torque_peak[j], f.max(axis=0), out=self.torque_peak[j])
+            self._after_physics(j, step)
+
+    def _after_physics(self, j: int, step: int) -> None:
+        digest = hashlib.blake2b(self.batch.state[j].tobytes(), digest_size=8).digest()
+        self.hashes[j, step] = int.from_bytes(digest, "little")
+        message = self._diverged(j)
+        if message is not None:
+            self._end(j, DIVERGED, step + 1, message)
+            return
+        model, data = self.models[j], self.data[j]
+        self.ret[j] += self.env.reward(model, data)
+        reason = self.env.terminated(model, data)
+        if reason is not None:
+            self._end(j, reason, step + 1, None)
+
+    def _diverged(self, j: int) -> str | None:
+        data = self.data[j]
+        for w in self.bad_warnings:
+            if self.batch.warning[j, w, 1] > 0:
+                name = self.mujoco.mjtWarning(w).name
+                return f"MuJoCo warning {name} at t={float(data.time):.3f}s (simulation unstable)"
+        speed = float(np.max(np.abs(data.qvel), initial=0.0))
+        if not math.isfinite(speed) or not math.isfinite(float(np.sum(data.qpos))):
+            return f"non-finite state at t={float(data.time):.3f}s"
+        if speed > MAX_QVEL:
+            return f"joint velocity above {MAX_QVEL:g} at t={float(data.time):.3f}s"
+        return None
+
+    def _end(self, j: int, reason: str, length: int, message: str | None) -> None:
+        self.live[j] = False
+        self.terminated[j], self.length[j], self.message[j] = reason, length, message
+
+    def episodes(self, indices: list[int]) -> list[Episode]:
+        out = []
+        for j, index in enumerate(indices):
+            model, data, reason, length = self.models[j], self.data[j], self.terminated[j], int(self.length[j])
+            success = reason is None and self.env.succeeded(model, data)
+            out.append(Episode(
+                index=index, seed=self.seeds[j], success=bool(success), length=length, ret=float(self.ret[j]),
+                progress=float(self.env.progress(model, data)) if reason != DIVERGED else float("nan"),
+                terminated=reason, message=self.message[j],
+                mean_abs_torque=self.torque_sum[j] / max(length * self.fs, 1) * np.abs(model.actuator_gear[:, 0]),
+                peak_abs_torque=self.torque_peak[j] * np.abs(model.actuator_gear[:, 0]),
+                step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
+            ))
+        return out

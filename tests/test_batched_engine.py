@@ -1,0 +1,150 @@
+"""The batched engine reproduces the reference engine bit for bit: every shipped robot, every
+perturbation kind, 1 and 2 threads."""
+
+import numpy as np
+import pytest
+
+from simgate.engine.batched import BatchedEngine, NotBatchable
+from simgate.engine.reference import ReferenceEngine
+from tests.test_engine import Broken, make_case
+
+#: one use of every perturbation kind on the balancebot, strong enough to change the episodes
+EVERY_KIND = {
+    "scale_friction": {"sliding": [0.2, 1.25]},
+    "add_payload": {"body": "chassis", "fraction": [0.0, 0.5]},
+    "scale_body_mass": {"scale": [0.5, 1.5]},
+    "scale_motor_strength": {"scale": 0.3},
+    "scale_joint_damping": {"damping": 5.0},
+    "set_gravity": {"scale": [0.8, 1.2]},
+    "tilt_ground": {"angle": [-2.0, 2.0]},
+    "add_terrain": {"amplitude": 0.02, "size": [3, 0.5]},
+    "add_initial_state_noise": {"qpos_std": 0.05, "qvel_std": 0.1, "joints": ["pitch"]},
+    "apply_pushes": {"body": "chassis", "force": [5, 20], "interval": [0.3, 0.6], "direction": "x"},
+    "add_observation_noise": {"std": {"imu": 0.02, "encoders": 0.01}},
+    "bias_observations": {"bias": [-0.05, 0.05]},
+    "delay_observations": {"delay_ms": 20},
+    "mask_observations": {"groups": ["encoders"], "probability": 0.2},
+    "add_action_noise": {"std": 0.1},
+    "clip_actions": {"low": -0.3, "high": 0.3},
+    "delay_actions": {"delay_ms": 30},
+    "drop_motor": {"actuator": "wheel_motor", "start": [0.2, 1.0], "duration": 0.3},
+    "change_control_rate": {"hz": 25},
+}
+
+
+@pytest.fixture(scope="module")
+def bot():
+    from envs.balancebot.env import BalanceBot
+
+    return BalanceBot()
+
+
+def build(host, kind, params):
+    cls = host.registries.perturbations.get(kind)
+    return cls(cls.Params.model_validate(params))
+
+
+def assert_identical(reference, batched):
+    assert [e.index for e in reference.episodes] == [e.index for e in batched.episodes]
+    for a, b in zip(reference.episodes, batched.episodes):
+        assert (a.seed, a.success, a.length, a.terminated, a.message) == (b.seed, b.success, b.length, b.terminated, b.message)
+        assert a.ret == b.ret and (a.progress == b.progress or (np.isnan(a.progress) and np.isnan(b.progress)))
+        np.testing.assert_array_equal(a.step_hashes, b.step_hashes)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.mean_abs_torque, b.mean_abs_torque)
+        np.testing.assert_array_equal(a.peak_abs_torque, b.peak_abs_torque)
+
+
+def test_every_kind_is_covered(host):
+    assert sorted(EVERY_KIND) == host.registries.perturbations.names()
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_KIND))
+@pytest.mark.parametrize("nthread", [1, 2])
+def test_batched_equals_reference_under_every_perturbation(host, bot, kind, nthread):
+    policy = host.registries.policies.get("balancebot-lqr-onnx").load()
+    case = make_case(horizon=3.0, episodes=6)
+    make = lambda: [build(host, kind, EVERY_KIND[kind])]  # noqa: E731
+    reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(6))
+    batched = BatchedEngine(bot, policy, make(), 1, nthread=nthread, chunk=4).run(case, range(6))  # 2 chunks
+    assert_identical(reference, batched)
+    assert len({e.state_hash for e in batched.episodes}) == 6
+
+
+def test_all_kinds_at_once(host, bot):
+    policy = host.registries.policies.get("balancebot-lqr").load()
+    make = lambda: [build(host, k, v) for k, v in EVERY_KIND.items() if k != "change_control_rate"]  # noqa: E731
+    case = make_case(horizon=3.0, episodes=5)
+    reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(5))
+    assert_identical(reference, BatchedEngine(bot, policy, make(), 1, nthread=2).run(case, range(5)))
+    assert {e.terminated for e in reference.episodes} & {"fell", None}
+
+
+def test_gymnasium_hopper_batched_equals_reference():
+    from simgate.envs.gymnasium_adapter import GymnasiumEnv
+
+    class Sway:
+        def act(self, obs):  # a closed-loop, state-dependent command, the same for any batch size
+            return np.tanh(np.stack([obs[:, 1], -obs[:, 2], obs[:, 3]], axis=1))
+
+    case = make_case(env="Hopper-v5", horizon=2.0, episodes=5)
+    hopper = GymnasiumEnv("Hopper-v5")
+    reference = ReferenceEngine(hopper, Sway(), [], 3).run(case, range(5))
+    assert_identical(reference, BatchedEngine(hopper, Sway(), [], 3, nthread=2).run(case, range(5)))
+
+
+@pytest.mark.parametrize("mode", ["raise", "nan", "shape"])
+def test_policy_errors_match_the_reference(bot, mode):
+    case = make_case(episodes=3)
+    reference = ReferenceEngine(bot, Broken(mode), [], 1).run(case, range(3))
+    batched = BatchedEngine(bot, Broken(mode), [], 1).run(case, range(3))
+    assert [e.message for e in reference.episodes] == [e.message for e in batched.episodes]
+    assert all(e.terminated == "policy_error" for e in batched.episodes)
+
+
+def test_divergence_ends_only_that_episode(host, bot, tmp_path, monkeypatch):
+    from simgate.perturbations.scale_joint_damping import ScaleJointDamping
+
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+
+    class SometimesExplode(ScaleJointDamping):
+        def start(self, ctx):
+            if ctx.rng.uniform() < 0.5:
+                ctx.model.dof_damping[:] = -1e4  # negative damping feeds energy in
+
+    policy = host.registries.policies.get("balancebot-lqr-onnx").load()
+    case = make_case(episodes=8, horizon=2.0)
+    make = lambda: [SometimesExplode(SometimesExplode.Params())]  # noqa: E731
+    reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(8))
+    batched = BatchedEngine(bot, policy, make(), 1, nthread=2).run(case, range(8))
+    ends = [e.terminated for e in batched.episodes]
+    assert "diverged" in ends and None in ends
+    assert ends == [e.terminated for e in reference.episodes]
+    assert [e.length for e in batched.episodes] == [e.length for e in reference.episodes]
+
+
+def test_an_env_reading_contacts_is_not_batchable_and_auto_falls_back(bot, host):
+    from envs.balancebot.env import BalanceBot
+    from simgate.engine import make_engine
+
+    class Touchy(BalanceBot):
+        def terminated(self, model, data):
+            return "fell" if len(data.contact) > 5 else None
+
+    policy = host.registries.policies.get("balancebot-lqr").load()
+    with pytest.raises(NotBatchable, match="contact"):
+        BatchedEngine(Touchy(), policy, [], 1)
+    assert isinstance(make_engine(Touchy(), policy, [], 1), ReferenceEngine)
+    assert isinstance(make_engine(bot, policy, [], 1), BatchedEngine)
+    assert isinstance(make_engine(bot, policy, [], 1, "reference"), ReferenceEngine)
+
+
+def test_torch_policy_rows_do_not_depend_on_how_the_case_is_split(host, bot):
+    """torch's results may depend on the batch size; the batch size is fixed by the case."""
+    policy = host.registries.policies.get("balancebot-lqr-torchscript").load()
+    case = make_case(episodes=10, horizon=2.0, thresholds={"deterministic": True})
+    engine = BatchedEngine(bot, policy, [], 1, nthread=2)
+    full = engine.run(case, range(10))
+    first_two = engine.run(case, range(2))  # the determinism re-run: fewer episodes, same layout
+    for a, b in zip(full.episodes, first_two.episodes):
+        np.testing.assert_array_equal(a.step_hashes, b.step_hashes)

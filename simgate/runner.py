@@ -27,6 +27,7 @@ class CaseResult:
     metrics: dict[str, float]  # per-episode metrics over the case: means, maxima for peaks
     episodes: int
     error: str | None = None
+    engine: str | None = None  # which engine ran it ("batched" or "reference")
     examples: dict[str, str] = dataclasses.field(default_factory=dict)  # mode → one episode, for a person
     table: dict[str, list] = dataclasses.field(default_factory=dict)  # per-episode metrics
 
@@ -34,7 +35,7 @@ class CaseResult:
         return {
             "case": self.case.to_dict(), "outcome": self.outcome, "episodes": self.episodes,
             "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
-            "metrics": self.metrics, "error": self.error, "examples": self.examples,
+            "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
         }
 
 
@@ -68,7 +69,7 @@ def run_case(case: Case, host, engine: str = "auto") -> CaseResult:
     host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
-                      examples=examples, table=table)
+                      engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table)
 
 
 def build_env(factory):

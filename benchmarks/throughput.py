@@ -1,22 +1,33 @@
-"""Throughput of simgate's reference engine against a plain gymnasium loop and raw MuJoCo.
+"""Throughput of simgate's engines against a plain gymnasium loop and raw MuJoCo, at T threads.
 
-Every runner does the same work (same env, episodes x control steps, same MLP policy) on one
-thread and reports control steps executed per wall second, best of a few repeats after a warm-up:
+For a light model (Hopper-v5) and a heavy one (Humanoid-v5), every runner does the same work
+(episodes x control steps, no early termination, the same random-weight obs->64->64->act ONNX MLP)
+and reports control steps and episodes per wall second, best of a few repeats after a warm-up:
 
-    python benchmarks/throughput.py [--episodes 32] [--horizon-steps 200] [--env Hopper-v5] [--quick]
+    simgate batched     BatchedEngine on mujoco.batch.Batch, T threads, one policy call per step
+    simgate reference   ReferenceEngine: one MjData per episode, one thread by nature
+    plain gymnasium     gym.make + env.step + one onnxruntime call per step, one process
+    Batch.step, Batch.rollout, mujoco.rollout
+                        raw C++ stepping at T threads, zero controls, no policy; the fastest of
+                        them is the physics limit
 
-The last line is machine-readable: ``ratio_vs_physics_limit=<x> ratio_vs_plain_loop=<y>``.
+    python benchmarks/throughput.py [--threads 2] [--episodes 64] [--horizon-steps 200] [--no-suite] [--quick]
+
+Then, unless --quick or --no-suite, suite-level figures (benchmarks/suite_timing.py). The last
+line is machine-readable, for the batched engine on the light model:
+``ratio_vs_physics_limit=<x> ratio_vs_plain_loop=<y>``.
 """
 
 from __future__ import annotations
 
 import os
 
-# One thread everywhere: these must be set before numpy / onnxruntime load their thread pools.
+# numpy's and onnxruntime's own pools stay at one thread: only the runners' T threads may use cores.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +35,26 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN = 64
-REPEATS = 3
+#: gym.make keyword arguments per model. No termination, so every episode runs the full horizon
+#: whatever a random policy does; Humanoid without its contact-force observation, which Batch
+#: cannot reproduce (gymnasium fills cfrc_ext with an extra mj_rnePostConstraint).
+MODELS = {
+    "Hopper-v5": {"terminate_when_unhealthy": False},
+    "Humanoid-v5": {"include_cfrc_ext_in_observation": False, "terminate_when_unhealthy": False},
+}
+BATCHED, REFERENCE, PLAIN = "simgate batched", "simgate reference", "plain gymnasium"
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    env_id: str
+    episodes: int
+    steps: int  # control steps per episode
+    threads: int
+
+    @property
+    def kwargs(self) -> dict:
+        return MODELS[self.env_id]
 
 
 def build_mlp(path: Path, n_obs: int, n_act: int, seed: int = 0) -> None:
@@ -53,7 +83,7 @@ def build_mlp(path: Path, n_obs: int, n_act: int, seed: int = 0) -> None:
 
 
 def load_policy(path: Path, env_id: str, n_obs: int, n_act: int):
-    """Through simgate's own loader, exactly as a manifest entry would be loaded."""
+    """Through simgate's own loader (onnxruntime, one intra-op thread), as a manifest entry is loaded."""
     from simgate.policies.loaders import OnnxPolicy
     from simgate.policies.spec import PolicySpec
 
@@ -64,36 +94,39 @@ def load_policy(path: Path, env_id: str, n_obs: int, n_act: int):
 
 # -- runners: each is set up once, then called to do the whole workload, returning steps executed --
 
-def simgate_runner(env_id: str, policy, episodes: int, steps: int):
+def engine_runner(work: Work, policy, batched: bool):
+    from simgate.engine.batched import BatchedEngine
     from simgate.engine.reference import ReferenceEngine
     from simgate.envs.gymnasium_adapter import GymnasiumEnv
     from simgate.scenarios.case import Case
 
-    # No termination: a random policy makes Hopper fall, and the engine would stop those episodes early.
-    env = GymnasiumEnv(env_id, terminate_when_unhealthy=False)
-    engine = ReferenceEngine(env, policy, [], env.action_size)
-    case = Case(id="bench", scenario="bench", source="<benchmark>", env=env_id, policy="bench-mlp", point={},
-                perturbations=(), episodes=episodes, horizon=steps * engine.control_dt, seed=0, alpha=0.05,
-                determinism_episodes=0, thresholds={})
+    env = GymnasiumEnv(work.env_id, **work.kwargs)
+    if batched:
+        engine = BatchedEngine(env, policy, [], env.action_size, nthread=work.threads, chunk=64)
+    else:
+        engine = ReferenceEngine(env, policy, [], env.action_size)
+    case = Case(id="bench", scenario="bench", source="<benchmark>", env=work.env_id, policy="bench-mlp", point={},
+                perturbations=(), episodes=work.episodes, horizon=work.steps * engine.control_dt, seed=0,
+                alpha=0.05, determinism_episodes=0, thresholds={})
 
     def run() -> int:
-        rollouts = engine.run(case, range(episodes))
+        rollouts = engine.run(case, range(work.episodes))
         return int(sum(e.length for e in rollouts.episodes))  # steps actually executed, not assumed
 
     return run
 
 
-def plain_gym_runner(env_id: str, policy, episodes: int, steps: int):
+def plain_gym_runner(work: Work, policy):
     import gymnasium as gym
 
-    env = gym.make(env_id, terminate_when_unhealthy=False)  # same dynamics, no early stop
+    env = gym.make(work.env_id, **work.kwargs)
     session, name = policy.session, policy.input  # the very same onnxruntime session simgate uses
 
     def run() -> int:
         done = 0
-        for i in range(episodes):
+        for i in range(work.episodes):
             obs, _ = env.reset(seed=i)
-            for _ in range(steps):
+            for _ in range(work.steps):
                 action = session.run(None, {name: obs[None, :].astype(np.float32)})[0][0]
                 obs, *_ = env.step(action)
                 done += 1
@@ -102,112 +135,144 @@ def plain_gym_runner(env_id: str, policy, episodes: int, steps: int):
     return run
 
 
-def initial_states(env_id: str, episodes: int):
-    """Model, frame skip and one full-physics start state per episode, from gymnasium's own reset."""
+def start_states(work: Work, spec):
+    """Model, frame skip and one start state per episode (in ``spec``), from gymnasium's own reset."""
     import gymnasium as gym
     import mujoco
 
-    env = gym.make(env_id).unwrapped
-    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-    states = np.zeros((episodes, mujoco.mj_stateSize(env.model, spec)))
-    for i in range(episodes):
+    env = gym.make(work.env_id, **work.kwargs).unwrapped
+    states = np.zeros((work.episodes, mujoco.mj_stateSize(env.model, spec)))
+    for i in range(work.episodes):
         env.reset(seed=i)
         mujoco.mj_getState(env.model, env.data, states[i], spec)
     return env.model, int(env.frame_skip), states
 
 
-def mj_step_runner(env_id: str, episodes: int, steps: int):
+def batch_runner(work: Work, record: bool):
+    """mujoco.batch.Batch with one call per control step of frame_skip physics steps, as the
+    batched engine calls it: ``record`` adds what the engine adds (planned controls in, actuator
+    forces out, Batch.rollout); without it, the bare Batch.step."""
     import mujoco
+    from mujoco.batch import Batch
 
-    model, frame_skip, states = initial_states(env_id, episodes)
-    data = mujoco.MjData(model)
-    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    model, frame_skip, states = start_states(work, mujoco.mjtState.mjSTATE_INTEGRATION)
+    batch = Batch(model, nsim=work.episodes, nthread=work.threads)
+    spec = int(mujoco.mjtState.mjSTATE_CTRL)
+    control = np.zeros((work.episodes, frame_skip, model.nu))
 
     def run() -> int:
-        for i in range(episodes):
-            mujoco.mj_resetData(model, data)  # zero controls, fresh warm-start, like a new MjData
-            mujoco.mj_setState(model, data, states[i], spec)
-            for _ in range(steps):  # one Python call per control step, as the policy loops make
-                mujoco.mj_step(model, data, nstep=frame_skip)
-        return episodes * steps
+        batch.state[:] = states  # the integration state holds ctrl (zero) and the warm start
+        for _ in range(work.steps):
+            if record:
+                batch.rollout(nstep=frame_skip, control=control, control_spec=spec, record=("actuator_force",))
+            else:
+                batch.step(nstep=frame_skip)
+        return work.episodes * work.steps
 
     return run
 
 
-def rollout_runner(env_id: str, episodes: int, steps: int):
-    """All episodes in one C call (no Python per step); None when this mujoco has no rollout."""
+def rollout_runner(work: Work):
+    """mujoco.rollout: all episodes and steps in one C call on T MjData (T threads)."""
     import mujoco
+    from mujoco import rollout
 
-    try:
-        from mujoco import rollout
-    except ImportError:
-        return None
-    model, frame_skip, states = initial_states(env_id, episodes)
-    data = mujoco.MjData(model)  # one MjData -> rollout runs on the calling thread only
-    nstep = steps * frame_skip
-    control = np.zeros((episodes, nstep, model.nu))
-    out = np.zeros((episodes, nstep, states.shape[1]))  # preallocated so allocation is not timed
+    model, frame_skip, states = start_states(work, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    data = [mujoco.MjData(model) for _ in range(work.threads)]
+    nstep = work.steps * frame_skip
+    control = np.zeros((work.episodes, nstep, model.nu))
+    out = np.zeros((work.episodes, nstep, states.shape[1]))  # preallocated so allocation is not timed
 
     def run() -> int:
-        rollout.rollout(model, data, states, control, nstep=nstep, state=out)
-        return episodes * steps
+        # a persistent pool, as Batch keeps its threads: thread start-up is not physics
+        rollout.rollout(model, data, states, control, nstep=nstep, state=out, persistent_pool=True)
+        return work.episodes * work.steps
 
     return run
 
 
-def measure(run) -> tuple[float, int]:
-    """Best wall time of REPEATS calls after one warm-up, and the steps one call executes."""
+PHYSICS = {  # label -> runner; the fastest is the physics limit
+    "Batch.step (no policy)": lambda w: batch_runner(w, record=False),
+    "Batch.rollout (no policy)": lambda w: batch_runner(w, record=True),
+    "mujoco.rollout (no policy)": rollout_runner,
+}
+
+
+def measure(run, repeats: int) -> float:
+    """Control steps per second: the best of ``repeats`` timed calls after one warm-up."""
     run()
     best, steps = float("inf"), 0
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         steps = run()
         best = min(best, time.perf_counter() - start)
-    return best, steps
+    return steps / best
+
+
+def model_rates(work: Work, repeats: int) -> dict[str, float]:
+    """Control steps per second of every runner on one model."""
+    import gymnasium as gym
+
+    probe = gym.make(work.env_id, **work.kwargs)
+    n_obs, n_act = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mlp.onnx"
+        build_mlp(path, n_obs, n_act)
+        policy = load_policy(path, work.env_id, n_obs, n_act)
+        runners = {
+            BATCHED: lambda: engine_runner(work, policy, batched=True),
+            REFERENCE: lambda: engine_runner(work, policy, batched=False),
+            PLAIN: lambda: plain_gym_runner(work, policy),
+            **{label: (lambda make=make: make(work)) for label, make in PHYSICS.items()},
+        }
+        return {label: measure(make(), repeats) for label, make in runners.items()}
+
+
+def physics_limit(rates: dict[str, float]) -> str:
+    return max(PHYSICS, key=rates.get)
+
+
+def print_table(work: Work, rates: dict[str, float], repeats: int) -> None:
+    limit_label = physics_limit(rates)
+    limit, plain = rates[limit_label], rates[PLAIN]
+    threads = {BATCHED: work.threads, REFERENCE: 1, PLAIN: 1}
+    print(f"\n{work.env_id}: {work.episodes} episodes x {work.steps} control steps, T={work.threads}, "
+          f"best of {repeats}")
+    print(f"{'runner':<28}{'threads':>8}{'steps/s':>11}{'episodes/s':>12}{'vs physics':>12}{'vs plain':>10}")
+    for label, rate in rates.items():
+        print(f"{label:<28}{threads.get(label, work.threads):>8}{rate:>11,.0f}{rate / work.steps:>12.1f}"
+              f"{rate / limit:>12.3f}{rate / plain:>10.2f}")
+    print(f"physics limit = {limit_label}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="T for every multi-threaded runner (2: the cores here)")
+    parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--horizon-steps", type=int, default=200, help="control steps per episode")
-    parser.add_argument("--env", default="Hopper-v5")
-    parser.add_argument("--quick", action="store_true", help="4 episodes x 50 steps, a smoke test")
+    parser.add_argument("--no-suite", action="store_true", help="skip the suite-level timings")
+    parser.add_argument("--quick", action="store_true", help="a smoke test: 16 episodes x 25 steps, no suite")
     args = parser.parse_args()
-    episodes, steps = (4, 50) if args.quick else (args.episodes, args.horizon_steps)
+    episodes, steps = (16, 25) if args.quick else (args.episodes, args.horizon_steps)
+    # the heavy model gets fewer repeats: it dominates the run time, and its runs vary less
+    repeats = {"Hopper-v5": 1 if args.quick else 3, "Humanoid-v5": 1 if args.quick else 2}
 
-    import gymnasium as gym
+    results = {}
+    for env_id in MODELS:
+        work = Work(env_id, episodes, steps, args.threads)
+        results[env_id] = model_rates(work, repeats[env_id])
+        print_table(work, results[env_id], repeats[env_id])
 
-    probe = gym.make(args.env)
-    n_obs, n_act = probe.observation_space.shape[0], probe.action_space.shape[0]
-    probe.close()
+    if not (args.quick or args.no_suite):
+        from suite_timing import report  # benchmarks/ is sys.path[0] when this file is run
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "mlp.onnx"
-        build_mlp(path, n_obs, n_act)
-        policy = load_policy(path, args.env, n_obs, n_act)
-        runners = {
-            "simgate reference": simgate_runner(args.env, policy, episodes, steps),
-            "plain gymnasium": plain_gym_runner(args.env, policy, episodes, steps),
-            "mj_step (no policy)": mj_step_runner(args.env, episodes, steps),
-            "mujoco.rollout (no policy)": rollout_runner(args.env, episodes, steps),
-        }
-        rates = {}
-        for label, run in runners.items():
-            if run is not None:
-                seconds, done = measure(run)
-                rates[label] = done / seconds
+        print()
+        report()
 
-    physics = [k for k in ("mj_step (no policy)", "mujoco.rollout (no policy)") if k in rates]
-    limit_label = max(physics, key=rates.get)  # the faster of the two is the physics limit
-    limit, plain = rates[limit_label], rates["plain gymnasium"]
-
-    print(f"{args.env}: {episodes} episodes x {steps} control steps, 1 thread, best of {REPEATS}")
-    print(f"{'runner':<28}{'steps/s':>11}{'episodes/s':>12}{'vs physics':>12}{'vs plain':>10}")
-    for label, rate in rates.items():
-        print(f"{label:<28}{rate:>11,.0f}{rate / steps:>12.1f}{rate / limit:>12.3f}{rate / plain:>10.2f}")
-    print(f"physics limit = {limit_label}")
-    sim = rates["simgate reference"]
-    print(f"ratio_vs_physics_limit={sim / limit:.2f} ratio_vs_plain_loop={sim / plain:.2f}")
+    light = results["Hopper-v5"]
+    sim = light[BATCHED]
+    print(f"ratio_vs_physics_limit={sim / light[physics_limit(light)]:.2f} ratio_vs_plain_loop={sim / light[PLAIN]:.2f}")
 
 
 if __name__ == "__main__":

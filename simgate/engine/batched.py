@@ -16,11 +16,10 @@ on the batch size (torch) still gives the same result on every run.
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 
-from simgate.engine.reference import MAX_QVEL, ReferenceEngine
+from simgate.engine.reference import MAX_QVEL, ReferenceEngine, accumulate_torque
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.substeps import physics_hooks, plan
 
@@ -222,24 +221,21 @@ class _ChunkRun:
         try:
             out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
                                      record=("actuator_force",), ids=live)
-            forces = out["actuator_force"]
+            total, peak = self.torque_sum[live], self.torque_peak[live]
+            accumulate_torque(total, peak, out["actuator_force"])
+            self.torque_sum[live], self.torque_peak[live] = total, peak
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
-            forces = None
-        for row, j in enumerate(live):
+        unstable = self._unstable(live)
+        for j in live:
             if j in failed:
                 self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
                 continue
-            if forces is not None:
-                f = np.abs(forces[row])
-                self.torque_sum[j] += f.sum(axis=0)
-                np.maximum(self.torque_peak[j], f.max(axis=0), out=self.torque_peak[j])
-            self._after_physics(j, step)
+            self._after_physics(j, step, unstable.get(int(j)))
 
-    def _after_physics(self, j: int, step: int) -> None:
+    def _after_physics(self, j: int, step: int, message: str | None) -> None:
         digest = hashlib.blake2b(self.batch.state[j].tobytes(), digest_size=8).digest()
         self.hashes[j, step] = int.from_bytes(digest, "little")
-        message = self._diverged(j)
         if message is not None:
             self._end(j, DIVERGED, step + 1, message)
             return
@@ -249,18 +245,23 @@ class _ChunkRun:
         if reason is not None:
             self._end(j, reason, step + 1, None)
 
-    def _diverged(self, j: int) -> str | None:
-        data = self.data[j]
-        for w in self.bad_warnings:
-            if self.batch.warning[j, w, 1] > 0:
-                name = self.mujoco.mjtWarning(w).name
-                return f"MuJoCo warning {name} at t={float(data.time):.3f}s (simulation unstable)"
-        speed = float(np.max(np.abs(data.qvel), initial=0.0))
-        if not math.isfinite(speed) or not math.isfinite(float(np.sum(data.qpos))):
-            return f"non-finite state at t={float(data.time):.3f}s"
-        if speed > MAX_QVEL:
-            return f"joint velocity above {MAX_QVEL:g} at t={float(data.time):.3f}s"
-        return None
+    def _unstable(self, live: np.ndarray) -> dict[int, str]:
+        """Why each unstable live episode diverged (the reference engine's rules, all rows at once)."""
+        warned = self.batch.warning[live][:, self.bad_warnings, 1] > 0
+        qvel, qpos = self.batch.bind("qvel")[live], self.batch.bind("qpos")[live]
+        speed = np.max(np.abs(qvel), axis=1, initial=0.0)
+        finite = np.isfinite(speed) & np.isfinite(qpos.sum(axis=1))
+        out = {}
+        for row in np.flatnonzero(warned.any(axis=1) | ~finite | (speed > MAX_QVEL)):
+            j, time = int(live[row]), float(self.data[live[row]].time)
+            if warned[row].any():
+                name = self.mujoco.mjtWarning(self.bad_warnings[int(np.argmax(warned[row]))]).name
+                out[j] = f"MuJoCo warning {name} at t={time:.3f}s (simulation unstable)"
+            elif not finite[row]:
+                out[j] = f"non-finite state at t={time:.3f}s"
+            else:
+                out[j] = f"joint velocity above {MAX_QVEL:g} at t={time:.3f}s"
+        return out
 
     def _end(self, j: int, reason: str, length: int, message: str | None) -> None:
         self.live[j] = False

@@ -20,6 +20,16 @@ MAX_QVEL = 1e4
 _ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
+def accumulate_torque(total: np.ndarray, peak: np.ndarray, forces: np.ndarray) -> None:
+    """Add one control step's ``(..., frame_skip, nu)`` actuator forces to the running |sum| and
+    max. The physics steps are added one at a time, in order, so that one episode or a batch of
+    them gives the same bits (numpy's pairwise summation would not)."""
+    magnitude = np.abs(forces)
+    for k in range(magnitude.shape[-2]):
+        total += magnitude[..., k, :]
+        np.maximum(peak, magnitude[..., k, :], out=peak)
+
+
 class ReferenceEngine:
     def __init__(self, env, policy, perturbations, action_size: int):
         import mujoco
@@ -122,9 +132,7 @@ class ReferenceEngine:
                 mj.mj_step(model, data)
                 substep += 1
                 forces[k] = data.actuator_force
-            np.abs(forces, out=forces)
-            torque_sum += forces.sum(axis=0)
-            np.maximum(torque_peak, forces.max(axis=0), out=torque_peak)
+            accumulate_torque(torque_sum, torque_peak, forces)
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = int.from_bytes(hashlib.blake2b(state.tobytes(), digest_size=8).digest(), "little")
             message = self._diverged(data)

@@ -2,14 +2,15 @@
 
 For a light model (Hopper-v5) and a heavy one (Humanoid-v5), every runner does the same work
 (episodes x control steps, no early termination, the same random-weight obs->64->64->act ONNX MLP)
-and reports control steps and episodes per wall second, best of a few repeats after a warm-up:
+and reports control steps and episodes per wall second, best of a few repeats:
 
     simgate batched     BatchedEngine on mujoco.batch.Batch, T threads, one policy call per step
     simgate reference   ReferenceEngine: one MjData per episode, one thread by nature
     plain gymnasium     gym.make + env.step + one onnxruntime call per step, one process
     Batch.step, Batch.rollout, mujoco.rollout
-                        raw C++ stepping at T threads, zero controls, no policy; the fastest of
-                        them is the physics limit
+                        raw C++ stepping at T threads, no policy: the batched engine's episodes
+                        replayed open-loop from its start states and actions (bit-identical
+                        trajectories, so the same physics work); the fastest is the physics limit
 
     python benchmarks/throughput.py [--threads 2] [--episodes 64] [--horizon-steps 200] [--no-suite] [--quick]
 
@@ -94,7 +95,7 @@ def load_policy(path: Path, env_id: str, n_obs: int, n_act: int):
 
 # -- runners: each is set up once, then called to do the whole workload, returning steps executed --
 
-def engine_runner(work: Work, policy, batched: bool):
+def simgate_engine(work: Work, policy, batched: bool):
     from simgate.engine.batched import BatchedEngine
     from simgate.engine.reference import ReferenceEngine
     from simgate.envs.gymnasium_adapter import GymnasiumEnv
@@ -108,6 +109,11 @@ def engine_runner(work: Work, policy, batched: bool):
     case = Case(id="bench", scenario="bench", source="<benchmark>", env=work.env_id, policy="bench-mlp", point={},
                 perturbations=(), episodes=work.episodes, horizon=work.steps * engine.control_dt, seed=0,
                 alpha=0.05, determinism_episodes=0, thresholds={})
+    return engine, case
+
+
+def engine_runner(work: Work, policy, batched: bool):
+    engine, case = simgate_engine(work, policy, batched)
 
     def run() -> int:
         rollouts = engine.run(case, range(work.episodes))
@@ -135,81 +141,103 @@ def plain_gym_runner(work: Work, policy):
     return run
 
 
-def start_states(work: Work, spec):
-    """Model, frame skip and one start state per episode (in ``spec``), from gymnasium's own reset."""
-    import gymnasium as gym
-    import mujoco
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """The batched engine's own episodes, to replay open-loop without a policy: the very same
+    trajectories, so the very same physics work. (Zero controls give other trajectories, hence
+    other contact work: with them, the Humanoid's "limit" once ran slower than the engine itself.)"""
 
-    env = gym.make(work.env_id, **work.kwargs).unwrapped
-    states = np.zeros((work.episodes, mujoco.mj_stateSize(env.model, spec)))
-    for i in range(work.episodes):
-        env.reset(seed=i)
-        mujoco.mj_getState(env.model, env.data, states[i], spec)
-    return env.model, int(env.frame_skip), states
+    model: object
+    frame_skip: int
+    starts: list  # each episode's MjData at its start
+    actions: np.ndarray  # (episodes, steps, nu): the control vector is the action (MujocoEnv.apply_action)
+
+    @classmethod
+    def record(cls, work: Work, policy) -> Replay:
+        engine, case = simgate_engine(work, policy, batched=True)
+        rollouts = engine.run(case, range(work.episodes))
+        actions = np.stack([e.actions for e in rollouts.episodes])  # no termination: all full length
+        starts = [engine.ref.start_episode(case, i, work.steps)[2] for i in range(work.episodes)]
+        return cls(engine.ref.nominal, engine.ref.frame_skip, starts, actions)
+
+    def states(self, spec) -> np.ndarray:
+        import mujoco
+
+        out = np.zeros((len(self.starts), mujoco.mj_stateSize(self.model, spec)))
+        for row, data in zip(out, self.starts):
+            mujoco.mj_getState(self.model, data, row, spec)
+        return out
 
 
-def batch_runner(work: Work, record: bool):
-    """mujoco.batch.Batch with one call per control step of frame_skip physics steps, as the
-    batched engine calls it: ``record`` adds what the engine adds (planned controls in, actuator
-    forces out, Batch.rollout); without it, the bare Batch.step."""
+def batch_runner(work: Work, replay: Replay, record: bool):
+    """mujoco.batch.Batch, one call of frame_skip physics steps per control step, as the batched
+    engine calls it: ``record`` does what the engine does (Batch.rollout with the controls in and
+    actuator forces out); without it, the bare Batch.step after writing ctrl."""
     import mujoco
     from mujoco.batch import Batch
 
-    model, frame_skip, states = start_states(work, mujoco.mjtState.mjSTATE_INTEGRATION)
-    batch = Batch(model, nsim=work.episodes, nthread=work.threads)
-    spec = int(mujoco.mjtState.mjSTATE_CTRL)
-    control = np.zeros((work.episodes, frame_skip, model.nu))
+    starts = replay.states(mujoco.mjtState.mjSTATE_INTEGRATION)  # what the engine loads: warm start included
+    batch = Batch(replay.model, nsim=work.episodes, nthread=work.threads)
+    ctrl, spec, fs = batch.bind("ctrl"), int(mujoco.mjtState.mjSTATE_CTRL), replay.frame_skip
+    # (steps, episodes, frame_skip, nu): each control step's block is contiguous
+    control = np.ascontiguousarray(np.repeat(replay.actions.transpose(1, 0, 2)[:, :, None], fs, axis=2))
 
     def run() -> int:
-        batch.state[:] = states  # the integration state holds ctrl (zero) and the warm start
-        for _ in range(work.steps):
+        batch.state[:] = starts
+        for step in range(work.steps):
             if record:
-                batch.rollout(nstep=frame_skip, control=control, control_spec=spec, record=("actuator_force",))
+                batch.rollout(nstep=fs, control=control[step], control_spec=spec, record=("actuator_force",))
             else:
-                batch.step(nstep=frame_skip)
+                ctrl[:] = control[step, :, 0]
+                batch.step(nstep=fs)
         return work.episodes * work.steps
 
     return run
 
 
-def rollout_runner(work: Work):
-    """mujoco.rollout: all episodes and steps in one C call on T MjData (T threads)."""
+def rollout_runner(work: Work, replay: Replay):
+    """mujoco.rollout: all episodes and all their steps in one C call on T MjData (T threads)."""
     import mujoco
     from mujoco import rollout
 
-    model, frame_skip, states = start_states(work, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    data = [mujoco.MjData(model) for _ in range(work.threads)]
-    nstep = work.steps * frame_skip
-    control = np.zeros((work.episodes, nstep, model.nu))
-    out = np.zeros((work.episodes, nstep, states.shape[1]))  # preallocated so allocation is not timed
+    data = [mujoco.MjData(replay.model) for _ in range(work.threads)]
+    starts = replay.states(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    warmstart = np.stack([d.qacc_warmstart for d in replay.starts])
+    control = np.repeat(replay.actions, replay.frame_skip, axis=1)
+    out = np.zeros((work.episodes, control.shape[1], starts.shape[1]))  # preallocated: allocation is not timed
 
     def run() -> int:
         # a persistent pool, as Batch keeps its threads: thread start-up is not physics
-        rollout.rollout(model, data, states, control, nstep=nstep, state=out, persistent_pool=True)
+        rollout.rollout(replay.model, data, starts, control, initial_warmstart=warmstart, state=out,
+                        persistent_pool=True)
         return work.episodes * work.steps
 
     return run
 
 
 PHYSICS = {  # label -> runner; the fastest is the physics limit
-    "Batch.step (no policy)": lambda w: batch_runner(w, record=False),
-    "Batch.rollout (no policy)": lambda w: batch_runner(w, record=True),
+    "Batch.step (no policy)": lambda w, r: batch_runner(w, r, record=False),
+    "Batch.rollout (no policy)": lambda w, r: batch_runner(w, r, record=True),
     "mujoco.rollout (no policy)": rollout_runner,
 }
 
 
-def measure(run, repeats: int) -> float:
-    """Control steps per second: the best of ``repeats`` timed calls after one warm-up."""
-    run()
-    best, steps = float("inf"), 0
+def measure(runners: dict, repeats: int, warmup: bool) -> dict[str, float]:
+    """Control steps per second of each runner: the best of ``repeats`` timed calls, after one
+    warm-up call if ``warmup``. The repeats go round all the runners, so a slow spell of this
+    shared machine is spread over them rather than landing on one."""
+    for run in runners.values() if warmup else ():
+        run()
+    rates = dict.fromkeys(runners, 0.0)
     for _ in range(repeats):
-        start = time.perf_counter()
-        steps = run()
-        best = min(best, time.perf_counter() - start)
-    return steps / best
+        for label, run in runners.items():
+            start = time.perf_counter()
+            steps = run()
+            rates[label] = max(rates[label], steps / (time.perf_counter() - start))
+    return rates
 
 
-def model_rates(work: Work, repeats: int) -> dict[str, float]:
+def model_rates(work: Work, repeats: int, warmup: bool) -> dict[str, float]:
     """Control steps per second of every runner on one model."""
     import gymnasium as gym
 
@@ -220,30 +248,30 @@ def model_rates(work: Work, repeats: int) -> dict[str, float]:
         path = Path(tmp) / "mlp.onnx"
         build_mlp(path, n_obs, n_act)
         policy = load_policy(path, work.env_id, n_obs, n_act)
+        replay = Replay.record(work, policy)
         runners = {
-            BATCHED: lambda: engine_runner(work, policy, batched=True),
-            REFERENCE: lambda: engine_runner(work, policy, batched=False),
-            PLAIN: lambda: plain_gym_runner(work, policy),
-            **{label: (lambda make=make: make(work)) for label, make in PHYSICS.items()},
+            BATCHED: engine_runner(work, policy, batched=True),
+            REFERENCE: engine_runner(work, policy, batched=False),
+            PLAIN: plain_gym_runner(work, policy),
+            **{label: make(work, replay) for label, make in PHYSICS.items()},
         }
-        return {label: measure(make(), repeats) for label, make in runners.items()}
+        return measure(runners, repeats, warmup)
 
 
 def physics_limit(rates: dict[str, float]) -> str:
     return max(PHYSICS, key=rates.get)
 
 
-def print_table(work: Work, rates: dict[str, float], repeats: int) -> None:
+def print_table(work: Work, rates: dict[str, float], timing: str) -> None:
     limit_label = physics_limit(rates)
     limit, plain = rates[limit_label], rates[PLAIN]
     threads = {BATCHED: work.threads, REFERENCE: 1, PLAIN: 1}
-    print(f"\n{work.env_id}: {work.episodes} episodes x {work.steps} control steps, T={work.threads}, "
-          f"best of {repeats}")
+    print(f"\n{work.env_id}: {work.episodes} episodes x {work.steps} control steps, T={work.threads}, {timing}")
     print(f"{'runner':<28}{'threads':>8}{'steps/s':>11}{'episodes/s':>12}{'vs physics':>12}{'vs plain':>10}")
     for label, rate in rates.items():
         print(f"{label:<28}{threads.get(label, work.threads):>8}{rate:>11,.0f}{rate / work.steps:>12.1f}"
               f"{rate / limit:>12.3f}{rate / plain:>10.2f}")
-    print(f"physics limit = {limit_label}")
+    print(f"physics limit = {limit_label} (the engine's episodes replayed open-loop, same trajectories)")
 
 
 def main() -> None:
@@ -255,20 +283,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke test: 16 episodes x 25 steps, no suite")
     args = parser.parse_args()
     episodes, steps = (16, 25) if args.quick else (args.episodes, args.horizon_steps)
-    # the heavy model gets fewer repeats: it dominates the run time, and its runs vary less
-    repeats = {"Hopper-v5": 1 if args.quick else 3, "Humanoid-v5": 1 if args.quick else 2}
+    # (repeats, warm-up) per model. The heavy model dominates the run time and its calls last
+    # seconds: no warm-up (recording its episodes has warmed the policy session), two repeats.
+    timing = {"Hopper-v5": (1, True) if args.quick else (3, True), "Humanoid-v5": (1, False) if args.quick else (2, False)}
+
+    suite = []
+    if not (args.quick or args.no_suite):
+        # benchmarks/ is sys.path[0] when this file is run
+        from suite_timing import report
+
+        suite = report()  # first, while this process is small: see suite_timing.peak_memory
 
     results = {}
     for env_id in MODELS:
         work = Work(env_id, episodes, steps, args.threads)
-        results[env_id] = model_rates(work, repeats[env_id])
-        print_table(work, results[env_id], repeats[env_id])
+        repeats, warmup = timing[env_id]
+        results[env_id] = model_rates(work, repeats, warmup)
+        print_table(work, results[env_id], f"best of {repeats}" + (" after a warm-up" if warmup else ", no warm-up"))
 
-    if not (args.quick or args.no_suite):
-        from suite_timing import report  # benchmarks/ is sys.path[0] when this file is run
-
-        print()
-        report()
+    if suite:
+        print("\n" + "\n".join(suite))
 
     light = results["Hopper-v5"]
     sim = light[BATCHED]

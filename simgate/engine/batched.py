@@ -34,19 +34,28 @@ class NotBatchable(Exception):
 
 
 class RowData:
-    """One simulation of a Batch through MjData's attribute names (bound fields only)."""
+    """One simulation of a Batch through MjData's attribute names (bound fields only).
 
-    __slots__ = ("_fields", "_row")
+    Array fields are this row's views, made once: reading one is a plain attribute lookup, and
+    writing into it (``data.ctrl[:] = u``) writes the simulation's state. Scalars (``time``)
+    are read from the batch at each access.
+    """
 
     def __init__(self, fields: dict, row: int):
-        self._fields = fields
-        self._row = row
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_row", row)
+        for name, array in fields.items():
+            if array.ndim > 1:
+                object.__setattr__(self, name, array[row])
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # only for what __init__ did not set
         try:
             return self._fields[name][self._row]
         except KeyError:
             raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+
+    def __setattr__(self, name: str, value) -> None:  # ``data.qpos = q`` writes, as on MjData
+        self._fields[name][self._row][...] = value
 
 
 class _Recorder:
@@ -118,6 +127,7 @@ class BatchedEngine:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         for j, (_, model, data, _) in enumerate(starts):
             mujoco.mj_getState(model, data, batch.state[j], spec)
+        starts = [(seed, model, None, states) for seed, model, _, states in starts]  # the rows hold the state now
         batch.forward()
         run = _ChunkRun(self, case, starts, batch, fields, n_steps, rows)
         for step in range(n_steps):

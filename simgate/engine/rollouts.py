@@ -24,7 +24,7 @@ class Episode:
     mean_abs_torque: np.ndarray  # per actuator, over every physics step, N·m (N for slides)
     peak_abs_torque: np.ndarray
     step_hashes: np.ndarray  # uint64 per control step, of the full integration state
-    actions: np.ndarray  # (length, nu) what reached the motors
+    actions: np.ndarray  # (length, n_act) as commanded, before latency or a motor dropout
     failure_mode: str | None = None  # filled by classification for failed episodes
 
     @property

@@ -18,6 +18,7 @@ from simgate.perturbations.base import (
     check_positive,
     check_range,
     draw,
+    unit_direction,
 )
 
 NAMED = ("lateral", "any", "x", "y")
@@ -59,12 +60,7 @@ class ApplyPushesParams(Params):
     @field_validator("direction")
     @classmethod
     def _unit(cls, value):
-        if isinstance(value, str):
-            return value
-        norm = math.sqrt(sum(c * c for c in value))
-        if not norm > 0:
-            raise ValueError(f"direction should be a non-zero [x, y, z] vector, received {list(value)}")
-        return tuple(c / norm for c in value)
+        return unit_direction(value, "a non-zero [x, y, z] vector")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar, Union
 
 import numpy as np
@@ -136,3 +137,25 @@ def per_action_length(param: str, value, size: int) -> list[tuple[str, str]]:
     if isinstance(value, list) and len(value) != size:
         return [(param, f"{param} should have one value per action ({size}), received {len(value)}: {value}")]
     return []
+
+
+def non_negative_validator(*fields: str):
+    """A pydantic validator: each of ``fields`` (plain numbers) must be ≥ 0."""
+
+    def check(cls, value, info):
+        if value < 0:
+            raise ValueError(f"{info.field_name} should be ≥ 0, received {value}")
+        return value
+
+    return field_validator(*fields)(classmethod(check))
+
+
+def unit_direction(value, expected: str):
+    """A named direction as it is, or a vector scaled to unit length; a zero vector is refused
+    with ``expected`` ("a non-zero [x, y, z] vector") in the message."""
+    if isinstance(value, str):
+        return value
+    norm = math.sqrt(sum(c * c for c in value))
+    if not norm > 0:
+        raise ValueError(f"direction should be {expected}, received {list(value)}")
+    return tuple(c / norm for c in value)

@@ -14,21 +14,20 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from pydantic import field_validator
 
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    non_negative_validator,
+)
 from simgate.perturbations.timing import not_whole_message, whole_periods
 
 
 class DelayActionsParams(Params):
     delay_ms: float  # milliseconds; a whole number of physics steps (checked against the env)
 
-    @field_validator("delay_ms")
-    @classmethod
-    def _non_negative(cls, value):
-        if value < 0:
-            raise ValueError(f"delay_ms should be ≥ 0, received {value}")
-        return value
+    delay_ok = non_negative_validator("delay_ms")
 
 
 @dataclasses.dataclass

@@ -12,10 +12,14 @@ import collections
 import dataclasses
 
 import numpy as np
-from pydantic import field_validator
 
 from simgate.envs.info import unknown_names
-from simgate.perturbations.base import EpisodeContext, Params, Perturbation
+from simgate.perturbations.base import (
+    EpisodeContext,
+    Params,
+    Perturbation,
+    non_negative_validator,
+)
 from simgate.perturbations.timing import not_whole_message, whole_periods
 
 
@@ -23,12 +27,7 @@ class DelayObservationsParams(Params):
     delay_ms: float  # milliseconds; a whole number of control periods (checked against the env)
     groups: list[str] | None = None  # observation groups to delay; None: every channel
 
-    @field_validator("delay_ms")
-    @classmethod
-    def _non_negative(cls, value):
-        if value < 0:
-            raise ValueError(f"delay_ms should be ≥ 0, received {value}")
-        return value
+    delay_ok = non_negative_validator("delay_ms")
 
 
 @dataclasses.dataclass

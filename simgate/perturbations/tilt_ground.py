@@ -14,6 +14,7 @@ from simgate.perturbations.base import (
     Perturbation,
     Sampled,
     draw,
+    unit_direction,
 )
 
 MAX_ANGLE = 45.0  # degrees; steeper is a wall to climb, not a slope to stand on
@@ -47,12 +48,7 @@ class TiltGroundParams(Params):
     @field_validator("direction")
     @classmethod
     def _unit(cls, value):
-        if isinstance(value, str):
-            return value
-        norm = math.hypot(*value)
-        if not norm > 0:
-            raise ValueError(f"direction should be 'x', 'y' or a non-zero [x, y] vector, received {list(value)}")
-        return (value[0] / norm, value[1] / norm)
+        return unit_direction(value, "'x', 'y' or a non-zero [x, y] vector")
 
 
 class TiltGround(Perturbation):

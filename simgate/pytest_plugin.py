@@ -168,6 +168,11 @@ class _Gatherer:
 
             explicit = self.config.getoption("simgate_reports")
             self.summary_path = write_summary(results, _path(self.config, explicit or self.config.getini("simgate_reports")))
+            alluredir = getattr(self.config.option, "allure_report_dir", None)
+            if alluredir:
+                from simgate.reporting import allure
+
+                allure.write_run_files(alluredir, results)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         results = self.config.stash[RESULTS]

@@ -101,3 +101,22 @@ def test_an_informational_scenario_reports_but_never_blocks(tmp_path):
     assert "1 xfailed" in run.stdout and "FAIL (info)" in run.stdout
     case = summary(tmp_path)["cases"]["slope-balancebot-lqr"]
     assert case["outcome"] == "FAIL" and case["case"]["gate"] is False and case["failure_modes"] == {"timeout": 10}
+
+
+def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_path):
+    import re
+
+    results = tmp_path / "allure-results"
+    run = gate("-n", "2", "--scenarios", str(SMALL), "--simgate-reports", str(tmp_path), "--alluredir", str(results),
+               "--policy", "balancebot-lqr-degraded", "-k", "flat")
+    assert run.returncode == 1
+    categories = json.loads((results / "categories.json").read_text())
+    environment = (results / "environment.properties").read_text()
+    assert "mujoco=" in environment and "onnxruntime=" in environment
+    [case] = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    message = case["statusDetails"]["message"]
+    matched = [c["name"] for c in categories if re.match(c["messageRegex"], message)]
+    assert matched == ["Failure mode: timeout"]  # exactly one category: the case's dominant mode
+    labels = {(label["name"], label["value"]) for label in case["labels"]}
+    assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
+    assert {a["name"] for a in case["attachments"]} == {"metrics.json", "episodes.csv"}

@@ -202,9 +202,9 @@ class _ChunkRun:
                 if action is not None:
                     out[j] = action
             return out, errors
-        for j in live:
-            if not np.all(np.isfinite(out[j])):
-                errors[int(j)] = f"policy returned a non-finite action {out[j].tolist()}"
+        finite = np.isfinite(out).all(axis=1)
+        for j in live[~finite[live]]:
+            errors[int(j)] = f"policy returned a non-finite action {out[j].tolist()}"
         return out, errors
 
     def _command(self, j: int, action: np.ndarray, step: int) -> None:

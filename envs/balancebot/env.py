@@ -126,6 +126,20 @@ class BalanceBot(MujocoEnv):
             dtype=np.float64,
         )
 
+    def observe_rows(self, model, data) -> np.ndarray:
+        ids = self._index(model)
+        s = data.sensordata
+        qw, qy = s[:, ids["quat"]], s[:, ids["quat"] + 2]
+        return np.stack([2.0 * np.arctan2(qy, qw), s[:, ids["gyro"] + 1], s[:, ids["enc_pos"]], s[:, ids["enc_vel"]]],
+                        axis=1)
+
+    def terminated_rows(self, model, data) -> list[str | None]:
+        pitch = data.qpos[:, self._index(model)["pitch"]]
+        return ["fell" if abs(p) > self.fall_pitch else None for p in pitch]
+
+    def reward_rows(self, model, data) -> np.ndarray:
+        return -np.abs(data.qpos[:, self._index(model)["x"]] - self.target_x) / self.control_hz
+
     def apply_action(self, model, data, action: np.ndarray) -> None:
         data.ctrl[:] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
 

@@ -58,6 +58,19 @@ class RowData:
         self._fields[name][self._row][...] = value
 
 
+class _Rows:
+    """Some simulations of a Batch through MjData's attribute names, as ``(n, ...)`` arrays."""
+
+    def __init__(self, fields: dict, ids: np.ndarray):
+        self._fields, self._ids = fields, ids
+
+    def __getattr__(self, name: str):
+        try:
+            return self._fields[name][self._ids]
+        except KeyError:
+            raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+
+
 class _Recorder:
     """An MjData that notes which fields are read, to bind exactly those."""
 
@@ -74,20 +87,30 @@ class _Recorder:
         setattr(self._data, name, value)
 
 
+class _RowsRecorder(_Recorder):
+    """The same, with every field as a one-row ``(1, ...)`` array, for the ``*_rows`` rules."""
+
+    def __getattr__(self, name: str):
+        self.names.add(name)
+        return np.asarray(getattr(self._data, name))[None]
+
+
 def fields_read(env, model) -> set[str]:
     """The MjData fields the env's rules touch, found by running them once on a scratch state."""
     import mujoco
 
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    recorder = _Recorder(data)
+    recorder, rows = _Recorder(data), _RowsRecorder(data)
     try:
         for rule in (env.observe, env.terminated, env.succeeded, env.progress, env.reward):
             rule(model, recorder)
         env.apply_action(model, recorder, np.zeros(env.action_size))
+        for rule in (env.observe_rows, env.terminated_rows, env.reward_rows):
+            rule(model, rows)
     except TypeError as exc:  # a MuJoCo function was handed the recorder: it needs a real MjData
         raise NotBatchable(f"env {env.name!r} passes MjData to MuJoCo functions: {exc}") from None
-    return recorder.names
+    return recorder.names | rows.names
 
 
 class BatchedEngine:
@@ -143,7 +166,8 @@ class _ChunkRun:
     def __init__(self, engine: BatchedEngine, case, starts, batch, fields, n_steps: int, rows: int):
         import mujoco
 
-        self.engine, self.env, self.batch = engine, engine.env, batch
+        self.engine, self.env, self.batch, self.fields = engine, engine.env, batch, fields
+        self.nominal = engine.ref.nominal  # every episode's model has its layout
         self.mujoco = mujoco
         n, nu = len(starts), engine.ref.nominal.nu
         self.n, self.rows, self.fs = n, rows, engine.ref.frame_skip
@@ -172,8 +196,9 @@ class _ChunkRun:
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
-        for j in live:
-            obs = self.env.observe(self.models[j], self.data[j])
+        rows = self.env.observe_rows(self.nominal, _Rows(self.fields, live))
+        for row, j in enumerate(live):
+            obs = self.env.observe(self.models[j], self.data[j]) if rows is None else rows[row]
             for p, s in self.observers[j]:
                 obs = p.observation(obs, s, step)
             self.obs[j] = obs
@@ -237,23 +262,31 @@ class _ChunkRun:
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
         unstable = self._unstable(live)
+        stable = []
         for j in live:
             if j in failed:
                 self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
                 continue
-            self._after_physics(j, step, unstable.get(int(j)))
+            digest = hashlib.blake2b(self.batch.state[j].tobytes(), digest_size=8).digest()
+            self.hashes[j, step] = int.from_bytes(digest, "little")
+            if int(j) in unstable:
+                self._end(j, DIVERGED, step + 1, unstable[int(j)])
+            else:
+                stable.append(j)
+        if stable:
+            self._rules(np.array(stable), step)
 
-    def _after_physics(self, j: int, step: int, message: str | None) -> None:
-        digest = hashlib.blake2b(self.batch.state[j].tobytes(), digest_size=8).digest()
-        self.hashes[j, step] = int.from_bytes(digest, "little")
-        if message is not None:
-            self._end(j, DIVERGED, step + 1, message)
-            return
-        model, data = self.models[j], self.data[j]
-        self.ret[j] += self.env.reward(model, data)
-        reason = self.env.terminated(model, data)
-        if reason is not None:
-            self._end(j, reason, step + 1, None)
+    def _rules(self, ids: np.ndarray, step: int) -> None:
+        """Reward and termination of the episodes still standing after this control step."""
+        view = _Rows(self.fields, ids)
+        rewards = self.env.reward_rows(self.nominal, view)
+        reasons = self.env.terminated_rows(self.nominal, view)
+        for row, j in enumerate(ids):
+            model, data = self.models[j], self.data[j]
+            self.ret[j] += self.env.reward(model, data) if rewards is None else rewards[row]
+            reason = self.env.terminated(model, data) if reasons is None else reasons[row]
+            if reason is not None:
+                self._end(j, reason, step + 1, None)
 
     def _unstable(self, live: np.ndarray) -> dict[int, str]:
         """Why each unstable live episode diverged (the reference engine's rules, all rows at once)."""

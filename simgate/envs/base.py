@@ -73,6 +73,23 @@ class MujocoEnv:
         """Task progress in task units (metres travelled, fraction reached, ...)."""
         return 0.0
 
+    # -- many simulations at once (optional) ---------------------------------------------------
+    # The batched engine asks these first. ``data`` gives MjData's fields as ``(n, ...)`` arrays,
+    # one row per simulation, all with ``model``'s layout. Each must equal its per-simulation
+    # method row by row, bit for bit (tests/test_batched_engine.py compares the engines); None
+    # (the default) makes the engine ask row by row.
+    def observe_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
+        """``observe`` of every row: ``(n, observation_size)``."""
+        return None
+
+    def terminated_rows(self, model: mujoco.MjModel, data) -> list[str | None] | None:
+        """``terminated`` of every row."""
+        return None
+
+    def reward_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
+        """``reward`` of every row: ``(n,)``."""
+        return None
+
     # -- description -------------------------------------------------------------------------
     def observation_groups(self) -> dict[str, list[int]]:
         """Named channel groups of the observation (e.g. ``imu``, ``encoders``) for

@@ -19,7 +19,12 @@ import hashlib
 
 import numpy as np
 
-from simgate.engine.reference import MAX_QVEL, ReferenceEngine, accumulate_torque
+from simgate.engine.reference import (
+    MAX_QVEL,
+    ReferenceEngine,
+    accumulate_torque,
+    divergence,
+)
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.substeps import physics_hooks, plan
 
@@ -293,17 +298,13 @@ class _ChunkRun:
         warned = self.batch.warning[live][:, self.bad_warnings, 1] > 0
         qvel, qpos = self.batch.bind("qvel")[live], self.batch.bind("qpos")[live]
         speed = np.max(np.abs(qvel), axis=1, initial=0.0)
-        finite = np.isfinite(speed) & np.isfinite(qpos.sum(axis=1))
+        qpos_sum = qpos.sum(axis=1)
+        suspect = warned.any(axis=1) | ~np.isfinite(speed) | ~np.isfinite(qpos_sum) | (speed > MAX_QVEL)
         out = {}
-        for row in np.flatnonzero(warned.any(axis=1) | ~finite | (speed > MAX_QVEL)):
-            j, time = int(live[row]), float(self.data[live[row]].time)
-            if warned[row].any():
-                name = self.mujoco.mjtWarning(self.bad_warnings[int(np.argmax(warned[row]))]).name
-                out[j] = f"MuJoCo warning {name} at t={time:.3f}s (simulation unstable)"
-            elif not finite[row]:
-                out[j] = f"non-finite state at t={time:.3f}s"
-            else:
-                out[j] = f"joint velocity above {MAX_QVEL:g} at t={time:.3f}s"
+        for row in np.flatnonzero(suspect):  # rare: the per-row rule only where something is off
+            j = int(live[row])
+            name = self.mujoco.mjtWarning(self.bad_warnings[int(np.argmax(warned[row]))]).name if warned[row].any() else None
+            out[j] = divergence(name, float(speed[row]), float(qpos_sum[row]), float(self.data[j].time))
         return out
 
     def _end(self, j: int, reason: str, length: int, message: str | None) -> None:

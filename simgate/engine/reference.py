@@ -20,6 +20,19 @@ MAX_QVEL = 1e4
 _ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
+def divergence(warning: str | None, speed: float, qpos_sum: float, time: float) -> str | None:
+    """Why a simulation counts as diverged after a control step, or None: a MuJoCo instability
+    warning (MuJoCo resets the state, so only the warning tells), a non-finite state, or a joint
+    speed no robot reaches. Both engines decide with this one rule."""
+    if warning is not None:
+        return f"MuJoCo warning {warning} at t={time:.3f}s (simulation unstable)"
+    if not math.isfinite(speed) or not math.isfinite(qpos_sum):
+        return f"non-finite state at t={time:.3f}s"
+    if speed > MAX_QVEL:
+        return f"joint velocity above {MAX_QVEL:g} at t={time:.3f}s"
+    return None
+
+
 def accumulate_torque(total: np.ndarray, peak: np.ndarray, forces: np.ndarray) -> None:
     """Add one control step's ``(..., frame_skip, nu)`` actuator forces to the running |sum| and
     max. The physics steps are added one at a time, in order, so that one episode or a batch of
@@ -166,12 +179,6 @@ class ReferenceEngine:
         return out[0], None
 
     def _diverged(self, data) -> str | None:
-        for w in self.bad_warnings:
-            if data.warning[w].number > 0:
-                return f"MuJoCo warning {w.name} at t={data.time:.3f}s (simulation unstable)"
+        warned = next((w.name for w in self.bad_warnings if data.warning[w].number > 0), None)
         speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
-        if not math.isfinite(speed) or not math.isfinite(float(np.sum(data.qpos))):
-            return f"non-finite state at t={data.time:.3f}s"
-        if speed > MAX_QVEL:
-            return f"joint velocity above {MAX_QVEL:g} at t={data.time:.3f}s"
-        return None
+        return divergence(warned, speed, float(np.sum(data.qpos)), float(data.time))

@@ -228,7 +228,7 @@ class _ChunkRun:
         except Exception:
             out = np.zeros((self.rows, self.engine.action_size))
             for j in live:
-                action, errors[int(j)] = self.engine.ref._act(self.obs[j])
+                action, errors[int(j)] = self.engine.ref.act_one(self.obs[j])
                 if action is not None:
                     out[j] = action
             return out, errors
@@ -245,7 +245,8 @@ class _ChunkRun:
         self.env.apply_action(model, data, action)
         nu = model.nu
         if self.hooks[j]:
-            ctrl, xfrc = plan(self.hooks[j], model, np.array(data.ctrl), np.array(data.xfrc_applied), self.fs, step * self.fs)
+            ctrl, xfrc = plan(self.hooks[j], model, np.array(data.ctrl), np.array(data.xfrc_applied),
+                              self.fs, step * self.fs)
             self.control[j, :, :nu] = ctrl
             if self.control.shape[2] > nu:
                 self.control[j, :, nu:] = xfrc.reshape(self.fs, -1)
@@ -303,7 +304,8 @@ class _ChunkRun:
         out = {}
         for row in np.flatnonzero(suspect):  # rare: the per-row rule only where something is off
             j = int(live[row])
-            name = self.mujoco.mjtWarning(self.bad_warnings[int(np.argmax(warned[row]))]).name if warned[row].any() else None
+            first = self.bad_warnings[int(np.argmax(warned[row]))]
+            name = self.mujoco.mjtWarning(first).name if warned[row].any() else None
             out[j] = divergence(name, float(speed[row]), float(qpos_sum[row]), float(self.data[j].time))
         return out
 

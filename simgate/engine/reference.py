@@ -128,7 +128,7 @@ class ReferenceEngine:
             obs = self.env.observe(model, data)
             for p, s in observers:
                 obs = p.observation(obs, s, step)
-            action, message = self._act(obs)
+            action, message = self.act_one(obs)
             if message is not None:
                 terminated, length = POLICY_ERROR, step
                 break
@@ -166,7 +166,7 @@ class ReferenceEngine:
             step_hashes=hashes[:length], actions=actions[:length],
         )
 
-    def _act(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """The policy's action for one observation, or why there is none."""
         try:
             out = np.asarray(self.policy.act(obs[None, :]), dtype=np.float64)

@@ -140,6 +140,9 @@ class BalanceBot(MujocoEnv):
     def reward_rows(self, model, data) -> np.ndarray:
         return -np.abs(data.qpos[:, self._index(model)["x"]] - self.target_x) / self.control_hz
 
+    def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(actions, dtype=np.float64).reshape(len(actions), -1), -1.0, 1.0)
+
     def apply_action(self, model, data, action: np.ndarray) -> None:
         data.ctrl[:] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
 

@@ -15,8 +15,6 @@ on the batch size (torch) still gives the same result on every run.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from simgate.engine.reference import (
@@ -26,7 +24,9 @@ from simgate.engine.reference import (
     divergence,
 )
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
+from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
+from simgate.envs.base import MujocoEnv
 
 #: episodes advanced together: 32+ reach the physics limit on these machines
 CHUNK = 64
@@ -150,7 +150,8 @@ class BatchedEngine:
         starts = [self.ref.start_episode(case, i, n_steps) for i in indices]
         models = [s[1] for s in starts]
         batch = Batch(self.ref.nominal, nsim=n, nthread=self.nthread)
-        batch.set_models(models)
+        if any(model is not self.ref.nominal for model in models):
+            batch.set_models(models)
         fields = {name: batch.bind(name) for name in self.fields + ["actuator_force"]}
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         for j, (_, model, data, _) in enumerate(starts):
@@ -166,7 +167,11 @@ class BatchedEngine:
 
 
 class _ChunkRun:
-    """The bookkeeping of one chunk of episodes while it runs."""
+    """The bookkeeping of one chunk of episodes while it runs.
+
+    Everything is done for all live episodes at once where the env and the perturbations say
+    how (their ``*_rows`` methods), and row by row otherwise; both give the same bits.
+    """
 
     def __init__(self, engine: BatchedEngine, case, starts, batch, fields, n_steps: int, rows: int):
         import mujoco
@@ -175,18 +180,22 @@ class _ChunkRun:
         self.nominal = engine.ref.nominal  # every episode's model has its layout
         self.mujoco = mujoco
         n, nu = len(starts), engine.ref.nominal.nu
-        self.n, self.rows, self.fs = n, rows, engine.ref.frame_skip
+        self.n, self.rows, self.fs, self.nu = n, rows, engine.ref.frame_skip, nu
         self.seeds = [s[0] for s in starts]
         self.models = [s[1] for s in starts]
         self.data = [RowData(fields, j) for j in range(n)]
-        order = engine.ref.order
-        staged = [[(engine.ref.perturbations[i], s[3][i]) for i in order] for s in starts]
-        self.observers = [[(p, s) for p, s in st if p.stage == "observation"] for st in staged]
-        self.actors = [[(p, s) for p, s in st if p.stage == "action"] for st in staged]
-        self.hooks = [physics_hooks(st) for st in staged]
-        pushes = any(p.stage == "force" for p, _ in staged[0]) if staged else False
+        perturbations, order, states = engine.ref.perturbations, engine.ref.order, [s[3] for s in starts]
+        # perturbation-major: each perturbation with its n episode states, in the engine's order
+        staged = [(perturbations[i], [st[i] for st in states]) for i in order]
+        self.observers = [(p, st) for p, st in staged if p.stage == "observation"]
+        self.actors = [(p, st) for p, st in staged if p.stage == "action"]
+        self.hooks = [physics_hooks([(p, st[j]) for p, st in staged]) for j in range(n)]
+        pushes = any(p.stage == "force" for p, _ in staged)
         self.spec = mujoco.mjtState.mjSTATE_CTRL | (mujoco.mjtState.mjSTATE_XFRC_APPLIED if pushes else 0)
         self.control = np.zeros((n, self.fs, mujoco.mj_stateSize(engine.ref.nominal, self.spec)))
+        env_type = type(self.env)
+        self.rewarded = _overrides(env_type, "reward", "reward_rows")
+        self.terminates = _overrides(env_type, "terminated", "terminated_rows")
         self.live = np.ones(n, dtype=bool)
         self.length = np.full(n, n_steps)
         self.terminated: list[str | None] = [None] * n
@@ -201,59 +210,69 @@ class _ChunkRun:
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
-        rows = self.env.observe_rows(self.nominal, _Rows(self.fields, live))
-        for row, j in enumerate(live):
-            obs = self.env.observe(self.models[j], self.data[j]) if rows is None else rows[row]
-            for p, s in self.observers[j]:
-                obs = p.observation(obs, s, step)
-            self.obs[j] = obs
+        obs = self._observe(live)
+        for p, states in self.observers:
+            obs = p.observation_rows(obs, _pick(states, live), step)
+        self.obs[live] = obs
         actions, errors = self._act(live)
-        for j in live:
-            if errors[j] is not None:
-                self._end(j, POLICY_ERROR, step, errors[j])
-                continue
-            self._command(j, actions[j], step)
-        live = np.flatnonzero(self.live)
-        if live.size:
-            self._physics(live, step)
+        for j, message in errors.items():
+            self._end(j, POLICY_ERROR, step, message)
+        if errors:
+            live = np.flatnonzero(self.live)
+            if not live.size:
+                return
+        actions = actions[live]
+        for p, states in self.actors:
+            actions = p.action_rows(actions, _pick(states, live), step)
+        self.actions[live, step] = actions
+        self._command(live, actions, step)
+        self._physics(live, step)
+
+    def _observe(self, live: np.ndarray) -> np.ndarray:
+        rows = self.env.observe_rows(self.nominal, _Rows(self.fields, live))
+        if rows is not None:
+            return rows
+        return np.array([self.env.observe(self.models[j], self.data[j]) for j in live])
 
     def _act(self, live) -> tuple[np.ndarray, dict]:
         """One policy call on the case's fixed number of rows; per-row calls only to find out
-        which episode a raising policy failed on."""
-        errors: dict = {int(j): None for j in live}
+        which episode a raising policy failed on. Returns the actions and, for the episodes
+        that got none, why."""
         try:
             out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
             if out.shape != (self.rows, self.engine.action_size):
                 raise ValueError("batch shape")
         except Exception:
-            out = np.zeros((self.rows, self.engine.action_size))
+            out, errors = np.zeros((self.rows, self.engine.action_size)), {}
             for j in live:
-                action, errors[int(j)] = self.engine.ref.act_one(self.obs[j])
-                if action is not None:
+                action, message = self.engine.ref.act_one(self.obs[j])
+                if action is None:
+                    errors[int(j)] = message
+                else:
                     out[j] = action
             return out, errors
-        finite = np.isfinite(out).all(axis=1)
-        for j in live[~finite[live]]:
-            errors[int(j)] = f"policy returned a non-finite action {out[j].tolist()}"
-        return out, errors
+        bad = live[~np.isfinite(out[live]).all(axis=1)]
+        return out, {int(j): f"policy returned a non-finite action {out[j].tolist()}" for j in bad}
 
-    def _command(self, j: int, action: np.ndarray, step: int) -> None:
-        for p, s in self.actors[j]:
-            action = p.action(action, s, step)
-        self.actions[j, step] = action
-        data, model = self.data[j], self.models[j]
-        self.env.apply_action(model, data, action)
-        nu = model.nu
-        if self.hooks[j]:
-            ctrl, xfrc = plan(self.hooks[j], model, np.array(data.ctrl), np.array(data.xfrc_applied),
-                              self.fs, step * self.fs)
-            self.control[j, :, :nu] = ctrl
+    def _command(self, live: np.ndarray, actions: np.ndarray, step: int) -> None:
+        """Each live episode's controls (and applied forces) for the physics steps ahead."""
+        nu = self.nu
+        ctrl = self.env.ctrl_rows(self.nominal, _Rows(self.fields, live), actions)
+        if ctrl is None:
+            ctrl = np.empty((len(live), nu))
+            for row, j in enumerate(live):
+                self.env.apply_action(self.models[j], self.data[j], actions[row])
+                ctrl[row] = self.data[j].ctrl
+        if not self.hooks[0]:  # the same perturbations in every episode: no physics-rate work at all
+            self.control[live, :, :nu] = ctrl[:, None, :]
+            return
+        xfrc_applied = self.fields["xfrc_applied"]
+        for row, j in enumerate(live):
+            planned, xfrc = plan(self.hooks[j], self.models[j], ctrl[row].copy(), np.array(xfrc_applied[j]),
+                                 self.fs, step * self.fs)
+            self.control[j, :, :nu] = planned
             if self.control.shape[2] > nu:
                 self.control[j, :, nu:] = xfrc.reshape(self.fs, -1)
-        else:
-            self.control[j, :, :nu] = data.ctrl
-            if self.control.shape[2] > nu:
-                self.control[j, :, nu:] = np.asarray(data.xfrc_applied).reshape(-1)
 
     def _physics(self, live: np.ndarray, step: int) -> None:
         from mujoco.batch import SimulationError
@@ -267,37 +286,38 @@ class _ChunkRun:
             self.torque_sum[live], self.torque_peak[live] = total, peak
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
-        unstable = self._unstable(live)
-        stable = []
-        for j in live:
-            if j in failed:
-                self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
-                continue
-            digest = hashlib.blake2b(self.batch.state[j].tobytes(), digest_size=8).digest()
-            self.hashes[j, step] = int.from_bytes(digest, "little")
-            if int(j) in unstable:
-                self._end(j, DIVERGED, step + 1, unstable[int(j)])
-            else:
-                stable.append(j)
-        if stable:
-            self._rules(np.array(stable), step)
+        hashes = state_hashes(self.batch.state[live])
+        for j in failed:
+            hashes[live == j] = 0  # no state worth fingerprinting
+            self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
+        self.hashes[live, step] = hashes
+        for j, message in self._unstable(live).items():
+            if j not in failed:
+                self._end(j, DIVERGED, step + 1, message)
+        stable = live[self.live[live]]
+        if stable.size:
+            self._rules(stable, step)
 
     def _rules(self, ids: np.ndarray, step: int) -> None:
         """Reward and termination of the episodes still standing after this control step."""
         view = _Rows(self.fields, ids)
-        rewards = self.env.reward_rows(self.nominal, view)
-        reasons = self.env.terminated_rows(self.nominal, view)
-        for row, j in enumerate(ids):
-            model, data = self.models[j], self.data[j]
-            self.ret[j] += self.env.reward(model, data) if rewards is None else rewards[row]
-            reason = self.env.terminated(model, data) if reasons is None else reasons[row]
-            if reason is not None:
-                self._end(j, reason, step + 1, None)
+        if self.rewarded:
+            rewards = self.env.reward_rows(self.nominal, view)
+            if rewards is None:
+                rewards = [self.env.reward(self.models[j], self.data[j]) for j in ids]
+            self.ret[ids] += rewards
+        if self.terminates:
+            reasons = self.env.terminated_rows(self.nominal, view)
+            if reasons is None:
+                reasons = [self.env.terminated(self.models[j], self.data[j]) for j in ids]
+            for j, reason in zip(ids, reasons):
+                if reason is not None:
+                    self._end(j, reason, step + 1, None)
 
     def _unstable(self, live: np.ndarray) -> dict[int, str]:
         """Why each unstable live episode diverged (the reference engine's rules, all rows at once)."""
         warned = self.batch.warning[live][:, self.bad_warnings, 1] > 0
-        qvel, qpos = self.batch.bind("qvel")[live], self.batch.bind("qpos")[live]
+        qvel, qpos = self.fields["qvel"][live], self.fields["qpos"][live]
         speed = np.max(np.abs(qvel), axis=1, initial=0.0)
         qpos_sum = qpos.sum(axis=1)
         suspect = warned.any(axis=1) | ~np.isfinite(speed) | ~np.isfinite(qpos_sum) | (speed > MAX_QVEL)
@@ -327,3 +347,13 @@ class _ChunkRun:
                 step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
             ))
         return out
+
+
+def _pick(states: list, live: np.ndarray) -> list:
+    """The live episodes' states, in row order."""
+    return states if len(live) == len(states) else [states[j] for j in live]
+
+
+def _overrides(env_type: type, *methods: str) -> bool:
+    """Whether an env class defines any of these rules itself (the defaults are constant)."""
+    return any(getattr(env_type, m) is not getattr(MujocoEnv, m) for m in methods)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 
 import numpy as np
 
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
+from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import frame_skip_for
 from simgate.perturbations import STAGES
@@ -90,7 +90,9 @@ class ReferenceEngine:
         mj = self.mujoco
         entropy = episode_entropy(case.seed, case.scenario, case.point, index)
         reset_rng, pert_rngs = episode_rngs(entropy, len(self.perturbations))
-        model = copy.copy(self.nominal)
+        model_stage = [i for i in self.order if self.perturbations[i].stage in ("spec", "model")]
+        # only model-stage perturbations edit the model; every other episode shares the nominal one
+        model = copy.copy(self.nominal) if model_stage else self.nominal
         data = mj.MjData(model)
         states = [None] * len(self.perturbations)
 
@@ -98,7 +100,6 @@ class ReferenceEngine:
             ctx = EpisodeContext(self.env, model, self.nominal, data, n_steps, self.control_dt, self.frame_skip, pert_rngs[i])
             states[i] = self.perturbations[i].start(ctx)
 
-        model_stage = [i for i in self.order if self.perturbations[i].stage in ("spec", "model")]
         for i in model_stage:
             start(i)
         if model_stage:
@@ -147,7 +148,7 @@ class ReferenceEngine:
                 forces[k] = data.actuator_force
             accumulate_torque(torque_sum, torque_peak, forces)
             mj.mj_getState(model, data, state, self.state_spec)
-            hashes[step] = int.from_bytes(hashlib.blake2b(state.tobytes(), digest_size=8).digest(), "little")
+            hashes[step] = state_hashes(state[None])[0]
             message = self._diverged(data)
             if message is not None:
                 terminated, length = DIVERGED, step + 1

@@ -82,6 +82,12 @@ class MujocoEnv:
         """``observe`` of every row: ``(n, observation_size)``."""
         return None
 
+    def ctrl_rows(self, model: mujoco.MjModel, data, actions: np.ndarray) -> np.ndarray | None:
+        """The ``ctrl`` that ``apply_action`` writes for every row: ``(n, nu)``. The default
+        knows its own ``apply_action`` (the action is the control vector); an env that overrides
+        ``apply_action`` gives this too, or is asked row by row."""
+        return actions if type(self).apply_action is MujocoEnv.apply_action else None
+
     def terminated_rows(self, model: mujoco.MjModel, data) -> list[str | None] | None:
         """``terminated`` of every row."""
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simgate.envs.base import MujocoEnv
+from simgate.envs.gymnasium_rows import rules_for
 
 
 class GymnasiumEnv(MujocoEnv):
@@ -21,6 +22,7 @@ class GymnasiumEnv(MujocoEnv):
         self.observation_size = int(self.gym.observation_space.shape[0])
         self.action_size = int(self.gym.action_space.shape[0])
         self.control_hz = 1.0 / self.gym.dt
+        self.rows = rules_for(self.gym)
 
     def build_model(self):
         return self.gym.model
@@ -60,6 +62,16 @@ class GymnasiumEnv(MujocoEnv):
         if self.name.startswith("InvertedDoublePendulum"):
             return "fell" if data.site_xpos[0][2] <= 1 else None
         return None
+
+    def observe_rows(self, model, data) -> np.ndarray | None:
+        return None if self.rows is None else self.rows[0](self.gym, data)
+
+    def terminated_rows(self, model, data) -> list[str | None] | None:
+        if self.rows is None:
+            return None
+        if not getattr(self.gym, "_terminate_when_unhealthy", True):
+            return [None] * len(data.qpos)
+        return [None if healthy else "fell" for healthy in self.rows[1](self.gym, data)]
 
     def progress(self, model, data) -> float:
         return float(data.qpos[0] - self.gym.init_qpos[0])

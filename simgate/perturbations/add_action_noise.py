@@ -40,3 +40,6 @@ class AddActionNoise(Perturbation):
 
     def action(self, action: np.ndarray, state: np.ndarray, step: int) -> np.ndarray:
         return action + state[step]
+
+    def action_rows(self, actions: np.ndarray, states: list, step: int) -> np.ndarray:
+        return actions + np.array([s[step] for s in states]).reshape(actions.shape)

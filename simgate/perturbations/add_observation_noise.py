@@ -48,3 +48,6 @@ class AddObservationNoise(Perturbation):
 
     def observation(self, obs: np.ndarray, state: np.ndarray, step: int) -> np.ndarray:
         return obs + state[step]
+
+    def observation_rows(self, obs: np.ndarray, states: list, step: int) -> np.ndarray:
+        return obs + np.array([s[step] for s in states]).reshape(obs.shape)

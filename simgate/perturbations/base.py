@@ -99,6 +99,16 @@ class Perturbation:
         """``action`` stage: what is commanded at control step ``step``."""
         return action
 
+    # The batched engine calls these with every live episode of a case at once: ``obs`` or
+    # ``actions`` is ``(n, size)``, ``states`` the n episodes' states in the same order. They
+    # must equal the per-episode methods row by row, bit for bit; the defaults ask row by row,
+    # a kind overrides them when a few numpy operations do the same.
+    def observation_rows(self, obs: np.ndarray, states: list, step: int) -> np.ndarray:
+        return np.stack([self.observation(o, s, step) for o, s in zip(obs, states)]) if len(states) else obs
+
+    def action_rows(self, actions: np.ndarray, states: list, step: int) -> np.ndarray:
+        return np.stack([self.action(a, s, step) for a, s in zip(actions, states)]) if len(states) else actions
+
     # -- every physics step ------------------------------------------------------------------
     #: true for a physics-rate hook that replaces the whole command (latency): it runs before
     #: hooks that edit part of it (a dead motor), whatever the order in the file

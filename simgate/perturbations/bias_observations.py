@@ -56,6 +56,9 @@ class BiasObservations(Perturbation):
     def observation(self, obs: np.ndarray, state: np.ndarray, step: int) -> np.ndarray:
         return obs + state
 
+    def observation_rows(self, obs: np.ndarray, states: list, step: int) -> np.ndarray:
+        return obs + np.array(states).reshape(obs.shape)
+
 
 def _draw_each(value: Sampled, size: int, rng: np.random.Generator) -> np.ndarray:
     if isinstance(value, tuple):

@@ -36,3 +36,6 @@ class ClipActions(Perturbation):
 
     def action(self, action: np.ndarray, state, step: int) -> np.ndarray:
         return np.clip(action, *state)
+
+    def action_rows(self, actions: np.ndarray, states: list, step: int) -> np.ndarray:
+        return np.clip(actions, *states[0]) if states else actions  # the limits are the case's, not drawn

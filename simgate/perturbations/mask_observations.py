@@ -61,3 +61,11 @@ class MaskObservations(Perturbation):
         out = obs.copy()
         out[state.channels] = self.params.value
         return out
+
+    def observation_rows(self, obs: np.ndarray, states: list, step: int) -> np.ndarray:
+        rows = [i for i, s in enumerate(states) if s.masked[step]]
+        if not rows:
+            return obs
+        out = obs.copy()
+        out[np.ix_(rows, states[0].channels)] = self.params.value  # same groups, so same channels, in every episode
+        return out

@@ -1,0 +1,82 @@
+"""The row-wise rules for gymnasium envs equal gymnasium's own per-env methods, bit for bit."""
+
+import numpy as np
+import pytest
+
+from simgate.engine.state_hash import state_hashes
+
+gymnasium = pytest.importorskip("gymnasium")
+
+
+class _Stacked:
+    """MjData fields of several simulations as (n, ...) arrays."""
+
+    def __init__(self, datas):
+        self._datas = datas
+
+    def __getattr__(self, name):
+        return np.stack([np.array(getattr(d, name)) for d in self._datas])
+
+
+def _states(env_id, kwargs, n=6, steps=40):
+    """n MjData of one env after random actions, some of them fallen over."""
+    import mujoco
+
+    from simgate.envs.gymnasium_adapter import GymnasiumEnv
+
+    env = GymnasiumEnv(env_id, **kwargs)
+    model, rng, datas = env.build_model(), np.random.default_rng(7), []
+    for i in range(n):
+        data = mujoco.MjData(model)
+        env.reset(model, data, np.random.default_rng(i))
+        for _ in range(steps * i // 2):  # episodes of different lengths: healthy and unhealthy states
+            data.ctrl[:] = rng.uniform(-1, 1, model.nu)
+            mujoco.mj_step(model, data, 4)
+        mujoco.mj_forward(model, data)
+        datas.append(data)
+    return env, model, datas
+
+
+CASES = [
+    ("Hopper-v5", {}),
+    ("Hopper-v5", {"exclude_current_positions_from_observation": False}),
+    ("Walker2d-v5", {}),
+    ("Humanoid-v5", {"include_cfrc_ext_in_observation": False}),
+    ("Humanoid-v5", {"include_cfrc_ext_in_observation": False, "include_cinert_in_observation": False}),
+]
+
+
+@pytest.mark.parametrize("env_id,kwargs", CASES)
+def test_rows_equal_gymnasium(env_id, kwargs):
+    env, model, datas = _states(env_id, kwargs)
+    rows = env.observe_rows(model, _Stacked(datas))
+    reasons = env.terminated_rows(model, _Stacked(datas))
+    for row, data in enumerate(datas):
+        assert np.array_equal(rows[row], env.observe(model, data))
+        assert reasons[row] == env.terminated(model, data)
+    assert "fell" in reasons and None in reasons  # both branches of the health rule were compared
+
+
+def test_contact_forces_in_the_observation_fall_back_to_per_env_rules():
+    env, model, datas = _states("Humanoid-v5", {}, n=1, steps=0)
+    assert env.observe_rows(model, _Stacked(datas)) is None
+
+
+def test_envs_without_rules_are_asked_row_by_row():
+    env, model, datas = _states("InvertedPendulum-v5", {}, n=2, steps=4)
+    assert env.observe_rows(model, _Stacked(datas)) is None and env.terminated_rows(model, _Stacked(datas)) is None
+
+
+def test_state_fingerprint_sees_every_bit_and_position():
+    states = np.random.default_rng(0).standard_normal((3, 50))
+    base = state_hashes(states)
+    assert len(set(base.tolist())) == 3
+    assert np.array_equal(base[1:2], state_hashes(states[1:2]))  # a row's fingerprint does not depend on the others
+    for position in (0, 17, 49):
+        flipped = states.copy()
+        flipped.view(np.uint64)[0, position] ^= np.uint64(1)  # the lowest mantissa bit
+        assert state_hashes(flipped)[0] != base[0]
+    swapped = states.copy()
+    swapped[0, [3, 4]] = swapped[0, [4, 3]]
+    assert state_hashes(swapped)[0] != base[0]
+    assert state_hashes(np.zeros((1, 4)))[0] != state_hashes(np.zeros((1, 5)))[0]

@@ -6,3 +6,4 @@ from simgate.plugin_manager import hookimpl
 @hookimpl
 def simgate_register_envs(registry):
     registry.add("balancebot", "envs.balancebot.env:BalanceBot")
+    registry.add("quadruped", "envs.quadruped.env:Quadruped")

@@ -25,6 +25,7 @@ LIBRARY = {
     "delay_actions": "DelayActions",
     "drop_motor": "DropMotor",
     "change_control_rate": "ChangeControlRate",
+    "command_velocity": "CommandVelocity",
 }
 
 

@@ -103,7 +103,7 @@ def simgate_engine(work: Work, policy, batched: bool):
 
     env = GymnasiumEnv(work.env_id, **work.kwargs)
     if batched:
-        engine = BatchedEngine(env, policy, [], env.action_size, nthread=work.threads, chunk=64)
+        engine = BatchedEngine(env, policy, [], env.action_size, nthread=work.threads)
     else:
         engine = ReferenceEngine(env, policy, [], env.action_size)
     case = Case(id="bench", scenario="bench", source="<benchmark>", env=work.env_id, policy="bench-mlp", point={},

@@ -8,12 +8,20 @@ one ``Batch.rollout`` of ``frame_skip`` physics steps whose per-step controls an
 were planned like the reference engine plans them (:mod:`simgate.engine.substeps`). The result
 is bit-identical to the reference engine, at any thread count.
 
+The episodes are split into lanes (:func:`lane_size`), each a one-thread ``Batch`` with its own
+closed loop, and ``nthread`` lanes run at once in Python threads: MuJoCo releases the GIL while
+it steps, so one lane's bookkeeping and policy call overlap the other lanes' physics instead of
+leaving the physics threads idle. Policy calls are serialised by a lock (a scripted controller
+need not be thread-safe); the env's rules must be (a MujocoEnv keeps no state of its own).
+
 Finished episodes are masked out of the physics; the policy is always called on the same
 number of rows (fixed by the case, never by timing or threads), so a policy whose outputs depend
 on the batch size (torch) still gives the same result on every run.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -28,8 +36,8 @@ from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import MujocoEnv
 
-#: episodes advanced together: 32+ reach the physics limit on these machines
-CHUNK = 64
+#: most episodes in one lane (one Batch, one closed loop): 32 keep a core at the physics limit
+CHUNK = 32
 #: always bound: what the engine itself reads and writes
 ENGINE_FIELDS = ("qpos", "qvel", "ctrl", "xfrc_applied", "time")
 
@@ -125,6 +133,7 @@ class BatchedEngine:
         self.ref = ReferenceEngine(env, policy, perturbations, action_size)
         self.env, self.policy, self.action_size = env, policy, action_size
         self.nthread, self.chunk = nthread, chunk
+        self.policy_lock = threading.Lock()
         read = fields_read(env, self.ref.nominal)
         unknown = sorted(read - set(DATA_FIELDS))
         if unknown:
@@ -136,20 +145,26 @@ class BatchedEngine:
     def run(self, case, indices) -> Rollouts:
         indices = list(indices)
         n_steps = int(round(case.horizon / self.control_dt))
-        rows = min(self.chunk, case.episodes)  # the policy's batch size: fixed by the case
-        episodes = []
-        for first in range(0, len(indices), self.chunk):
-            episodes += self._run_chunk(case, indices[first:first + self.chunk], n_steps, rows)
-        return Rollouts(episodes, self.joint_names, self.control_dt, n_steps)
+        rows = lane_size(case.episodes, self.chunk)  # the policy's batch size: fixed by the case
+        lanes = [indices[first:first + rows] for first in range(0, len(indices), rows)]
+        if self.nthread == 1 or len(lanes) == 1:
+            done = [self._run_chunk(case, lane, n_steps, rows) for lane in lanes]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=self.nthread, thread_name_prefix="simgate-lane") as pool:
+                done = list(pool.map(lambda lane: self._run_chunk(case, lane, n_steps, rows), lanes))
+        return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps)
 
     def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int) -> list[Episode]:
+        """One lane: its episodes on a one-thread Batch, stepped in one closed loop."""
         import mujoco
         from mujoco.batch import Batch
 
         n = len(indices)
         starts = [self.ref.start_episode(case, i, n_steps) for i in indices]
         models = [s[1] for s in starts]
-        batch = Batch(self.ref.nominal, nsim=n, nthread=self.nthread)
+        batch = Batch(self.ref.nominal, nsim=n, nthread=1)
         if any(model is not self.ref.nominal for model in models):
             batch.set_models(models)
         fields = {name: batch.bind(name) for name in self.fields + ["actuator_force"]}
@@ -239,13 +254,15 @@ class _ChunkRun:
         which episode a raising policy failed on. Returns the actions and, for the episodes
         that got none, why."""
         try:
-            out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
+            with self.engine.policy_lock:
+                out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
             if out.shape != (self.rows, self.engine.action_size):
                 raise ValueError("batch shape")
         except Exception:
             out, errors = np.zeros((self.rows, self.engine.action_size)), {}
             for j in live:
-                action, message = self.engine.ref.act_one(self.obs[j])
+                with self.engine.policy_lock:
+                    action, message = self.engine.ref.act_one(self.obs[j])
                 if action is None:
                     errors[int(j)] = message
                 else:
@@ -347,6 +364,13 @@ class _ChunkRun:
                 step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
             ))
         return out
+
+
+def lane_size(episodes: int, most: int = CHUNK) -> int:
+    """Episodes per lane: a case's episodes are split into at least two lanes, so that two
+    threads always have work, and at most ``most`` each. A function of the case only, never of
+    the thread count: it is also the policy's batch size."""
+    return max(1, min(most, -(-episodes // 2)))
 
 
 def _pick(states: list, live: np.ndarray) -> list:

@@ -7,6 +7,9 @@ task is survival: success is reaching the horizon without a termination.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 
 from simgate.envs.base import MujocoEnv
@@ -23,6 +26,7 @@ class GymnasiumEnv(MujocoEnv):
         self.action_size = int(self.gym.action_space.shape[0])
         self.control_hz = 1.0 / self.gym.dt
         self.rows = rules_for(self.gym)
+        self._lock = threading.RLock()
 
     def build_model(self):
         return self.gym.model
@@ -35,28 +39,34 @@ class GymnasiumEnv(MujocoEnv):
     def frame_skip(self, model) -> int:
         return int(self.gym.frame_skip)
 
-    def _bind(self, model, data) -> None:
-        self.gym.model, self.gym.data = model, data
+    @contextlib.contextmanager
+    def _bound(self, model, data):
+        """The gymnasium env pointed at this (model, data). One gymnasium object serves every
+        episode, and the batched engine runs lanes in threads: the lock keeps one binding at a time."""
+        with self._lock:
+            self.gym.model, self.gym.data = model, data
+            yield self.gym
 
     def reset(self, model, data, rng: np.random.Generator) -> None:
-        self._bind(model, data)
-        self.gym.np_random = rng
-        self.gym.reset_model()
+        with self._bound(model, data) as gym_env:
+            gym_env.np_random = rng
+            gym_env.reset_model()
 
     def observe(self, model, data) -> np.ndarray:
         import mujoco
 
-        self._bind(model, data)
-        if getattr(self.gym, "_include_cfrc_ext_in_observation", False):
-            mujoco.mj_rnePostConstraint(model, data)  # gymnasium fills cfrc_ext this way after each step
-        return np.asarray(self.gym._get_obs(), dtype=np.float64)
+        with self._bound(model, data) as gym_env:
+            if getattr(gym_env, "_include_cfrc_ext_in_observation", False):
+                mujoco.mj_rnePostConstraint(model, data)  # gymnasium fills cfrc_ext this way after each step
+            return np.asarray(gym_env._get_obs(), dtype=np.float64)
 
     def terminated(self, model, data) -> str | None:
-        self._bind(model, data)
         if hasattr(type(self.gym), "is_healthy"):  # on the class: hasattr on the instance evaluates it
             # the flag first: is_healthy costs more than the rest of a control step's bookkeeping
-            unhealthy = getattr(self.gym, "_terminate_when_unhealthy", True) and not self.gym.is_healthy
-            return "fell" if unhealthy else None
+            if not getattr(self.gym, "_terminate_when_unhealthy", True):
+                return None
+            with self._bound(model, data) as gym_env:
+                return None if gym_env.is_healthy else "fell"
         if self.name.startswith("InvertedPendulum"):
             return "fell" if abs(data.qpos[1]) > 0.2 else None
         if self.name.startswith("InvertedDoublePendulum"):

@@ -6,6 +6,7 @@ the peak memory of 512 episodes batched together. Each runs in a subprocess, as 
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import subprocess
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from simgate.engine import THREADS_VAR  # noqa: E402  (light: no mujoco at import)
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = "balancebot-lqr-onnx"
@@ -36,13 +40,17 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def pytest(scenarios: Path, *args: str) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds and stdout of one pytest run of suites/ on ``scenarios``."""
+def pytest(scenarios: Path, *args: str, threads: int | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds and stdout of one pytest run of suites/ on ``scenarios``;
+    ``threads`` pins the engine threads per process (SIMGATE_ENGINE_THREADS)."""
+    env = dict(os.environ)
+    if threads is not None:
+        env[THREADS_VAR] = str(threads)
     with tempfile.TemporaryDirectory() as reports:
         cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:cacheprovider", "--scenarios", str(scenarios),
                "--simgate-reports", reports, "--policy", POLICY, *args]
         start, cpu = time.perf_counter(), cpu_seconds()
-        run = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True)
+        run = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, env=env)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     if run.returncode not in (0, 1):  # 1: a case failed its gate; the run still counts
         raise RuntimeError(f"{' '.join(cmd)} exited {run.returncode}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
@@ -50,14 +58,17 @@ def pytest(scenarios: Path, *args: str) -> tuple[float, float, str]:
 
 
 def suite_speedup(folder: Path) -> str:
+    """xdist's scaling at one engine thread per process (-n 0 vs -n 2), and the default -n 0, whose
+    engine already runs a lane per core: xdist then adds start-up, not speed."""
     for i, sliding in enumerate(FRICTIONS):
         write_scenario(folder, f"friction_{i}", [{"kind": "scale_friction", "params": {"sliding": sliding}}])
-    # -n 0: one process, the batch on both cores; -n 2: two workers, one batch thread each
-    serial, serial_cpu, _ = pytest(folder, "-n", "0")
-    parallel, parallel_cpu, _ = pytest(folder, "-n", "2")
-    return (f"suite, {len(FRICTIONS)} cases x 64 episodes x 6 s (balancebot, {POLICY}): "
-            f"-n 0 {serial:.1f} s (cpu {serial_cpu:.1f} s), -n 2 {parallel:.1f} s (cpu {parallel_cpu:.1f} s), "
-            f"speed-up {serial / parallel:.2f}x")
+    serial, serial_cpu, _ = pytest(folder, "-n", "0", threads=1)
+    parallel, parallel_cpu, _ = pytest(folder, "-n", "2", threads=1)
+    default, default_cpu, _ = pytest(folder, "-n", "0")
+    return (f"suite, {len(FRICTIONS)} cases x 64 episodes x 6 s (balancebot, {POLICY}), one engine thread per "
+            f"process: -n 0 {serial:.1f} s (cpu {serial_cpu:.1f} s), -n 2 {parallel:.1f} s (cpu {parallel_cpu:.1f} s), "
+            f"xdist speed-up {serial / parallel:.2f}x; default -n 0 (engine threads = cores): {default:.1f} s "
+            f"(cpu {default_cpu:.1f} s)")
 
 
 def collection_time(folder: Path) -> str:

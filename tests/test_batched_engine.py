@@ -1,6 +1,8 @@
 """The batched engine reproduces the reference engine bit for bit: every shipped robot, every
 perturbation kind, 1 and 2 threads."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,24 @@ def test_torch_policy_rows_do_not_depend_on_how_the_case_is_split(host, bot):
     first_two = engine.run(case, range(2))  # the determinism re-run: fewer episodes, same layout
     for a, b in zip(full.episodes, first_two.episodes):
         np.testing.assert_array_equal(a.step_hashes, b.step_hashes)
+
+
+def test_engine_threads_follow_the_environment_variable(monkeypatch):
+    from simgate.engine import THREADS_VAR, threads_per_worker
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
+    monkeypatch.setenv(THREADS_VAR, "3")
+    assert threads_per_worker() == 3
+    monkeypatch.setenv(THREADS_VAR, "0")
+    with pytest.raises(ValueError, match="whole number ≥ 1, received '0'"):
+        threads_per_worker()
+    monkeypatch.delenv(THREADS_VAR)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(10 * (os.cpu_count() or 1)))
+    assert threads_per_worker() == 1  # more workers than cores: one thread each, never zero
+
+
+def test_lanes_are_fixed_by_the_case_not_the_threads():
+    from simgate.engine.batched import lane_size
+
+    assert [lane_size(n) for n in (1, 2, 5, 16, 64, 100, 1000)] == [1, 1, 3, 8, 32, 32, 32]
+    assert lane_size(512, most=512) == 256  # two lanes: both cores busy whatever the episode count

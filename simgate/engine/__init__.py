@@ -7,8 +7,18 @@ import os
 ENGINES = ("auto", "batched", "reference")
 
 
+#: environment variable fixing the batched engine's threads per process (a shared machine, a benchmark)
+THREADS_VAR = "SIMGATE_ENGINE_THREADS"
+
+
 def threads_per_worker() -> int:
-    """Batch threads for this process: the cores shared among xdist workers, at least one."""
+    """Engine threads for this process: ``SIMGATE_ENGINE_THREADS`` if set, else the cores shared
+    among xdist workers, at least one. Results never depend on it, only the wall time does."""
+    fixed = os.environ.get(THREADS_VAR, "").strip()
+    if fixed:
+        if not fixed.isdigit() or int(fixed) < 1:
+            raise ValueError(f"{THREADS_VAR} should be a whole number ≥ 1, received {fixed!r}")
+        return int(fixed)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     return max(1, (os.cpu_count() or 1) // workers)
 

@@ -55,6 +55,8 @@ def assert_identical(reference, batched):
         np.testing.assert_array_equal(a.actions, b.actions)
         np.testing.assert_array_equal(a.mean_abs_torque, b.mean_abs_torque)
         np.testing.assert_array_equal(a.peak_abs_torque, b.peak_abs_torque)
+        assert (a.work, a.mass) == (b.work, b.mass) and a.work > 0
+        np.testing.assert_equal(a.signals, b.signals)
 
 
 def test_every_kind_is_covered(host):

@@ -51,6 +51,9 @@ class BalanceBot(MujocoEnv):
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 4
     action_size: ClassVar[int] = 1
+    progress_unit: ClassVar[str] = "m"
+    #: how far from upright it rides (rad): a balancing-quality signal, averaged per episode
+    signals: ClassVar[tuple[str, ...]] = ("abs_pitch",)
 
     target_x: ClassVar[float] = 1.0
     success_tolerance: ClassVar[float] = 0.2
@@ -139,6 +142,12 @@ class BalanceBot(MujocoEnv):
 
     def reward_rows(self, model, data) -> np.ndarray:
         return -np.abs(data.qpos[:, self._index(model)["x"]] - self.target_x) / self.control_hz
+
+    def signal_values(self, model, data) -> tuple[float]:
+        return (abs(float(data.qpos[self._index(model)["pitch"]])),)
+
+    def signal_rows(self, model, data) -> np.ndarray:
+        return np.abs(data.qpos[:, self._index(model)["pitch"]])[:, None]
 
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(actions, dtype=np.float64).reshape(len(actions), -1), -1.0, 1.0)

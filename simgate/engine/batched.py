@@ -28,8 +28,10 @@ import numpy as np
 from simgate.engine.reference import (
     MAX_QVEL,
     ReferenceEngine,
-    accumulate_torque,
+    accumulate_effort,
     divergence,
+    signal_means,
+    total_mass,
 )
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
@@ -154,7 +156,8 @@ class BatchedEngine:
 
             with ThreadPoolExecutor(max_workers=self.nthread, thread_name_prefix="simgate-lane") as pool:
                 done = list(pool.map(lambda lane: self._run_chunk(case, lane, n_steps, rows), lanes))
-        return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps)
+        return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps,
+                        self.env.progress_unit)
 
     def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int) -> list[Episode]:
         """One lane: its episodes on a one-thread Batch, stepped in one closed loop."""
@@ -220,6 +223,9 @@ class _ChunkRun:
         self.actions = np.zeros((n, n_steps, engine.action_size))
         self.torque_sum = np.zeros((n, nu))
         self.torque_peak = np.zeros((n, nu))
+        self.work = np.zeros(n)
+        self.signals = np.zeros((n, len(self.env.signals)))
+        self.signal_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
         self.bad_warnings = [int(w) for w in engine.ref.bad_warnings]
 
@@ -297,10 +303,10 @@ class _ChunkRun:
         failed: dict[int, str] = {}
         try:
             out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
-                                     record=("actuator_force",), ids=live)
-            total, peak = self.torque_sum[live], self.torque_peak[live]
-            accumulate_torque(total, peak, out["actuator_force"])
-            self.torque_sum[live], self.torque_peak[live] = total, peak
+                                     record=("actuator_force", "actuator_velocity"), ids=live)
+            total, peak, work = self.torque_sum[live], self.torque_peak[live], self.work[live]
+            accumulate_effort(total, peak, work, out["actuator_force"], out["actuator_velocity"])
+            self.torque_sum[live], self.torque_peak[live], self.work[live] = total, peak, work
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
         hashes = state_hashes(self.batch.state[live])
@@ -323,6 +329,12 @@ class _ChunkRun:
             if rewards is None:
                 rewards = [self.env.reward(self.models[j], self.data[j]) for j in ids]
             self.ret[ids] += rewards
+        if self.env.signals:
+            values = self.env.signal_rows(self.nominal, view)
+            if values is None:
+                values = [self.env.signal_values(self.models[j], self.data[j]) for j in ids]
+            self.signals[ids] += np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
+            self.signal_steps[ids] += 1
         if self.terminates:
             reasons = self.env.terminated_rows(self.nominal, view)
             if reasons is None:
@@ -362,6 +374,8 @@ class _ChunkRun:
                 mean_abs_torque=self.torque_sum[j] / max(length * self.fs, 1) * np.abs(model.actuator_gear[:, 0]),
                 peak_abs_torque=self.torque_peak[j] * np.abs(model.actuator_gear[:, 0]),
                 step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
+                work=float(self.work[j]) * model.opt.timestep, mass=total_mass(model),
+                signals=signal_means(self.env.signals, self.signals[j], int(self.signal_steps[j])),
             ))
         return out
 

@@ -33,14 +33,24 @@ def divergence(warning: str | None, speed: float, qpos_sum: float, time: float) 
     return None
 
 
-def accumulate_torque(total: np.ndarray, peak: np.ndarray, forces: np.ndarray) -> None:
-    """Add one control step's ``(..., frame_skip, nu)`` actuator forces to the running |sum| and
-    max. The physics steps are added one at a time, in order, so that one episode or a batch of
-    them gives the same bits (numpy's pairwise summation would not)."""
+def accumulate_effort(total: np.ndarray, peak: np.ndarray, work: np.ndarray, forces: np.ndarray,
+                      velocities: np.ndarray) -> None:
+    """Add one control step's ``(..., frame_skip, nu)`` actuator forces and velocities to the
+    running |force| sum and max per actuator, and to the absolute work (sum over actuators of
+    |force x velocity|, per physics step, to be multiplied by the physics step). The physics
+    steps are added one at a time, in order, so one episode or a batch of them gives the same
+    bits (numpy's pairwise summation over steps would not)."""
     magnitude = np.abs(forces)
+    power = np.abs(forces * velocities).sum(axis=-1)  # per physics step: a row at a time, same bits
     for k in range(magnitude.shape[-2]):
         total += magnitude[..., k, :]
         np.maximum(peak, magnitude[..., k, :], out=peak)
+        work += power[..., k]
+
+
+def total_mass(model) -> float:
+    """Everything the model simulates, payloads included (the world body weighs nothing)."""
+    return float(np.sum(model.body_mass))
 
 
 class ReferenceEngine:
@@ -83,7 +93,7 @@ class ReferenceEngine:
     def run(self, case, indices) -> Rollouts:
         n_steps = int(round(case.horizon / self.control_dt))
         episodes = [self.run_episode(case, i, n_steps) for i in indices]
-        return Rollouts(episodes, self.joint_names, self.control_dt, n_steps)
+        return Rollouts(episodes, self.joint_names, self.control_dt, n_steps, self.env.progress_unit)
 
     def start_episode(self, case, index: int, n_steps: int):
         """Model copy, data and per-perturbation episode states, drawn from the episode's seed."""
@@ -121,6 +131,10 @@ class ReferenceEngine:
         gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
         torque_sum, torque_peak = np.zeros(model.nu), np.zeros(model.nu)
         forces = np.zeros((self.frame_skip, model.nu))  # one row per physics step of a control step
+        velocities = np.zeros((self.frame_skip, model.nu))
+        work = np.zeros(())
+        signals = np.zeros(len(self.env.signals))
+        signal_steps = 0
         hashes = np.zeros(n_steps, dtype=np.uint64)
         actions = np.zeros((n_steps, self.action_size))
         state = np.zeros(mj.mj_stateSize(model, self.state_spec))
@@ -146,7 +160,8 @@ class ReferenceEngine:
                 mj.mj_step(model, data)
                 substep += 1
                 forces[k] = data.actuator_force
-            accumulate_torque(torque_sum, torque_peak, forces)
+                velocities[k] = data.actuator_velocity
+            accumulate_effort(torque_sum, torque_peak, work, forces, velocities)
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = state_hashes(state[None])[0]
             message = self._diverged(data)
@@ -154,6 +169,9 @@ class ReferenceEngine:
                 terminated, length = DIVERGED, step + 1
                 break
             ret += self.env.reward(model, data)
+            if self.env.signals:
+                signals += np.asarray(self.env.signal_values(model, data), dtype=np.float64)
+                signal_steps += 1
             terminated = self.env.terminated(model, data)
             if terminated is not None:
                 length = step + 1
@@ -165,6 +183,8 @@ class ReferenceEngine:
             terminated=terminated, message=message,
             mean_abs_torque=torque_sum / max(substep, 1) * gear, peak_abs_torque=torque_peak * gear,
             step_hashes=hashes[:length], actions=actions[:length],
+            work=float(work) * model.opt.timestep, mass=total_mass(model),
+            signals=signal_means(self.env.signals, signals, signal_steps),
         )
 
     def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
@@ -183,3 +203,8 @@ class ReferenceEngine:
         warned = next((w.name for w in self.bad_warnings if data.warning[w].number > 0), None)
         speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
         return divergence(warned, speed, float(np.sum(data.qpos)), float(data.time))
+
+
+def signal_means(names, sums: np.ndarray, steps: int) -> dict[str, float]:
+    """The env's per-step signals averaged over the control steps an episode ran."""
+    return {name: float(total / steps) if steps else float("nan") for name, total in zip(names, sums)}

@@ -25,6 +25,9 @@ class Episode:
     peak_abs_torque: np.ndarray
     step_hashes: np.ndarray  # uint64 per control step, of the full integration state
     actions: np.ndarray  # (length, n_act) as commanded, before latency or a motor dropout
+    work: float = 0.0  # J: the actuators' absolute mechanical work, sum of |force x velocity| dt
+    mass: float = 0.0  # kg: the robot and what it carries, as this episode's model has it
+    signals: dict[str, float] = dataclasses.field(default_factory=dict)  # env signals, mean per control step
     failure_mode: str | None = None  # filled by classification for failed episodes
 
     @property
@@ -40,6 +43,7 @@ class Rollouts:
     joint_names: list[str]
     control_dt: float
     n_steps: int  # the horizon in control steps
+    progress_unit: str = ""  # what Episode.progress counts: "m" for distance travelled
 
     @property
     def n(self) -> int:

@@ -25,6 +25,11 @@ class MujocoEnv:
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 0
     action_size: ClassVar[int] = 0
+    #: what ``progress`` counts; "m" (distance travelled) makes cost of transport meaningful
+    progress_unit: ClassVar[str] = ""
+    #: names of per-step signals the env measures (e.g. ``velocity_error``); the engines average
+    #: each over the control steps an episode runs and report it as metric ``signal[name]``
+    signals: ClassVar[tuple[str, ...]] = ()
 
     # -- model -------------------------------------------------------------------------------
     def build_model(self) -> mujoco.MjModel:
@@ -73,6 +78,10 @@ class MujocoEnv:
         """Task progress in task units (metres travelled, fraction reached, ...)."""
         return 0.0
 
+    def signal_values(self, model: mujoco.MjModel, data: mujoco.MjData):
+        """The ``signals`` after a control step, in their order (float each)."""
+        return ()
+
     # -- many simulations at once (optional) ---------------------------------------------------
     # The batched engine asks these first. ``data`` gives MjData's fields as ``(n, ...)`` arrays,
     # one row per simulation, all with ``model``'s layout. Each must equal its per-simulation
@@ -94,6 +103,10 @@ class MujocoEnv:
 
     def reward_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
         """``reward`` of every row: ``(n,)``."""
+        return None
+
+    def signal_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
+        """``signal_values`` of every row: ``(n, len(signals))``."""
         return None
 
     # -- description -------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from simgate.envs.gymnasium_rows import rules_for
 
 
 class GymnasiumEnv(MujocoEnv):
+    progress_unit = "m"  # progress is the root's forward displacement
+
     def __init__(self, env_id: str, **kwargs):
         import gymnasium as gym
 

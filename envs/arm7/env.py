@@ -177,11 +177,17 @@ class Arm7Reach(MujocoEnv):
         """The share of targets, drawn from the zone as at reset, that some configuration within
         the joint limits reaches within the success tolerance: an upper bound on any policy's
         success rate, 0 for an impossible zone (see :mod:`envs.arm7.reachability`)."""
-        from envs.arm7.kinematics import HingeChain
-        from envs.arm7.reachability import target_share
-
         targets = self.base_position(model) + rng.uniform(self.zone_low, self.zone_high, (samples, 3))
-        return target_share(HingeChain.from_model(model, "fingertip"), targets, self.success_tolerance, rng)
+        return float(np.mean(self.reachable(model, targets, rng)))
+
+    def reachable(self, model, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Whether each of ``targets`` ``(n, 3)`` (world frame, e.g. an episode's
+        ``data.mocap_pos``) can be reached within the success tolerance: ``(n,)`` bool."""
+        from envs.arm7.kinematics import HingeChain
+        from envs.arm7.reachability import reachable
+
+        return reachable(HingeChain.from_model(model, "fingertip"), np.asarray(targets, dtype=np.float64).reshape(-1, 3),
+                         self.success_tolerance, rng)
 
     def configuration_share(self, model, rng: np.random.Generator, samples: int = 2000) -> float:
         """The share of uniformly random joint configurations whose fingertip lies in the zone."""

@@ -1,12 +1,12 @@
-"""Can the arm reach its target zone at all? Two shares, both 0 for an impossible task.
+"""Can the arm reach its targets at all? Per target, and as shares of the zone (0: impossible).
 
-``target_share``: the share of targets, drawn as the env draws them at reset, for which some
-joint configuration within the joint limits puts the fingertip within the success tolerance.
-Found by damped least-squares IK from several random starts. It bounds the success rate any
-policy can reach on the zone: a policy that scores 0.35 where this is 0.36 is not to blame.
-IK that finds a configuration proves the target reachable; a target that no start converges
-to is counted unreachable, so near the edge of the workspace the share is a lower bound (the
-test in tests/test_arm7.py measures how tight).
+``reachable``: for each target, whether some joint configuration within the joint limits puts
+the fingertip within the success tolerance, found by damped least-squares IK from several
+random starts. Over targets drawn as the env draws them at reset, its mean (the env's
+``reachability``) bounds the success rate any policy can reach on the zone; per episode it says
+which failures no policy could have avoided. IK that finds a configuration proves the target
+reachable; a target no start converges to is counted unreachable, so the share is a lower bound
+(tests/test_arm7.py compares it with the reach sphere: within 0.03).
 
 ``configuration_share``: the share of uniformly random joint configurations whose fingertip
 lies inside the zone (the issue's wording). 0 means no sampled configuration touches the zone;
@@ -60,16 +60,19 @@ def solve_ik(chain: HingeChain, targets: np.ndarray, starts: np.ndarray, toleran
     return reached
 
 
-def target_share(chain: HingeChain, targets: np.ndarray, tolerance: float, rng: np.random.Generator) -> float:
-    """The share of ``targets`` ``(n, 3)`` (world frame) that IK brings within ``tolerance``;
-    targets not reached from one random start get another, up to ``RESTARTS``."""
+def reachable(chain: HingeChain, targets: np.ndarray, tolerance: float, rng: np.random.Generator) -> np.ndarray:
+    """Which of ``targets`` ``(n, 3)`` (world frame) IK brings within ``tolerance``: ``(n,)``
+    bool. Targets not reached from one random start get another, up to ``RESTARTS``."""
+    found = np.zeros(len(targets), dtype=bool)
     open_ = np.arange(len(targets))
     for _ in range(RESTARTS):
         starts = rng.uniform(chain.lower, chain.upper, (len(open_), chain.dof))
-        open_ = open_[~solve_ik(chain, targets[open_], starts, tolerance)]
+        hit = solve_ik(chain, targets[open_], starts, tolerance)
+        found[open_[hit]] = True
+        open_ = open_[~hit]
         if not open_.size:
             break
-    return 1.0 - len(open_) / len(targets)
+    return found
 
 
 def configuration_share(chain: HingeChain, low: np.ndarray, high: np.ndarray, samples: int,

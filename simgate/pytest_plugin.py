@@ -29,10 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="auto (default): batched where the env allows, else reference; both give "
                          "bit-identical results")
     group.addoption("--simgate-reports", metavar="DIR", default=None,
-                    help="where summary.json goes (default: ini simgate_reports, 'reports')")
+                    help="where summary.json and verdict.json go (default: ini simgate_reports, 'reports')")
+    group.addoption("--baseline", metavar="NAME", action="append", default=None,
+                    help="the promoted policy to compare candidates with, episode for episode (repeatable: "
+                         "one per env; default: ini simgate_baselines; --baseline none switches it off)")
+    group.addoption("--simgate-cache", metavar="DIR", default=None,
+                    help="episode result cache (default: <reports>/cache); 'none' recomputes everything")
     parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
     parser.addini("simgate_candidates", "policies evaluated when --policy is not given", type="linelist", default=[])
     parser.addini("simgate_reports", "directory for summary.json", default="reports")
+    parser.addini("simgate_baselines", "promoted policies, one per env: candidates are compared with them",
+                  type="linelist", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,9 +59,27 @@ def pytest_configure(config: pytest.Config) -> None:
         # model-aware checks build each env once: on the controller only, before workers start
         env_info = None if hasattr(config, "workerinput") else EnvInfoCache(host.registries.envs)
         config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
-                                         config.getoption("policy"), config.getini("simgate_candidates"), env_info)
+                                         config.getoption("policy"), config.getini("simgate_candidates"), env_info,
+                                         baselines=_baselines(config))
     except SimgateError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _baselines(config: pytest.Config) -> list[str]:
+    given = config.getoption("baseline")
+    names = given if given is not None else config.getini("simgate_baselines")
+    return [n for n in names if n.lower() != "none"]
+
+
+def _reports_dir(config: pytest.Config) -> Path:
+    return _path(config, config.getoption("simgate_reports") or config.getini("simgate_reports"))
+
+
+def _cache_dir(config: pytest.Config) -> Path | None:
+    value = config.getoption("simgate_cache")
+    if value is not None and value.lower() == "none":
+        return None
+    return _path(config, value) if value else _reports_dir(config) / "cache"
 
 
 def _path(config: pytest.Config, value: str) -> Path:
@@ -94,7 +119,7 @@ def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
     """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
     from simgate.runner import run_case
 
-    result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"))
+    result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"), _cache_dir(request.config))
     request.node.user_properties.append((PROPERTY, result.to_dict()))
     return Checked(result)
 
@@ -164,10 +189,14 @@ class _Gatherer:
             return  # only the controller reports
         results = self.config.stash[RESULTS]
         if results:
+            from simgate.reporting.promotion import write_verdict
             from simgate.reporting.summary import write_summary
 
-            explicit = self.config.getoption("simgate_reports")
-            self.summary_path = write_summary(results, _path(self.config, explicit or self.config.getini("simgate_reports")))
+            reports = _reports_dir(self.config)
+            self.summary_path = write_summary(results, reports)
+            self.verdict = write_verdict(results, reports)
+            if not self.verdict["promote"] and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a regression alarm across scenarios
             alluredir = getattr(self.config.option, "allure_report_dir", None)
             if alluredir:
                 from simgate.reporting import allure
@@ -186,3 +215,9 @@ class _Gatherer:
         path = getattr(self, "summary_path", None)
         if path:
             terminalreporter.write_line(f"summary: {path}")
+        verdict = getattr(self, "verdict", None)
+        if verdict:
+            from simgate.reporting.promotion import verdict_lines
+
+            for line in verdict_lines(verdict):
+                terminalreporter.write_line(line)

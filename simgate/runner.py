@@ -6,12 +6,13 @@ import dataclasses
 import importlib
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from simgate import verdict
-from simgate.engine.rollouts import POLICY_ERROR
+from simgate.engine.rollouts import POLICY_ERROR, Rollouts
 from simgate.scenarios.case import Case
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
@@ -30,22 +31,30 @@ class CaseResult:
     engine: str | None = None  # which engine ran it ("batched" or "reference")
     examples: dict[str, str] = dataclasses.field(default_factory=dict)  # mode → one episode, for a person
     table: dict[str, list] = dataclasses.field(default_factory=dict)  # per-episode metrics
+    episodes_run: int = 0  # computed by this run (the baseline's included)
+    episodes_cached: int = 0  # taken from the result cache
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.case.to_dict(), "outcome": self.outcome, "episodes": self.episodes,
             "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
             "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
+            "episodes_run": self.episodes_run, "episodes_cached": self.episodes_cached,
         }
 
 
-def run_case(case: Case, host, engine: str = "auto") -> CaseResult:
+def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = None) -> CaseResult:
+    """Run a case's episodes (sequentially stopped if its scenario says so), and its baseline's
+    on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed."""
     regs = host.registries
     try:
         env = build_env(regs.envs.get(case.env))
         spec = regs.policies.get(case.policy)
         _check_sizes(spec, env)
-        perturbations = [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
+        base_spec = regs.policies.get(case.baseline) if case.baseline else None
+        if base_spec is not None:
+            _check_sizes(base_spec, env)
+        perturbations = _perturbations(case, regs)
     except Exception as exc:
         return _error(case, exc, SETUP_ERROR)
     from simgate.policies.loaders import PolicyLoadError
@@ -58,18 +67,113 @@ def run_case(case: Case, host, engine: str = "auto") -> CaseResult:
 
     try:
         runner = make_engine(env, policy, perturbations, spec.action_size, engine)
-        rollouts = runner.run(case, range(case.episodes))
+        source = EpisodeSource(runner, case, env, _cache(cache_dir, case, env, runner, spec, policy))
+        rollouts, decision = collect(case, source)
         repeats = None
         if case.thresholds.get("deterministic"):
             repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
-        requirements = verdict.evaluate(case, rollouts, repeats)
+        requirements = verdict.evaluate(case, rollouts, repeats, decision)
+        if base_spec is not None:
+            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts)
+            requirements += paired
+            source.computed += base_source.computed
+            source.cached += base_source.cached
+    except PolicyLoadError as exc:  # the baseline's file
+        return _error(case, exc, POLICY_ERROR)
     except Exception as exc:  # a perturbation or env rule that cannot apply to this model
         return _error(case, exc, SETUP_ERROR)
     modes, examples = _classify(case, rollouts, host)
     host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
-                      engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table)
+                      engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table,
+                      episodes_run=source.computed, episodes_cached=source.cached)
+
+
+class EpisodeSource:
+    """Episodes of one (case, policy) by index: from the cache where present, else from the engine
+    (and then into the cache, a batch at a time, so an interrupted run keeps what it finished)."""
+
+    def __init__(self, runner, case: Case, env, cache=None):
+        self.runner, self.case, self.cache = runner, case, cache
+        self.unit = env.progress_unit
+        self.computed = self.cached = 0
+
+    def get(self, indices) -> list:
+        indices = list(indices)
+        found = {i: self.cache.get(i) for i in indices} if self.cache else {}
+        missing = [i for i in indices if found.get(i) is None]
+        if missing:
+            for episode in self.runner.run(self.case, missing).episodes:
+                found[episode.index] = episode
+                if self.cache:
+                    self.cache.put(episode)
+        self.computed += len(missing)
+        self.cached += len(indices) - len(missing)
+        return [found[i] for i in indices]
+
+    def rollouts(self, episodes: list) -> Rollouts:
+        n_steps = int(round(self.case.horizon / self.runner.control_dt))
+        return Rollouts(episodes, self.runner.joint_names, self.runner.control_dt, n_steps, self.unit)
+
+
+def collect(case: Case, source: EpisodeSource):
+    """The case's rollouts and, for a sequential case, the decision: batches of episodes in index
+    order until the success requirement is decided or the cap is reached."""
+    if not case.sequential:
+        return source.rollouts(source.get(range(case.episodes))), None
+    from simgate.sequential import decide
+
+    design = sequential_design(case)
+    episodes: list = []
+    while True:
+        stop = min(case.episodes, len(episodes) + case.sequential["batch"])
+        episodes += source.get(range(len(episodes), stop))
+        decision = decide(design, [e.success for e in episodes])
+        if decision.outcome != "CONTINUE" or stop >= case.episodes:
+            return source.rollouts(episodes[: decision.n]), decision
+
+
+def sequential_design(case: Case):
+    from simgate.sequential import Design
+
+    seq = case.sequential
+    return Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"], case.episodes)
+
+
+def _perturbations(case: Case, regs) -> list:
+    return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
+
+
+def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts) -> list:
+    """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired tests."""
+    from simgate.engine import make_engine
+
+    base_policy = base_spec.load()
+    runner = make_engine(env, base_policy, _perturbations(case, regs), base_spec.action_size, engine)
+    cache = _cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
+    source = EpisodeSource(runner, case, env, cache)
+    baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
+    return verdict.paired(case, base_spec.name, baseline, rollouts), source
+
+
+def _cache(cache_dir, case: Case, env, runner, spec, policy):
+    if cache_dir is None:
+        return None
+    import mujoco
+
+    import simgate
+    from simgate import cache
+
+    context = {
+        "engine": cache.ENGINE_VERSION, "simgate": simgate.__version__, "mujoco": mujoco.__version__,
+        "env": {"name": case.env, "model": cache.model_sha256(runner.ref.nominal if hasattr(runner, "ref") else runner.nominal),
+                "rules": cache.code_sha256(env)},
+        "policy": {"name": case.policy, "sha256": cache.policy_sha256(spec, policy)},
+        "perturbations": list(case.perturbations), "horizon": case.horizon,
+        "seed": {"seed": case.seed, "scenario": case.scenario, "point": case.point},
+    }
+    return cache.EpisodeCache(Path(cache_dir), context)
 
 
 def build_env(factory):

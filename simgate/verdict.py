@@ -24,12 +24,15 @@ class Requirement:
         return dataclasses.asdict(self)
 
 
-def evaluate(case, rollouts, repeats=None) -> list[Requirement]:
+def evaluate(case, rollouts, repeats=None, decision=None) -> list[Requirement]:
     """Every requirement the case's thresholds ask for. ``repeats`` are re-runs of the first
-    episodes, compared hash for hash when the scenario asks for determinism."""
+    episodes, compared hash for hash when the scenario asks for determinism; ``decision`` is
+    the sequential test's, for a sequential case."""
     th, alpha = case.thresholds, case.alpha
     out = []
-    if "min_success_rate" in th:
+    if decision is not None:
+        out.append(sequential_requirement(case, decision))
+    elif "min_success_rate" in th:
         out.append(success_requirement(rollouts, th["min_success_rate"], alpha))
     for key, label, test in (("max_mean_torque", "mean |torque|", _mean_torque), ("max_peak_torque", "peak |torque|", _peak_torque)):
         if key in th:
@@ -107,4 +110,62 @@ def _per_joint(limit, joint_names: list[str]):
         if name not in joint_names:
             raise ValueError(f"threshold names joint {name!r}, which has no actuator{did_you_mean(name, joint_names)}")
         out.append((joint_names.index(name), float(value)))
+    return out
+
+
+def sequential_requirement(case, decision) -> Requirement:
+    """The sequential decision with the design's exact guarantee (dynamic programming)."""
+    from simgate.runner import sequential_design
+    from simgate.sequential import fixed_n, operating_characteristic
+
+    design = sequential_design(case)
+    at_p0, at_p1 = operating_characteristic(design, design.p0), operating_characteristic(design, design.p1)
+    fixed = fixed_n(design.p0, design.p1, design.alpha, design.beta)
+    outcome = decision.outcome if decision.outcome in (stats.PASS, stats.FAIL) else stats.INCONCLUSIVE
+    guarantee = (f"{design.method}: exact false PASS {at_p0.pass_probability:.3f} at p={design.p0:g}, "
+                 f"PASS {at_p1.pass_probability:.3f} at p={design.p1:g}, expected episodes {at_p1.expected_n:.0f} "
+                 f"at p={design.p1:g} (fixed-size design: {fixed})")
+    k, n = decision.successes, decision.n
+    observed = f"{k}/{n} ({k / n:.1%}) after {n} episodes" if n else "0/0"
+    if outcome == stats.INCONCLUSIVE:
+        observed += f", undecided at the cap of {design.max_n}"
+    numbers = {"method": design.method, "n": n, "successes": k, "statistic": decision.statistic,
+               "p0": design.p0, "p1": design.p1, "alpha": design.alpha, "beta": design.beta, "max_n": design.max_n,
+               "false_pass_at_p0": at_p0.pass_probability, "pass_at_p1": at_p1.pass_probability,
+               "expected_n_at_p0": at_p0.expected_n, "expected_n_at_p1": at_p1.expected_n, "fixed_n": fixed}
+    return Requirement("success rate", outcome, observed, f"{decision.threshold}; {guarantee}",
+                       f"> {design.p0:g}", numbers)
+
+
+def paired(case, baseline: str, base, cand) -> list[Requirement]:
+    """Candidate against baseline on the same episodes: success not worse by more than the
+    margin (with the exact McNemar p-value of 'worse' for the cross-scenario alarms), and mean
+    |torque| per joint not up by more than its margin."""
+    from simgate import paired as tests
+
+    th, alpha = case.thresholds, case.alpha
+    b, c = base.column("success").astype(bool), cand.column("success").astype(bool)
+    margin = th.get("regression_margin", 0.05)
+    r = tests.compare_rates(b, c, margin)
+    from scipy.stats import norm
+
+    outcome = stats.PASS if r.p_noninferior <= alpha else stats.FAIL if r.z_noninferior <= -norm.isf(alpha) else stats.INCONCLUSIVE
+    flag_paired = tests.episodes_to_flag(b, c, alpha, lambda x, y: tests.mcnemar_worse(int((x & ~y).sum()), int((~x & y).sum())))
+    flag_unpaired = tests.episodes_to_flag(b, c, alpha, tests.unpaired_worse)
+    out = [Requirement(
+        f"not worse than {baseline}", outcome,
+        f"{c.mean():.1%} vs {b.mean():.1%} on the same {r.n} episodes (baseline-only successes {r.n10}, candidate-only {r.n01})",
+        f"non-inferiority z={r.z_noninferior:.2f}, p={r.p_noninferior:.3g}; McNemar 'worse' p={r.p_worse:.3g}",
+        f"difference > -{margin:g}",
+        {**dataclasses.asdict(r), "baseline": baseline, "alpha": alpha,
+         "episodes_to_flag_paired": flag_paired, "episodes_to_flag_unpaired": flag_unpaired})]
+    share = th.get("torque_regression_margin", 0.10)
+    for j, name in enumerate(cand.joint_names):
+        cb = np.array([e.mean_abs_torque[j] for e in base.episodes])
+        cc = np.array([e.mean_abs_torque[j] for e in cand.episodes])
+        limit = share * float(np.mean(cb)) if len(cb) else 0.0
+        verdict, diff, p = tests.paired_mean_not_higher(cc, cb, limit, alpha)
+        out.append(Requirement(f"mean |torque| [{name}] vs {baseline}", verdict, f"{diff:+.4g} on average",
+                               f"paired t-test p={p:.3g}", f"increase < {limit:.4g} ({share:.0%} of baseline)",
+                               {"mean_difference": diff, "p_value": p, "margin": limit, "n": len(cc)}))
     return out

@@ -9,7 +9,8 @@ Method: linearise one physics step about the upright resting state with
 discrete Riccati equation. The target position is folded into a bias so the policy is a plain
 affine function of the observation: ``action = clip(-K obs + b, -1, 1)``.
 
-Writes gains.json, lqr.onnx, lqr.pt, lqr_degraded.onnx and manifest.yaml next to this file.
+Writes gains.json, lqr.onnx, lqr.pt, lqr_degraded.onnx, lqr_sluggish.onnx and manifest.yaml
+next to this file.
 Re-running gives byte-identical files: no randomness, no timestamps, gains rounded.
 """
 
@@ -35,6 +36,11 @@ R_U = 1.0 / 0.3**2
 # radius: still a stabilising gain, so the robot balances, but its odometry scale is off 2x
 # and it parks at ~0.5 m instead of 1 m. A quiet, plausible regression.
 DEGRADED_WHEEL_RADIUS = 0.12
+# The sluggish gain weighs effort 10x more (an engineer "smoothing" the controller): the same
+# robot balances and drives as well on flat ground, but recovers from a 10 N push too slowly
+# (pushes success 0.89 -> 0.66 on the shipped scenario). The regression that only paired,
+# seed-for-seed comparison against the promoted policy catches cheaply.
+SLUGGISH_R_SCALE = 10.0
 SIG_DIGITS = 10
 ONNX_OPSET = 17
 FD_EPS = 1e-6
@@ -158,12 +164,12 @@ def round_sig(values: np.ndarray) -> np.ndarray:
     return np.array([float(f"{v:.{SIG_DIGITS}g}") for v in np.ravel(values)]).reshape(np.shape(values))
 
 
-def derive(model, env) -> dict:
+def derive(model, env, r_u: float = R_U) -> dict:
     """Gain, bias and diagnostics for one model."""
     Ar, Br, residual = reduced_system(model, env)
     M = physical_map(env.wheel_radius(model))
     Q = M.T @ np.diag(Q_PHYS) @ M
-    R = np.array([[R_U]])
+    R = np.array([[r_u]])
     K = round_sig(dlqr(Ar, Br, Q, R))
     obs_ref = np.array([0.0, 0.0, env.target_x / env.wheel_radius(model), 0.0])
     b = round_sig(K @ obs_ref)
@@ -285,6 +291,8 @@ def write_manifest(method: str) -> None:
         f'{{script: derive_lqr.py, method: "{method}; DELIBERATELY WRONG model: wheel radius '
         f'{DEGRADED_WHEEL_RADIUS} m (the diameter) instead of 0.06 m", Q: {q}, R: {R_U:.6g}}}'
     )
+    prov_slow = (f'{{script: derive_lqr.py, method: "{method}; effort weight R x{SLUGGISH_R_SCALE:g}", '
+                 f'Q: {q}, R: {R_U * SLUGGISH_R_SCALE:.6g}}}')
     head = "    env: balancebot\n"
     size = "    observation_size: 4\n    action_size: 1\n"
     text = (
@@ -298,6 +306,8 @@ def write_manifest(method: str) -> None:
         f"    sha256: {sha256(HERE / 'lqr.pt')}\n" + size + f"    provenance: {prov}\n"
         "  - name: balancebot-lqr-degraded\n" + head + "    format: onnx\n    file: lqr_degraded.onnx\n"
         f"    sha256: {sha256(HERE / 'lqr_degraded.onnx')}\n" + size + f"    provenance: {prov_bad}\n"
+        "  - name: balancebot-lqr-sluggish\n" + head + "    format: onnx\n    file: lqr_sluggish.onnx\n"
+        f"    sha256: {sha256(HERE / 'lqr_sluggish.onnx')}\n" + size + f"    provenance: {prov_slow}\n"
     )
     (HERE / "manifest.yaml").write_text(text)
 
@@ -327,13 +337,18 @@ def main() -> None:
             ),
             **derive(model_with_wheel_radius(xml_path, DEGRADED_WHEEL_RADIUS), env),
         },
+        "sluggish": {
+            "why": f"effort weight R x{SLUGGISH_R_SCALE:g}: balances and drives, recovers from pushes too slowly",
+            **derive(nominal, env, R_U * SLUGGISH_R_SCALE),
+        },
     }
     (HERE / "gains.json").write_text(compact_json(gains))
     export_onnx(gains["nominal"], HERE / "lqr.onnx", "balancebot_lqr")
     export_onnx(gains["degraded"], HERE / "lqr_degraded.onnx", "balancebot_lqr_degraded")
+    export_onnx(gains["sluggish"], HERE / "lqr_sluggish.onnx", "balancebot_lqr_sluggish")
     export_torchscript(gains["nominal"], HERE / "lqr.pt")
     write_manifest(method)
-    for key in ("nominal", "degraded"):
+    for key in ("nominal", "degraded", "sluggish"):
         print(key, "K =", gains[key]["K"], "b =", gains[key]["b"])
         print("   closed-loop |poles| =", gains[key]["closed_loop_pole_abs"])
 

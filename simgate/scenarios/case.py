@@ -22,6 +22,8 @@ class Case:
     determinism_episodes: int
     thresholds: dict[str, Any]
     gate: bool = True  # false: informational, never blocks promotion
+    sequential: dict[str, Any] | None = None  # {method, p1, beta, batch}: stop when decided
+    baseline: str | None = None  # the promoted policy this candidate is compared with, episode for episode
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -71,18 +72,24 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 horizon=spec.horizon, seed=spec.seed, alpha=spec.alpha,
                 determinism_episodes=spec.determinism_episodes,
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
+                sequential=spec.sequential.model_dump() if spec.sequential else None,
             ))
     return cases
 
 
 def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], candidates: list[str],
-               env_info=None) -> list[Case]:
+               env_info=None, baselines: list[str] = ()) -> list[Case]:
     """Every case of every scenario file; one SimgateError naming every broken file.
 
     ``env_info(name) -> EnvInfo`` enables model-aware parameter checks (see loader.load_file).
+    ``baselines``: the promoted policies; a case is compared with the one for its env.
     """
     check_policy_names(selected, registries, "--policy")
     check_policy_names(candidates, registries, "simgate_candidates (pytest configuration)")
+    check_policy_names(list(baselines), registries, "--baseline / simgate_baselines")
+    baseline_for: dict[str, str] = {}
+    for name in baselines:
+        baseline_for.setdefault(registries.policies.get(name).env, name)
     problems, cases, names = [], [], {}
     for path in scenario_files(directory):
         display = _display(path, rootdir)
@@ -100,7 +107,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
             problem = registries.policies.get(name).problem()
             if problem:
                 problems.append(problem)
-        cases.extend(expand(sc, chosen))
+        cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env)) for c in expand(sc, chosen))
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases

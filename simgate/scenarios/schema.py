@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Scalar = Union[bool, int, float, str]
 
@@ -35,6 +35,12 @@ class Thresholds(Strict):
     max_mean_torque: PerJoint | None = None
     max_peak_torque: PerJoint | None = None
     deterministic: bool = False
+    #: against a baseline (--baseline): the candidate's success rate may be at most this much
+    #: below the baseline's (paired non-inferiority margin δ)
+    regression_margin: float = Field(default=0.05, gt=0.0, lt=1.0)
+    #: against a baseline: the mean |torque| of a joint may rise by at most this share of the
+    #: baseline's (paired t-test per joint)
+    torque_regression_margin: float = Field(default=0.10, gt=0.0)
 
     @field_validator("max_mean_torque", "max_peak_torque")
     @classmethod
@@ -43,6 +49,18 @@ class Thresholds(Strict):
         if any(limit <= 0 for limit in limits):
             raise ValueError("torque limits must be positive numbers in N·m (N for slide joints)")
         return value
+
+
+class Sequential(Strict):
+    """Stop the case as soon as its success requirement is decided (../shared/STATS.md)."""
+
+    method: Literal["sprt", "anytime"] = "sprt"
+    #: the success rate at which a good policy should pass quickly (above min_success_rate)
+    p1: float = Field(gt=0.0, lt=1.0)
+    #: false FAIL rate at p1
+    beta: float = Field(default=0.10, gt=0.0, lt=0.5)
+    #: episodes run between two looks (the decision itself is taken episode by episode)
+    batch: int = Field(default=64, gt=0)
 
 
 class ScenarioSpec(Strict):
@@ -61,6 +79,19 @@ class ScenarioSpec(Strict):
     perturbations: list[PerturbationEntry] = Field(default_factory=list)
     matrix: dict[str, MatrixAxis] = Field(default_factory=dict)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    #: sequential stopping; ``episodes`` is then the cap (INCONCLUSIVE if undecided by then)
+    sequential: Sequential | None = None
+
+    @model_validator(mode="after")
+    def _sequential_needs_a_rate(self):
+        if self.sequential is None:
+            return self
+        p0 = self.thresholds.min_success_rate
+        if p0 is None:
+            raise ValueError("sequential stopping decides thresholds.min_success_rate: set it too")
+        if not p0 < self.sequential.p1:
+            raise ValueError(f"sequential.p1 ({self.sequential.p1:g}) should be above thresholds.min_success_rate ({p0:g})")
+        return self
 
     @field_validator("matrix")
     @classmethod

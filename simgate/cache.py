@@ -18,6 +18,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ class EpisodeCache:
             with np.load(path, allow_pickle=False) as stored:
                 meta = json.loads(str(stored["meta"]))
                 arrays = {name: stored[name] for name in _ARRAYS}
-        except (OSError, ValueError, KeyError):  # absent, or a damaged file: compute it again
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged: compute again
             return None
         return Episode(seed=int(meta.pop("seed")), **meta, **arrays)
 

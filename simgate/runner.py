@@ -135,10 +135,12 @@ def collect(case: Case, source: EpisodeSource):
 
 
 def sequential_design(case: Case):
-    from simgate.sequential import Design
+    """The case's sequential design, its PASS boundary calibrated so the exact false PASS rate is ≤ alpha."""
+    from simgate.sequential import Design, calibrated
 
     seq = case.sequential
-    return Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"], case.episodes)
+    return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
+                             case.episodes))
 
 
 def _perturbations(case: Case, regs) -> list:

@@ -23,6 +23,16 @@ def summary(directory: Path) -> dict:
     return json.loads((directory / "summary.json").read_text())
 
 
+def results_only(document: dict) -> dict:
+    """A summary without the run/cache counts: which worker computed a shared baseline episode
+    first depends on timing, the results do not."""
+    out = json.loads(json.dumps(document))
+    for case in out["cases"].values():
+        case.pop("episodes_run", None)
+        case.pop("episodes_cached", None)
+    return out
+
+
 @pytest.fixture(scope="module")
 def serial_and_parallel(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
@@ -45,10 +55,11 @@ def test_serial_and_xdist_runs_give_identical_case_metrics(serial_and_parallel):
     b = summary(serial_and_parallel["parallel_summary"])
     assert serial_and_parallel["serial"].returncode == 0
     assert sorted(a["cases"]) == sorted(b["cases"]) and len(a["cases"]) == 9
-    assert a == b  # every number, bit for bit
+    assert results_only(a) == results_only(b)  # every number, bit for bit
     flat = a["cases"]["flat-balancebot-lqr"]
     assert [r["name"] for r in flat["requirements"]] == [
-        "success rate", "mean |torque| [wheel]", "peak |torque| [wheel]", "determinism"]
+        "success rate", "mean |torque| [wheel]", "peak |torque| [wheel]", "determinism",
+        "not worse than balancebot-lqr", "mean |torque| [wheel] vs balancebot-lqr"]
     assert flat["episodes"] == 30 and flat["metrics"]["success"] == 1.0
 
 

@@ -56,7 +56,8 @@ def test_matrix_expands_as_cross_product_with_readable_ids(tmp_path, host):
     last = cases[-1]
     assert last.perturbations[0] == {"kind": "scale_friction", "params": {"sliding": 0.25}}
     assert last.perturbations[1] == {"kind": "add_observation_noise", "params": {"std": 0.01, "scale": 3}}
-    assert last.thresholds == {"min_success_rate": 0.7, "deterministic": False}
+    assert last.thresholds == {"min_success_rate": 0.7, "deterministic": False, "regression_margin": 0.05,
+                               "torque_regression_margin": 0.1}
 
 
 def test_policy_option_overrides_candidates_and_keeps_the_env(tmp_path, host):

@@ -4,7 +4,14 @@ over hundreds of simulated gate runs (figures from ../shared/STATS.md)."""
 import numpy as np
 import pytest
 
-from simgate.sequential import Design, decide, fixed_n, log_e_value, operating_characteristic
+from simgate.sequential import (
+    Design,
+    calibrated,
+    decide,
+    fixed_n,
+    log_e_value,
+    operating_characteristic,
+)
 
 SPRT = Design("sprt", 0.90, 0.95, 0.05, 0.10, 400)
 ANYTIME = Design("anytime", 0.90, 0.95, 0.05, 0.10, 400)
@@ -77,3 +84,12 @@ def test_calibration_over_simulated_gate_runs(design):
     for p in (0.85, 0.99):  # clear cases stop early
         _, used = simulate(p)
         assert used.mean() <= 0.6 * fixed, (p, used.mean(), fixed)
+
+
+def test_calibration_keeps_the_exact_false_pass_rate_within_alpha():
+    wald = Design("sprt", 0.90, 0.97, 0.05, 0.10, 300)
+    assert operating_characteristic(wald, 0.90).pass_probability > 0.05  # Wald's line overshoots here
+    fixed = calibrated(wald)
+    assert operating_characteristic(fixed, 0.90).pass_probability <= 0.05
+    assert fixed.boundaries()[0] - wald.boundaries()[0] <= 0.0201  # the smallest step that does it
+    assert calibrated(SPRT) == SPRT  # already within alpha: unchanged

@@ -51,6 +51,8 @@ def _row(cid: str, payload: dict) -> tuple[str, ...]:
 
 def _bound(req: dict) -> str:
     n = req["numbers"]
+    if "method" in n:  # sequential: the decision rests on the boundary crossing, not an interval
+        return f"{n['method']}@{n['n']}"
     value = n["upper"] if req["outcome"] == "FAIL" else n["lower"]
     side = "≤" if req["outcome"] == "FAIL" else "≥"
     return f"p{side}{value:.3f}"

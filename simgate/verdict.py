@@ -34,10 +34,15 @@ def evaluate(case, rollouts, repeats=None, decision=None) -> list[Requirement]:
         out.append(sequential_requirement(case, decision))
     elif "min_success_rate" in th:
         out.append(success_requirement(rollouts, th["min_success_rate"], alpha))
-    for key, label, test in (("max_mean_torque", "mean |torque|", _mean_torque), ("max_peak_torque", "peak |torque|", _peak_torque)):
+    for key, label, test in (("max_mean_torque", "mean |torque|", _mean_torque), ("max_peak_torque", "peak |torque|", _peak_torque),
+                             ("max_p95_torque", "p95 of mean |torque|", _p95_torque)):
         if key in th:
             for joint, limit in _per_joint(th[key], rollouts.joint_names):
                 out.append(test(rollouts, joint, limit, alpha, label))
+    for key, label, metric in (("max_mean_power", "mean power (W)", "mean_power"),
+                               ("max_cost_of_transport", "cost of transport", "cost_of_transport")):
+        if key in th:
+            out.append(_mean_metric(rollouts, metric, label, th[key], alpha))
     if th.get("deterministic"):
         out.append(determinism_requirement(rollouts, repeats or []))
     return out
@@ -72,6 +77,33 @@ def _mean_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -
     name = rollouts.joint_names[joint]
     return Requirement(f"{label} [{name}]", r.outcome, f"{r.mean:.3f}", f"{1 - alpha:.0%} bounds [{r.lower:.3f}, {r.upper:.3f}]",
                        f"< {limit:g}", dataclasses.asdict(r))
+
+
+def _p95_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -> Requirement:
+    """Order-statistic test of 'the 95th percentile is below the limit' (exact, distribution-free)."""
+    from scipy.stats import quantile_test
+
+    x = np.array([e.mean_abs_torque[joint] for e in rollouts.episodes])
+    name = rollouts.joint_names[joint]
+    if len(x) == 0:
+        return Requirement(f"{label} [{name}]", stats.INCONCLUSIVE, "no episodes", "-", f"< {limit:g}", {"n": 0})
+    below = quantile_test(x, q=limit, p=0.95, alternative="less").pvalue
+    above = quantile_test(x, q=limit, p=0.95, alternative="greater").pvalue
+    outcome = stats.PASS if below <= alpha else stats.FAIL if above <= alpha else stats.INCONCLUSIVE
+    note = " (fewer than 59 episodes cannot show it)" if len(x) < 59 and outcome == stats.INCONCLUSIVE else ""
+    return Requirement(f"{label} [{name}]", outcome, f"{np.quantile(x, 0.95):.4g} (sample p95 of {len(x)})",
+                       f"order-statistic test p={below:.3g}{note}", f"< {limit:g}",
+                       {"p_below": float(below), "p_above": float(above), "n": len(x), "limit": limit})
+
+
+def _mean_metric(rollouts, metric: str, label: str, limit: float, alpha: float) -> Requirement:
+    from simgate.metrics import effort
+
+    x = getattr(effort, metric)(rollouts)
+    x = x[np.isfinite(x)]
+    r = stats.mean_below(x, limit, alpha)
+    return Requirement(label, r.outcome, f"{r.mean:.4g} over {r.n} episodes",
+                       f"{1 - alpha:.0%} bounds [{r.lower:.4g}, {r.upper:.4g}]", f"< {limit:g}", dataclasses.asdict(r))
 
 
 def _peak_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -> Requirement:

@@ -58,3 +58,27 @@ def test_mean_below_uses_one_sided_t_bound():
     assert stats.mean_below(x, 0.5, 0.05).outcome == stats.FAIL
     assert stats.mean_below(x, 1.1, 0.05).outcome == stats.INCONCLUSIVE
     assert stats.mean_below(np.array([1.0]), 2.0, 0.05).outcome == stats.INCONCLUSIVE
+
+
+def test_p95_power_and_cost_of_transport_requirements():
+    from simgate.engine.rollouts import Episode, Rollouts
+    from simgate.verdict import evaluate
+    from tests.test_engine import make_case
+
+    def episode(i, torque):
+        return Episode(index=i, seed=0, success=True, length=50, ret=0.0, progress=2.0, terminated=None, message=None,
+                       mean_abs_torque=np.array([torque]), peak_abs_torque=np.array([torque]),
+                       step_hashes=np.zeros(50, dtype=np.uint64), actions=np.zeros((50, 1)), work=10.0, mass=1.0)
+
+    torques = np.linspace(0.5, 1.0, 80)
+    rollouts = Rollouts([episode(i, t) for i, t in enumerate(torques)], ["wheel"], 0.02, 50, "m")
+    case = make_case(thresholds={"max_p95_torque": 1.2, "max_mean_power": 12.0, "max_cost_of_transport": 0.4})
+    reqs = {r.name: r for r in evaluate(case, rollouts)}
+    assert reqs["p95 of mean |torque| [wheel]"].outcome == "PASS"  # 80 episodes all below 1.2
+    assert reqs["mean power (W)"].outcome == "PASS"  # 10 J in 1 s, every episode
+    assert reqs["cost of transport"].outcome == "FAIL"  # 10 / (1 * 9.81 * 2) = 0.51 > 0.4
+    few = Rollouts(rollouts.episodes[:40], ["wheel"], 0.02, 50, "m")
+    [p95] = evaluate(make_case(thresholds={"max_p95_torque": 1.2}), few)
+    assert p95.outcome == "INCONCLUSIVE" and "59 episodes" in p95.bound  # no finite bound below 59
+    [high] = evaluate(make_case(thresholds={"max_p95_torque": 0.6}), rollouts)
+    assert high.outcome == "FAIL"

@@ -34,6 +34,11 @@ class Thresholds(Strict):
     min_success_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     max_mean_torque: PerJoint | None = None
     max_peak_torque: PerJoint | None = None
+    #: the 95th percentile over episodes of each joint's per-episode mean |torque| (order-statistic
+    #: test: at least 59 episodes are needed to PASS)
+    max_p95_torque: PerJoint | None = None
+    max_mean_power: float | None = Field(default=None, gt=0.0, description="W, mean over episodes")
+    max_cost_of_transport: float | None = Field(default=None, gt=0.0)
     deterministic: bool = False
     #: against a baseline (--baseline): the candidate's success rate may be at most this much
     #: below the baseline's (paired non-inferiority margin δ)
@@ -42,7 +47,7 @@ class Thresholds(Strict):
     #: baseline's (paired t-test per joint)
     torque_regression_margin: float = Field(default=0.10, gt=0.0)
 
-    @field_validator("max_mean_torque", "max_peak_torque")
+    @field_validator("max_mean_torque", "max_peak_torque", "max_p95_torque")
     @classmethod
     def _positive(cls, value):
         limits = value.values() if isinstance(value, dict) else [value] if value is not None else []

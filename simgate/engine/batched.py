@@ -249,8 +249,12 @@ class _ChunkRun:
         self._command(live, actions, step)
         self._physics(live, step)
 
+    def _view(self, ids: np.ndarray) -> _Rows:
+        """These simulations' fields; all of them as views (no copies) when every one is live."""
+        return _Rows(self.fields, slice(None) if ids.size == self.n else ids)
+
     def _observe(self, live: np.ndarray) -> np.ndarray:
-        rows = self.env.observe_rows(self.nominal, _Rows(self.fields, live))
+        rows = self.env.observe_rows(self.nominal, self._view(live))
         if rows is not None:
             return rows
         return np.array([self.env.observe(self.models[j], self.data[j]) for j in live])
@@ -280,14 +284,17 @@ class _ChunkRun:
     def _command(self, live: np.ndarray, actions: np.ndarray, step: int) -> None:
         """Each live episode's controls (and applied forces) for the physics steps ahead."""
         nu = self.nu
-        ctrl = self.env.ctrl_rows(self.nominal, _Rows(self.fields, live), actions)
+        ctrl = self.env.ctrl_rows(self.nominal, self._view(live), actions)
         if ctrl is None:
             ctrl = np.empty((len(live), nu))
             for row, j in enumerate(live):
                 self.env.apply_action(self.models[j], self.data[j], actions[row])
                 ctrl[row] = self.data[j].ctrl
         if not self.hooks[0]:  # the same perturbations in every episode: no physics-rate work at all
-            self.control[live, :, :nu] = ctrl[:, None, :]
+            if live.size == self.n:
+                self.control[:, :, :nu] = ctrl[:, None, :]
+            else:
+                self.control[live, :, :nu] = ctrl[:, None, :]
             return
         xfrc_applied = self.fields["xfrc_applied"]
         for row, j in enumerate(live):
@@ -301,15 +308,20 @@ class _ChunkRun:
         from mujoco.batch import SimulationError
 
         failed: dict[int, str] = {}
+        every = live.size == self.n  # the common case: no copies, everything in place
         try:
-            out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
-                                     record=("actuator_force", "actuator_velocity"), ids=live)
-            total, peak, work = self.torque_sum[live], self.torque_peak[live], self.work[live]
-            accumulate_effort(total, peak, work, out["actuator_force"], out["actuator_velocity"])
-            self.torque_sum[live], self.torque_peak[live], self.work[live] = total, peak, work
+            out = self.batch.rollout(nstep=self.fs, control=self.control if every else self.control[live],
+                                     control_spec=int(self.spec), record=("actuator_force", "actuator_velocity"),
+                                     ids=None if every else live)
+            if every:
+                accumulate_effort(self.torque_sum, self.torque_peak, self.work, out["actuator_force"], out["actuator_velocity"])
+            else:
+                total, peak, work = self.torque_sum[live], self.torque_peak[live], self.work[live]
+                accumulate_effort(total, peak, work, out["actuator_force"], out["actuator_velocity"])
+                self.torque_sum[live], self.torque_peak[live], self.work[live] = total, peak, work
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
-        hashes = state_hashes(self.batch.state[live])
+        hashes = state_hashes(self.batch.state if every else self.batch.state[live])
         for j in failed:
             hashes[live == j] = 0  # no state worth fingerprinting
             self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
@@ -323,7 +335,7 @@ class _ChunkRun:
 
     def _rules(self, ids: np.ndarray, step: int) -> None:
         """Reward and termination of the episodes still standing after this control step."""
-        view = _Rows(self.fields, ids)
+        view = self._view(ids)
         if self.rewarded:
             rewards = self.env.reward_rows(self.nominal, view)
             if rewards is None:

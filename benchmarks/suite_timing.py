@@ -47,8 +47,10 @@ def pytest(scenarios: Path, *args: str, threads: int | None = None) -> tuple[flo
     if threads is not None:
         env[THREADS_VAR] = str(threads)
     with tempfile.TemporaryDirectory() as reports:
-        cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:cacheprovider", "--scenarios", str(scenarios),
-               "--simgate-reports", reports, "--policy", POLICY, *args]
+        # no hypothesis plugin: the main command's install (.[torch]) has none, and it costs 1.4 s per process
+        cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+               "--scenarios", str(scenarios),
+               "--simgate-reports", reports, "--policy", POLICY, "--baseline", "none", "--simgate-cache", "none", *args]
         start, cpu = time.perf_counter(), cpu_seconds()
         run = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, env=env)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu

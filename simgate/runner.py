@@ -33,6 +33,7 @@ class CaseResult:
     table: dict[str, list] = dataclasses.field(default_factory=dict)  # per-episode metrics
     episodes_run: int = 0  # computed by this run (the baseline's included)
     episodes_cached: int = 0  # taken from the result cache
+    feasibility: float | None = None  # share of the scenario's tasks any policy could achieve
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class CaseResult:
             "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
             "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
             "episodes_run": self.episodes_run, "episodes_cached": self.episodes_cached,
+            "feasibility": self.feasibility,
         }
 
 
@@ -82,12 +84,16 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
         return _error(case, exc, POLICY_ERROR)
     except Exception as exc:  # a perturbation or env rule that cannot apply to this model
         return _error(case, exc, SETUP_ERROR)
+    try:
+        feasibility = _feasibility(case, env, runner)
+    except Exception as exc:
+        return _error(case, exc, SETUP_ERROR)
     modes, examples = _classify(case, rollouts, host)
     host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
                       engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table,
-                      episodes_run=source.computed, episodes_cached=source.cached)
+                      episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility)
 
 
 class EpisodeSource:
@@ -141,6 +147,14 @@ def sequential_design(case: Case):
     seq = case.sequential
     return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
                              case.episodes))
+
+
+def _feasibility(case: Case, env, runner) -> float | None:
+    from simgate.seeds import case_rng
+
+    nominal = runner.ref.nominal if hasattr(runner, "ref") else runner.nominal
+    value = env.task_feasibility(nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
+    return None if value is None else float(value)
 
 
 def _perturbations(case: Case, regs) -> list:

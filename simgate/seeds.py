@@ -19,3 +19,9 @@ def episode_rngs(entropy: int, n_perturbations: int) -> tuple[np.random.Generato
     root = np.random.SeedSequence(entropy)
     reset_seq, pert_seq = root.spawn(2)
     return np.random.default_rng(reset_seq), [np.random.default_rng(s) for s in pert_seq.spawn(n_perturbations)]
+
+
+def case_rng(master_seed: int, scenario: str, point: dict, purpose: str) -> np.random.Generator:
+    """A generator for case-level work (a feasibility estimate), apart from every episode's."""
+    key = json.dumps([master_seed, scenario, point, purpose], sort_keys=True, separators=(",", ":"))
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "little"))

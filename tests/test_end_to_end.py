@@ -59,7 +59,7 @@ def test_serial_and_xdist_runs_give_identical_case_metrics(serial_and_parallel):
     flat = a["cases"]["flat-balancebot-lqr"]
     assert [r["name"] for r in flat["requirements"]] == [
         "success rate", "mean |torque| [wheel]", "peak |torque| [wheel]", "determinism",
-        "not worse than balancebot-lqr", "mean |torque| [wheel] vs balancebot-lqr"]
+        "not worse than balancebot-lqr", "mean |torque| vs balancebot-lqr"]
     assert flat["episodes"] == 30 and flat["metrics"]["success"] == 1.0
 
 

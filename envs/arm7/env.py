@@ -180,6 +180,9 @@ class Arm7Reach(MujocoEnv):
         targets = self.base_position(model) + rng.uniform(self.zone_low, self.zone_high, (samples, 3))
         return float(np.mean(self.reachable(model, targets, rng)))
 
+    def task_feasibility(self, model, rng: np.random.Generator) -> float:
+        return self.reachability(model, rng)
+
     def reachable(self, model, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Whether each of ``targets`` ``(n, 3)`` (world frame, e.g. an episode's
         ``data.mocap_pos``) can be reached within the success tolerance: ``(n,)`` bool."""

@@ -82,6 +82,13 @@ class MujocoEnv:
         """The ``signals`` after a control step, in their order (float each)."""
         return ()
 
+    def task_feasibility(self, model: mujoco.MjModel, rng: np.random.Generator) -> float | None:
+        """The share of this env's tasks (as its reset draws them) that any policy could achieve on
+        ``model``, e.g. targets within reach: an upper bound on the success rate, so an impossible
+        scenario is named as such instead of blamed on the policy. None (the default): unknown.
+        Computed once per case, drawing only from ``rng``."""
+        return None
+
     # -- many simulations at once (optional) ---------------------------------------------------
     # The batched engine asks these first. ``data`` gives MjData's fields as ``(n, ...)`` arrays,
     # one row per simulation, all with ``model``'s layout. Each must equal its per-simulation

@@ -17,6 +17,13 @@ def case_message(result) -> str:
         lines.append(f"  failure modes ({sum(result.failure_modes.values())} of {result.episodes} episodes): {modes}")
         for mode, example in result.examples.items():
             lines.append(f"    {mode}: e.g. {example}")
+    feasibility = getattr(result, "feasibility", None)
+    if feasibility is not None:
+        lines.append(f"  task feasibility: {feasibility:.1%} of this scenario's tasks can be achieved by any policy")
+        required = case.thresholds.get("min_success_rate")
+        if required is not None and feasibility <= required:
+            lines.append(f"  INFEASIBLE: success > {required:g} cannot be reached here whatever the policy; "
+                         "the scenario, not the policy, caps success at " f"{feasibility:.1%}")
     if result.outcome == "INCONCLUSIVE":
         lines.append("  INCONCLUSIVE: the episodes run cannot decide the requirement either way; "
                      "raise 'episodes' in the scenario")

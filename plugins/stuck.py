@@ -14,6 +14,7 @@ MIN_PROGRESS = 0.1
 
 @hookimpl
 def simgate_classify_failure(case, episode):
-    if episode.terminated is None and not episode.success and abs(episode.progress) < MIN_PROGRESS:
+    least = (case.classify or {}).get("stuck_progress", MIN_PROGRESS)  # a scenario may set its own
+    if episode.terminated is None and not episode.success and abs(episode.progress) < least:
         return "stuck"
     return None

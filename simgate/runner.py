@@ -75,6 +75,7 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
         if case.thresholds.get("deterministic"):
             repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
         requirements = verdict.evaluate(case, rollouts, repeats, decision)
+        _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
             paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts)
             requirements += paired
@@ -147,6 +148,14 @@ def sequential_design(case: Case):
     seq = case.sequential
     return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
                              case.episodes))
+
+
+def _mark_nondeterministic(rollouts, repeats) -> None:
+    first = {e.index: e for e in rollouts.episodes}
+    for again in repeats:
+        ref = first.get(again.index)
+        if ref is not None and (ref.length != again.length or not np.array_equal(ref.step_hashes, again.step_hashes)):
+            ref.nondeterministic = True
 
 
 def _feasibility(case: Case, env, runner) -> float | None:

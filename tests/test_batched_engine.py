@@ -56,6 +56,7 @@ def assert_identical(reference, batched):
         np.testing.assert_array_equal(a.mean_abs_torque, b.mean_abs_torque)
         np.testing.assert_array_equal(a.peak_abs_torque, b.peak_abs_torque)
         assert (a.work, a.mass) == (b.work, b.mass) and a.work > 0
+        assert (a.saturation, a.at_stops) == (b.saturation, b.at_stops)
         np.testing.assert_equal(a.signals, b.signals)
 
 

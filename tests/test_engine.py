@@ -152,7 +152,8 @@ def test_run_case_decides_and_classifies(host):
                      thresholds={"min_success_rate": 0.9, "deterministic": True}, episodes=6)
     result = run_case(case, host)
     assert result.outcome == "INCONCLUSIVE" or result.outcome == "FAIL"
-    assert sum(result.failure_modes.values()) == 6 and set(result.failure_modes) <= {"fell", "stuck", "timeout"}
+    # on ice the wheel spins freely: the controller saturates its motor and the robot falls within 0.3 s
+    assert sum(result.failure_modes.values()) == 6 and set(result.failure_modes) <= {"saturated", "fell"}
     det = [r for r in result.requirements if r.name == "determinism"][0]
     assert det.outcome == "PASS" and det.observed == "2/2 re-run episodes identical"
 

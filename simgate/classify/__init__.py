@@ -4,5 +4,7 @@ The built-in plugin asks them in ``ORDER``; plugins implementing ``simgate_class
 are asked first and may claim any episode.
 """
 
-ORDER = ("simgate.classify.policy_error", "simgate.classify.diverged", "simgate.classify.terminated",
-         "simgate.classify.timeout")
+#: the more specific cause first: a robot that fell with its motors saturated is "saturated"
+ORDER = ("simgate.classify.policy_error", "simgate.classify.diverged", "simgate.classify.nondeterministic",
+         "simgate.classify.saturated", "simgate.classify.joint_limit", "simgate.classify.oscillating",
+         "simgate.classify.terminated", "simgate.classify.drift", "simgate.classify.timeout")

@@ -25,6 +25,12 @@ import threading
 
 import numpy as np
 
+from simgate.engine.limits import (
+    actuator_limits,
+    at_stops,
+    joint_stops,
+    saturated_steps,
+)
 from simgate.engine.reference import (
     MAX_QVEL,
     ReferenceEngine,
@@ -226,6 +232,10 @@ class _ChunkRun:
         self.work = np.zeros(n)
         self.signals = np.zeros((n, len(self.env.signals)))
         self.signal_steps = np.zeros(n, dtype=np.int64)
+        self.limits = np.array([actuator_limits(m) for m in self.models]).reshape(n, nu)  # per episode: weakened motors
+        self.stops = joint_stops(self.nominal)  # joint ranges: no perturbation edits them
+        self.saturated = np.zeros(n, dtype=np.int64)
+        self.stop_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
         self.bad_warnings = [int(w) for w in engine.ref.bad_warnings]
 
@@ -313,6 +323,7 @@ class _ChunkRun:
             out = self.batch.rollout(nstep=self.fs, control=self.control if every else self.control[live],
                                      control_spec=int(self.spec), record=("actuator_force", "actuator_velocity"),
                                      ids=None if every else live)
+            self.saturated[live] += saturated_steps(out["actuator_force"], self.limits if every else self.limits[live])
             if every:
                 accumulate_effort(self.torque_sum, self.torque_peak, self.work, out["actuator_force"], out["actuator_velocity"])
             else:
@@ -341,6 +352,7 @@ class _ChunkRun:
             if rewards is None:
                 rewards = [self.env.reward(self.models[j], self.data[j]) for j in ids]
             self.ret[ids] += rewards
+        self.stop_steps[ids] += at_stops(view.qpos, self.stops)
         if self.env.signals:
             values = self.env.signal_rows(self.nominal, view)
             if values is None:
@@ -388,6 +400,8 @@ class _ChunkRun:
                 step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
                 work=float(self.work[j]) * model.opt.timestep, mass=total_mass(model),
                 signals=signal_means(self.env.signals, self.signals[j], int(self.signal_steps[j])),
+                saturation=float(self.saturated[j]) / max(length * self.fs, 1),
+                at_stops=float(self.stop_steps[j]) / max(length, 1),
             ))
         return out
 

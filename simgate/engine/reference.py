@@ -7,6 +7,12 @@ import math
 
 import numpy as np
 
+from simgate.engine.limits import (
+    actuator_limits,
+    at_stops,
+    joint_stops,
+    saturated_steps,
+)
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
@@ -135,6 +141,8 @@ class ReferenceEngine:
         work = np.zeros(())
         signals = np.zeros(len(self.env.signals))
         signal_steps = 0
+        limits, stops = actuator_limits(model), joint_stops(model)
+        saturated = stop_steps = 0
         hashes = np.zeros(n_steps, dtype=np.uint64)
         actions = np.zeros((n_steps, self.action_size))
         state = np.zeros(mj.mj_stateSize(model, self.state_spec))
@@ -162,6 +170,7 @@ class ReferenceEngine:
                 forces[k] = data.actuator_force
                 velocities[k] = data.actuator_velocity
             accumulate_effort(torque_sum, torque_peak, work, forces, velocities)
+            saturated += int(saturated_steps(forces, limits))
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = state_hashes(state[None])[0]
             message = self._diverged(data)
@@ -169,6 +178,7 @@ class ReferenceEngine:
                 terminated, length = DIVERGED, step + 1
                 break
             ret += self.env.reward(model, data)
+            stop_steps += int(at_stops(data.qpos[None], stops)[0])
             if self.env.signals:
                 signals += np.asarray(self.env.signal_values(model, data), dtype=np.float64)
                 signal_steps += 1
@@ -185,6 +195,7 @@ class ReferenceEngine:
             step_hashes=hashes[:length], actions=actions[:length],
             work=float(work) * model.opt.timestep, mass=total_mass(model),
             signals=signal_means(self.env.signals, signals, signal_steps),
+            saturation=saturated / max(substep, 1), at_stops=stop_steps / max(length, 1),
         )
 
     def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:

@@ -28,6 +28,9 @@ class Episode:
     work: float = 0.0  # J: the actuators' absolute mechanical work, sum of |force x velocity| dt
     mass: float = 0.0  # kg: the robot and what it carries, as this episode's model has it
     signals: dict[str, float] = dataclasses.field(default_factory=dict)  # env signals, mean per control step
+    saturation: float = 0.0  # share of physics steps with an actuator at its force limit
+    at_stops: float = 0.0  # share of control steps with a limited joint at its stop
+    nondeterministic: bool = False  # a re-run of this episode differed (set by the determinism check)
     failure_mode: str | None = None  # filled by classification for failed episodes
 
     @property

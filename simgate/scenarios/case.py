@@ -24,6 +24,7 @@ class Case:
     gate: bool = True  # false: informational, never blocks promotion
     sequential: dict[str, Any] | None = None  # {method, p1, beta, batch}: stop when decided
     baseline: str | None = None  # the promoted policy this candidate is compared with, episode for episode
+    classify: dict[str, Any] = dataclasses.field(default_factory=dict)  # failure-mode thresholds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

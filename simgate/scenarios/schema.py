@@ -56,6 +56,17 @@ class Thresholds(Strict):
         return value
 
 
+class Classify(Strict):
+    """Thresholds of the failure-mode rules (docs: README, "Failure modes")."""
+
+    saturation_share: float = Field(default=0.2, gt=0.0, le=1.0)  # of physics steps, actuator at its limit
+    stop_share: float = Field(default=0.1, gt=0.0, le=1.0)  # of control steps, a joint at its stop
+    chatter_share: float = Field(default=0.6, gt=0.0, le=1.0)  # of action power in the upper half band
+    chatter_min_rate: float = Field(default=0.05, ge=0.0)  # mean |Δaction| per step below which nothing chatters
+    drift_bound: float = Field(default=0.3, gt=0.0)  # the env's `drift` signal (m or rad), mean per step
+    stuck_progress: float = Field(default=0.1, ge=0.0, le=1.0)  # of the goal, alive at the horizon
+
+
 class Sequential(Strict):
     """Stop the case as soon as its success requirement is decided (../shared/STATS.md)."""
 
@@ -86,6 +97,7 @@ class ScenarioSpec(Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     #: sequential stopping; ``episodes`` is then the cap (INCONCLUSIVE if undecided by then)
     sequential: Sequential | None = None
+    classify: Classify = Field(default_factory=Classify)
 
     @model_validator(mode="after")
     def _sequential_needs_a_rate(self):

@@ -1,0 +1,8 @@
+"""joint_limit: a limited joint sat at its stop for a sustained share of the control steps."""
+
+DEFAULT_SHARE = 0.1
+
+
+def classify(case, episode):
+    share = case.classify.get("stop_share", DEFAULT_SHARE) if case.classify else DEFAULT_SHARE
+    return "joint_limit" if episode.at_stops >= share else None

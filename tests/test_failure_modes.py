@@ -148,7 +148,7 @@ def test_limits_are_read_from_the_model():
     from simgate.engine.limits import actuator_limits, at_stops, joint_stops
 
     m = mujoco.MjModel.from_xml_string(
-        '<mujoco><worldbody><body><joint name="j" type="hinge" range="-1 1"/><geom size=".1"/>'
+        '<mujoco><compiler angle="radian"/><worldbody><body><joint name="j" type="hinge" range="-1 1"/><geom size=".1"/>'
         '<body><joint name="k" type="hinge"/><geom size=".1"/></body></body></worldbody>'
         '<actuator><motor joint="j" ctrlrange="-2 2" gear="3"/><position joint="j" kp="10" forcerange="-5 5"/>'
         '<position joint="k" kp="10"/></actuator></mujoco>')

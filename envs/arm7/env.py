@@ -58,6 +58,7 @@ class Arm7Reach(MujocoEnv):
     """Reach a target drawn in a box in front of the robot."""
 
     name: ClassVar[str] = "arm7-reach"
+    xml_path: ClassVar[Path] = XML_PATH
     control_hz: ClassVar[float] = 100.0
     observation_size: ClassVar[int] = 17
     action_size: ClassVar[int] = 7
@@ -75,16 +76,6 @@ class Arm7Reach(MujocoEnv):
         self._ids: dict | None = None
 
     # -- model -------------------------------------------------------------------------------
-    def build_model(self):
-        import mujoco
-
-        return mujoco.MjModel.from_xml_path(str(XML_PATH))
-
-    def build_spec(self):
-        import mujoco
-
-        return mujoco.MjSpec.from_file(str(XML_PATH))
-
     def _index(self, model) -> dict:
         """Addresses by name, looked up once: perturbed copies share the nominal layout."""
         if self._ids is None:

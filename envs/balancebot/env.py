@@ -48,6 +48,7 @@ class BalanceBot(MujocoEnv):
     """Balance upright and drive to ``target_x`` on a wheel that can slip."""
 
     name: ClassVar[str] = "balancebot"
+    xml_path: ClassVar[Path] = XML_PATH
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 4
     action_size: ClassVar[int] = 1
@@ -67,16 +68,6 @@ class BalanceBot(MujocoEnv):
         self._ids: dict | None = None
 
     # -- model -------------------------------------------------------------------------------
-    def build_model(self):
-        import mujoco
-
-        return mujoco.MjModel.from_xml_path(str(XML_PATH))
-
-    def build_spec(self):
-        import mujoco
-
-        return mujoco.MjSpec.from_file(str(XML_PATH))
-
     def _index(self, model) -> dict:
         """Addresses by name, looked up once: perturbed copies share the nominal layout."""
         if self._ids is None:

@@ -8,6 +8,7 @@ same rules work for the reference and the batched engine.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -30,16 +31,27 @@ class MujocoEnv:
     #: names of per-step signals the env measures (e.g. ``velocity_error``); the engines average
     #: each over the control steps an episode runs and report it as metric ``signal[name]``
     signals: ClassVar[tuple[str, ...]] = ()
+    #: the MJCF file, if the model is one: then build_model and build_spec need no code
+    xml_path: ClassVar[Path | None] = None
 
     # -- model -------------------------------------------------------------------------------
     def build_model(self) -> mujoco.MjModel:
-        """*Required.* The nominal model; perturbations edit per-episode copies of it."""
-        raise NotImplementedError
+        """*Required* unless ``xml_path`` is set. The nominal model; perturbations edit
+        per-episode copies of it."""
+        if self.xml_path is None:
+            raise NotImplementedError(f"env {self.name!r}: set xml_path or override build_model")
+        import mujoco
+
+        return mujoco.MjModel.from_xml_path(str(self.xml_path))
 
     def build_spec(self) -> mujoco.MjSpec | None:
-        """The editable model, for perturbations that change its structure (terrain). None
-        (the default) makes such perturbations unavailable for this env."""
-        return None
+        """The editable model, for perturbations that change its structure (terrain): the MJCF
+        at ``xml_path``. None (no xml_path) makes such perturbations unavailable for this env."""
+        if self.xml_path is None:
+            return None
+        import mujoco
+
+        return mujoco.MjSpec.from_file(str(self.xml_path))
 
     def frame_skip(self, model: mujoco.MjModel) -> int:
         """Physics steps per control step."""

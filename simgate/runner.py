@@ -34,6 +34,7 @@ class CaseResult:
     episodes_run: int = 0  # computed by this run (the baseline's included)
     episodes_cached: int = 0  # taken from the result cache
     feasibility: float | None = None  # share of the scenario's tasks any policy could achieve
+    policy_sha256: str | None = None  # of the policy file (of its code, for a scripted one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,7 +42,7 @@ class CaseResult:
             "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
             "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
             "episodes_run": self.episodes_run, "episodes_cached": self.episodes_cached,
-            "feasibility": self.feasibility,
+            "feasibility": self.feasibility, "policy_sha256": self.policy_sha256,
         }
 
 
@@ -94,7 +95,8 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
                       engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table,
-                      episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility)
+                      episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
+                      policy_sha256=_policy_sha256(spec, policy))
 
 
 class EpisodeSource:
@@ -148,6 +150,15 @@ def sequential_design(case: Case):
     seq = case.sequential
     return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
                              case.episodes))
+
+
+def _policy_sha256(spec, policy) -> str | None:
+    from simgate.cache import policy_sha256
+
+    try:
+        return policy_sha256(spec, policy)
+    except OSError:
+        return None
 
 
 def _mark_nondeterministic(rollouts, repeats) -> None:

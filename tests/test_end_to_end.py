@@ -130,4 +130,22 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert matched == ["Failure mode: timeout"]  # exactly one category: the case's dominant mode
     labels = {(label["name"], label["value"]) for label in case["labels"]}
     assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
-    assert {a["name"] for a in case["attachments"]} == {"metrics.json", "episodes.csv"}
+    assert {a["name"] for a in case["attachments"]} == {"metrics.json", "episodes.csv", "failure modes", "torque per joint"}
+    assert ("severity", "normal") in labels
+    png = [a for a in case["attachments"] if a["type"] == "image/png"]
+    assert all((results / a["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for a in png)
+    properties = dict(line.split("=", 1) for line in environment.splitlines())
+    assert properties["policy.balancebot-lqr-degraded.sha256"] == "919ccb4442d91c5780fe1253697e977153c69b6220c1d670f8d36e5b1c89ceef"
+    assert len(properties["git_commit"]) == 40
+
+
+def test_allure_gets_a_robustness_curve_per_swept_scenario(tmp_path):
+    results = tmp_path / "allure-results"
+    run = gate("-n", "2", "--scenarios", str(SMALL), "--simgate-reports", str(tmp_path), "--alluredir", str(results),
+               "--policy", "balancebot-lqr", "-k", "rough", "--baseline", "none")
+    assert run.returncode == 0, run.stdout[-2000:]
+    curves = [json.loads(p.read_text()) for p in results.glob("*-result.json")
+              if json.loads(p.read_text())["name"].startswith("robustness curve")]
+    assert [c["name"] for c in curves] == ["robustness curve: rough over noise (balancebot-lqr)"]
+    [attachment] = curves[0]["attachments"]
+    assert (results / attachment["source"]).read_bytes()[:4] == b"\x89PNG"

@@ -33,10 +33,35 @@ def report_case(result) -> None:
         allure.dynamic.parameter(f"perturbation {i}: {p['kind']}", json.dumps(p["params"], sort_keys=True))
     for mode, count in result.failure_modes.items():
         allure.dynamic.label("failure_mode", mode)
+    allure.dynamic.severity(_severity(case))
     allure.attach(json.dumps(result.to_dict(), indent=1, sort_keys=True), name="metrics.json",
                   attachment_type=allure.attachment_type.JSON)
     if result.table:
         allure.attach(_csv(result.table), name="episodes.csv", attachment_type=allure.attachment_type.CSV)
+    for name, png in _plots(result):
+        allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+
+
+def _severity(case):
+    import allure
+
+    level = getattr(case, "severity", None) or ("normal" if case.gate else "minor")
+    return allure.severity_level(level)
+
+
+def _plots(result) -> list[tuple[str, bytes]]:
+    """The case's pictures, if matplotlib is installed (the report is still useful without)."""
+    try:
+        from simgate.reporting import plots
+    except ImportError:
+        return []
+    try:
+        drawn = [("failure modes", plots.failure_modes(result.failure_modes, result.episodes)),
+                 ("torque per joint", plots.joint_torque(result.table)),
+                 ("time to fall", plots.time_to_fall(result.table, result.case.horizon))]
+    except ImportError:  # matplotlib absent
+        return []
+    return [(name, png) for name, png in drawn if png is not None]
 
 
 def _csv(table: dict[str, list]) -> str:
@@ -48,7 +73,8 @@ def _csv(table: dict[str, list]) -> str:
 
 
 #: modes the built-in rules produce; plugins' modes are added from the results they produced
-BUILTIN_MODES = ("fell", "diverged", "policy_error", "timeout", "setup_error", "crash", "unclassified")
+BUILTIN_MODES = ("policy_error", "diverged", "nondeterministic", "saturated", "joint_limit", "oscillating", "fell",
+                 "drift", "timeout", "setup_error", "crash", "unclassified")
 
 
 def write_run_files(alluredir: str, results: dict[str, dict]) -> None:
@@ -69,19 +95,81 @@ def write_run_files(alluredir: str, results: dict[str, dict]) -> None:
         categories.append({"name": f"Failure mode: {mode}", "matchedStatuses": ["failed", "broken"],
                            "messageRegex": regex})
     (out / "categories.json").write_text(json.dumps(categories, indent=1) + "\n")
-    (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in _environment().items()))
+    (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in _environment(results).items()))
+    write_robustness_curves(out, results)
 
 
-def _environment() -> dict[str, str]:
+def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
     import os
     import platform
+    import subprocess
     from importlib import metadata
 
     env = {"python": platform.python_version(), "machine": f"{platform.system()} {platform.machine()}",
            "cpus": str(os.cpu_count())}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    env["git_commit"] = commit or "unknown"
+    for payload in (results or {}).values():
+        policy = payload.get("policy_sha256")
+        if policy:
+            env[f"policy.{payload['case']['policy']}.sha256"] = policy
     for package in ("simgate", "mujoco", "onnxruntime", "torch", "gymnasium", "numpy"):
         try:
             env[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             env[package] = "not installed"
     return env
+
+
+def write_robustness_curves(out, results: dict[str, dict]) -> None:
+    """One extra Allure result per (scenario, policy, numeric matrix axis) with two or more
+    points: the success rate across the sweep with its exact band. Written by the controller,
+    which alone sees every case; without matplotlib, none."""
+    import hashlib
+    import time
+    import uuid
+
+    try:
+        from simgate.reporting import plots
+
+        plots._figure  # noqa: B018  (matplotlib is imported when the first curve is drawn)
+    except ImportError:
+        return
+    groups: dict[tuple, list] = {}
+    for payload in results.values():
+        case = payload.get("case", {})
+        point = case.get("point") or {}
+        success = next((r for r in payload.get("requirements", []) if r["name"] == "success rate"), None)
+        if success is None or len(point) != 1:
+            continue
+        (axis, value), = point.items()
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        n = success["numbers"].get("n", payload.get("episodes", 0))
+        k = success["numbers"].get("k", success["numbers"].get("successes", 0))
+        groups.setdefault((case["scenario"], case["env"], case["policy"], axis, case.get("alpha", 0.05),
+                           case.get("thresholds", {}).get("min_success_rate")), []).append((float(value), int(k), int(n)))
+    for (scenario, env, policy, axis, alpha, required), points in sorted(groups.items(), key=lambda kv: kv[0][:4]):
+        if len(points) < 2:
+            continue
+        try:
+            png = plots.robustness_curve(axis, points, required, alpha, f"{scenario}: success vs {axis} ({policy})")
+        except ImportError:
+            return
+        name = f"robustness curve: {scenario} over {axis} ({policy})"
+        key = uuid.UUID(hashlib.sha256(name.encode()).hexdigest()[:32])
+        attachment = f"{key}-attachment.png"
+        (out / attachment).write_bytes(png)
+        now = int(time.time() * 1000)
+        result = {"uuid": str(key), "historyId": hashlib.md5(name.encode()).hexdigest(), "name": name,
+                  "fullName": f"simgate.robustness.{scenario}.{axis}.{policy}", "status": "passed", "stage": "finished",
+                  "start": now, "stop": now, "labels": [
+                      {"name": "epic", "value": env}, {"name": "feature", "value": scenario.split(".")[0]},
+                      {"name": "story", "value": scenario}, {"name": "suite", "value": "robustness curves"},
+                      {"name": "policy", "value": policy}],
+                  "parameters": [{"name": "axis", "value": axis}, {"name": "policy", "value": policy}],
+                  "attachments": [{"name": "robustness curve", "source": attachment, "type": "image/png"}]}
+        (out / f"{key}-result.json").write_text(json.dumps(result, indent=1))

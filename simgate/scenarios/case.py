@@ -25,6 +25,7 @@ class Case:
     sequential: dict[str, Any] | None = None  # {method, p1, beta, batch}: stop when decided
     baseline: str | None = None  # the promoted policy this candidate is compared with, episode for episode
     classify: dict[str, Any] = dataclasses.field(default_factory=dict)  # failure-mode thresholds
+    severity: str | None = None  # Allure severity; None: normal, minor when gate is false
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

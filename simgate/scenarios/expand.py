@@ -73,7 +73,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 determinism_episodes=spec.determinism_episodes,
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
                 sequential=spec.sequential.model_dump() if spec.sequential else None,
-                classify=spec.classify.model_dump(),
+                classify=spec.classify.model_dump(), severity=spec.severity,
             ))
     return cases
 

@@ -92,6 +92,8 @@ class ScenarioSpec(Strict):
     #: false: an informational scenario (a sensitivity curve beyond the spec); its failures are
     #: reported as expected failures and never block promotion
     gate: bool = True
+    #: Allure severity (default: normal; minor for an informational scenario)
+    severity: Literal["blocker", "critical", "normal", "minor", "trivial"] | None = None
     perturbations: list[PerturbationEntry] = Field(default_factory=list)
     matrix: dict[str, MatrixAxis] = Field(default_factory=dict)
     thresholds: Thresholds = Field(default_factory=Thresholds)

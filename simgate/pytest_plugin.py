@@ -48,6 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from simgate.scenarios.expand import load_cases
 
     config.stash[RESULTS] = {}
+    if getattr(config.option, "allure_report_dir", None):
+        from simgate.replay import choose_gl
+
+        choose_gl()  # before MuJoCo is first imported: the report's worst-episode videos
     explicit = config.getoption("scenarios")
     directory = _path(config, explicit or config.getini("simgate_scenarios"))
     try:
@@ -131,7 +135,7 @@ def pytest_runtest_call(item: pytest.Item):
     if isinstance(checked, Checked):
         from simgate.reporting import allure
 
-        allure.report_case(checked.result)
+        allure.report_case(checked.result, item.config.stash[HOST])
     return (yield)
 
 

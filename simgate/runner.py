@@ -35,6 +35,7 @@ class CaseResult:
     episodes_cached: int = 0  # taken from the result cache
     feasibility: float | None = None  # share of the scenario's tasks any policy could achieve
     policy_sha256: str | None = None  # of the policy file (of its code, for a scripted one)
+    worst: int | None = None  # the failed episode a person should watch first
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,7 +43,7 @@ class CaseResult:
             "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
             "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
             "episodes_run": self.episodes_run, "episodes_cached": self.episodes_cached,
-            "feasibility": self.feasibility, "policy_sha256": self.policy_sha256,
+            "feasibility": self.feasibility, "policy_sha256": self.policy_sha256, "worst_episode": self.worst,
         }
 
 
@@ -96,7 +97,7 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
                       engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table,
                       episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
-                      policy_sha256=_policy_sha256(spec, policy))
+                      policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts))
 
 
 class EpisodeSource:
@@ -150,6 +151,14 @@ def sequential_design(case: Case):
     seq = case.sequential
     return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
                              case.episodes))
+
+
+def _worst(rollouts) -> int | None:
+    """The failed episode that went wrong soonest (then the one that got least far)."""
+    failed = [e for e in rollouts.episodes if not e.success]
+    if not failed:
+        return None
+    return min(failed, key=lambda e: (e.length, e.progress if math.isfinite(e.progress) else -math.inf, e.index)).index
 
 
 def _policy_sha256(spec, policy) -> str | None:

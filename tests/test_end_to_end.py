@@ -130,9 +130,13 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert matched == ["Failure mode: timeout"]  # exactly one category: the case's dominant mode
     labels = {(label["name"], label["value"]) for label in case["labels"]}
     assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
-    assert {a["name"] for a in case["attachments"]} == {"metrics.json", "episodes.csv", "failure modes", "torque per joint"}
+    names = {a["name"] for a in case["attachments"]}
+    assert {"metrics.json", "episodes.csv", "failure modes", "torque per joint", "replay"} <= names
+    assert any(n.startswith("trajectory episode ") for n in names)  # the worst episode, replayed
+    [replay] = [a for a in case["attachments"] if a["name"] == "replay"]
+    assert "python -m simgate replay 'flat-balancebot-lqr-degraded' " in (results / replay["source"]).read_text()
     assert ("severity", "normal") in labels
-    png = [a for a in case["attachments"] if a["type"] == "image/png"]
+    png = [a for a in case["attachments"] if a.get("type") == "image/png"]
     assert all((results / a["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for a in png)
     properties = dict(line.split("=", 1) for line in environment.splitlines())
     assert properties["policy.balancebot-lqr-degraded.sha256"] == "919ccb4442d91c5780fe1253697e977153c69b6220c1d670f8d36e5b1c89ceef"

@@ -196,3 +196,23 @@ def test_an_impossible_task_is_named_as_such(host):
     nominal = run_case(make_case(env="arm7-reach", policy="arm7-ik", episodes=4, horizon=3.0, scenario="reach",
                                  thresholds={"min_success_rate": 0.95}), host, "auto", None)
     assert nominal.feasibility == 1.0 and "INFEASIBLE" not in case_message(nominal)
+
+
+def test_replay_reproduces_the_suites_episode_bit_for_bit(tmp_path):
+    """`python -m simgate replay` re-runs one episode on the reference engine and checks it
+    against the suite's (batched, cached) result."""
+    run = gate("-n", "2", "--scenarios", str(SMALL), "--simgate-reports", str(tmp_path), "--policy",
+               "balancebot-lqr-degraded", "--baseline", "none", "-k", "flat")
+    assert run.returncode == 1
+    assert "replay the worst episode: python -m simgate replay 'flat-balancebot-lqr-degraded' " in run.stdout
+    cmd = [sys.executable, "-m", "simgate", "replay", "flat-balancebot-lqr-degraded", "4", "--scenarios",
+           str(SMALL.relative_to(REPO)), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "replays")]
+    replayed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    written = json.loads(replayed.stdout)
+    assert written["matches_suite_run"] is True and written["terminated"] is None
+    with np.load(written["trajectory"]) as trajectory:
+        assert trajectory["qpos"].shape[0] == written["length"] + 1  # the start and every control step
+    wrong = subprocess.run([sys.executable, "-m", "simgate", "replay", "flat-balancebot-lqr-degraded-x", "4"],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 4 and "ERROR:" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -127,9 +127,13 @@ class ReferenceEngine:
         mj.mj_forward(model, data)
         return entropy, model, data, states
 
-    def run_episode(self, case, index: int, n_steps: int) -> Episode:
+    def run_episode(self, case, index: int, n_steps: int, observer=None) -> Episode:
+        """One episode. ``observer(model, data, step)``, if given, sees the start (step -1) and
+        the state after every control step (a replay records or renders through it)."""
         mj = self.mujoco
         entropy, model, data, states = self.start_episode(case, index, n_steps)
+        if observer is not None:
+            observer(model, data, -1)
         staged = [(self.perturbations[i], states[i]) for i in self.order]
         observers = [(p, s) for p, s in staged if p.stage == "observation"]
         actors = [(p, s) for p, s in staged if p.stage == "action"]
@@ -173,6 +177,8 @@ class ReferenceEngine:
             saturated += int(saturated_steps(forces, limits))
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = state_hashes(state[None])[0]
+            if observer is not None:
+                observer(model, data, step)
             message = self._diverged(data)
             if message is not None:
                 terminated, length = DIVERGED, step + 1

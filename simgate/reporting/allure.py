@@ -13,7 +13,7 @@ def _allure():
     return allure
 
 
-def report_case(result) -> None:
+def report_case(result, host=None) -> None:
     allure = _allure()
     if allure is None:
         return
@@ -40,6 +40,35 @@ def report_case(result) -> None:
         allure.attach(_csv(result.table), name="episodes.csv", attachment_type=allure.attachment_type.CSV)
     for name, png in _plots(result):
         allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+    if host is not None and result.worst is not None and result.outcome != "PASS":
+        _attach_worst_episode(allure, result, host)
+
+
+def _attach_worst_episode(allure, result, host) -> None:
+    """The worst episode replayed: its video (where MuJoCo can render), its trajectory, and the
+    command that reproduces both, bit for bit."""
+    import tempfile
+    from pathlib import Path
+
+    from simgate.replay import replay
+
+    command = f"python -m simgate replay '{result.case.id}' {result.worst} --video"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            written = replay(result.case, result.worst, host, Path(tmp), video=True)
+        except Exception as exc:  # a report extra must never fail the case
+            allure.attach(f"{command}\n\nreplay failed here: {type(exc).__name__}: {exc}\n", name="replay",
+                          attachment_type=allure.attachment_type.TEXT)
+            return
+        note = "" if written.get("video") else f"\n(no video: {written.get('video_error')})"
+        allure.attach(f"{command}\n\nepisode {result.worst}: terminated={written['terminated']}, "
+                      f"length={written['length']} control steps, trajectory sha256 of step fingerprints "
+                      f"{written['state_hash']}{note}\n", name="replay", attachment_type=allure.attachment_type.TEXT)
+        if written.get("video"):
+            allure.attach.file(written["video"], name=f"worst episode {result.worst}",
+                               attachment_type=allure.attachment_type.MP4)
+        allure.attach.file(written["trajectory"], name=f"trajectory episode {result.worst}.npz",
+                           extension="npz")
 
 
 def _severity(case):

@@ -24,6 +24,9 @@ def case_message(result) -> str:
         if required is not None and feasibility <= required:
             lines.append(f"  INFEASIBLE: success > {required:g} cannot be reached here whatever the policy; "
                          "the scenario, not the policy, caps success at " f"{feasibility:.1%}")
+    worst = getattr(result, "worst", None)
+    if worst is not None and result.outcome != "PASS":
+        lines.append(f"  replay the worst episode: python -m simgate replay '{case.id}' {worst} --video")
     if result.outcome == "INCONCLUSIVE":
         lines.append("  INCONCLUSIVE: the episodes run cannot decide the requirement either way; "
                      "raise 'episodes' in the scenario")

@@ -1,0 +1,168 @@
+"""Replay one episode of a case exactly: the trajectory file, the check that it is the suite's
+episode bit for bit, and a video where MuJoCo can render (OSMesa or EGL on a CPU machine).
+
+    python -m simgate replay "pushes-push_n=10-balancebot-lqr-sluggish" 3 [--video]
+
+The case is found by its test id in the scenario files, the episode by its index; its seed
+follows from both (simgate.seeds), so nothing else is needed to reproduce it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
+    from simgate.errors import SimgateError
+    from simgate.registry import did_you_mean
+    from simgate.scenarios.expand import load_cases
+
+    policy = next((p for p in sorted(host.registries.policies.names(), key=len, reverse=True)
+                   if case_id.endswith("-" + p)), None)
+    if policy is None:
+        raise SimgateError(f"case id {case_id!r} does not end with a registered policy name")
+    cases = {c.id: c for c in load_cases(scenarios, rootdir, host.registries, [policy], [], None)}
+    if case_id not in cases:
+        raise SimgateError(f"no case {case_id!r} in {scenarios}{did_you_mean(case_id, list(cases))}")
+    return cases[case_id]
+
+
+def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25) -> dict:
+    """Run episode ``index`` of ``case`` on the reference engine, recording every control step."""
+    from simgate.engine.reference import ReferenceEngine
+    from simgate.runner import _check_sizes, _perturbations, build_env
+
+    regs = host.registries
+    env = build_env(regs.envs.get(case.env))
+    spec = regs.policies.get(case.policy)
+    _check_sizes(spec, env)
+    engine = ReferenceEngine(env, spec.load(), _perturbations(case, regs), spec.action_size)
+    n_steps = int(round(case.horizon / engine.control_dt))
+    frames, qpos, qvel, times = [], [], [], []
+    renderer = _renderer(engine.nominal) if video else None
+    camera = _tracking_camera(engine.nominal) if renderer is not None else None
+    every = max(1, int(round(1.0 / (fps * engine.control_dt))))
+
+    def record(model, data, step):
+        qpos.append(np.array(data.qpos))
+        qvel.append(np.array(data.qvel))
+        times.append(float(data.time))
+        if renderer is not None and (step + 1) % every == 0:
+            renderer.update_scene(data, camera=camera)
+            frames.append(renderer.render().copy())
+
+    try:
+        episode = engine.run_episode(case, index, n_steps, observer=record)
+    finally:
+        if renderer is not None:
+            renderer.close()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{case.id}-episode{index}"
+    np.savez_compressed(stem.with_suffix(".npz"), time=np.array(times), qpos=np.array(qpos), qvel=np.array(qvel),
+                        actions=episode.actions, step_hashes=episode.step_hashes)
+    written = {"trajectory": str(stem.with_suffix(".npz")), "state_hash": episode.state_hash,
+               "success": episode.success, "terminated": episode.terminated, "length": episode.length}
+    if frames:
+        import imageio.v2 as imageio
+
+        path = stem.with_suffix(".mp4")
+        imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+        written["video"] = str(path)
+    elif video:
+        written["video"] = None
+        written["video_error"] = _RENDER_HELP
+    return written
+
+
+_RENDER_HELP = ("MuJoCo could not render here: install a software OpenGL (Debian: apt-get install -y libosmesa6, "
+                "then MUJOCO_GL=osmesa PYOPENGL_PLATFORM=osmesa; or libegl1 libgl1-mesa-dri with MUJOCO_GL=egl)")
+
+
+def choose_gl() -> None:
+    """Software OpenGL for the renderer where the machine has it. MuJoCo reads MUJOCO_GL when it
+    is first imported, so this runs before that (the CLI, or the pytest plugin with Allure on)."""
+    from ctypes.util import find_library
+
+    if "MUJOCO_GL" in os.environ:
+        return
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if find_library(library):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+            return
+
+
+def _renderer(model):
+    """A 320x240 offscreen renderer with the expensive effects off, or None where none works."""
+    try:
+        import mujoco
+
+        renderer = mujoco.Renderer(model, height=240, width=320)
+    except Exception:  # no OpenGL platform library on this machine
+        return None
+    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+        renderer.scene.flags[flag] = False
+    return renderer
+
+
+def _tracking_camera(model):
+    """A side view that follows the robot's root body, framed by the model's size."""
+    import mujoco
+
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    camera.trackbodyid = 1 if model.nbody > 1 else 0
+    camera.distance = 3.0 * float(model.stat.extent) if model.stat.extent < 1.5 else 1.5 * float(model.stat.extent)
+    camera.azimuth, camera.elevation = 90.0, -15.0
+    return camera
+
+
+def compare_with_cache(case, index: int, host, cache_dir: Path, episode_hash: str) -> bool | None:
+    """Whether the suite's cached episode has the same trajectory fingerprint; None if not cached."""
+    from simgate.engine import make_engine
+    from simgate.runner import _cache, _perturbations, build_env
+
+    regs = host.registries
+    env = build_env(regs.envs.get(case.env))
+    spec = regs.policies.get(case.policy)
+    policy = spec.load()
+    runner = make_engine(env, policy, _perturbations(case, regs), spec.action_size, "reference")
+    cached = _cache(cache_dir, case, env, runner, spec, policy).get(index)
+    return None if cached is None else cached.state_hash == episode_hash
+
+
+def main(args) -> int:
+    if args.video:
+        choose_gl()
+    from simgate.plugin_manager import Host
+
+    rootdir = Path(args.rootdir).resolve()
+    import sys
+
+    sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
+    host = Host(project_plugins=_project_plugins(rootdir))
+    case = find_case(args.case_id, rootdir / args.scenarios, rootdir, host)
+    if not 0 <= args.episode < case.episodes:
+        raise SystemExit(f"episode should be between 0 and {case.episodes - 1} for {case.id}, received {args.episode}")
+    written = replay(case, args.episode, host, rootdir / args.out, video=args.video)
+    same = compare_with_cache(case, args.episode, host, rootdir / args.cache, written["state_hash"])
+    written["matches_suite_run"] = same
+    print(json.dumps(written, indent=1))
+    return 0 if same is not False else 1
+
+
+def _project_plugins(rootdir: Path) -> list[str]:
+    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``."""
+    import ast
+
+    conftest = rootdir / "conftest.py"
+    if not conftest.is_file():
+        return []
+    for node in ast.walk(ast.parse(conftest.read_text())):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []

@@ -153,3 +153,26 @@ def test_allure_gets_a_robustness_curve_per_swept_scenario(tmp_path):
     assert [c["name"] for c in curves] == ["robustness curve: rough over noise (balancebot-lqr)"]
     [attachment] = curves[0]["attachments"]
     assert (results / attachment["source"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_without_allure_or_matplotlib_the_summary_is_the_same(tmp_path):
+    """allure and matplotlib made unimportable (a module of that name that raises ImportError
+    comes first on the path), allure-pytest's plugin off: same failure-mode counts, serial and xdist."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("allure", "matplotlib"):
+        (blocked / f"{name}.py").write_text("raise ImportError('blocked for this test')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(blocked)
+    args = ["--scenarios", str(SMALL), "--policy", "balancebot-lqr-degraded", "--baseline", "none"]
+    plain = gate("-n", "2", "--simgate-reports", str(tmp_path / "with"), "--alluredir", str(tmp_path / "results"), *args)
+    runs = {}
+    for label, n in (("serial", "0"), ("parallel", "2")):
+        runs[label] = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", "-p",
+                                      "no:allure_pytest", "-n", n, "--simgate-reports", str(tmp_path / label), *args],
+                                     cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert runs[label].returncode == 1, runs[label].stdout[-2000:] + runs[label].stderr[-2000:]
+    modes = {label: {cid: c["failure_modes"] for cid, c in summary(tmp_path / label)["cases"].items()}
+             for label in ("serial", "parallel", "with")}
+    assert plain.returncode == 1 and modes["serial"] == modes["parallel"] == modes["with"]
+    assert sum(sum(m.values()) for m in modes["serial"].values()) == 90  # 3 cases x 30 failed episodes

@@ -132,7 +132,7 @@ def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
 def pytest_runtest_call(item: pytest.Item):
     """Allure attachments made in the call phase belong to the test, not to its fixture."""
     checked = getattr(item, "funcargs", {}).get("simgate_result")
-    if isinstance(checked, Checked):
+    if isinstance(checked, Checked) and getattr(item.config.option, "allure_report_dir", None):
         from simgate.reporting import allure
 
         allure.report_case(checked.result, item.config.stash[HOST])

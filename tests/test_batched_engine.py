@@ -60,8 +60,12 @@ def assert_identical(reference, batched):
         np.testing.assert_equal(a.signals, b.signals)
 
 
+#: kinds that need an env feature the balancebot lacks, with the test that covers them instead
+ELSEWHERE = {"command_velocity": "tests/test_quadruped.py::test_batched_engine_equals_the_reference_bit_for_bit_on_the_quadruped"}
+
+
 def test_every_kind_is_covered(host):
-    assert sorted(EVERY_KIND) == host.registries.perturbations.names()
+    assert sorted(set(EVERY_KIND) | set(ELSEWHERE)) == host.registries.perturbations.names()
 
 
 @pytest.mark.parametrize("kind", sorted(EVERY_KIND))

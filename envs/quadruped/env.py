@@ -83,6 +83,11 @@ class Quadruped(MujocoEnv):
     """Walk at the commanded forward speed and yaw rate without falling."""
 
     name: ClassVar[str] = "quadruped"
+    xml_path: ClassVar[Path] = XML_PATH
+    progress_unit: ClassVar[str] = "m"
+    #: per-step signals averaged per episode: |v_xy − v_cmd| (m/s), and the heading's deviation
+    #: from the commanded one (rad), which the drift failure mode reads
+    signals: ClassVar[tuple[str, ...]] = ("velocity_error", "drift")
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 34
     action_size: ClassVar[int] = 12
@@ -112,15 +117,6 @@ class Quadruped(MujocoEnv):
         self._ids: dict | None = None
 
     # -- model -------------------------------------------------------------------------------
-    def build_model(self):
-        import mujoco
-
-        return mujoco.MjModel.from_xml_path(str(XML_PATH))
-
-    def build_spec(self):
-        import mujoco
-
-        return mujoco.MjSpec.from_file(str(XML_PATH))
 
     def _index(self, model) -> dict:
         """Addresses by name, looked up once: perturbed copies share the nominal layout."""
@@ -243,6 +239,17 @@ class Quadruped(MujocoEnv):
         yaw = yaw_of(*data.qpos[3:7])
         forward = data.userdata[FORWARD]
         return float(math.hypot(data.qvel[0] - forward * math.cos(yaw), data.qvel[1] - forward * math.sin(yaw)))
+
+    def signal_values(self, model, data) -> np.ndarray:
+        return self.signal_rows(model, _OneRow(data))[0]
+
+    def signal_rows(self, model, data) -> np.ndarray:
+        qpos, qvel, u = data.qpos, data.qvel, data.userdata
+        yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
+        error = np.hypot(qvel[:, 0] - u[:, FORWARD] * np.cos(yaw), qvel[:, 1] - u[:, FORWARD] * np.sin(yaw))
+        time = np.asarray(data.time, dtype=np.float64).reshape(-1)
+        drift = np.abs(wrap(yaw - u[:, START_YAW] - u[:, YAW_RATE] * time))
+        return np.stack([error, drift], axis=1)
 
     def reward(self, model, data) -> float:
         return float(self.reward_rows(model, _OneRow(data))[0])

@@ -156,3 +156,20 @@ def test_limits_are_read_from_the_model():
     stops = joint_stops(m)
     assert stops[0].tolist() == [0]  # only the limited joint
     assert at_stops(np.array([[0.99, 5.0], [0.5, 5.0], [-1.2, 0.0]]), stops).tolist() == [True, False, True]
+
+
+def test_the_early_quadruped_checkpoint_drifts_off_its_heading(host):
+    """Drift for real: the shipped early checkpoint on the shipped slippery scenario walks, but
+    not where it was told to (its heading wanders past the bound)."""
+    import dataclasses
+    from pathlib import Path
+
+    from simgate.scenarios.expand import load_cases
+
+    repo = Path(__file__).resolve().parents[1]
+    [case] = [c for c in load_cases(repo / "scenarios", repo, host.registries, ["quadruped-early"], [], None)
+              if c.scenario == "quadruped_slippery"]
+    result = run_case(dataclasses.replace(case, episodes=6, baseline=None), host, "auto", None)
+    assert result.failure_modes == {"saturated": 5, "drift": 1}, result.failure_modes  # seeded: always these
+    drifts = [d for d, m in zip(result.table["signal[drift]"], result.table["failure_mode"]) if m == "drift"]
+    assert min(drifts) > case.classify["drift_bound"]

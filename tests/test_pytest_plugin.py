@@ -101,3 +101,19 @@ def test_a_crashing_worker_fails_its_case_only(project):
     crashed = summary["cases"]["balance-crasher"]
     assert crashed["outcome"] == "ERROR" and crashed["failure_modes"] == {"crash": 1}
     assert summary["cases"]["balance-pd"]["outcome"] == "PASS"
+
+
+def test_a_plugins_failure_mode_gets_its_own_allure_category(tmp_path):
+    """The example plugin's 'stuck' (no core change) becomes a category as soon as a case reports it."""
+    import json
+    import re
+
+    from simgate.reporting.allure import write_run_files
+
+    results = {"a": {"case": {"id": "a", "policy": "p"}, "failure_modes": {"stuck": 3, "timeout": 1}}}
+    write_run_files(str(tmp_path), results)
+    categories = {c["name"]: c for c in json.loads((tmp_path / "categories.json").read_text())}
+    assert "Failure mode: stuck" in categories
+    message = "a: FAIL\n  failure modes (4 of 10 episodes): stuck 3, timeout 1\n"
+    matched = [name for name, c in categories.items() if re.match(c["messageRegex"], message)]
+    assert matched == ["Failure mode: stuck"]  # filed under its most frequent mode only

@@ -171,16 +171,20 @@ class BatchedEngine:
         from mujoco.batch import Batch
 
         n = len(indices)
-        starts = [self.ref.start_episode(case, i, n_steps) for i in indices]
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        scratch = mujoco.MjData(self.ref.nominal)  # one MjData reset per episode: allocating is the costly part
+        states = np.zeros((n, mujoco.mj_stateSize(self.ref.nominal, spec)))
+        starts = []
+        for j, i in enumerate(indices):
+            seed, model, data, pert_states = self.ref.start_episode(case, i, n_steps, data=scratch)
+            mujoco.mj_getState(model, data, states[j], spec)
+            starts.append((seed, model, None, pert_states))  # the batch row holds the state from here on
         models = [s[1] for s in starts]
         batch = Batch(self.ref.nominal, nsim=n, nthread=1)
         if any(model is not self.ref.nominal for model in models):
             batch.set_models(models)
         fields = {name: batch.bind(name) for name in self.fields + ["actuator_force"]}
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        for j, (_, model, data, _) in enumerate(starts):
-            mujoco.mj_getState(model, data, batch.state[j], spec)
-        starts = [(seed, model, None, states) for seed, model, _, states in starts]  # the rows hold the state now
+        batch.state[:] = states
         batch.forward()
         run = _ChunkRun(self, case, starts, batch, fields, n_steps, rows)
         for step in range(n_steps):

@@ -101,15 +101,20 @@ class ReferenceEngine:
         episodes = [self.run_episode(case, i, n_steps) for i in indices]
         return Rollouts(episodes, self.joint_names, self.control_dt, n_steps, self.env.progress_unit)
 
-    def start_episode(self, case, index: int, n_steps: int):
-        """Model copy, data and per-perturbation episode states, drawn from the episode's seed."""
+    def start_episode(self, case, index: int, n_steps: int, data=None):
+        """Model copy, data and per-perturbation episode states, drawn from the episode's seed.
+        ``data``: an MjData of the nominal layout to reset and reuse (allocating one costs more
+        than the rest of an episode's start); a fresh one otherwise."""
         mj = self.mujoco
         entropy = episode_entropy(case.seed, case.scenario, case.point, index)
         reset_rng, pert_rngs = episode_rngs(entropy, len(self.perturbations))
         model_stage = [i for i in self.order if self.perturbations[i].stage in ("spec", "model")]
         # only model-stage perturbations edit the model; every other episode shares the nominal one
         model = copy.copy(self.nominal) if model_stage else self.nominal
-        data = mj.MjData(model)
+        if data is None:
+            data = mj.MjData(model)
+        else:
+            mj.mj_resetData(model, data)  # what MjData's constructor does: the same start, bit for bit
         states = [None] * len(self.perturbations)
 
         def start(i):

@@ -31,16 +31,19 @@ def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
     return cases[case_id]
 
 
-def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25) -> dict:
-    """Run episode ``index`` of ``case`` on the reference engine, recording every control step."""
+def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25, cache_dir: Path | None = None) -> dict:
+    """Run episode ``index`` of ``case`` on the reference engine, recording every control step;
+    with ``cache_dir``, also say whether the suite's cached run of it had the same trajectory
+    (``matches_suite_run``: None when it is not cached)."""
     from simgate.engine.reference import ReferenceEngine
-    from simgate.runner import _check_sizes, _perturbations, build_env
+    from simgate.runner import _cache, _check_sizes, _perturbations, build_env
 
     regs = host.registries
     env = build_env(regs.envs.get(case.env))
     spec = regs.policies.get(case.policy)
     _check_sizes(spec, env)
-    engine = ReferenceEngine(env, spec.load(), _perturbations(case, regs), spec.action_size)
+    policy = spec.load()
+    engine = ReferenceEngine(env, policy, _perturbations(case, regs), spec.action_size)
     n_steps = int(round(case.horizon / engine.control_dt))
     frames, qpos, qvel, times = [], [], [], []
     renderer = _renderer(engine.nominal) if video else None
@@ -75,6 +78,9 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     elif video:
         written["video"] = None
         written["video_error"] = _RENDER_HELP
+    if cache_dir is not None:
+        cached = _cache(cache_dir, case, env, engine, spec, policy).get(index)
+        written["matches_suite_run"] = None if cached is None else cached.state_hash == episode.state_hash
     return written
 
 
@@ -121,20 +127,6 @@ def _tracking_camera(model):
     return camera
 
 
-def compare_with_cache(case, index: int, host, cache_dir: Path, episode_hash: str) -> bool | None:
-    """Whether the suite's cached episode has the same trajectory fingerprint; None if not cached."""
-    from simgate.engine import make_engine
-    from simgate.runner import _cache, _perturbations, build_env
-
-    regs = host.registries
-    env = build_env(regs.envs.get(case.env))
-    spec = regs.policies.get(case.policy)
-    policy = spec.load()
-    runner = make_engine(env, policy, _perturbations(case, regs), spec.action_size, "reference")
-    cached = _cache(cache_dir, case, env, runner, spec, policy).get(index)
-    return None if cached is None else cached.state_hash == episode_hash
-
-
 def main(args) -> int:
     if args.video:
         choose_gl()
@@ -148,11 +140,9 @@ def main(args) -> int:
     case = find_case(args.case_id, rootdir / args.scenarios, rootdir, host)
     if not 0 <= args.episode < case.episodes:
         raise SystemExit(f"episode should be between 0 and {case.episodes - 1} for {case.id}, received {args.episode}")
-    written = replay(case, args.episode, host, rootdir / args.out, video=args.video)
-    same = compare_with_cache(case, args.episode, host, rootdir / args.cache, written["state_hash"])
-    written["matches_suite_run"] = same
+    written = replay(case, args.episode, host, rootdir / args.out, video=args.video, cache_dir=rootdir / args.cache)
     print(json.dumps(written, indent=1))
-    return 0 if same is not False else 1
+    return 0 if written["matches_suite_run"] is not False else 1
 
 
 def _project_plugins(rootdir: Path) -> list[str]:

@@ -174,15 +174,14 @@ def _mark_nondeterministic(rollouts, repeats) -> None:
     first = {e.index: e for e in rollouts.episodes}
     for again in repeats:
         ref = first.get(again.index)
-        if ref is not None and (ref.length != again.length or not np.array_equal(ref.step_hashes, again.step_hashes)):
+        if ref is not None and not ref.reproduced_by(again):
             ref.nondeterministic = True
 
 
 def _feasibility(case: Case, env, runner) -> float | None:
     from simgate.seeds import case_rng
 
-    nominal = runner.ref.nominal if hasattr(runner, "ref") else runner.nominal
-    value = env.task_feasibility(nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
+    value = env.task_feasibility(runner.nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
     return None if value is None else float(value)
 
 
@@ -212,7 +211,7 @@ def _cache(cache_dir, case: Case, env, runner, spec, policy):
 
     context = {
         "engine": cache.ENGINE_VERSION, "simgate": simgate.__version__, "mujoco": mujoco.__version__,
-        "env": {"name": case.env, "model": cache.model_sha256(runner.ref.nominal if hasattr(runner, "ref") else runner.nominal),
+        "env": {"name": case.env, "model": cache.model_sha256(runner.nominal),
                 "rules": cache.code_sha256(env)},
         "policy": {"name": case.policy, "sha256": cache.policy_sha256(spec, policy)},
         "perturbations": list(case.perturbations), "horizon": case.horizon,

@@ -123,7 +123,7 @@ def determinism_requirement(rollouts, repeats) -> Requirement:
     diffs = []
     for again in repeats:
         ref = first[again.index]
-        if ref.length != again.length or not np.array_equal(ref.step_hashes, again.step_hashes):
+        if not ref.reproduced_by(again):
             n = min(ref.length, again.length)
             bad = np.nonzero(ref.step_hashes[:n] != again.step_hashes[:n])[0]
             diffs.append({"episode": again.index, "first_different_step": int(bad[0]) if len(bad) else n})

@@ -147,6 +147,7 @@ class BatchedEngine:
         if unknown:
             raise NotBatchable(f"env {env.name!r} reads {', '.join(unknown)}, which a batch row does not hold")
         self.fields = sorted(read | set(ENGINE_FIELDS))
+        self.nominal = self.ref.nominal
         self.joint_names = self.ref.joint_names
         self.control_dt = self.ref.control_dt
 

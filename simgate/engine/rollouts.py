@@ -33,6 +33,10 @@ class Episode:
     nondeterministic: bool = False  # a re-run of this episode differed (set by the determinism check)
     failure_mode: str | None = None  # filled by classification for failed episodes
 
+    def reproduced_by(self, again: "Episode") -> bool:
+        """Whether a re-run of this episode gave the same trajectory, step for step."""
+        return self.length == again.length and np.array_equal(self.step_hashes, again.step_hashes)
+
     @property
     def state_hash(self) -> str:
         import hashlib

@@ -161,12 +161,9 @@ def write_robustness_curves(out, results: dict[str, dict]) -> None:
     import time
     import uuid
 
-    try:
-        from simgate.reporting import plots
-
-        plots._figure  # noqa: B018  (matplotlib is imported when the first curve is drawn)
-    except ImportError:
-        return
+    from simgate.reporting import (
+        plots,  # matplotlib itself is imported when the first curve is drawn
+    )
     groups: dict[tuple, list] = {}
     for payload in results.values():
         case = payload.get("case", {})

@@ -80,6 +80,20 @@ def test_the_standing_pose_holds_still_under_the_servos_with_zero_action(env, mo
     assert np.abs(data.actuator_force).max() < 1.0
 
 
+def test_the_yaw_command_holds_the_commanded_heading(env, model):
+    """Turned 0.2 rad right of where the command says it should face, the robot is told to turn
+    left by 0.2 rad/s on top of the commanded rate; far off, the command saturates at the
+    trained range instead of asking for a spin."""
+    data = fresh(env, model)
+    env.set_command(model, data, 0.2, 0.1)
+    data.time = 2.0  # commanded heading: start + 0.2 rad
+    for yaw, expected in [(0.2, 0.1), (0.0, 0.3), (0.4, -0.1), (-2.0, 0.5), (2.6, -0.5)]:
+        pose(data, yaw=data.userdata[START_YAW] + yaw)
+        mujoco.mj_forward(model, data)
+        assert env.observe(model, data)[31] == pytest.approx(expected, abs=1e-9), yaw
+    assert env.heading_gain == 1.0 and env.max_yaw_command == 0.5
+
+
 def test_the_imu_reads_gravity_straight_down_when_upright_and_sideways_when_rolled(env, model):
     data = fresh(env, model)
     pose(data, yaw=1.0)
@@ -96,7 +110,8 @@ def test_observation_layout_and_groups(env, model):
     env.set_command(model, data, 0.4, -0.2)
     obs = env.observe(model, data)
     assert obs.shape == (34,)
-    np.testing.assert_allclose(obs[30:34], [0.4, -0.2, 1.0, 0.0], atol=1e-12)
+    # the commanded heading has moved on by -0.2 · 0.125 rad while the robot kept its start heading
+    np.testing.assert_allclose(obs[30:34], [0.4, -0.2 - 0.025, 1.0, 0.0], atol=1e-12)
     groups = env.observation_groups()
     assert sorted(i for g in groups.values() for i in g) == list(range(34))
 

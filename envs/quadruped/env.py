@@ -14,8 +14,11 @@ idx      name             unit     source
 3-5      gyro             rad/s    ``imu_gyro``
 6-17     joint position   rad      encoders (``*_pos``) minus the standing pose
 18-29    joint velocity   rad/s    encoders (``*_vel``)
-30-31    command          m/s,     forward speed and yaw rate commanded for this episode
-                          rad/s
+30-31    command          m/s,     forward speed commanded for this episode, and the yaw-rate
+                          rad/s    command of a heading hold: the commanded yaw rate plus
+                                   ``heading_gain`` (1/s) × the heading error (the commanded
+                                   heading, start + yaw rate · t, minus the IMU's heading),
+                                   clipped to ±``max_yaw_command``
 32-33    gait clock       1        sin, cos of 2π·``gait_hz``·t: a feed-forward policy gets a
                                    rhythm to build a periodic gait on
 =======  ===============  =======  ==========================================================
@@ -96,6 +99,13 @@ class Quadruped(MujocoEnv):
     gait_hz: ClassVar[float] = 2.0
     default_forward: ClassVar[float] = 0.2  # m/s
     default_yaw_rate: ClassVar[float] = 0.0  # rad/s
+    # heading hold: the yaw-rate command the policy sees is the commanded rate plus this gain
+    # (1/s) times the heading error, clipped to the rates the policies were trained on. A
+    # joystick or planner closes this loop around the robot's heading estimate on a real robot
+    # (legged_gym's ``heading_command``); without it, a policy's small steady yaw-rate bias
+    # accumulates into a heading error that nothing in its observation reports.
+    heading_gain: ClassVar[float] = 1.0
+    max_yaw_command: ClassVar[float] = 0.5  # rad/s
     # termination: past 50° of tilt a 0.21 m-tall trunk on 3 N·m servos does not come back, and
     # below 0.1 m the trunk is sitting on its folded legs
     fall_tilt: ClassVar[float] = math.radians(50.0)
@@ -162,13 +172,18 @@ class Quadruped(MujocoEnv):
         ids = self._index(model)
         s = data.sensordata
         q = s[:, ids["quat"]:ids["quat"] + 4]
-        phase = 2.0 * np.pi * self.gait_hz * np.asarray(data.time, dtype=np.float64).reshape(-1)
+        time = np.asarray(data.time, dtype=np.float64).reshape(-1)
+        phase = 2.0 * np.pi * self.gait_hz * time
+        u = data.userdata
+        yaw = yaw_of(q[:, 0], q[:, 1], q[:, 2], q[:, 3])
+        error = wrap(u[:, START_YAW] + u[:, YAW_RATE] * time - yaw)
+        yaw_cmd = np.clip(u[:, YAW_RATE] + self.heading_gain * error, -self.max_yaw_command, self.max_yaw_command)
         return np.concatenate([
             _gravity_in_body(q[:, 0], q[:, 1], q[:, 2], q[:, 3]),
             s[:, ids["gyro"]:ids["gyro"] + 3],
             s[:, ids["pos"]] - STAND,
             s[:, ids["vel"]],
-            data.userdata[:, FORWARD:YAW_RATE + 1],
+            u[:, FORWARD:FORWARD + 1], yaw_cmd[:, None],
             np.stack([np.sin(phase), np.cos(phase)], axis=1),
         ], axis=1)
 

@@ -24,7 +24,12 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from policies.quadruped.linear import ACTION_SIZE, FEATURE_SIZE, OBSERVATION_SIZE, LinearPolicy  # noqa: E402
+from policies.quadruped.linear import (  # noqa: E402
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    OBSERVATION_SIZE,
+    LinearPolicy,
+)
 
 ONNX_OPSET = 17
 #: (manifest name, checkpoint, formats, description, where the run started and its log)

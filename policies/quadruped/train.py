@@ -36,7 +36,12 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from policies.quadruped.linear import ACTION_SIZE, FEATURE_SIZE, Normaliser, PerturbedPolicies  # noqa: E402
+from policies.quadruped.linear import (  # noqa: E402
+    ACTION_SIZE,
+    FEATURE_SIZE,
+    Normaliser,
+    PerturbedPolicies,
+)
 
 # The search starts from an open-loop trot written as weights on the clock features (a gait
 # prior, as in Iscen et al. 2018's policies modulating trajectory generators): diagonal legs in
@@ -103,16 +108,29 @@ def gait_prior() -> np.ndarray:
     return theta
 
 
+def _training_env_class():
+    from envs.quadruped.env import Quadruped
+
+    class TrainingQuadruped(Quadruped):
+        """The shipped runs trained on the raw yaw-rate command (no heading hold), and the rollout
+        policy tells the rows of a batch apart by the command they observe, which a heading
+        hold would make move."""
+
+        heading_gain = 0.0
+
+    return TrainingQuadruped
+
+
 class Trainer:
     def __init__(self, variant: str, args):
-        from envs.quadruped.env import Quadruped
         from simgate.engine.batched import BatchedEngine
 
+        TrainingQuadruped = _training_env_class()
         self.variant, self.args = variant, args
         self.rng = np.random.default_rng(args.seed)
         self.theta = gait_prior()
         self.norm = Normaliser()
-        self.env = Quadruped()
+        self.env = TrainingQuadruped()
         self.engine = BatchedEngine(self.env, None, build_perturbations(VARIANTS[variant]), ACTION_SIZE,
                                     nthread=args.nthread)
 

@@ -1,5 +1,5 @@
-"""The batched engine reproduces the reference engine bit for bit: every shipped robot, every
-perturbation kind, 1 and 2 threads."""
+"""The batched engine reproduces the reference engine bit for bit: every shipped robot (and
+gymnasium's Hopper through the adapter), every perturbation kind it can take, 1 and 2 threads."""
 
 import os
 
@@ -60,24 +60,124 @@ def assert_identical(reference, batched):
         np.testing.assert_equal(a.signals, b.signals)
 
 
-#: kinds that need an env feature the balancebot lacks, with the test that covers them instead
-ELSEWHERE = {"command_velocity": "tests/test_quadruped.py::test_batched_engine_equals_the_reference_bit_for_bit_on_the_quadruped"}
+#: what changes per robot: the names a kind points at, and kinds a robot cannot take
+ROBOTS = {
+    "balancebot": {"policy": "balancebot-lqr-onnx", "actions": 1, "horizon": 3.0, "episodes": 6, "params": {}},
+    "arm7-reach": {
+        "policy": "arm7-ik", "actions": 7, "horizon": 1.0, "episodes": 4,
+        "params": {
+            "add_payload": {"body": "link7", "mass": [0.0, 1.5]},
+            "add_terrain": None,  # a fixed-base arm has no floor to roughen
+            "tilt_ground": None,
+            "add_initial_state_noise": {"qpos_std": 0.05, "qvel_std": 0.1, "joints": ["j2", "j4"]},
+            "apply_pushes": {"body": "link7", "force": [5, 20], "interval": [0.2, 0.4], "direction": "x"},
+            "add_observation_noise": {"std": {"joint_pos": 0.002, "joint_vel": 0.02, "target": 0.005}},
+            "mask_observations": {"groups": ["joint_vel"], "probability": 0.2},
+            "drop_motor": {"actuator": "j2", "start": [0.2, 0.5], "duration": 0.3},
+        },
+    },
+    "quadruped": {
+        "policy": "quadruped-robust", "actions": 12, "horizon": 1.0, "episodes": 4,
+        "params": {
+            "add_payload": {"body": "trunk", "mass": [0.0, 0.8]},
+            "add_initial_state_noise": {"qpos_std": 0.05, "qvel_std": 0.1, "joints": ["FL_knee", "HR_flexion"]},
+            "apply_pushes": {"body": "trunk", "force": [5, 20], "interval": [0.2, 0.4], "direction": "x"},
+            "mask_observations": {"groups": ["encoders"], "probability": 0.2},
+            "drop_motor": {"actuator": "FL_knee", "start": [0.2, 0.5], "duration": 0.3},
+            "command_velocity": {"forward": [0.1, 0.5], "yaw_rate": [-0.4, 0.4]},
+        },
+    },
+    # gymnasium's Hopper through the adapter: its actuators have no names and it has no
+    # observation groups, so the kinds that point at those cannot be written for it
+    "Hopper-v5": {
+        "policy": None, "actions": 3, "horizon": 1.0, "episodes": 4,
+        "params": {
+            "add_payload": {"body": "torso", "mass": [0.0, 2.0]},
+            "add_initial_state_noise": {"qpos_std": 0.05, "qvel_std": 0.1, "joints": ["thigh_joint"]},
+            "apply_pushes": {"body": "torso", "force": [20, 60], "interval": [0.2, 0.4], "direction": "x"},
+            "add_observation_noise": {"std": 0.05},
+            "delay_observations": {"delay_ms": 16},  # two of its 8 ms control periods
+            # the swaying test policy's commands stay inside 30 % of the range
+            "clip_actions": {"low": -0.05, "high": 0.05},
+            "scale_motor_strength": {"scale": 0.5, "mode": "gear"},
+            "mask_observations": None,
+            "drop_motor": None,
+        },
+    },
+}
+
+
+class Sway:
+    """A closed-loop, state-dependent command for the Hopper, the same for any batch size."""
+
+    def act(self, obs):
+        return np.tanh(np.stack([obs[:, 1], -obs[:, 2], obs[:, 3]], axis=1))
+
+
+#: legal but inert: the arm touches nothing, so contact friction never enters its physics
+NO_EFFECT = {("arm7-reach", "scale_friction")}
+
+
+def kind_params(robot: str, kind: str):
+    """This kind's parameters on this robot (None: the robot cannot take it)."""
+    params = ROBOTS[robot]["params"]
+    return params[kind] if kind in params else EVERY_KIND.get(kind)
+
+
+def robot_kinds():
+    for robot in ROBOTS:
+        for kind in sorted(set(EVERY_KIND) | set(ROBOTS[robot]["params"])):
+            if kind_params(robot, kind) is not None:
+                yield robot, kind
 
 
 def test_every_kind_is_covered(host):
-    assert sorted(set(EVERY_KIND) | set(ELSEWHERE)) == host.registries.perturbations.names()
+    assert sorted({kind for _, kind in robot_kinds()}) == host.registries.perturbations.names()
+    # and every kind on every robot, but for those a robot lacks the parts for
+    skipped = {(robot, kind) for robot in ROBOTS for kind in host.registries.perturbations.names()} - set(robot_kinds())
+    assert skipped == {("balancebot", "command_velocity"), ("arm7-reach", "command_velocity"),
+                       ("arm7-reach", "add_terrain"), ("arm7-reach", "tilt_ground"),
+                       ("Hopper-v5", "command_velocity"), ("Hopper-v5", "mask_observations"),
+                       ("Hopper-v5", "drop_motor")}
 
 
-@pytest.mark.parametrize("kind", sorted(EVERY_KIND))
+@pytest.fixture(scope="module")
+def robots(host):
+    from simgate.runner import build_env
+
+    def policy(name):
+        return Sway() if name is None else host.registries.policies.get(name).load()
+
+    return {name: (build_env(host.registries.envs.get(name)), policy(spec["policy"])) for name, spec in ROBOTS.items()}
+
+
+@pytest.mark.parametrize("robot,kind", list(robot_kinds()))
 @pytest.mark.parametrize("nthread", [1, 2])
-def test_batched_equals_reference_under_every_perturbation(host, bot, kind, nthread):
-    policy = host.registries.policies.get("balancebot-lqr-onnx").load()
-    case = make_case(horizon=3.0, episodes=6)
-    make = lambda: [build(host, kind, EVERY_KIND[kind])]  # noqa: E731
-    reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(6))
-    batched = BatchedEngine(bot, policy, make(), 1, nthread=nthread, chunk=4).run(case, range(6))  # 2 chunks
+def test_batched_equals_reference_under_every_perturbation(host, robots, robot, kind, nthread):
+    spec, (env, policy) = ROBOTS[robot], robots[robot]
+    n = spec["episodes"]
+    case = make_case(env=robot, policy=spec["policy"], horizon=spec["horizon"], episodes=n)
+    make = lambda: [build(host, kind, kind_params(robot, kind))]  # noqa: E731
+    reference = ReferenceEngine(env, policy, make(), spec["actions"]).run(case, range(n))
+    batched = BatchedEngine(env, policy, make(), spec["actions"], nthread=nthread, chunk=n // 2 + 1).run(case, range(n))  # 2 chunks
     assert_identical(reference, batched)
-    assert len({e.state_hash for e in batched.episodes}) == 6
+    assert len({e.state_hash for e in batched.episodes}) == n
+    # the kind took effect on this robot: some episode left the unperturbed trajectory
+    if (robot, kind) in NO_EFFECT:
+        return
+    nominal = unperturbed(robots, robot)
+    assert any(not np.array_equal(a.step_hashes, b.step_hashes) for a, b in zip(nominal.episodes, batched.episodes))
+
+
+_UNPERTURBED = {}
+
+
+def unperturbed(robots, robot):
+    if robot not in _UNPERTURBED:
+        spec, (env, policy) = ROBOTS[robot], robots[robot]
+        case = make_case(env=robot, policy=spec["policy"], horizon=spec["horizon"], episodes=spec["episodes"])
+        _UNPERTURBED[robot] = BatchedEngine(env, policy, [], spec["actions"]).run(case, range(spec["episodes"]))
+    return _UNPERTURBED[robot]
 
 
 def test_all_kinds_at_once(host, bot):
@@ -87,19 +187,6 @@ def test_all_kinds_at_once(host, bot):
     reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(5))
     assert_identical(reference, BatchedEngine(bot, policy, make(), 1, nthread=2).run(case, range(5)))
     assert {e.terminated for e in reference.episodes} & {"fell", None}
-
-
-def test_gymnasium_hopper_batched_equals_reference():
-    from simgate.envs.gymnasium_adapter import GymnasiumEnv
-
-    class Sway:
-        def act(self, obs):  # a closed-loop, state-dependent command, the same for any batch size
-            return np.tanh(np.stack([obs[:, 1], -obs[:, 2], obs[:, 3]], axis=1))
-
-    case = make_case(env="Hopper-v5", horizon=2.0, episodes=5)
-    hopper = GymnasiumEnv("Hopper-v5")
-    reference = ReferenceEngine(hopper, Sway(), [], 3).run(case, range(5))
-    assert_identical(reference, BatchedEngine(hopper, Sway(), [], 3, nthread=2).run(case, range(5)))
 
 
 @pytest.mark.parametrize("mode", ["raise", "nan", "shape"])

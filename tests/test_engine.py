@@ -172,6 +172,25 @@ def test_gymnasium_env_runs_through_the_adapter(host):
     assert [e.state_hash for e in rollouts.episodes] == [e.state_hash for e in again.episodes]
 
 
+def test_a_gymnasium_env_keeps_its_nominal_model_after_perturbed_episodes():
+    """The adapter points one gymnasium object at each episode's model in turn; an engine built
+    afterwards (the next case of a worker) must still start from the unperturbed model."""
+    from simgate.envs.gymnasium_adapter import GymnasiumEnv
+
+    class Zero:
+        def act(self, obs):
+            return np.zeros((len(obs), 3))
+
+    hopper = GymnasiumEnv("Hopper-v5")
+    nominal = hopper.build_model().geom_friction.copy()
+    slippery = lambda: [ScaleFriction(ScaleFriction.Params(sliding=0.2))]  # noqa: E731
+    ReferenceEngine(hopper, Zero(), slippery(), 3).run(make_case(env="Hopper-v5", horizon=0.5), range(2))
+    np.testing.assert_array_equal(hopper.build_model().geom_friction, nominal)
+    assert hopper.gym.model is hopper.build_model()
+    second = ReferenceEngine(hopper, Zero(), slippery(), 3)
+    np.testing.assert_array_equal(second.nominal.geom_friction, nominal)
+
+
 def test_two_policies_meet_the_same_world(host, env, lqr):
     """Common random numbers: sampled physics, initial state and noise depend on the episode,
     never on the policy that runs it."""

@@ -29,9 +29,12 @@ class GymnasiumEnv(MujocoEnv):
         self.control_hz = 1.0 / self.gym.dt
         self.rows = rules_for(self.gym)
         self._lock = threading.RLock()
+        # kept apart from the gymnasium object, which is pointed at each episode's (perturbed)
+        # model in turn: an engine built after another ran must still get the nominal one
+        self._nominal = self.gym.model
 
     def build_model(self):
-        return self.gym.model
+        return self._nominal
 
     def build_spec(self):
         import mujoco
@@ -46,8 +49,12 @@ class GymnasiumEnv(MujocoEnv):
         """The gymnasium env pointed at this (model, data). One gymnasium object serves every
         episode, and the batched engine runs lanes in threads: the lock keeps one binding at a time."""
         with self._lock:
+            before = self.gym.model, self.gym.data
             self.gym.model, self.gym.data = model, data
-            yield self.gym
+            try:
+                yield self.gym
+            finally:
+                self.gym.model, self.gym.data = before
 
     def reset(self, model, data, rng: np.random.Generator) -> None:
         with self._bound(model, data) as gym_env:

@@ -26,7 +26,7 @@ import numpy as np
 from simgate.engine.rollouts import Episode
 
 #: bump when an engine change alters any episode's result
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 _ARRAYS = ("mean_abs_torque", "peak_abs_torque", "step_hashes", "actions")
 _SCALARS = ("index", "success", "length", "ret", "progress", "terminated", "message", "work", "mass", "signals",
             "saturation", "at_stops")

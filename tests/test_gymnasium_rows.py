@@ -73,10 +73,16 @@ def test_state_fingerprint_sees_every_bit_and_position():
     assert len(set(base.tolist())) == 3
     assert np.array_equal(base[1:2], state_hashes(states[1:2]))  # a row's fingerprint does not depend on the others
     for position in (0, 17, 49):
-        flipped = states.copy()
-        flipped.view(np.uint64)[0, position] ^= np.uint64(1)  # the lowest mantissa bit
-        assert state_hashes(flipped)[0] != base[0]
+        for bit in (0, 31, 32, 52, 63):  # lowest mantissa bit, both halves of the word, exponent, sign
+            flipped = states.copy()
+            flipped.view(np.uint64)[0, position] ^= np.uint64(1) << np.uint64(bit)
+            assert state_hashes(flipped)[0] != base[0], (position, bit)
     swapped = states.copy()
     swapped[0, [3, 4]] = swapped[0, [4, 3]]
     assert state_hashes(swapped)[0] != base[0]
+    mirrored = states.copy()  # x and -x trade places: the words differ in the sign bit alone
+    mirrored[0, 4] = -mirrored[0, 3]
+    again = mirrored.copy()
+    again[0, [3, 4]] = again[0, [4, 3]]
+    assert state_hashes(again)[0] != state_hashes(mirrored)[0]
     assert state_hashes(np.zeros((1, 4)))[0] != state_hashes(np.zeros((1, 5)))[0]

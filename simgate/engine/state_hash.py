@@ -14,7 +14,7 @@ import numpy as np
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_S30, _S27, _S31, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
 _MULTIPLIERS: dict[int, np.ndarray] = {}
 
 
@@ -37,9 +37,13 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 
 def state_hashes(states: np.ndarray) -> np.ndarray:
-    """``(n,)`` uint64 fingerprints of ``(n, k)`` float64 state rows."""
+    """``(n,)`` uint64 fingerprints of ``(n, k)`` float64 state rows.
+
+    Each word is folded (its high half into its low half, so a change anywhere in it, the sign
+    bit included, reaches its low bits), then the rows are summed with one odd multiplier per
+    position in a single integer dot product (wrapping mod 2**64), and the sum is mixed."""
     words = np.ascontiguousarray(states, dtype=np.float64).view(np.uint64)
-    mixed = _mix(words * _multipliers(words.shape[1]))  # a fresh array: the state is not touched
-    total = mixed.sum(axis=1, dtype=np.uint64)
+    folded = words ^ (words >> _S32)  # a fresh array: the state is not touched
+    total = folded @ _multipliers(words.shape[1])
     total ^= np.uint64(words.shape[1])
     return _mix(total)

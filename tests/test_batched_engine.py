@@ -219,6 +219,29 @@ def test_divergence_ends_only_that_episode(host, bot, tmp_path, monkeypatch):
     assert [e.length for e in batched.episodes] == [e.length for e in reference.episodes]
 
 
+@pytest.mark.parametrize("spin", [2e4, float("nan")])
+def test_a_runaway_joint_ends_only_that_episode_without_any_mujoco_warning(host, bot, spin):
+    """The cheap all-rows stability check must not wave through a speed above the limit or a
+    non-finite state that MuJoCo itself does not warn about."""
+    from simgate.perturbations.add_initial_state_noise import AddInitialStateNoise
+
+    class Spin(AddInitialStateNoise):
+        def start(self, ctx):
+            if ctx.rng.uniform() < 0.4:
+                ctx.data.qvel[-1] = spin
+
+    policy = host.registries.policies.get("balancebot-lqr").load()
+    case = make_case(episodes=8, horizon=0.5)
+    make = lambda: [Spin(Spin.Params())]  # noqa: E731
+    reference = ReferenceEngine(bot, policy, make(), 1).run(case, range(8))
+    batched = BatchedEngine(bot, policy, make(), 1, nthread=2).run(case, range(8))
+    ends = [e.terminated for e in batched.episodes]
+    assert "diverged" in ends and None in ends
+    assert ends == [e.terminated for e in reference.episodes]
+    assert [e.message for e in batched.episodes] == [e.message for e in reference.episodes]
+    assert [e.length for e in batched.episodes] == [e.length for e in reference.episodes]
+
+
 def test_an_env_reading_contacts_is_not_batchable_and_auto_falls_back(bot, host):
     from envs.balancebot.env import BalanceBot
     from simgate.engine import make_engine

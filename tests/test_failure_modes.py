@@ -159,8 +159,8 @@ def test_limits_are_read_from_the_model():
 
 
 def test_the_early_quadruped_checkpoint_drifts_off_its_heading(host):
-    """Drift for real: the shipped early checkpoint on the shipped slippery scenario walks, but
-    not where it was told to (its heading wanders past the bound)."""
+    """Drift for real: the shipped early checkpoint on the shipped flat scenario shuffles, but
+    not where it was told to (its heading wanders past the bound, heading hold or not)."""
     import dataclasses
     from pathlib import Path
 
@@ -168,8 +168,8 @@ def test_the_early_quadruped_checkpoint_drifts_off_its_heading(host):
 
     repo = Path(__file__).resolve().parents[1]
     [case] = [c for c in load_cases(repo / "scenarios", repo, host.registries, ["quadruped-early"], [], None)
-              if c.scenario == "quadruped_slippery"]
+              if c.scenario == "quadruped_flat"]
     result = run_case(dataclasses.replace(case, episodes=6, baseline=None), host, "auto", None)
-    assert result.failure_modes == {"saturated": 5, "drift": 1}, result.failure_modes  # seeded: always these
+    assert result.failure_modes == {"drift": 3, "timeout": 3}, result.failure_modes  # seeded: always these
     drifts = [d for d, m in zip(result.table["signal[drift]"], result.table["failure_mode"]) if m == "drift"]
     assert min(drifts) > case.classify["drift_bound"]

@@ -25,16 +25,10 @@ import threading
 
 import numpy as np
 
-from simgate.engine.limits import (
-    actuator_limits,
-    at_stops,
-    joint_stops,
-    saturated_steps,
-)
+from simgate.engine.limits import SATURATION, actuator_limits, at_stops, joint_stops
 from simgate.engine.reference import (
     MAX_QVEL,
     ReferenceEngine,
-    accumulate_effort,
     divergence,
     signal_means,
     total_mass,
@@ -46,6 +40,9 @@ from simgate.envs.base import MujocoEnv
 
 #: most episodes in one lane (one Batch, one closed loop): 32 keep a core at the physics limit
 CHUNK = 32
+#: control steps recorded before the per-step bookkeeping (effort, saturation, joint stops, state
+#: fingerprints) is done for all of them at once: a few numpy calls per block, not per step
+BLOCK = 50
 #: always bound: what the engine itself reads and writes
 ENGINE_FIELDS = ("qpos", "qvel", "ctrl", "xfrc_applied", "time")
 
@@ -179,7 +176,8 @@ class BatchedEngine:
         for j, i in enumerate(indices):
             seed, model, data, pert_states = self.ref.start_episode(case, i, n_steps, data=scratch)
             mujoco.mj_getState(model, data, states[j], spec)
-            starts.append((seed, model, None, pert_states))  # the batch row holds the state from here on
+            # the batch row holds the state from here on; an unstable start ends the episode at once
+            starts.append((seed, model, None, pert_states, self.ref.unstable(data)))
         models = [s[1] for s in starts]
         batch = Batch(self.ref.nominal, nsim=n, nthread=1)
         if any(model is not self.ref.nominal for model in models):
@@ -192,6 +190,9 @@ class BatchedEngine:
             if not run.live.any():
                 break
             run.control_step(step)
+            if run.recorded == len(run.stepped):
+                run.flush()
+        run.flush()
         return run.episodes(indices)
 
 
@@ -242,8 +243,28 @@ class _ChunkRun:
         self.saturated = np.zeros(n, dtype=np.int64)
         self.stop_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
+        for j, start in enumerate(starts):
+            if start[4] is not None:
+                self._end(j, DIVERGED, 0, start[4])
         self.bad_warnings = [int(w) for w in engine.ref.bad_warnings]
         self.warnings = batch.warning  # a view of the batch's warning counters
+        # the block of recorded control steps (see BLOCK): what the physics gave, and which rows
+        # each step's effort, fingerprint and joint-stop count apply to
+        block, width = min(BLOCK, n_steps), batch.state.shape[1]
+        self.first, self.recorded = 0, 0  # the block's first control step, and its steps so far
+        self.forces = np.zeros((block, n, self.fs, nu))
+        self.velocities = np.zeros((block, n, self.fs, nu))
+        self.states = np.zeros((block, n, width))
+        self.stepped = np.zeros((block, n), dtype=bool)  # effort and saturation count
+        self.hashed = np.zeros((block, n), dtype=bool)  # a fingerprint (0 where not)
+        self.standing = np.zeros((block, n), dtype=bool)  # joint stops count
+        # where an integration state holds qpos and qvel: MuJoCo lays the components out in the
+        # order of their mjtState bits, time first
+        size = lambda bits: mujoco.mj_stateSize(self.nominal, bits)  # noqa: E731
+        time_end = size(mujoco.mjtState.mjSTATE_TIME)
+        qpos_end = time_end + size(mujoco.mjtState.mjSTATE_QPOS)
+        self.qpos, self.qvel = slice(time_end, qpos_end), slice(qpos_end, qpos_end + size(mujoco.mjtState.mjSTATE_QVEL))
+        self.threshold = SATURATION * self.limits[None, :, None, :]
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
@@ -325,26 +346,28 @@ class _ChunkRun:
 
         failed: dict[int, str] = {}
         every = live.size == self.n  # the common case: no copies, everything in place
+        b = self.recorded
         try:
-            out = self.batch.rollout(nstep=self.fs, control=self.control if every else self.control[live],
-                                     control_spec=int(self.spec), record=("actuator_force", "actuator_velocity"),
-                                     ids=None if every else live)
-            forces, magnitude = out["actuator_force"], np.abs(out["actuator_force"])
-            if every:
-                self.saturated += saturated_steps(magnitude, self.limits, absolute=True)
-                accumulate_effort(self.torque_sum, self.torque_peak, self.work, forces, out["actuator_velocity"], magnitude)
+            record = ("actuator_force", "actuator_velocity")
+            if every:  # straight into the block's buffers
+                self.batch.rollout(nstep=self.fs, control=self.control, control_spec=int(self.spec), record=record,
+                                   out={"actuator_force": self.forces[b], "actuator_velocity": self.velocities[b]})
             else:
-                self.saturated[live] += saturated_steps(magnitude, self.limits[live], absolute=True)
-                total, peak, work = self.torque_sum[live], self.torque_peak[live], self.work[live]
-                accumulate_effort(total, peak, work, forces, out["actuator_velocity"], magnitude)
-                self.torque_sum[live], self.torque_peak[live], self.work[live] = total, peak, work
+                out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
+                                         record=record, ids=live)
+                self.forces[b, live], self.velocities[b, live] = out["actuator_force"], out["actuator_velocity"]
+            self.stepped[b, live] = True
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
-        hashes = state_hashes(self.batch.state if every else self.batch.state[live])
+        if every:
+            self.states[b] = self.batch.state
+        else:
+            self.states[b, live] = self.batch.state[live]
+        self.hashed[b, live] = True
         for j in failed:
-            hashes[live == j] = 0  # no state worth fingerprinting
+            self.hashed[b, j] = False  # no state worth fingerprinting
             self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
-        self.hashes[live, step] = hashes
+        self.recorded += 1
         for j, message in self._unstable(live).items():
             if j not in failed:
                 self._end(j, DIVERGED, step + 1, message)
@@ -360,7 +383,7 @@ class _ChunkRun:
             if rewards is None:
                 rewards = [self.env.reward(self.models[j], self.data[j]) for j in ids]
             self.ret[ids] += rewards
-        self.stop_steps[ids] += at_stops(view.qpos, self.stops)
+        self.standing[self.recorded - 1, ids] = True
         if self.env.signals:
             values = self.env.signal_rows(self.nominal, view)
             if values is None:
@@ -392,14 +415,45 @@ class _ChunkRun:
             out[j] = divergence(name, float(speed[row]), float(qpos_sum[row]), float(self.data[j].time))
         return out
 
+    def flush(self) -> None:
+        """The recorded block's bookkeeping, as the reference engine does it step by step: the
+        |force| and work sums are running sums in physics-step order (``add.accumulate`` from the
+        running total is that order exactly; rows that did not step add +0.0, which changes
+        nothing), the peaks and counts do not depend on order."""
+        k, n = self.recorded, self.n
+        if k == 0:
+            return
+        stepped = self.stepped[:k, :, None, None]
+        forces, velocities = self.forces[:k], self.velocities[:k]
+        magnitude = np.where(stepped, np.abs(forces), 0.0)  # (k, n, fs, nu)
+        power = np.where(stepped[..., 0], np.abs(forces * velocities).sum(axis=-1), 0.0)  # (k, n, fs)
+        # episode-major, physics steps in order, the running total in front
+        sequence = np.concatenate([self.torque_sum[:, None, :], magnitude.transpose(1, 0, 2, 3).reshape(n, -1, self.nu)], axis=1)
+        self.torque_sum = np.add.accumulate(sequence, axis=1)[:, -1]
+        np.maximum(self.torque_peak, magnitude.max(axis=(0, 2)), out=self.torque_peak)
+        work = np.concatenate([self.work[:, None], power.transpose(1, 0, 2).reshape(n, -1)], axis=1)
+        self.work = np.add.accumulate(work, axis=1)[:, -1]
+        saturated = (magnitude >= self.threshold).any(axis=-1).sum(axis=-1)  # (k, n)
+        self.saturated += np.where(self.stepped[:k], saturated, 0).sum(axis=0)
+        states = self.states[:k]
+        hashes = state_hashes(states.reshape(k * n, -1)).reshape(k, n)
+        self.hashes[:, self.first:self.first + k] = np.where(self.hashed[:k], hashes, np.uint64(0)).T
+        stops = at_stops(states[:, :, self.qpos].reshape(k * n, -1), self.stops).reshape(k, n)
+        self.stop_steps += (stops & self.standing[:k]).sum(axis=0)
+        self.first += k
+        self.recorded = 0
+        for mask in (self.stepped, self.hashed, self.standing):  # the buffers are masked by these, never cleared
+            mask[:k] = False
+
     def _all_stable(self) -> bool:
         """Every row certainly stable, in three numpy calls: no instability warning anywhere, a
         finite sum of all positions (a non-finite row makes it non-finite) and every speed
         finite and within the limit. Anything else goes to the row-by-row rule, which decides."""
         if self.warnings[..., 1].any():  # any warning at all: the rule below tells which count
             return False
-        speed = np.abs(self.fields["qvel"]).max(initial=0.0)
-        return bool(np.isfinite(self.fields["qpos"].sum()) and speed <= MAX_QVEL)
+        state = self.states[self.recorded - 1]  # this step's states, just copied: contiguous rows
+        speed = np.abs(state[:, self.qvel]).max(initial=0.0)
+        return bool(np.isfinite(state[:, self.qpos].sum()) and speed <= MAX_QVEL)
 
     def _end(self, j: int, reason: str, length: int, message: str | None) -> None:
         self.live[j] = False

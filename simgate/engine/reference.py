@@ -140,6 +140,9 @@ class ReferenceEngine:
         entropy, model, data, states = self.start_episode(case, index, n_steps)
         if observer is not None:
             observer(model, data, -1)
+        # a start state that is already unstable (a perturbation or reset wrote a NaN) is the
+        # world's failure, not the policy's: it never reaches the policy
+        unstable = self.unstable(data)
         staged = [(self.perturbations[i], states[i]) for i in self.order]
         observers = [(p, s) for p, s in staged if p.stage == "observation"]
         actors = [(p, s) for p, s in staged if p.stage == "action"]
@@ -157,7 +160,9 @@ class ReferenceEngine:
         actions = np.zeros((n_steps, self.action_size))
         state = np.zeros(mj.mj_stateSize(model, self.state_spec))
         ret, terminated, message, length, substep = 0.0, None, None, n_steps, 0
-        for step in range(n_steps):
+        if unstable is not None:
+            terminated, message, length = DIVERGED, unstable, 0
+        for step in range(n_steps if unstable is None else 0):
             obs = self.env.observe(model, data)
             for p, s in observers:
                 obs = p.observation(obs, s, step)
@@ -185,7 +190,7 @@ class ReferenceEngine:
             hashes[step] = state_hashes(state[None])[0]
             if observer is not None:
                 observer(model, data, step)
-            message = self._diverged(data)
+            message = self.unstable(data)
             if message is not None:
                 terminated, length = DIVERGED, step + 1
                 break
@@ -222,7 +227,8 @@ class ReferenceEngine:
             return None, f"policy returned a non-finite action {out[0].tolist()}"
         return out[0], None
 
-    def _diverged(self, data) -> str | None:
+    def unstable(self, data) -> str | None:
+        """Why this state counts as diverged (:func:`divergence`), or None."""
         warned = next((w.name for w in self.bad_warnings if data.warning[w].number > 0), None)
         speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
         return divergence(warned, speed, float(np.sum(data.qpos)), float(data.time))

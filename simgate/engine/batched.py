@@ -243,6 +243,7 @@ class _ChunkRun:
         self.saturated = np.zeros(n, dtype=np.int64)
         self.stop_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
+        self.all_rows = slice(0, n)  # every episode of the lane; the policy's batch may be padded past them
         for j, start in enumerate(starts):
             if start[4] is not None:
                 self._end(j, DIVERGED, 0, start[4])
@@ -268,21 +269,23 @@ class _ChunkRun:
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
+        every = live.size == self.n  # the common case: slices, not index arrays
         obs = self._observe(live)
         for p, states in self.observers:
             obs = p.observation_rows(obs, _pick(states, live), step)
-        self.obs[live] = obs
+        self.obs[self.all_rows if every else live] = obs
         actions, errors = self._act(live)
         for j, message in errors.items():
             self._end(j, POLICY_ERROR, step, message)
         if errors:
             live = np.flatnonzero(self.live)
+            every = False
             if not live.size:
                 return
-        actions = actions[live]
+        actions = actions[self.all_rows] if every else actions[live]
         for p, states in self.actors:
             actions = p.action_rows(actions, _pick(states, live), step)
-        self.actions[live, step] = actions
+        self.actions[self.all_rows if every else live, step] = actions
         self._command(live, actions, step)
         self._physics(live, step)
 
@@ -315,6 +318,8 @@ class _ChunkRun:
                 else:
                     out[j] = action
             return out, errors
+        if np.isfinite(out).all():
+            return out, {}
         bad = live[~np.isfinite(out[live]).all(axis=1)]
         return out, {int(j): f"policy returned a non-finite action {out[j].tolist()}" for j in bad}
 

@@ -28,36 +28,36 @@ class PairedRates:
 def mcnemar_worse(n10: int, n01: int) -> float:
     """One-sided exact McNemar p-value of 'the candidate fails where the baseline succeeds more
     often than the reverse'."""
-    from scipy.stats import binomtest
+    from simgate.distributions import binom_sf
 
     if n10 + n01 == 0:
         return 1.0
-    return float(binomtest(n10, n10 + n01, 0.5, alternative="greater").pvalue)
+    return binom_sf(n10 - 1, n10 + n01, 0.5)
 
 
 def noninferiority(n10: int, n01: int, n: int, margin: float) -> tuple[float, float]:
     """Score test (Nam 1997, Tango 1998) of H0: p_c − p_b ≤ −δ on paired binary outcomes:
     (z, one-sided p). The variance is taken at the restricted maximum-likelihood estimate of
-    the discordant-cell probability under the null, so it works with zero discordant pairs too."""
-    from scipy.optimize import minimize_scalar
-    from scipy.stats import norm
+    the discordant-cell probability under the null, so it works with zero discordant pairs too.
+
+    Under H0 (q01 = q10 − δ) the log-likelihood n10·log q10 + n01·log(q10 − δ) + m·log(1 − 2·q10 + δ)
+    is concave, and its stationary point solves 2n·q² − B·q + C = 0 with
+    B = n10·(1 + 3δ) + n01·(1 + δ) + 2mδ and C = n10·δ·(1 + δ): the larger root, kept inside
+    the parameter range (δ, (1 + δ)/2)."""
+    from simgate.distributions import norm_sf
 
     if n == 0:
         return 0.0, 1.0
     if margin <= 0:
         raise ValueError(f"the non-inferiority margin should be > 0, received {margin}")
     concordant = n - n10 - n01
-
-    def minus_loglik(q10: float) -> float:  # under H0: q01 = q10 − δ
-        q01 = q10 - margin
-        return -(n10 * math.log(q10) + n01 * math.log(q01) + concordant * math.log(1 - q10 - q01))
-
-    eps = 1e-12
-    q10 = minimize_scalar(minus_loglik, bounds=(margin + eps, (1 + margin) / 2 - eps), method="bounded",
-                          options={"xatol": 1e-12}).x
+    b = n10 * (1 + 3 * margin) + n01 * (1 + margin) + 2 * concordant * margin
+    c = n10 * margin * (1 + margin)
+    q10 = (b + math.sqrt(max(b * b - 8 * n * c, 0.0))) / (4 * n)
+    q10 = min(max(q10, margin), (1 + margin) / 2)
     variance = max(2 * q10 - margin - margin ** 2, 1e-300) / n
     z = ((n01 - n10) / n + margin) / math.sqrt(variance)
-    return float(z), float(norm.sf(z))
+    return float(z), norm_sf(z)
 
 
 def compare_rates(baseline, candidate, margin: float) -> PairedRates:
@@ -72,11 +72,12 @@ def compare_rates(baseline, candidate, margin: float) -> PairedRates:
 def unpaired_worse(baseline, candidate) -> float:
     """The same question without pairing: one-sided Fisher exact test of 'candidate succeeds
     less often' on two independent samples (what a gate without common random numbers can do)."""
-    from scipy.stats import fisher_exact
+    from simgate.distributions import hypergeom_cdf
 
     b, c = np.asarray(baseline, dtype=bool), np.asarray(candidate, dtype=bool)
-    table = [[int(c.sum()), int((~c).sum())], [int(b.sum()), int((~b).sum())]]
-    return float(fisher_exact(table, alternative="less").pvalue)
+    # the candidate's successes among all successes, drawn as the candidate's share of episodes
+    successes = int(c.sum()) + int(b.sum())
+    return hypergeom_cdf(int(c.sum()), len(c) + len(b), len(c), successes)
 
 
 def episodes_to_flag(baseline, candidate, alpha: float, test) -> int | None:
@@ -90,7 +91,7 @@ def episodes_to_flag(baseline, candidate, alpha: float, test) -> int | None:
 def paired_mean_not_higher(candidate, baseline, margin: float, alpha: float) -> tuple[str, float, float]:
     """Paired one-sided t-test of mean(c − b) < margin (e.g. torque not up by more than margin):
     (outcome, mean difference, p-value)."""
-    from scipy.stats import ttest_1samp
+    from simgate.distributions import t_cdf
 
     d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
     if len(d) < 2:
@@ -98,8 +99,8 @@ def paired_mean_not_higher(candidate, baseline, margin: float, alpha: float) -> 
     mean = float(d.mean())
     if np.ptp(d) <= 1e-12 * max(1.0, abs(mean)):  # no spread: the t statistic is undefined, the answer is not
         return ("PASS" if mean < margin else "FAIL"), mean, 0.0 if mean < margin else 1.0
-    p = float(ttest_1samp(d, margin, alternative="less").pvalue)
-    worse = float(ttest_1samp(d, margin, alternative="greater").pvalue)
+    t = (mean - margin) / (float(np.std(d, ddof=1)) / math.sqrt(len(d)))
+    p, worse = t_cdf(t, len(d) - 1), t_cdf(-t, len(d) - 1)
     outcome = "PASS" if p <= alpha else "FAIL" if worse <= alpha else "INCONCLUSIVE"
     return outcome, mean, p
 
@@ -118,10 +119,11 @@ def holm(pvalues: dict[str, float], alpha: float) -> dict[str, bool]:
 
 def benjamini_hochberg(pvalues: dict[str, float], alpha: float) -> dict[str, bool]:
     """Which hypotheses Benjamini–Hochberg rejects at false-discovery rate alpha."""
-    from scipy.stats import false_discovery_control
-
     if not pvalues:
         return {}
-    keys = sorted(pvalues)
-    adjusted = false_discovery_control([pvalues[k] for k in keys], method="bh")
-    return {k: bool(a <= alpha) for k, a in zip(keys, adjusted)}
+    # reject the k smallest, k the largest rank with p_(k) <= k·alpha/m
+    order = sorted(pvalues, key=lambda k: (pvalues[k], k))
+    m = len(order)
+    last = max((i + 1 for i, key in enumerate(order) if pvalues[key] <= (i + 1) * alpha / m), default=0)
+    rejected = set(order[:last])
+    return {k: k in rejected for k in pvalues}

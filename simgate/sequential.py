@@ -178,13 +178,11 @@ def calibrated(design: Design) -> Design:
 def fixed_n(p0: float, p1: float, alpha: float, beta: float, most: int = 5000) -> int:
     """Episodes a fixed-size exact binomial test needs for power 1 − β at p1 (the smallest n from
     which power stays ≥ 1 − β over the next 50 n: the power curve is saw-toothed)."""
-    from scipy.stats import binom
+    from simgate.distributions import binom_sf
 
     def power(n: int) -> float:
-        k = int(binom.isf(alpha, n, p0))  # smallest k with P(X > k | p0) <= alpha
-        while binom.sf(k, n, p0) > alpha:
-            k += 1
-        return float(binom.sf(k, n, p1))  # PASS when successes > k
+        k = int(np.argmax(binom_sf(np.arange(n + 1), n, p0) <= alpha))  # smallest k with P(X > k | p0) <= alpha
+        return binom_sf(k, n, p1)  # PASS when successes > k
 
     n = 1
     while n < most:

@@ -175,15 +175,14 @@ def paired(case, baseline: str, base, cand) -> list[Requirement]:
     mean |torque| up by more than ``torque_regression_margin``); without that evidence it PASSes
     and says whether non-inferiority is shown or would need more episodes. The exact McNemar
     p-value of 'worse at all' goes to the cross-scenario alarms (Holm blocks, BH warns)."""
-    from scipy.stats import norm
-
     from simgate import paired as tests
+    from simgate.distributions import norm_isf
 
     th, alpha = case.thresholds, case.alpha
     b, c = base.column("success").astype(bool), cand.column("success").astype(bool)
     margin = th.get("regression_margin", 0.05)
     r = tests.compare_rates(b, c, margin)
-    worse_by_margin = r.z_noninferior <= -norm.isf(alpha)
+    worse_by_margin = r.z_noninferior <= -norm_isf(alpha)
     shown = "non-inferiority shown" if r.p_noninferior <= alpha else "non-inferiority not shown (needs more episodes)"
     flag_paired = tests.episodes_to_flag(b, c, alpha, lambda x, y: tests.mcnemar_worse(int((x & ~y).sum()), int((~x & y).sum())))
     flag_unpaired = tests.episodes_to_flag(b, c, alpha, tests.unpaired_worse)

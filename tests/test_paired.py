@@ -59,3 +59,48 @@ def test_paired_torque_comparison():
     assert paired.paired_mean_not_higher(base + 0.5, base, 0.1, 0.05)[0] == "FAIL"
     noisy = base + np.random.default_rng(0).normal(0.0, 0.01, 30)
     assert paired.paired_mean_not_higher(noisy, base, 0.1, 0.05)[0] == "PASS"
+
+
+def test_the_closed_form_restricted_mle_equals_numerical_maximisation():
+    """The score test's variance rests on the restricted MLE; the closed form (a quadratic's
+    root) must agree with maximising the likelihood numerically, zero discordant pairs included."""
+    import math
+
+    from scipy.optimize import minimize_scalar
+    from scipy.stats import norm
+
+    def numerical(n10, n01, n, margin):
+        concordant = n - n10 - n01
+
+        def minus_loglik(q10):
+            q01 = q10 - margin
+            return -(n10 * math.log(q10) + n01 * math.log(q01) + concordant * math.log(1 - q10 - q01))
+
+        q10 = minimize_scalar(minus_loglik, bounds=(margin + 1e-12, (1 + margin) / 2 - 1e-12), method="bounded",
+                              options={"xatol": 1e-12}).x
+        z = ((n01 - n10) / n + margin) / math.sqrt(max(2 * q10 - margin - margin ** 2, 1e-300) / n)
+        return z, norm.sf(z)
+
+    for n10, n01, n in [(0, 0, 100), (5, 0, 30), (0, 5, 30), (12, 3, 100), (3, 12, 100), (40, 40, 100), (23, 0, 100)]:
+        for margin in (0.02, 0.05, 0.1):
+            z, p = paired.noninferiority(n10, n01, n, margin)
+            z_ref, p_ref = numerical(n10, n01, n, margin)
+            assert z == pytest.approx(z_ref, rel=1e-6, abs=1e-9) and p == pytest.approx(p_ref, rel=1e-5, abs=1e-12)
+
+
+def test_fisher_t_test_and_bh_equal_scipy_stats():
+    from scipy.stats import false_discovery_control, fisher_exact, ttest_1samp
+
+    rng = np.random.default_rng(11)
+    for n in (5, 40, 100):
+        b, c = rng.random(n) < 0.9, rng.random(n) < 0.7
+        table = [[int(c.sum()), int((~c).sum())], [int(b.sum()), int((~b).sum())]]
+        assert paired.unpaired_worse(b, c) == pytest.approx(fisher_exact(table, alternative="less").pvalue, rel=1e-9)
+        d = rng.normal(0.05, 0.1, n)
+        _, _, p = paired.paired_mean_not_higher(d, np.zeros(n), 0.1, 0.05)
+        assert p == pytest.approx(ttest_1samp(d, 0.1, alternative="less").pvalue, rel=1e-9)
+    for _ in range(50):
+        p = {f"h{i}": float(x) for i, x in enumerate(rng.random(8) ** 3)}
+        keys = sorted(p)
+        expected = false_discovery_control([p[k] for k in keys], method="bh") <= 0.05
+        assert paired.benjamini_hochberg(p, 0.05) == dict(zip(keys, expected.tolist()))

@@ -285,7 +285,7 @@ def main() -> None:
     episodes, steps = (16, 25) if args.quick else (args.episodes, args.horizon_steps)
     # (repeats, warm-up) per model. The heavy model dominates the run time and its calls last
     # seconds: no warm-up (recording its episodes has warmed the policy session), two repeats.
-    timing = {"Hopper-v5": (1, True) if args.quick else (3, True), "Humanoid-v5": (1, False) if args.quick else (2, False)}
+    timing = {"Hopper-v5": (1, True) if args.quick else (5, True), "Humanoid-v5": (1, False) if args.quick else (2, False)}
 
     suite = []
     if not (args.quick or args.no_suite):

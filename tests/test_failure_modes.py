@@ -76,7 +76,7 @@ def test_high_band_share_separates_chatter_from_smooth_commands():
     assert high_band_share(((-1.0) ** t)[:, None]) > 0.99
 
 
-@pytest.mark.parametrize("mode", ["saturated", "joint_limit", "oscillating", "drift", "nondeterministic"])
+@pytest.mark.parametrize("mode", ["saturated", "joint_limit", "oscillating", "drift", "nondeterministic", "slipped"])
 def test_every_mode_is_in_the_built_in_order(mode):
     from simgate.classify import ORDER
 
@@ -173,3 +173,24 @@ def test_the_early_quadruped_checkpoint_drifts_off_its_heading(host):
     assert result.failure_modes == {"drift": 3, "timeout": 3}, result.failure_modes  # seeded: always these
     drifts = [d for d, m in zip(result.table["signal[drift]"], result.table["failure_mode"]) if m == "drift"]
     assert min(drifts) > case.classify["drift_bound"]
+
+
+def test_the_nominal_quadruped_slips_on_ice_and_is_not_called_slipped_when_pushed_over(host):
+    """Slipped for real: on the shipped ice case (µ × 0.03) the nominal policy's feet slide at
+    0.37-0.39 m/s and its failures are `slipped`; pushed over on a grippy floor, its feet barely
+    slide (under 0.1 m/s) and no failure is called a slip."""
+    import dataclasses
+    from pathlib import Path
+
+    from simgate.scenarios.expand import load_cases
+
+    repo = Path(__file__).resolve().parents[1]
+    cases = load_cases(repo / "scenarios", repo, host.registries, ["quadruped-nominal"], [], None)
+    [ice] = [c for c in cases if c.scenario == "quadruped_slippery_sensitivity" and c.point["friction"] == 0.03]
+    result = run_case(dataclasses.replace(ice, episodes=8, baseline=None), host, "auto", None)
+    assert result.failure_modes == {"slipped": 6}, result.failure_modes  # seeded: always these
+    slips = [s for s, m in zip(result.table["signal[slip]"], result.table["failure_mode"]) if m == "slipped"]
+    assert min(slips) > ice.classify["slip_bound"]
+    [pushes] = [c for c in cases if c.scenario == "quadruped_pushes"]
+    pushed = run_case(dataclasses.replace(pushes, episodes=20, baseline=None), host, "auto", None)
+    assert pushed.failure_modes and "slipped" not in pushed.failure_modes, pushed.failure_modes

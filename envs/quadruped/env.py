@@ -88,9 +88,10 @@ class Quadruped(MujocoEnv):
     name: ClassVar[str] = "quadruped"
     xml_path: ClassVar[Path] = XML_PATH
     progress_unit: ClassVar[str] = "m"
-    #: per-step signals averaged per episode: |v_xy − v_cmd| (m/s), and the heading's deviation
-    #: from the commanded one (rad), which the drift failure mode reads
-    signals: ClassVar[tuple[str, ...]] = ("velocity_error", "drift")
+    #: per-step signals averaged per episode: |v_xy − v_cmd| (m/s), the heading's deviation
+    #: from the commanded one (rad), which the drift failure mode reads, and the mean horizontal
+    #: speed of the feet on the ground (m/s), which the slipped failure mode reads
+    signals: ClassVar[tuple[str, ...]] = ("velocity_error", "drift", "slip")
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 34
     action_size: ClassVar[int] = 12
@@ -115,6 +116,8 @@ class Quadruped(MujocoEnv):
     speed_tolerance: ClassVar[float] = 0.1  # m/s, for slow commands
     heading_tolerance: ClassVar[float] = 0.25  # fraction of the commanded turn
     heading_floor: ClassVar[float] = 0.35  # rad, for small turns
+    # a foot (a 15 mm sphere) counts as on the ground within 3 mm of it
+    foot_contact_height: ClassVar[float] = 0.0155
     # initial state: joint targets jittered around the standing pose, heading anywhere
     init_joint: ClassVar[float] = 0.05  # rad, uniform
     # reward weights
@@ -139,6 +142,8 @@ class Quadruped(MujocoEnv):
                 "quat": quat, "gyro": gyro, "pos": pos, "vel": vel,
                 "qpos": np.array([model.joint(j).qposadr[0] for j in JOINTS]),
                 "ctrl": np.array([model.actuator(j).id for j in JOINTS]),
+                "foot_z": np.array([model.sensor(f"{leg}_foot_pos").adr[0] + 2 for leg in LEGS]),
+                "foot_v": np.array([model.sensor(f"{leg}_foot_vel").adr[0] for leg in LEGS]),
                 "low": model.jnt_range[[model.joint(j).id for j in JOINTS], 0].copy(),
                 "high": model.jnt_range[[model.joint(j).id for j in JOINTS], 1].copy(),
             }
@@ -264,7 +269,11 @@ class Quadruped(MujocoEnv):
         error = np.hypot(qvel[:, 0] - u[:, FORWARD] * np.cos(yaw), qvel[:, 1] - u[:, FORWARD] * np.sin(yaw))
         time = np.asarray(data.time, dtype=np.float64).reshape(-1)
         drift = np.abs(wrap(yaw - u[:, START_YAW] - u[:, YAW_RATE] * time))
-        return np.stack([error, drift], axis=1)
+        ids, s = self._index(model), data.sensordata
+        down = s[:, ids["foot_z"]] < self.foot_contact_height  # (n, 4)
+        speed = np.hypot(s[:, ids["foot_v"]], s[:, ids["foot_v"] + 1])  # horizontal, per foot
+        slip = np.where(down, speed, 0.0).sum(axis=1) / np.maximum(down.sum(axis=1), 1)
+        return np.stack([error, drift, slip], axis=1)
 
     def reward(self, model, data) -> float:
         return float(self.reward_rows(model, _OneRow(data))[0])

@@ -64,6 +64,7 @@ class Classify(Strict):
     chatter_share: float = Field(default=0.6, gt=0.0, le=1.0)  # of action power in the upper half band
     chatter_min_rate: float = Field(default=0.05, ge=0.0)  # mean |Δaction| per step below which nothing chatters
     drift_bound: float = Field(default=0.3, gt=0.0)  # the env's `drift` signal (m or rad), mean per step
+    slip_bound: float = Field(default=0.3, gt=0.0)  # the env's `slip` signal (m/s), mean per step
     stuck_progress: float = Field(default=0.1, ge=0.0, le=1.0)  # of the goal, alive at the horizon
 
 

@@ -72,6 +72,11 @@ def wrap(angle):
     return (angle + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def heading_deviation(yaw, start_yaw, yaw_rate, time):
+    """The heading minus the commanded one (start heading + yaw rate · t), wrapped (works on arrays too)."""
+    return wrap(yaw - start_yaw - yaw_rate * time)
+
+
 def commanded_displacement(forward, yaw_rate, yaw0, t):
     """World (dx, dy) after ``t`` seconds on the commanded arc from heading ``yaw0`` (a unicycle
     at constant speed and turn rate); a straight line when the turn rate is zero."""
@@ -116,7 +121,8 @@ class Quadruped(MujocoEnv):
     speed_tolerance: ClassVar[float] = 0.1  # m/s, for slow commands
     heading_tolerance: ClassVar[float] = 0.25  # fraction of the commanded turn
     heading_floor: ClassVar[float] = 0.35  # rad, for small turns
-    # a foot (a 15 mm sphere) counts as on the ground within 3 mm of it
+    # a foot (a 15 mm sphere) counts as on the ground while its centre is within 0.5 mm of
+    # touching height (the floor contact settles 0.5 mm deep)
     foot_contact_height: ClassVar[float] = 0.0155
     # initial state: joint targets jittered around the standing pose, heading anywhere
     init_joint: ClassVar[float] = 0.05  # rad, uniform
@@ -247,7 +253,7 @@ class Quadruped(MujocoEnv):
         u = data.userdata
         turn = u[YAW_RATE] * data.time
         yaw = yaw_of(*data.qpos[3:7])
-        return float(wrap(yaw - u[START_YAW] - turn)), float(turn)
+        return float(heading_deviation(yaw, u[START_YAW], u[YAW_RATE], data.time)), float(turn)
 
     def progress(self, model, data) -> float:
         """Metres walked along the commanded path (negative: the wrong way)."""
@@ -268,7 +274,7 @@ class Quadruped(MujocoEnv):
         yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
         error = np.hypot(qvel[:, 0] - u[:, FORWARD] * np.cos(yaw), qvel[:, 1] - u[:, FORWARD] * np.sin(yaw))
         time = np.asarray(data.time, dtype=np.float64).reshape(-1)
-        drift = np.abs(wrap(yaw - u[:, START_YAW] - u[:, YAW_RATE] * time))
+        drift = np.abs(heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], time))
         ids, s = self._index(model), data.sensordata
         down = s[:, ids["foot_z"]] < self.foot_contact_height  # (n, 4)
         speed = np.hypot(s[:, ids["foot_v"]], s[:, ids["foot_v"] + 1])  # horizontal, per foot
@@ -290,7 +296,7 @@ class Quadruped(MujocoEnv):
         ex = qvel[:, 0] - u[:, FORWARD] * np.cos(yaw)
         ey = qvel[:, 1] - u[:, FORWARD] * np.sin(yaw)
         track = np.exp(-(ex * ex + ey * ey) / self.tracking_sigma ** 2)
-        heading = wrap(yaw - u[:, START_YAW] - u[:, YAW_RATE] * np.asarray(data.time, dtype=np.float64).reshape(-1))
+        heading = heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], np.asarray(data.time, dtype=np.float64).reshape(-1))
         turn = np.exp(-(heading / self.heading_sigma) ** 2)
         torque = self.torque_cost * np.sum(data.actuator_force ** 2, axis=1)
         # sin² of the tilt: the horizontal part of the trunk's up axis

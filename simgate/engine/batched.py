@@ -238,7 +238,7 @@ class _ChunkRun:
         self.work = np.zeros(n)
         self.signals = np.zeros((n, len(self.env.signals)))
         self.signal_steps = np.zeros(n, dtype=np.int64)
-        self.limits = np.array([actuator_limits(m) for m in self.models]).reshape(n, nu)  # per episode: weakened motors
+        limits = np.array([actuator_limits(m) for m in self.models]).reshape(n, nu)  # per episode: weakened motors
         self.stops = joint_stops(self.nominal)  # joint ranges: no perturbation edits them
         self.saturated = np.zeros(n, dtype=np.int64)
         self.stop_steps = np.zeros(n, dtype=np.int64)
@@ -265,7 +265,7 @@ class _ChunkRun:
         time_end = size(mujoco.mjtState.mjSTATE_TIME)
         qpos_end = time_end + size(mujoco.mjtState.mjSTATE_QPOS)
         self.qpos, self.qvel = slice(time_end, qpos_end), slice(qpos_end, qpos_end + size(mujoco.mjtState.mjSTATE_QVEL))
-        self.threshold = SATURATION * self.limits[None, :, None, :]
+        self.threshold = SATURATION * limits[None, :, None, :]  # as saturated_steps compares
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
@@ -407,7 +407,7 @@ class _ChunkRun:
         """Why each unstable live episode diverged (the reference engine's rules, all rows at once)."""
         if live.size == self.n and self._all_stable():
             return {}
-        warned = self.batch.warning[live][:, self.bad_warnings, 1] > 0
+        warned = self.warnings[live][:, self.bad_warnings, 1] > 0
         qvel, qpos = self.fields["qvel"][live], self.fields["qpos"][live]
         speed = np.max(np.abs(qvel), axis=1, initial=0.0)
         qpos_sum = qpos.sum(axis=1)

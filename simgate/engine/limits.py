@@ -27,11 +27,9 @@ def actuator_limits(model) -> np.ndarray:
     return limits
 
 
-def saturated_steps(forces: np.ndarray, limits: np.ndarray, absolute: bool = False) -> np.ndarray:
-    """Physics steps of ``(..., frame_skip, nu)`` forces with any actuator at its limit: ``(...)``;
-    ``absolute``: the forces are magnitudes already."""
-    magnitude = forces if absolute else np.abs(forces)
-    return (magnitude >= SATURATION * limits[..., None, :]).any(axis=-1).sum(axis=-1)
+def saturated_steps(forces: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """Physics steps of ``(..., frame_skip, nu)`` forces with any actuator at its limit: ``(...)``."""
+    return (np.abs(forces) >= SATURATION * limits[..., None, :]).any(axis=-1).sum(axis=-1)
 
 
 def joint_stops(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

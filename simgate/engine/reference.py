@@ -40,14 +40,13 @@ def divergence(warning: str | None, speed: float, qpos_sum: float, time: float) 
 
 
 def accumulate_effort(total: np.ndarray, peak: np.ndarray, work: np.ndarray, forces: np.ndarray,
-                      velocities: np.ndarray, magnitude: np.ndarray | None = None) -> None:
+                      velocities: np.ndarray) -> None:
     """Add one control step's ``(..., frame_skip, nu)`` actuator forces and velocities to the
     running |force| sum and max per actuator, and to the absolute work (sum over actuators of
     |force x velocity|, per physics step, to be multiplied by the physics step). The physics
     steps are added one at a time, in order, so one episode or a batch of them gives the same
-    bits (numpy's pairwise summation over steps would not). ``magnitude``: ``|forces|`` when
-    the caller has it already."""
-    magnitude = np.abs(forces) if magnitude is None else magnitude
+    bits (numpy's pairwise summation over steps would not)."""
+    magnitude = np.abs(forces)
     power = np.abs(forces * velocities).sum(axis=-1)  # per physics step: a row at a time, same bits
     for k in range(magnitude.shape[-2]):
         total += magnitude[..., k, :]

@@ -1,24 +1,33 @@
 """Episode results stored by content, so a re-run recomputes nothing it already has.
 
-An episode's key is the sha256 of everything its result depends on: the simgate engine version,
-MuJoCo's version, the env (its compiled model's bytes and the source of its rules), the policy
-(its file's sha256, or its code's for a scripted one), the perturbation parameters, the horizon
-and the episode's seed inputs (master seed, scenario, matrix point, index). Change any of them
-and the key changes, so stale results are never reused; nothing else is ever invalidated.
+An episode's key is the sha256 of everything its result depends on: simgate's own source and
+engine version, the Python, MuJoCo and numpy it runs on, the env (its compiled model's bytes and
+every file of the package that defines it), the policy (its file's bytes and format, or every
+file of a scripted policy's package and the files its manifest names), each perturbation's code
+and parameters, the horizon and the episode's seed inputs (master seed, scenario, matrix point,
+index). Change any of them and the key changes, so stale results are never reused; nothing else
+is ever invalidated. An input whose content cannot be read (a class defined in ``__main__``, a
+builtin) makes the case uncacheable rather than keyed on less.
 
-Entries are written to a temporary file and renamed into place, so a worker killed mid-write
-leaves either the whole entry or none. An unreadable entry counts as missing and is recomputed.
+An entry carries its schema version, the key it was stored under and a sha256 of its content;
+an entry that fails any check (damaged, tampered, another schema, another key) reads as missing,
+is recomputed and overwritten. Entries are written to a uniquely named temporary file and renamed
+into place, so a worker killed mid-write leaves the whole entry or none, and two runs writing
+the same entry both leave a valid one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import io
 import json
 import os
+import platform
+import sys
 import tempfile
-import zipfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +36,138 @@ from simgate.engine.rollouts import Episode
 
 #: bump when an engine change alters any episode's result
 ENGINE_VERSION = "4"
-_ARRAYS = ("mean_abs_torque", "peak_abs_torque", "step_hashes", "actions")
+#: bump when the stored entry's layout changes; entries of another schema read as missing
+SCHEMA = 2
+#: array fields: (dtype, ndim) a valid entry has
+_ARRAYS = {"mean_abs_torque": ("<f8", 1), "peak_abs_torque": ("<f8", 1), "step_hashes": ("<u8", 1),
+           "actions": ("<f8", 2)}
 _SCALARS = ("index", "success", "length", "ret", "progress", "terminated", "message", "work", "mass", "signals",
             "saturation", "at_stops")
+_NUMBERS = ("ret", "progress", "work", "mass", "saturation", "at_stops")
+_FIELDS = {"meta", "schema", "key", "digest", *_ARRAYS}
+#: third-party packages whose classes are keyed by version, not by hashing their installed files
+_VERSIONED = ("mujoco", "numpy", "gymnasium", "onnxruntime", "torch")
+
+
+class Undigestable(Exception):
+    """An input of the episode whose content cannot be hashed: the case is not cached."""
+
+
+# ---------------------------------------------------------------------------------------------
+# digests of files, directories and code
+
+
+_memo: dict[tuple, str] = {}
+_memo_lock = threading.Lock()
 
 
 def file_sha256(path: Path) -> str:
+    """The file's bytes, memoised per process on (path, inode, size, mtime, ctime): a file that
+    changes during a run (a test editing a copy of a policy) is hashed again."""
+    path = os.path.realpath(path)
+    st = os.stat(path)
+    stamp = (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _memo_lock:
+        known = _memo.get(stamp)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    value = digest.hexdigest()
+    with _memo_lock:
+        _memo[stamp] = value
+    return value
+
+
+def _skipped(name: str) -> bool:
+    """Files that cannot change behaviour: caches, compiled bytecode, hidden editor/VCS files."""
+    return name.startswith(".") or name == "__pycache__" or name.endswith((".pyc", ".pyo"))
+
+
+def source_digest(path) -> str:
+    """sha256 over the sorted (relative path, file sha256) of every regular file under ``path``
+    (hidden files and dirs, ``__pycache__`` and bytecode skipped; symlinks followed once), or of
+    the file itself. Walked in sorted order, so the digest never depends on directory order."""
+    root = os.path.realpath(path)
+    if os.path.isfile(root):
+        return hashlib.sha256(f"file\0{file_sha256(root)}".encode()).hexdigest()
+    if not os.path.isdir(root):
+        raise Undigestable(f"{path} is neither a file nor a directory")
+    entries = []
+    seen = {root}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        keep = []
+        for name in sorted(dirs):
+            real = os.path.realpath(os.path.join(folder, name))
+            if not _skipped(name) and real not in seen:  # a symlink loop is walked once
+                seen.add(real)
+                keep.append(name)
+        dirs[:] = keep
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            if _skipped(name) or not os.path.isfile(full):  # sockets, fifos, dangling links
+                continue
+            entries.append((Path(os.path.relpath(full, root)).as_posix(), file_sha256(full)))
+    digest = hashlib.sha256(b"tree\0")
+    for rel, sha in sorted(entries):
+        digest.update(f"{rel}\0{sha}\n".encode())
     return digest.hexdigest()
+
+
+def module_location(module) -> Path:
+    """What to hash for a module: its package's directory (``envs/arm7/`` for ``envs.arm7.env``,
+    data files included), or the file itself for a top-level module outside any package."""
+    if isinstance(module, str):
+        module = sys.modules.get(module) or importlib.import_module(module)
+    name = getattr(module, "__name__", "?")
+    file = getattr(module, "__file__", None)
+    if name == "__main__" or not file:
+        raise Undigestable(f"module {name!r} has no source file to hash (defined in __main__ or built in)")
+    path = Path(file).resolve()
+    is_package = path.stem == "__init__"
+    if is_package or "." in name:
+        return path.parent
+    return path
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        module = sys.modules.get(package)
+        return str(getattr(module, "__version__", "unknown"))
+
+
+def class_digests(cls) -> dict[str, str]:
+    """What the behaviour of ``cls`` depends on: for each class of its MRO, the digest of the
+    package that defines it; the standard library by the Python version in the context, simgate
+    by its own digest there, the versioned third-party packages (numpy, mujoco, ...) by version."""
+    if not isinstance(cls, type):
+        cls = type(cls)
+    if cls.__module__ in ("__main__", "builtins"):
+        raise Undigestable(f"{cls.__module__}.{cls.__qualname__} is defined in {cls.__module__}: its code cannot "
+                           "be hashed; define it in a module file")
+    out: dict[str, str] = {}
+    for base in cls.__mro__:
+        top = base.__module__.partition(".")[0]
+        if top in ("builtins", "simgate") or top in sys.stdlib_module_names:
+            continue
+        if top in _VERSIONED:
+            out[f"{top}=="] = _version(top)
+            continue
+        location = module_location(sys.modules.get(base.__module__) or base.__module__)
+        out[str(location)] = source_digest(location)
+    return out
+
+
+def simgate_digest() -> str:
+    import simgate
+
+    return source_digest(Path(simgate.__file__).resolve().parent)
 
 
 def model_sha256(model) -> str:
@@ -50,18 +180,122 @@ def model_sha256(model) -> str:
 
 
 def code_sha256(obj) -> str:
-    """The source file that defines ``obj``'s class (an env's rules, a scripted policy)."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    try:
-        return file_sha256(Path(inspect.getfile(cls)))
-    except (TypeError, OSError):
-        return "unknown:" + cls.__module__ + "." + cls.__qualname__
+    """One digest of the code behind ``obj``'s class (every package of its MRO)."""
+    return hashlib.sha256(json.dumps(class_digests(obj), sort_keys=True).encode()).hexdigest()
+
+
+def _declared_files(spec) -> list[Path]:
+    """The policy's ``file:`` and any ``files:`` list, relative ones taken from the manifest's folder."""
+    named = ([spec.file] if getattr(spec, "file", None) else []) + list(getattr(spec, "files", None) or ())
+    base = Path(spec.manifest).parent if getattr(spec, "manifest", "<plugin>") != "<plugin>" else Path.cwd()
+    return [Path(p) if Path(p).is_absolute() else base / p for p in named]
+
+
+def policy_inputs(spec, policy) -> dict:
+    """What a policy's actions depend on. A weights file: its bytes (never only the manifest's
+    claim), format, sizes and runtime version. A scripted policy: every file of its entry
+    module's package, the code of the object it returned, and the files its manifest names."""
+    sizes = [spec.observation_size, spec.action_size]
+    if spec.format != "scripted":
+        runtime = {"onnx": "onnxruntime", "torchscript": "torch"}.get(spec.format, spec.format)
+        return {"format": spec.format, "file": file_sha256(Path(spec.file)), "sizes": sizes,
+                "runtime": f"{runtime}=={_version(runtime)}"}
+    module = (spec.entry or "").partition(":")[0]
+    if not module:
+        raise Undigestable(f"policy {spec.name!r} has no entry module to hash")
+    location = module_location(module)
+    return {"format": "scripted", "entry": spec.entry, "sizes": sizes,
+            "package": {str(location): source_digest(location)}, "class": class_digests(policy),
+            "files": {str(p): source_digest(p) for p in _declared_files(spec)}}
 
 
 def policy_sha256(spec, policy) -> str:
-    if getattr(spec, "file", None):
-        return spec.sha256 or file_sha256(Path(spec.file))
-    return code_sha256(policy)
+    """For the summary: the policy file's sha256 (of its bytes), or one digest of a scripted
+    policy's code and files."""
+    if spec.format != "scripted" and getattr(spec, "file", None):
+        return file_sha256(Path(spec.file))
+    return hashlib.sha256(json.dumps(policy_inputs(spec, policy), sort_keys=True).encode()).hexdigest()
+
+
+def env_inputs(env) -> dict:
+    """The env's rules: its class's packages; for the gymnasium adapter, gymnasium's version and
+    the wrapped task's class too (the adapter itself is simgate's, keyed by simgate's digest)."""
+    out = {"code": class_digests(env)}
+    from simgate.envs.gymnasium_adapter import GymnasiumEnv
+
+    if isinstance(env, GymnasiumEnv):
+        out["gymnasium"] = _version("gymnasium")
+        out["task"] = class_digests(env.gym)
+    return out
+
+
+def context(case, env, model, spec, policy, perturbations) -> dict:
+    """Everything an episode of ``case`` depends on but its index. Raises Undigestable (or
+    OSError) when some input cannot be hashed: such a case is not cached."""
+    import mujoco
+
+    import simgate
+
+    return {
+        "engine": ENGINE_VERSION,
+        "simgate": {"version": simgate.__version__, "source": simgate_digest()},
+        "runtime": {"python": sys.version, "implementation": platform.python_implementation(),
+                    "machine": platform.machine(), "mujoco": mujoco.__version__, "numpy": np.__version__},
+        "env": {"name": case.env, "model": model_sha256(model), **env_inputs(env)},
+        "policy": {"name": case.policy, **policy_inputs(spec, policy)},
+        "perturbations": {"params": list(case.perturbations), "code": [class_digests(p) for p in perturbations]},
+        "horizon": case.horizon,
+        "seed": {"seed": case.seed, "scenario": case.scenario, "point": case.point},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# entries
+
+
+class Refused:
+    """No cache for this case (an input could not be hashed): every episode is computed."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return False
+
+    def get(self, index: int):
+        return None
+
+    def load(self, index: int):
+        return None
+
+    def put(self, episode, engine: str = "unknown") -> None:
+        return None
+
+
+def _content_digest(key: str, meta: str, arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(f"simgate-episode\0{SCHEMA}\0{key}\0{meta}\0".encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _checked_meta(meta, index: int) -> dict:
+    """The stored scalars if they have the shape an entry of this schema has; else ValueError."""
+    expected = {*_SCALARS, "seed", "engine"}
+    if not isinstance(meta, dict) or set(meta) != expected:
+        raise ValueError("unexpected fields")
+    ok = (type(meta["index"]) is int and meta["index"] == index and type(meta["success"]) is bool
+          and type(meta["length"]) is int and meta["length"] >= 0 and isinstance(meta["seed"], str)
+          and meta["seed"].isdigit() and isinstance(meta["engine"], str)
+          and all(type(meta[n]) in (int, float) for n in _NUMBERS)
+          and all(meta[n] is None or isinstance(meta[n], str) for n in ("terminated", "message"))
+          and isinstance(meta["signals"], dict)
+          and all(isinstance(k, str) and type(v) in (int, float) for k, v in meta["signals"].items()))
+    if not ok:
+        raise ValueError("unexpected values")
+    return meta
 
 
 class EpisodeCache:
@@ -79,23 +313,49 @@ class EpisodeCache:
         return self.root / key[:2] / f"{key}.npz"
 
     def get(self, index: int) -> Episode | None:
-        path = self.path(index)
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                meta = json.loads(str(stored["meta"]))
-                arrays = {name: stored[name] for name in _ARRAYS}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or damaged: compute again
-            return None
-        return Episode(seed=int(meta.pop("seed")), **meta, **arrays)
+        found = self.load(index)
+        return None if found is None else found[0]
 
-    def put(self, episode: Episode) -> None:
+    def load(self, index: int) -> tuple[Episode, str] | None:
+        """The stored episode and the engine that computed it, or None when absent or in any
+        doubt (never raises: a bad entry is recomputed and overwritten by ``put``)."""
+        key = self.key(index)
+        try:
+            with np.load(self.path(index), allow_pickle=False) as stored:
+                if set(stored.files) != _FIELDS:
+                    return None
+                if int(stored["schema"]) != SCHEMA or str(stored["key"]) != key:
+                    return None
+                text = str(stored["meta"])
+                arrays = {name: stored[name] for name in _ARRAYS}
+                digest = str(stored["digest"])
+            if digest != _content_digest(key, text, arrays):
+                return None
+            for name, (dtype, ndim) in _ARRAYS.items():
+                if arrays[name].dtype.str != dtype or arrays[name].ndim != ndim:
+                    return None
+            meta = _checked_meta(json.loads(text), index)
+            if (len(arrays["step_hashes"]) != meta["length"] or len(arrays["actions"]) != meta["length"]
+                    or arrays["mean_abs_torque"].shape != arrays["peak_abs_torque"].shape):
+                return None
+            engine = meta.pop("engine")
+            return Episode(seed=int(meta.pop("seed")), **meta, **arrays), engine
+        except Exception:  # absent, damaged, tampered, another layout: computed again
+            return None
+
+    def put(self, episode: Episode, engine: str = "unknown") -> None:
+        """Store atomically. Raises OSError when the folder cannot be written (the caller stops caching)."""
+        key = self.key(episode.index)
         path = self.path(episode.index)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {name: getattr(episode, name) for name in _SCALARS}
         meta["seed"] = str(episode.seed)  # 128 bits: JSON numbers would round it
+        meta["engine"] = engine
+        text = json.dumps(meta, allow_nan=True, sort_keys=True)
+        arrays = {name: np.ascontiguousarray(getattr(episode, name)) for name in _ARRAYS}
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta, allow_nan=True)),
-                 **{name: getattr(episode, name) for name in _ARRAYS})
+        np.savez(buffer, meta=np.array(text), schema=np.array(SCHEMA), key=np.array(key),
+                 digest=np.array(_content_digest(key, text, arrays)), **arrays)
         handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".npz", delete=False)
         try:
             with handle:

@@ -102,25 +102,51 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
 
 class EpisodeSource:
     """Episodes of one (case, policy) by index: from the cache where present, else from the engine
-    (and then into the cache, a batch at a time, so an interrupted run keeps what it finished)."""
+    (and then into the cache, a batch at a time, so an interrupted run keeps what it finished).
+
+    ``engines`` counts the episodes handed out by the engine that computed them ("batched",
+    "reference"; a cached one keeps the engine that first computed it). A cache that cannot be
+    used (an input that cannot be hashed, a folder that cannot be written) never fails the case:
+    caching stops and ``cache_note`` says why."""
 
     def __init__(self, runner, case: Case, env, cache=None):
-        self.runner, self.case, self.cache = runner, case, cache
+        self.runner, self.case = runner, case
+        self.cache = cache if cache else None  # a Refused cache is falsy: nothing is cached
+        self.cache_note: str | None = getattr(cache, "reason", None)
         self.unit = env.progress_unit
         self.computed = self.cached = 0
+        self.engines: Counter = Counter()
+        self.engine = type(runner).__name__.removesuffix("Engine").lower()
 
     def get(self, indices) -> list:
         indices = list(indices)
-        found = {i: self.cache.get(i) for i in indices} if self.cache else {}
-        missing = [i for i in indices if found.get(i) is None]
+        found = {i: self.cache.load(i) for i in indices} if self.cache else {}
+        found = {i: hit for i, hit in found.items() if hit is not None}
+        missing = [i for i in indices if i not in found]
         if missing:
             for episode in self.runner.run(self.case, missing).episodes:
-                found[episode.index] = episode
-                if self.cache:
-                    self.cache.put(episode)
+                found[episode.index] = (episode, self.engine)
+                self._store(episode)
         self.computed += len(missing)
         self.cached += len(indices) - len(missing)
-        return [found[i] for i in indices]
+        self.engines.update(found[i][1] for i in indices)
+        return [found[i][0] for i in indices]
+
+    def _store(self, episode) -> None:
+        if not self.cache:
+            return
+        try:
+            self.cache.put(episode, self.engine)
+        except Exception as exc:  # read-only, full, a file where the folder should be: run uncached
+            import warnings
+
+            self.cache, self.cache_note = None, (f"episode cache disabled for case {self.case.id!r}: cannot write "
+                                                 f"{getattr(exc, 'filename', None) or exc} ({type(exc).__name__}: {exc}); "
+                                                 "the remaining episodes are computed and not stored")
+            try:
+                warnings.warn(self.cache_note, RuntimeWarning, stacklevel=2)
+            except Warning:  # -W error must not turn a cache problem into a failed case
+                pass
 
     def rollouts(self, episodes: list) -> Rollouts:
         n_steps = int(round(self.case.horizon / self.runner.control_dt))
@@ -162,11 +188,11 @@ def _worst(rollouts) -> int | None:
 
 
 def _policy_sha256(spec, policy) -> str | None:
-    from simgate.cache import policy_sha256
+    from simgate.cache import Undigestable, policy_sha256
 
     try:
         return policy_sha256(spec, policy)
-    except OSError:
+    except (OSError, Undigestable):
         return None
 
 
@@ -202,21 +228,20 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts) -
 
 
 def _cache(cache_dir, case: Case, env, runner, spec, policy):
+    """The case's episode cache under ``cache_dir`` (None: no caching). When an input the episodes
+    depend on cannot be hashed, a falsy ``cache.Refused`` saying why: everything is computed."""
     if cache_dir is None:
         return None
-    import mujoco
-
-    import simgate
     from simgate import cache
 
-    context = {
-        "engine": cache.ENGINE_VERSION, "simgate": simgate.__version__, "mujoco": mujoco.__version__,
-        "env": {"name": case.env, "model": cache.model_sha256(runner.nominal),
-                "rules": cache.code_sha256(env)},
-        "policy": {"name": case.policy, "sha256": cache.policy_sha256(spec, policy)},
-        "perturbations": list(case.perturbations), "horizon": case.horizon,
-        "seed": {"seed": case.seed, "scenario": case.scenario, "point": case.point},
-    }
+    ref = getattr(runner, "ref", runner)  # the batched engine keeps its perturbations on its reference engine
+    perturbations = getattr(ref, "perturbations", None)
+    if perturbations is None:
+        return cache.Refused(f"{type(runner).__name__} does not say which perturbations it applies")
+    try:
+        context = cache.context(case, env, runner.nominal, spec, policy, perturbations)
+    except (cache.Undigestable, OSError) as exc:
+        return cache.Refused(f"episode cache off for case {case.id!r}: {exc}")
     return cache.EpisodeCache(Path(cache_dir), context)
 
 

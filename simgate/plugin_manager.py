@@ -49,23 +49,47 @@ class Host:
         if autoload is None:
             autoload = not os.environ.get("SIMGATE_DISABLE_PLUGIN_AUTOLOAD")
         if autoload:
-            self.pm.load_setuptools_entrypoints("simgate")
+            self._load_entry_points()
         for name in project_plugins:
             self.register_module(name)
         self._check()
         self.registries = self._collect()
 
+    def _load_entry_points(self) -> None:
+        """The ``simgate`` entry-point group, one at a time, so a broken one is named (pluggy's
+        own loader would let the first exception out as a traceback)."""
+        from importlib.metadata import entry_points
+
+        fix = "uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1"
+        for ep in entry_points(group="simgate"):
+            if self.pm.has_plugin(ep.name) or self.pm.is_blocked(ep.name):
+                continue
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed distribution"
+            what = f"simgate plugin {ep.name!r} (entry point {ep.value!r} of {dist})"
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # noqa: BLE001 (any import-time failure is the plugin's)
+                raise SimgateError(f"{what} cannot be imported: {type(exc).__name__}: {exc}; {fix}") from None
+            self._register(plugin, ep.name, what, fix)
+
     def register_module(self, dotted: str) -> None:
         if self.pm.has_plugin(dotted):
             return
+        what = f"simgate plugin module {dotted!r} (listed in simgate_plugins of a conftest.py)"
+        fix = "fix the module or remove it from simgate_plugins"
         try:
             module = importlib.import_module(dotted)
-        except ImportError as exc:
-            raise SimgateError(
-                f"simgate plugin module {dotted!r} (listed in simgate_plugins of a conftest.py) "
-                f"cannot be imported: {exc}"
-            ) from None
-        self.pm.register(module, name=dotted)
+        except Exception as exc:  # noqa: BLE001 (not only ImportError: the module's own code may raise)
+            raise SimgateError(f"{what} cannot be imported: {type(exc).__name__}: {exc}; {fix}") from None
+        self._register(module, dotted, what, fix)
+
+    def _register(self, plugin, name: str, what: str, fix: str) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # a hookimpl whose arguments no hook offers
+            raise SimgateError(f"{what}: {exc}; hooks are listed in simgate/hookspecs.py; {fix}") from None
+        except ValueError as exc:  # registered twice under another name
+            raise SimgateError(f"{what}: {exc}; {fix}") from None
 
     def _check(self) -> None:
         try:
@@ -86,7 +110,14 @@ class Host:
             # one plugin at a time, so a clash or a bad name is blamed on the right plugin
             for impl in caller.get_hookimpls():  # registration order: built-ins first
                 registry.current_plugin = impl.plugin_name
-                impl.function(**({"registry": registry} if "registry" in impl.argnames else {}))
+                try:
+                    impl.function(**({"registry": registry} if "registry" in impl.argnames else {}))
+                except SimgateError:
+                    raise  # already names the plugin or the file
+                except Exception as exc:  # noqa: BLE001 (a plugin's bug, not simgate's)
+                    raise SimgateError(f"simgate plugin {impl.plugin_name}: {hook_name} raised {type(exc).__name__}: "
+                                       f"{exc}; fix the plugin, or uninstall it / remove it from simgate_plugins"
+                                       ) from None
         return regs
 
     def plugin_names(self) -> list[str]:

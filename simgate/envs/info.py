@@ -22,6 +22,9 @@ class EnvInfo:
     observation_size: int
     action_size: int
     observation_groups: dict
+    #: per-actuator labels as torque thresholds name them (``env.actuator_names``, what the
+    #: verdict matches a per-joint limit against)
+    actuator_labels: tuple[str, ...] = ()
 
     @property
     def control_dt(self) -> float:
@@ -42,6 +45,7 @@ def describe(env) -> EnvInfo:
         geoms=names(mujoco.mjtObj.mjOBJ_GEOM, model.ngeom), joints=names(mujoco.mjtObj.mjOBJ_JOINT, model.njnt),
         actuators=names(mujoco.mjtObj.mjOBJ_ACTUATOR, model.nu), observation_size=env.observation_size,
         action_size=env.action_size, observation_groups=env.observation_groups(),
+        actuator_labels=tuple(env.actuator_names(model)),
     )
 
 

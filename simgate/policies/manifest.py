@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,12 +13,14 @@ from simgate.scenarios import errors, yaml_lines
 
 
 class ManifestEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
     env: str
-    format: str = Field(pattern=r"^(onnx|torchscript|scripted)$")
+    format: Literal["onnx", "torchscript", "scripted"]
     file: str | None = None
+    #: other files the policy reads, next to the manifest like ``file``
+    files: list[str] = Field(default_factory=list)
     entry: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     observation_size: int = Field(gt=0)
@@ -27,31 +30,56 @@ class ManifestEntry(BaseModel):
 
 
 class Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     policies: list[ManifestEntry] = Field(min_length=1)
 
 
 def read_manifest(path: Path, display: str | None = None) -> list[PolicySpec]:
     display = display or str(path)
-    data, lines = yaml_lines.load(path.read_text(encoding="utf-8"), display)
+    data, lines = yaml_lines.read(path, display, what="policy manifest")
+    if not isinstance(data, dict):
+        raise SimgateError(located(display, 1, "a manifest must be a mapping with a 'policies:' list of "
+                                               "{name, env, format, file or entry, ...}"))
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise SimgateError("\n".join(errors.describe(exc, Manifest, display, lines))) from None
-    specs = []
+    folder = path.parent
+    specs, problems, names = [], [], {}
     for i, entry in enumerate(manifest.policies):
+        at = {key: yaml_lines.line_of(lines, ("policies", i, key)) for key in ManifestEntry.model_fields}
         needs = "entry" if entry.format == "scripted" else "file"
         if getattr(entry, needs) is None:
-            raise SimgateError(located(display, yaml_lines.line_of(lines, ("policies", i)),
-                                       f"policies[{i}]: format {entry.format!r} needs '{needs}:'"))
+            problems.append(located(display, yaml_lines.line_of(lines, ("policies", i)),
+                                    f"policies[{i}]: format {entry.format!r} needs '{needs}:'"))
+        if entry.name in names:
+            problems.append(located(display, at["name"], f"policies[{i}].name: policy {entry.name!r} is already "
+                                                         f"listed at line {names[entry.name]}; names must be unique"))
+        names.setdefault(entry.name, at["name"])
+        file = _confined(entry.file, folder, display, at["file"], f"policies[{i}].file", problems) if entry.file else None
+        files = tuple(_confined(f, folder, display, yaml_lines.line_of(lines, ("policies", i, "files", j)),
+                                f"policies[{i}].files[{j}]", problems) for j, f in enumerate(entry.files))
         specs.append(PolicySpec(
             name=entry.name, env=entry.env, format=entry.format, observation_size=entry.observation_size,
-            action_size=entry.action_size, file=path.parent / entry.file if entry.file else None,
+            action_size=entry.action_size, file=file, files=files,
             entry=entry.entry, sha256=entry.sha256, provenance=entry.provenance, manifest=display,
-            line=yaml_lines.line_of(lines, ("policies", i, "file")) or yaml_lines.line_of(lines, ("policies", i)),
+            line=at["file"] or yaml_lines.line_of(lines, ("policies", i)),
+            lines={key: line for key, line in at.items() if line is not None},
         ))
+    if problems:
+        raise SimgateError("\n".join(problems))
     return specs
+
+
+def _confined(name: str, folder: Path, display: str, line: int | None, key: str, problems: list) -> Path:
+    """``folder/name``, which must stay inside ``folder`` once ``..`` and symlinks are resolved:
+    a manifest describes its own folder, not the machine it runs on."""
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        problems.append(located(display, line, f"{key}: {name!r} is outside the policy's folder {folder.resolve()}; "
+                                               "put the file next to the manifest"))
+    return path
 
 
 def register_manifests(registry, directory: Path, rootdir: Path | None = None) -> None:
@@ -59,4 +87,10 @@ def register_manifests(registry, directory: Path, rootdir: Path | None = None) -
     for path in sorted(directory.glob("*/manifest.yaml")):
         display = str(path.relative_to(rootdir)) if rootdir else str(path)
         for spec in read_manifest(path, display):
+            if spec.name in registry:
+                first = registry.get(spec.name)
+                where = located(getattr(first, "manifest", registry.owner(spec.name)), getattr(first, "line", None), "")
+                raise SimgateError(located(display, spec.lines.get("name", spec.line),
+                                           f"name: policy {spec.name!r} is already registered ({where.rstrip(': ')}); "
+                                           "names must be unique: rename one"))
             registry.add(spec.name, spec)

@@ -10,6 +10,9 @@ from typing import Any
 from simgate.errors import located
 
 FORMATS = ("onnx", "torchscript", "scripted")
+#: formats whose file is the policy itself: a digest in the manifest is required, so a changed
+#: file is noticed before it is gated under the old name
+DIGEST_REQUIRED = ("onnx", "torchscript")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +28,37 @@ class PolicySpec:
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     manifest: str = "<plugin>"
     line: int | None = None  # of the entry in the manifest, for error messages
+    #: other files the policy reads (gains, normalisation tables): part of what a result depends on
+    files: tuple[Path, ...] = ()
+    #: manifest line of each key of the entry ("env", "sha256", "files", ...), for error messages
+    lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
-    def problem(self) -> str | None:
-        """Why this policy cannot run, found without loading it (cheap: collection time)."""
+    def problem(self, check_digest: bool = False) -> str | None:
+        """Why this policy cannot run, found without loading it (cheap: collection time).
+
+        ``check_digest``: also hash the file and compare it with ``sha256`` (required for ONNX and
+        TorchScript); done once per run for the policies the run uses.
+        """
         if self.file is not None and not self.file.is_file():
             return located(self.manifest, self.line, f"policy {self.name!r}: file {self.file} does not exist; "
                                                      "fix 'file:' or restore the file")
+        for extra in self.files:
+            if not extra.is_file():
+                return located(self.manifest, self.lines.get("files", self.line),
+                               f"policy {self.name!r}: files: {extra} does not exist; fix 'files:' or restore the file")
+        if not check_digest or self.file is None:
+            return None
+        digest = self.file_digest()
+        if self.sha256 is None:
+            if self.format not in DIGEST_REQUIRED:
+                return None
+            return located(self.manifest, self.line,
+                           f"policy {self.name!r}: sha256 is required for {self.format} policies; add "
+                           f"'sha256: {digest}' (the digest of {self.file.name} now) to its manifest entry")
+        if digest != self.sha256:
+            return located(self.manifest, self.lines.get("sha256", self.line),
+                           f"policy {self.name!r}: sha256: {self.file.name} has digest {digest}, the manifest says "
+                           f"{self.sha256}; re-export the policy, or write the new digest if the change is intended")
         return None
 
     def file_digest(self) -> str:

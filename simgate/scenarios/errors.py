@@ -28,10 +28,17 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
             text = f"{dotted(path)}: required key {loc[-1]!r} is missing{what}"
         elif err.get("input") is None and err["type"] != "missing":
             text = f"{dotted(path)}: the value is empty; expected {_expected(err)}"
+        elif err["type"] == "value_error":  # a validator's own sentence, which carries the fix
+            text = f"{dotted(path)}: {_expected(err)}"
         else:
             text = f"{dotted(path)}: expected {_expected(err)}, got {err['input']!r}"
+            if isinstance(err["input"], str) and err["type"] in _NUMBER_TYPES:
+                text += " (a quoted value is text: write the number or true/false without quotes)"
         messages.append(located(source, line, text))
     return messages
+
+
+_NUMBER_TYPES = {"int_type", "float_type", "bool_type", "int_parsing", "float_parsing", "bool_parsing"}
 
 
 def _expected(err) -> str:

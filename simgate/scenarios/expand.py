@@ -11,7 +11,7 @@ from typing import Any
 from simgate.errors import SimgateError, located
 from simgate.registry import did_you_mean
 from simgate.scenarios.case import Case, case_id
-from simgate.scenarios.loader import LoadedScenario, load_file, scenario_files
+from simgate.scenarios.loader import MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, n_points, scenario_files
 
 
 def points(spec) -> list[dict[str, Any]]:
@@ -79,23 +79,27 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
 
 
 def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], candidates: list[str],
-               env_info=None, baselines: list[str] = ()) -> list[Case]:
+               env_info=None, baselines: list[str] = (), max_cases: int = MAX_CASES) -> list[Case]:
     """Every case of every scenario file; one SimgateError naming every broken file.
 
     ``env_info(name) -> EnvInfo`` enables model-aware parameter checks (see loader.load_file).
     ``baselines``: the promoted policies; a case is compared with the one for its env.
+    ``max_cases``: the most cases the run may expand to (``--simgate-max-cases``).
     """
     check_policy_names(selected, registries, "--policy")
     check_policy_names(candidates, registries, "simgate_candidates (pytest configuration)")
     check_policy_names(list(baselines), registries, "--baseline / simgate_baselines")
+    problems = _policy_envs(registries)
+    if problems:  # a policy for an env nobody registered: every later check would mislead
+        raise SimgateError("\n".join(problems))
     baseline_for: dict[str, str] = {}
     for name in baselines:
         baseline_for.setdefault(registries.policies.get(name).env, name)
-    problems, cases, names = [], [], {}
+    cases, names, sizes, used = [], {}, {}, set(baselines)
     for path in scenario_files(directory):
         display = _display(path, rootdir)
         try:
-            sc = load_file(path, display, registries, env_info)
+            sc = load_file(path, display, registries, env_info, max_cases)
         except SimgateError as exc:
             problems.append(str(exc))
             continue
@@ -104,14 +108,71 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
             continue
         names[sc.spec.name] = display
         chosen = policies_for(sc, registries, selected, candidates)
-        for name in chosen:
-            problem = registries.policies.get(name).problem()
-            if problem:
-                problems.append(problem)
-        cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env)) for c in expand(sc, chosen))
+        used.update(chosen)
+        sizes[display] = n_points(sc.spec) * len(chosen)
+        if sum(sizes.values()) <= max_cases:  # past the cap, count but do not build
+            cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env)) for c in expand(sc, chosen))
+    for name in sorted(used):  # file present, digest right: once per run, not once per case
+        problem = registries.policies.get(name).problem(check_digest=True)
+        if problem:
+            problems.append(problem)
+    total = sum(sizes.values())
+    if total > max_cases:
+        largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
+        problems.append(f"{_display(directory, rootdir)}: the scenarios expand to {total:,} cases, more than the cap of "
+                        f"{max_cases:,} (largest: {', '.join(f'{d} {n:,}' for d, n in largest)}); select fewer policies "
+                        f"or matrix values, or raise the cap with {MAX_CASES_OPTION} {total}")
+    if not problems:
+        problems = _duplicate_ids(cases) + _unevaluated(cases, registries, selected, candidates,
+                                                         _display(directory, rootdir))
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases
+
+
+def _policy_envs(registries) -> list[str]:
+    """Every registered policy names a registered env (a misspelt env would leave it without a case)."""
+    from simgate.policies.spec import PolicySpec
+
+    out = []
+    for name in registries.policies:
+        spec = registries.policies.get(name)
+        if not isinstance(spec, PolicySpec):
+            out.append(f"simgate plugin {registries.policies.owner(name)}: policy {name!r} is registered as a "
+                       f"{type(spec).__name__}; register a simgate.policies.spec.PolicySpec")
+            continue
+        env = spec.env
+        if env not in registries.envs:
+            out.append(located(spec.manifest, spec.lines.get("env", spec.line),
+                               f"env: policy {name!r} is for env {env!r}, which is not registered"
+                               f"{did_you_mean(str(env), registries.envs.names())}"))
+    return out
+
+
+def _duplicate_ids(cases: list[Case]) -> list[str]:
+    seen: dict[str, Case] = {}
+    out = []
+    for case in cases:
+        if case.id in seen:
+            first = seen[case.id]
+            out.append(f"{case.source}: case id {case.id!r} is also the id of a case of {first.source} "
+                       f"(matrix points {first.point} and {case.point}); rename a scenario or change a value")
+        else:
+            seen[case.id] = case
+    return out
+
+
+def _unevaluated(cases: list[Case], registries, selected: list[str], candidates: list[str], where: str) -> list[str]:
+    """A policy under test with no case would be promoted on no evidence at all."""
+    wanted, origin = (selected, "--policy") if selected else (candidates, "the candidates (simgate_candidates)")
+    covered = {c.policy for c in cases}
+    out = []
+    for name in dict.fromkeys(wanted):
+        if name not in covered:
+            env = registries.policies.get(name).env
+            out.append(f"policy {name!r} (env {env!r}) has no scenario in {where}: add a scenario for env {env!r} "
+                       f"or drop it from {origin}")
+    return out
 
 
 def _display(path: Path, rootdir: Path) -> str:

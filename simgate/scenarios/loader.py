@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
+import math
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -10,9 +13,13 @@ from pydantic import ValidationError
 from simgate.errors import SimgateError, located
 from simgate.registry import did_you_mean
 from simgate.scenarios import errors, yaml_lines
-from simgate.scenarios.schema import ScenarioSpec
+from simgate.scenarios.case import format_value
+from simgate.scenarios.schema import PER_JOINT, ScenarioSpec
 
-SUFFIXES = (".yaml", ".yml")
+SUFFIXES = (".yaml", ".yml")  # in any letter case: a .YAML file is a scenario too
+#: cases a run may expand to (matrix points x policies, all scenarios) unless the user raises it
+MAX_CASES = 10_000
+MAX_CASES_OPTION = "--simgate-max-cases"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,16 +35,17 @@ class LoadedScenario:
 def scenario_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise SimgateError(f"scenario directory {directory} does not exist; pass --scenarios DIR")
-    return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    # directories and unreadable files named *.yaml are kept: load_file says what is wrong with them
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES)
 
 
-def load_file(path: Path, display: str, registries, env_info=None) -> LoadedScenario:
+def load_file(path: Path, display: str, registries, env_info=None, max_cases: int = MAX_CASES) -> LoadedScenario:
     """Parse and fully validate one file; raise one SimgateError listing every problem.
 
     ``env_info(name) -> EnvInfo``, when given, lets perturbations check their params against the
-    env's model (names, timestep); simgate passes it on the controller only.
+    env's model (names, timestep, actuators); simgate passes it on the controller only.
     """
-    data, lines = yaml_lines.load(path.read_text(encoding="utf-8"), display)
+    data, lines = yaml_lines.read(path, display)
     if not isinstance(data, dict):
         raise SimgateError(located(display, 1, "a scenario file must be a mapping with name, env, episodes, horizon, ..."))
     try:
@@ -45,10 +53,66 @@ def load_file(path: Path, display: str, registries, env_info=None) -> LoadedScen
     except ValidationError as exc:
         raise SimgateError("\n".join(errors.describe(exc, ScenarioSpec, display, lines))) from None
     loaded = LoadedScenario(spec, display, lines)
-    problems = _check_names(loaded, registries) + _check_params(loaded, registries, env_info)
+    problems = _check_requirements(loaded) + _check_names(loaded, registries)
+    size = _check_matrix(loaded, max_cases)
+    problems += size
+    if not size:  # params are checked at every point: only for a matrix of a sane size
+        problems += _check_params(loaded, registries, env_info)
+    problems += _check_joints(loaded, registries, env_info)
     if problems:
         raise SimgateError("\n".join(problems))
     return loaded
+
+
+def n_points(spec: ScenarioSpec) -> int:
+    return math.prod(len(axis.values) for axis in spec.matrix.values())
+
+
+def _check_requirements(sc: LoadedScenario) -> list[str]:
+    if not sc.spec.gate or sc.spec.thresholds.requires_something():
+        return []
+    return [located(sc.source, sc.line("thresholds"),
+                    "thresholds: a gating scenario must require something: add thresholds.min_success_rate "
+                    "(or max_mean_torque, max_peak_torque, max_p95_torque, max_mean_power, max_cost_of_transport, "
+                    "deterministic: true), or set gate: false")]
+
+
+def _check_matrix(sc: LoadedScenario, max_cases: int) -> list[str]:
+    """A matrix too large to expand, and two values of an axis that would share a case id."""
+    count = n_points(sc.spec)
+    if count > max_cases:
+        sizes = " x ".join(f"{name} {len(axis.values)}" for name, axis in sc.spec.matrix.items())
+        return [located(sc.source, sc.line("matrix"),
+                        f"matrix: {count:,} points ({sizes}) is more than the {max_cases:,} cases a run may have; "
+                        f"sweep fewer values, or raise the cap with {MAX_CASES_OPTION}")]
+    out = []
+    for name, axis in sc.spec.matrix.items():
+        seen: dict[str, object] = {}
+        for index, value in enumerate(axis.values):
+            shown = format_value(value)
+            if shown in seen:
+                out.append(located(sc.source, sc.line("matrix", name, "values", index),
+                                   f"matrix.{name}.values: {seen[shown]!r} and {value!r} give the same case id "
+                                   f"'{name}={shown}'; remove one of them"))
+            else:
+                seen[shown] = value
+    return out
+
+
+def _check_joints(sc: LoadedScenario, registries, env_info) -> list[str]:
+    """Per-joint torque limits name actuators of the env (as the verdict matches them)."""
+    spec = sc.spec
+    if env_info is None or spec.env not in registries.envs:
+        return []
+    wanted = [(key, joint) for key in PER_JOINT if isinstance(getattr(spec.thresholds, key), dict)
+              for joint in getattr(spec.thresholds, key)]
+    if not wanted:
+        return []
+    labels = list(env_info(spec.env).actuator_labels)
+    return [located(sc.source, sc.line("thresholds", key, joint),
+                    f"thresholds.{key}.{joint}: env {spec.env!r} has no actuator named {joint!r}"
+                    f"{did_you_mean(joint, labels)}")
+            for key, joint in wanted if joint not in labels]
 
 
 def _check_names(sc: LoadedScenario, registries) -> list[str]:
@@ -73,35 +137,55 @@ def _check_names(sc: LoadedScenario, registries) -> list[str]:
 
 def _check_params(sc: LoadedScenario, registries, env_info=None) -> list[str]:
     """Each perturbation's params against its kind's schema, and against the env's model when
-    ``env_info`` is given, at every matrix point."""
-    from simgate.scenarios.expand import matrix_targets, points, resolve_perturbations
+    ``env_info`` is given, at every combination of the matrix axes that sweep it."""
+    from simgate.scenarios.expand import matrix_targets
 
     spec = sc.spec
     if any(e.kind not in registries.perturbations for e in spec.perturbations):
         return []  # already reported; params of an unknown kind cannot be checked
     try:
-        matrix_targets(sc)
+        targets = matrix_targets(sc)
     except SimgateError as exc:
         return [str(exc)]
     info = env_info(spec.env) if env_info is not None and spec.env in registries.envs else None
     out: list[str] = []
-    for point in points(spec):
-        for i, entry in enumerate(resolve_perturbations(sc, point)):
-            cls = registries.perturbations.get(entry["kind"])
-            try:
-                params = cls.Params.model_validate(entry["params"])
-            except ValidationError as exc:
-                what = f" for perturbation {entry['kind']!r}"
-                out.extend(errors.describe(exc, cls.Params, sc.source, sc.lines, ("perturbations", i, "params"), what))
-                continue
-            for param, problem in cls(params).check(info) if info is not None else []:
-                path = ("perturbations", i, "params", param)
-                out.append(located(sc.source, sc.line(*path), f"{yaml_lines.dotted(path)}: {problem}"
-                                   + _at(point, sc, i, param)))
+    for i, entry in enumerate(spec.perturbations):
+        cls = registries.perturbations.get(entry.kind)
+        axes = [name for name, (index, _) in targets.items() if index == i]
+        for combo in itertools.product(*(spec.matrix[name].values for name in axes)):
+            params = dict(entry.params)
+            for name, value in zip(axes, combo):
+                params[targets[name][1]] = value
+            swept = {targets[name][1]: f" (matrix point {name}={value})" for name, value in zip(axes, combo)}
+            out.extend(_check_entry(sc, i, cls, params, info, swept))
     return list(dict.fromkeys(out))
 
 
-def _at(point: dict, sc: LoadedScenario, index: int, param: str) -> str:
-    """`` (matrix point friction=0.3)`` when the value came from a sweep."""
-    swept = [name for name, axis in sc.spec.matrix.items() if axis.param == f"{sc.spec.perturbations[index].kind}.{param}"]
-    return f" (matrix point {', '.join(f'{n}={point[n]}' for n in swept)})" if swept else ""
+def _check_entry(sc: LoadedScenario, i: int, cls, params: dict, info, swept: dict[str, str]) -> list[str]:
+    """``swept``: param → `` (matrix point x=v)``, said after a problem with a swept value."""
+    kind = sc.spec.perturbations[i].kind
+    where = located(sc.source, sc.line("perturbations", i, "params"), f"perturbations[{i}].params")
+    at = "".join(swept.values())
+    try:
+        # strict, through JSON: "0.5" is not a number, and a YAML list still fills a (low, high) tuple
+        parsed = cls.Params.model_validate_json(json.dumps(params, default=str), strict=True)
+    except ValidationError as exc:
+        described = errors.describe(exc, cls.Params, sc.source, sc.lines, ("perturbations", i, "params"),
+                                    f" for perturbation {kind!r}")
+        return [m + swept.get(err["loc"][0] if err["loc"] else None, "")
+                for err, m in zip(exc.errors(include_url=False), described)]
+    except Exception as exc:  # a plugin's validator that raised something pydantic does not wrap
+        return [f"{where}: perturbation {kind!r} cannot check its params ({type(exc).__name__}: {exc}){at}; "
+                f"fix the params or the plugin that registers {kind!r}"]
+    if info is None:
+        return []
+    try:
+        found = cls(parsed).check(info)
+    except Exception as exc:
+        return [f"{where}: perturbation {kind!r} failed checking its params against env {info.name!r} "
+                f"({type(exc).__name__}: {exc}){at}; fix the params or the plugin that registers {kind!r}"]
+    out = []
+    for param, problem in found:
+        path = ("perturbations", i, "params", param)
+        out.append(located(sc.source, sc.line(*path), f"{yaml_lines.dotted(path)}: {problem}{swept.get(param, '')}"))
+    return out

@@ -10,7 +10,9 @@ Scalar = Union[bool, int, float, str]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "4" is not 4 and "yes" is not true (a quoted value is a typo, not a number); an int
+    # is still a float. No NaN or infinity anywhere: a NaN threshold compares false with everything.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class PerturbationEntry(Strict):
@@ -30,8 +32,15 @@ class MatrixAxis(Strict):
 PerJoint = Union[float, dict[str, float]]
 
 
+#: the thresholds that make a scenario require something (the margins only qualify a baseline
+#: comparison); a gating scenario needs at least one
+REQUIREMENTS = ("min_success_rate", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
+                "max_cost_of_transport", "deterministic")
+PER_JOINT = ("max_mean_torque", "max_peak_torque", "max_p95_torque")
+
+
 class Thresholds(Strict):
-    min_success_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_success_rate: float | None = Field(default=None, gt=0.0, le=1.0)  # 0 would pass any policy
     max_mean_torque: PerJoint | None = None
     max_peak_torque: PerJoint | None = None
     #: the 95th percentile over episodes of each joint's per-episode mean |torque| (order-statistic
@@ -47,13 +56,16 @@ class Thresholds(Strict):
     #: baseline's (paired t-test per joint)
     torque_regression_margin: float = Field(default=0.10, gt=0.0)
 
-    @field_validator("max_mean_torque", "max_peak_torque", "max_p95_torque")
+    @field_validator(*PER_JOINT)
     @classmethod
     def _positive(cls, value):
         limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
         if any(limit <= 0 for limit in limits):
             raise ValueError("torque limits must be positive numbers in N·m (N for slide joints)")
         return value
+
+    def requires_something(self) -> bool:
+        return self.deterministic or any(getattr(self, key) is not None for key in REQUIREMENTS[:-1])
 
 
 class Classify(Strict):
@@ -86,7 +98,7 @@ class ScenarioSpec(Strict):
     env: str
     policies: list[str] | None = None
     episodes: int = Field(gt=0, le=100_000)
-    horizon: float = Field(gt=0.0, description="seconds of simulated time per episode")
+    horizon: float = Field(gt=0.0, le=3600.0, description="seconds of simulated time per episode")
     seed: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     determinism_episodes: int = Field(default=2, ge=1)
@@ -112,6 +124,14 @@ class ScenarioSpec(Strict):
         if not p0 < self.sequential.p1:
             raise ValueError(f"sequential.p1 ({self.sequential.p1:g}) should be above thresholds.min_success_rate ({p0:g})")
         return self
+
+    @field_validator("policies")
+    @classmethod
+    def _some_policy(cls, value):
+        if value is not None and not value:
+            raise ValueError("an empty list evaluates no policy: list policies here, or omit 'policies' "
+                             "to use the configured candidates")
+        return value
 
     @field_validator("matrix")
     @classmethod

@@ -1,6 +1,15 @@
-"""YAML with a line number for every key and list item, so errors can point at the file."""
+"""YAML with a line number for every key and list item, so errors can point at the file.
+
+Scenario and manifest files are plain data: before anything is built from a file, its event
+stream is checked (no tags beyond the standard scalar/collection ones, no alias that refers to
+itself, a bounded size and depth once aliases are expanded), so a hostile file is rejected in
+time linear in its length, with the line of the offending alias or tag.
+"""
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import yaml
 
@@ -10,29 +19,126 @@ Path_ = tuple  # ("perturbations", 0, "params", "sliding")
 #: libyaml's loader where PyYAML was built with it: every xdist worker parses every scenario
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: nodes a document may hold with every alias expanded (the line map and the schema check
+#: both see the expanded tree, so an alias bomb would otherwise grow memory by its fan-out per level)
+MAX_NODES = 100_000
+MAX_DEPTH = 100
+_CORE = "tag:yaml.org,2002:"
+#: explicit tags a plain-data file may carry ("!" is YAML's "just a string")
+_ALLOWED_TAGS = {"!"} | {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+def read(path: Path, display: str, what: str = "scenario") -> tuple[object, dict[Path_, int]]:
+    """Read and parse a YAML file; every way it can be unreadable is one located message."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise SimgateError(f"{display}: is a directory, not a {what} file; rename or remove it") from None
+    except OSError as exc:
+        raise SimgateError(f"{display}: cannot be read ({exc.strerror or exc}); "
+                           f"check that it exists and is readable") from None
+    try:
+        if b"\0" in raw:
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SimgateError(f"{display}: is not a UTF-8 text file (binary?); {what} files are YAML text") from None
+    return load(text, display)
+
 
 def load(text: str, source: str) -> tuple[object, dict[Path_, int]]:
     """Parse ``text`` safely; return the data and ``{path: line}`` (1-based)."""
     try:
+        _check_events(text, source)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SimgateError(located(source, line, f"not valid YAML: {problem}")) from None
+        raise SimgateError(_yaml_message(exc, source)) from None
     if node is None:
         return None, {}
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
     _walk(node, (), lines, source)
-    return yaml.load(text, Loader=_LOADER), lines  # noqa: S506 (a safe loader)
+    try:
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise SimgateError(_yaml_message(exc, source)) from None
+    problems = list(_non_finite(data, (), lines, source))
+    if problems:
+        raise SimgateError("\n".join(dict.fromkeys(problems)))
+    return data, lines
+
+
+def _yaml_message(exc: yaml.YAMLError, source: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return located(source, line, f"not valid YAML: {problem}")
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+
+
+def _check_events(text: str, source: str) -> None:
+    """Tags, recursive aliases, expanded size and depth, from the event stream alone (nothing is
+    built, so a bomb costs the time of reading its text)."""
+    done: dict[str, tuple[int, int]] = {}  # anchor -> (expanded nodes, depth) of a finished node
+    stack: list[list] = []  # open collections: [anchor, depth below, expanded nodes before it]
+    total = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        line = event.start_mark.line + 1
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _ALLOWED_TAGS:
+            raise SimgateError(located(source, line, f"tag {_tag_name(tag)!r} is not allowed; "
+                                                     "scenario and manifest files are plain YAML: remove the tag"))
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in done:
+                if any(frame[0] == event.anchor for frame in stack):
+                    raise SimgateError(located(source, line, f"alias *{event.anchor} refers to a node that contains "
+                                                             "it (a recursive alias); write the data out instead"))
+                raise SimgateError(located(source, line, f"alias *{event.anchor} has no anchor &{event.anchor} before it"))
+            nodes, depth = done[event.anchor]
+            total += nodes
+            if stack:
+                stack[-1][1] = max(stack[-1][1], depth)
+            where = f"alias *{event.anchor}"
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                done[event.anchor] = (1, 1)
+            if stack:
+                stack[-1][1] = max(stack[-1][1], 1)
+            where = "here"
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            total += 1
+            stack.append([event.anchor, 0, total - 1])
+            where = "here"
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, below, opened = stack.pop()
+            if anchor is not None:
+                done[anchor] = (total - opened, below + 1)
+            if stack:
+                stack[-1][1] = max(stack[-1][1], below + 1)
+            continue
+        else:
+            continue
+        if total > MAX_NODES:
+            raise SimgateError(located(source, line, f"the document expands to more than {MAX_NODES:,} values "
+                                                     f"({where}: aliases are copied where they are used); "
+                                                     "a scenario or manifest is far smaller: remove the aliases"))
+        if len(stack) + (stack[-1][1] if stack else 0) > MAX_DEPTH:
+            raise SimgateError(located(source, line, f"the document nests deeper than {MAX_DEPTH} levels ({where}); "
+                                                     "flatten it"))
 
 
 def _walk(node, path: Path_, lines: dict, source: str) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for key_node, value_node in node.value:
-            key = key_node.value
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SimgateError(located(source, line, f"{dotted(path)}: a key must be a plain name, "
+                                                         "not a list or a mapping"))
+            key = key_node.value
             if key in seen:
                 raise SimgateError(located(source, line, f"{dotted(path + (key,))}: key {key!r} appears twice; keep one"))
             seen.add(key)
@@ -42,6 +148,20 @@ def _walk(node, path: Path_, lines: dict, source: str) -> None:
         for index, item in enumerate(node.value):
             lines[path + (index,)] = item.start_mark.line + 1
             _walk(item, path + (index,), lines, source)
+
+
+def _non_finite(value, path: Path_, lines: dict, source: str):
+    """A located message for every .nan / .inf: no threshold, parameter or horizon may be one (a
+    NaN compares false with everything, so a NaN threshold would pass any policy)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+        yield located(source, line_of(lines, path), f"{dotted(path)}: {shown} is not a finite number; write a number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, path + (key,), lines, source)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, path + (index,), lines, source)
 
 
 def dotted(path: Path_) -> str:

@@ -14,9 +14,11 @@ Sampled = Union[float, tuple[float, float]]
 
 
 class Params(BaseModel):
-    """Base for perturbation parameter schemas: unknown keys are errors."""
+    """Base for perturbation parameter schemas: unknown keys are errors, and so is a NaN or an
+    infinity (a NaN scale or bound compares false with everything and silently changes nothing).
+    Scenario files are validated strictly ("0.5" is not a number) by simgate's loader."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def check_range(value: Sampled, low: float = 0.0, name: str = "value") -> Sampled:

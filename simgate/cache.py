@@ -116,9 +116,10 @@ def source_digest(path) -> str:
     return digest.hexdigest()
 
 
-def module_location(module) -> Path:
-    """What to hash for a module: its package's directory (``envs/arm7/`` for ``envs.arm7.env``,
-    data files included), or the file itself for a top-level module outside any package."""
+def module_location(module) -> tuple[str, Path]:
+    """What to hash for a module, with a name for it that does not depend on where the checkout
+    lives: its package's directory (``envs.arm7``, ``envs/arm7/``, data files included, for
+    ``envs.arm7.env``), or the file itself for a top-level module outside any package."""
     if isinstance(module, str):
         module = sys.modules.get(module) or importlib.import_module(module)
     name = getattr(module, "__name__", "?")
@@ -126,10 +127,11 @@ def module_location(module) -> Path:
     if name == "__main__" or not file:
         raise Undigestable(f"module {name!r} has no source file to hash (defined in __main__ or built in)")
     path = Path(file).resolve()
-    is_package = path.stem == "__init__"
-    if is_package or "." in name:
-        return path.parent
-    return path
+    if path.stem == "__init__":
+        return name, path.parent
+    if "." in name:
+        return name.rpartition(".")[0], path.parent
+    return name, path
 
 
 def _version(package: str) -> str:
@@ -159,8 +161,8 @@ def class_digests(cls) -> dict[str, str]:
         if top in _VERSIONED:
             out[f"{top}=="] = _version(top)
             continue
-        location = module_location(sys.modules.get(base.__module__) or base.__module__)
-        out[str(location)] = source_digest(location)
+        package, location = module_location(sys.modules.get(base.__module__) or base.__module__)
+        out[package] = source_digest(location)
     return out
 
 
@@ -184,11 +186,14 @@ def code_sha256(obj) -> str:
     return hashlib.sha256(json.dumps(class_digests(obj), sort_keys=True).encode()).hexdigest()
 
 
-def _declared_files(spec) -> list[Path]:
-    """The policy's ``file:`` and any ``files:`` list, relative ones taken from the manifest's folder."""
-    named = ([spec.file] if getattr(spec, "file", None) else []) + list(getattr(spec, "files", None) or ())
-    base = Path(spec.manifest).parent if getattr(spec, "manifest", "<plugin>") != "<plugin>" else Path.cwd()
-    return [Path(p) if Path(p).is_absolute() else base / p for p in named]
+def _declared_files(spec, with_file: bool = True) -> dict[str, Path]:
+    """The policy's ``file:`` and any ``files:`` list (relative ones taken from the manifest's
+    folder), labelled by position and name so the key does not depend on the checkout's place."""
+    named = ([spec.file] if with_file and getattr(spec, "file", None) else []) + list(getattr(spec, "files", None) or ())
+    manifest = Path(str(getattr(spec, "manifest", "")))
+    base = manifest.resolve().parent if manifest.is_file() else Path.cwd()
+    paths = [Path(item) if Path(item).is_absolute() else base / item for item in named]
+    return {f"{i}:{path.name}": path for i, path in enumerate(paths)}
 
 
 def policy_inputs(spec, policy) -> dict:
@@ -199,14 +204,15 @@ def policy_inputs(spec, policy) -> dict:
     if spec.format != "scripted":
         runtime = {"onnx": "onnxruntime", "torchscript": "torch"}.get(spec.format, spec.format)
         return {"format": spec.format, "file": file_sha256(Path(spec.file)), "sizes": sizes,
-                "runtime": f"{runtime}=={_version(runtime)}"}
+                "runtime": f"{runtime}=={_version(runtime)}",
+                "files": {label: source_digest(p) for label, p in _declared_files(spec, with_file=False).items()}}
     module = (spec.entry or "").partition(":")[0]
     if not module:
         raise Undigestable(f"policy {spec.name!r} has no entry module to hash")
-    location = module_location(module)
+    package, location = module_location(module)
     return {"format": "scripted", "entry": spec.entry, "sizes": sizes,
-            "package": {str(location): source_digest(location)}, "class": class_digests(policy),
-            "files": {str(p): source_digest(p) for p in _declared_files(spec)}}
+            "package": {package: source_digest(location)}, "class": class_digests(policy),
+            "files": {label: source_digest(p) for label, p in _declared_files(spec).items()}}
 
 
 def policy_sha256(spec, policy) -> str:

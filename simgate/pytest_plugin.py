@@ -1,8 +1,9 @@
 """simgate inside pytest: options, scenario expansion at configure time, the case fixtures,
 and the controller-side summary. Loaded through the ``pytest11`` entry point.
 
-Results cross xdist workers only as JSON on ``report.user_properties``; the controller alone
-writes ``summary.json`` and prints the table.
+Results cross xdist workers only as records of :mod:`simgate.contract` on
+``report.user_properties``; the controller (:mod:`simgate.controller`) alone checks that the run
+is complete, writes ``summary.json`` and ``verdict.json`` and prints the table.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from simgate.errors import SimgateError
 
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
-RESULTS = pytest.StashKey[dict]()
-PROPERTY = "simgate"
+PROPERTY = "simgate"  # the user property that carries a case's record (simgate.contract)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +47,6 @@ def pytest_configure(config: pytest.Config) -> None:
     from simgate.plugin_manager import Host
     from simgate.scenarios.expand import load_cases
 
-    config.stash[RESULTS] = {}
     if getattr(config.option, "allure_report_dir", None):
         from simgate.replay import choose_gl
 
@@ -65,8 +64,26 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
                                          config.getoption("policy"), config.getini("simgate_candidates"), env_info,
                                          baselines=_baselines(config))
+        if config.stash[CASES] and not hasattr(config, "workerinput"):
+            _check_outputs(config)
     except SimgateError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _check_outputs(config: pytest.Config) -> None:
+    """The reports and cache folders can be written: found now, not after every episode ran."""
+    from simgate.reporting.store import ReportsError, check_writable
+
+    try:
+        check_writable(_reports_dir(config))
+        cache = _cache_dir(config)
+        if cache is not None:
+            if cache.exists() and not cache.is_dir():
+                raise ReportsError(f"the episode cache {cache} is a file, not a folder; remove it, or pass "
+                                   "--simgate-cache DIR (or --simgate-cache none to run without a cache)")
+            check_writable(cache, "--simgate-cache")
+    except ReportsError as exc:
+        raise SimgateError(str(exc)) from None
 
 
 def _baselines(config: pytest.Config) -> list[str]:
@@ -158,70 +175,10 @@ class Checked:
         pytest.fail(case_message(self.result), pytrace=False)
 
 
-def _case_id(nodeid: str) -> str | None:
-    if not nodeid.endswith("]") or "[" not in nodeid:
-        return None
-    return nodeid[nodeid.index("[") + 1:-1]
-
-
 @pytest.hookimpl
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.pluginmanager.register(_Gatherer(session.config), "simgate-gatherer")
+    from simgate.controller import Controller
 
-
-class _Gatherer:
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.case_ids = {c.id for c in config.stash.get(CASES, [])}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        results = self.config.stash[RESULTS]
-        for name, value in report.user_properties:
-            if name == PROPERTY:
-                results[value["case"]["id"]] = value
-                return
-        cid = _case_id(report.nodeid)
-        if report.failed and cid in self.case_ids and cid not in results:
-            # the case produced no result at all: its worker crashed or a fixture broke
-            detail = str(report.longrepr).strip().splitlines()[-1:] if report.longrepr else ["no detail"]
-            results[cid] = {"case": {"id": cid}, "outcome": "ERROR", "episodes": 0, "requirements": [],
-                            "failure_modes": {"crash": 1}, "metrics": {}, "examples": {},
-                            "error": f"crash: {detail[0]}"}
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # only the controller reports
-        results = self.config.stash[RESULTS]
-        if results:
-            from simgate.reporting.promotion import write_verdict
-            from simgate.reporting.summary import write_summary
-
-            reports = _reports_dir(self.config)
-            self.summary_path = write_summary(results, reports)
-            self.verdict = write_verdict(results, reports)
-            if not self.verdict["promote"] and session.exitstatus == 0:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a regression alarm across scenarios
-            alluredir = getattr(self.config.option, "allure_report_dir", None)
-            if alluredir:
-                from simgate.reporting import allure
-
-                allure.write_run_files(alluredir, results)
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        results = self.config.stash[RESULTS]
-        if hasattr(self.config, "workerinput") or not results:
-            return
-        from simgate.reporting.summary import table_lines
-
-        terminalreporter.section("simgate")
-        for line in table_lines(results, [c.id for c in self.config.stash.get(CASES, [])]):
-            terminalreporter.write_line(line)
-        path = getattr(self, "summary_path", None)
-        if path:
-            terminalreporter.write_line(f"summary: {path}")
-        verdict = getattr(self, "verdict", None)
-        if verdict:
-            from simgate.reporting.promotion import verdict_lines
-
-            for line in verdict_lines(verdict):
-                terminalreporter.write_line(line)
+    config = session.config
+    config.pluginmanager.register(Controller(config, config.stash.get(CASES, []), _reports_dir(config)),
+                                  "simgate-controller")

@@ -28,7 +28,7 @@ class CaseResult:
     metrics: dict[str, float]  # per-episode metrics over the case: means, maxima for peaks
     episodes: int
     error: str | None = None
-    engine: str | None = None  # which engine ran it ("batched" or "reference")
+    engine: dict[str, int] = dataclasses.field(default_factory=dict)  # episodes by the engine that computed them
     examples: dict[str, str] = dataclasses.field(default_factory=dict)  # mode → one episode, for a person
     table: dict[str, list] = dataclasses.field(default_factory=dict)  # per-episode metrics
     episodes_run: int = 0  # computed by this run (the baseline's included)
@@ -38,18 +38,34 @@ class CaseResult:
     worst: int | None = None  # the failed episode a person should watch first
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "case": self.case.to_dict(), "outcome": self.outcome, "episodes": self.episodes,
-            "requirements": [r.to_dict() for r in self.requirements], "failure_modes": self.failure_modes,
-            "metrics": self.metrics, "error": self.error, "examples": self.examples, "engine": self.engine,
-            "episodes_run": self.episodes_run, "episodes_cached": self.episodes_cached,
-            "feasibility": self.feasibility, "policy_sha256": self.policy_sha256, "worst_episode": self.worst,
-        }
+        """The record the controller receives (:mod:`simgate.contract`), checked on this side too."""
+        from simgate import contract
+
+        record = contract.CaseRecord(
+            contract=contract.VERSION, case=self.case.to_dict(), status="error" if self.outcome == ERROR else "ran",
+            outcome=self.outcome, episodes=self.episodes, requirements=[r.to_dict() for r in self.requirements],
+            failure_modes=self.failure_modes, metrics=self.metrics, error=self.error, examples=self.examples,
+            engine=self.engine, episodes_run=self.episodes_run, episodes_cached=self.episodes_cached,
+            feasibility=self.feasibility, policy_sha256=self.policy_sha256, worst_episode=self.worst)
+        return contract.dump(record)
 
 
 def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = None) -> CaseResult:
     """Run a case's episodes (sequentially stopped if its scenario says so), and its baseline's
     on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed."""
+    from simgate.watchdog import CALL_SECONDS, CASE_SECONDS, TimeLimit, Watchdog
+
+    limits = (getattr(case, "case_timeout", CASE_SECONDS), getattr(case, "policy_timeout", CALL_SECONDS))
+    with Watchdog(*limits) as dog:
+        try:
+            return _run(case, host, engine, cache_dir, dog)
+        except TimeLimit as exc:
+            return _error(case, exc, POLICY_ERROR, "timeout")
+
+
+def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResult:
+    from simgate.watchdog import GuardedPolicy
+
     regs = host.registries
     try:
         env = build_env(regs.envs.get(case.env))
@@ -70,7 +86,7 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     from simgate.engine import make_engine
 
     try:
-        runner = make_engine(env, policy, perturbations, spec.action_size, engine)
+        runner = make_engine(env, GuardedPolicy(policy, dog), perturbations, spec.action_size, engine)
         source = EpisodeSource(runner, case, env, _cache(cache_dir, case, env, runner, spec, policy))
         rollouts, decision = collect(case, source)
         repeats = None
@@ -79,7 +95,7 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
         requirements = verdict.evaluate(case, rollouts, repeats, decision)
         _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
-            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts)
+            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog)
             requirements += paired
             source.computed += base_source.computed
             source.cached += base_source.cached
@@ -95,7 +111,7 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
-                      engine=type(runner).__name__.removesuffix("Engine").lower(), examples=examples, table=table,
+                      engine=source.engines, examples=examples, table=table,
                       episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
                       policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts))
 
@@ -215,12 +231,13 @@ def _perturbations(case: Case, regs) -> list:
     return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
 
 
-def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts) -> list:
+def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog) -> list:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired tests."""
     from simgate.engine import make_engine
+    from simgate.watchdog import GuardedPolicy
 
     base_policy = base_spec.load()
-    runner = make_engine(env, base_policy, _perturbations(case, regs), base_spec.action_size, engine)
+    runner = make_engine(env, GuardedPolicy(base_policy, dog), _perturbations(case, regs), base_spec.action_size, engine)
     cache = _cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
@@ -301,6 +318,7 @@ def _means(table: dict[str, list]) -> dict[str, float]:
     return out
 
 
-def _error(case: Case, exc: Exception, mode: str) -> CaseResult:
+def _error(case: Case, exc: BaseException, mode: str, why: str = "") -> CaseResult:
     message = str(exc) if mode != SETUP_ERROR or isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-    return CaseResult(case, ERROR, [], {mode: case.episodes}, {}, 0, error=f"{mode}: {message}")
+    label = f"{mode} ({why})" if why else mode
+    return CaseResult(case, ERROR, [], {mode: case.episodes}, {}, 0, error=f"{label}: {message}")

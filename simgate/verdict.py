@@ -11,9 +11,21 @@ from simgate import stats
 from simgate.registry import did_you_mean
 
 
+#: what each requirement tests, for machines: reports and the promotion verdict select by kind,
+#: never by the display name
+SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE = "success_rate", "mean_torque", "peak_torque", "p95_torque"
+MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM, POLICY_ERRORS = "mean_power", "cost_of_transport", "determinism", "policy_errors"
+NOT_WORSE, TORQUE_VS_BASELINE = "not_worse", "torque_vs_baseline"
+#: findings against the promoted policy: one family, corrected together on the controller
+REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
+KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
+         POLICY_ERRORS) + REGRESSION_KINDS
+
+
 @dataclasses.dataclass(frozen=True)
 class Requirement:
-    name: str  # "success rate", "mean torque [wheel]", ...
+    kind: str  # one of KINDS
+    name: str  # "success rate", "mean torque [wheel]", ... (for a person)
     outcome: str
     observed: str  # what was measured, for a person
     bound: str  # the confidence bound the decision rests on
@@ -39,13 +51,32 @@ def evaluate(case, rollouts, repeats=None, decision=None) -> list[Requirement]:
         if key in th:
             for joint, limit in _per_joint(th[key], rollouts.joint_names):
                 out.append(test(rollouts, joint, limit, alpha, label))
-    for key, label, metric in (("max_mean_power", "mean power (W)", "mean_power"),
-                               ("max_cost_of_transport", "cost of transport", "cost_of_transport")):
+    for key, label, metric in (("max_mean_power", "mean power (W)", MEAN_POWER),
+                               ("max_cost_of_transport", "cost of transport", COST_OF_TRANSPORT)):
         if key in th:
             out.append(_mean_metric(rollouts, metric, label, th[key], alpha))
     if th.get("deterministic"):
         out.append(determinism_requirement(rollouts, repeats or []))
+    errors = policy_error_requirement(rollouts)
+    if errors is not None:
+        out.append(errors)
     return out
+
+
+def policy_error_requirement(rollouts) -> Requirement | None:
+    """An episode the policy could not finish (it raised, returned NaN or a wrong shape) measures
+    nothing: its torque over the steps before the error is no evidence of anything. Such an episode
+    fails the case outright, whatever the other requirements say about the episodes that ran."""
+    from simgate.engine.rollouts import POLICY_ERROR
+
+    failed = [e for e in rollouts.episodes if e.terminated == POLICY_ERROR]
+    if not failed:
+        return None
+    first = failed[0]
+    return Requirement(POLICY_ERRORS, "policy ran without error", stats.FAIL,
+                       f"{len(failed)} of {rollouts.n} episodes ended in a policy error",
+                       f"e.g. episode {first.index} at step {first.length}: {first.message}", "0 episodes",
+                       {"episodes": len(failed), "n": rollouts.n, "first": first.index})
 
 
 def overall(requirements: list[Requirement]) -> str:
@@ -67,7 +98,7 @@ def success_requirement(rollouts, p0: float, alpha: float) -> Requirement:
         bound = f"{conf} lower bound {r.lower:.3f} > {p0:g}"
     else:
         bound = f"{conf} interval [{r.lower:.3f}, {r.upper:.3f}] contains {p0:g}: needs more episodes"
-    return Requirement("success rate", r.outcome, f"{k}/{n} ({k / n:.1%})" if n else "0/0", bound,
+    return Requirement(SUCCESS_RATE, "success rate", r.outcome, f"{k}/{n} ({k / n:.1%})" if n else "0/0", bound,
                        f"> {p0:g}", dataclasses.asdict(r))
 
 
@@ -75,7 +106,7 @@ def _mean_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -
     x = np.array([e.mean_abs_torque[joint] for e in rollouts.episodes])
     r = stats.mean_below(x, limit, alpha)
     name = rollouts.joint_names[joint]
-    return Requirement(f"{label} [{name}]", r.outcome, f"{r.mean:.3f}", f"{1 - alpha:.0%} bounds [{r.lower:.3f}, {r.upper:.3f}]",
+    return Requirement(MEAN_TORQUE, f"{label} [{name}]", r.outcome, f"{r.mean:.3f}", f"{1 - alpha:.0%} bounds [{r.lower:.3f}, {r.upper:.3f}]",
                        f"< {limit:g}", dataclasses.asdict(r))
 
 
@@ -86,12 +117,12 @@ def _p95_torque(rollouts, joint: int, limit: float, alpha: float, label: str) ->
     x = np.array([e.mean_abs_torque[joint] for e in rollouts.episodes])
     name = rollouts.joint_names[joint]
     if len(x) == 0:
-        return Requirement(f"{label} [{name}]", stats.INCONCLUSIVE, "no episodes", "-", f"< {limit:g}", {"n": 0})
+        return Requirement(P95_TORQUE, f"{label} [{name}]", stats.INCONCLUSIVE, "no episodes", "-", f"< {limit:g}", {"n": 0})
     below = quantile_test(x, q=limit, p=0.95, alternative="less").pvalue
     above = quantile_test(x, q=limit, p=0.95, alternative="greater").pvalue
     outcome = stats.PASS if below <= alpha else stats.FAIL if above <= alpha else stats.INCONCLUSIVE
     note = " (fewer than 59 episodes cannot show it)" if len(x) < 59 and outcome == stats.INCONCLUSIVE else ""
-    return Requirement(f"{label} [{name}]", outcome, f"{np.quantile(x, 0.95):.4g} (sample p95 of {len(x)})",
+    return Requirement(P95_TORQUE, f"{label} [{name}]", outcome, f"{np.quantile(x, 0.95):.4g} (sample p95 of {len(x)})",
                        f"order-statistic test p={below:.3g}{note}", f"< {limit:g}",
                        {"p_below": float(below), "p_above": float(above), "n": len(x), "limit": limit})
 
@@ -102,7 +133,7 @@ def _mean_metric(rollouts, metric: str, label: str, limit: float, alpha: float) 
     x = getattr(effort, metric)(rollouts)
     x = x[np.isfinite(x)]
     r = stats.mean_below(x, limit, alpha)
-    return Requirement(label, r.outcome, f"{r.mean:.4g} over {r.n} episodes",
+    return Requirement(metric, label, r.outcome, f"{r.mean:.4g} over {r.n} episodes",
                        f"{1 - alpha:.0%} bounds [{r.lower:.4g}, {r.upper:.4g}]", f"< {limit:g}", dataclasses.asdict(r))
 
 
@@ -113,7 +144,7 @@ def _peak_torque(rollouts, joint: int, limit: float, alpha: float, label: str) -
     over = int((peaks > limit).sum())
     outcome = stats.FAIL if over else stats.PASS
     name = rollouts.joint_names[joint]
-    return Requirement(f"{label} [{name}]", outcome, f"{worst:.3f} (max over {len(peaks)} episodes)",
+    return Requirement(PEAK_TORQUE, f"{label} [{name}]", outcome, f"{worst:.3f} (max over {len(peaks)} episodes)",
                        f"{over} episode(s) above the limit", f"≤ {limit:g}",
                        {"max": worst, "limit": limit, "episodes_over": over})
 
@@ -130,7 +161,7 @@ def determinism_requirement(rollouts, repeats) -> Requirement:
     outcome = stats.FAIL if diffs or not repeats else stats.PASS
     observed = f"{len(repeats) - len(diffs)}/{len(repeats)} re-run episodes identical"
     detail = "; ".join(f"episode {d['episode']} differs from step {d['first_different_step']}" for d in diffs)
-    return Requirement("determinism", outcome, observed, detail or "per-step state hashes equal",
+    return Requirement(DETERMINISM, "determinism", outcome, observed, detail or "per-step state hashes equal",
                        "bit-identical", {"rerun": len(repeats), "different": diffs})
 
 
@@ -165,7 +196,7 @@ def sequential_requirement(case, decision) -> Requirement:
                "p0": design.p0, "p1": design.p1, "alpha": design.alpha, "beta": design.beta, "max_n": design.max_n,
                "false_pass_at_p0": at_p0.pass_probability, "pass_at_p1": at_p1.pass_probability,
                "expected_n_at_p0": at_p0.expected_n, "expected_n_at_p1": at_p1.expected_n, "fixed_n": fixed}
-    return Requirement("success rate", outcome, observed, f"{decision.threshold}; {guarantee}",
+    return Requirement(SUCCESS_RATE, "success rate", outcome, observed, f"{decision.threshold}; {guarantee}",
                        f"> {design.p0:g}", numbers)
 
 
@@ -187,7 +218,7 @@ def paired(case, baseline: str, base, cand) -> list[Requirement]:
     flag_paired = tests.episodes_to_flag(b, c, alpha, lambda x, y: tests.mcnemar_worse(int((x & ~y).sum()), int((~x & y).sum())))
     flag_unpaired = tests.episodes_to_flag(b, c, alpha, tests.unpaired_worse)
     out = [Requirement(
-        f"not worse than {baseline}", stats.FAIL if worse_by_margin else stats.PASS,
+        NOT_WORSE, f"not worse than {baseline}", stats.FAIL if worse_by_margin else stats.PASS,
         f"{c.mean():.1%} vs {b.mean():.1%} on the same {r.n} episodes (baseline-only successes {r.n10}, candidate-only {r.n01})",
         f"{shown}: z={r.z_noninferior:.2f}, p={r.p_noninferior:.3g}; McNemar 'worse' p={r.p_worse:.3g}",
         f"difference > -{margin:g}",
@@ -207,7 +238,7 @@ def paired(case, baseline: str, base, cand) -> list[Requirement]:
         w = joints[worst]
         failed = sorted(k for k, v in joints.items() if v["test"] == stats.FAIL)
         out.append(Requirement(
-            f"mean |torque| vs {baseline}", stats.FAIL if failed else stats.PASS,
+            TORQUE_VS_BASELINE, f"mean |torque| vs {baseline}", stats.FAIL if failed else stats.PASS,
             f"largest change {w['relative']:+.1%} at {worst} ({w['mean_difference']:+.4g})",
             f"paired t-tests per joint; shown above the margin: {', '.join(failed) or 'none'}",
             f"each joint's increase < {share:.0%} of the baseline's", {"joints": joints}))

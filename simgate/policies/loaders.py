@@ -24,7 +24,7 @@ def load(spec: PolicySpec):
         return loader(spec)
     except PolicyLoadError:
         raise
-    except Exception as exc:  # any runtime's complaint becomes a named failure of this case
+    except (Exception, SystemExit) as exc:  # any complaint, even sys.exit(), is a named failure of this case
         raise PolicyLoadError(f"policy {spec.name!r} ({spec.format}, {spec.file or spec.entry}) cannot be loaded: "
                               f"{type(exc).__name__}: {exc}") from None
 

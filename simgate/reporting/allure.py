@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from simgate.verdict import SUCCESS_RATE
+
 
 def _allure():
     try:
@@ -168,7 +170,7 @@ def write_robustness_curves(out, results: dict[str, dict]) -> None:
     for payload in results.values():
         case = payload.get("case", {})
         point = case.get("point") or {}
-        success = next((r for r in payload.get("requirements", []) if r["name"] == "success rate"), None)
+        success = next((r for r in payload.get("requirements", []) if r["kind"] == SUCCESS_RATE), None)
         if success is None or len(point) != 1:
             continue
         (axis, value), = point.items()

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import simgate
+from simgate.contract import VERSION as CONTRACT
+from simgate.verdict import SUCCESS_RATE
 
 
-def summary_document(results: dict[str, dict]) -> dict:
+def summary_document(results: dict[str, dict], run: dict) -> dict:
+    """Every reported case, with ``run``: whether the run was complete and what it lacked."""
     outcomes: dict[str, int] = {}
     for payload in results.values():
         outcomes[payload["outcome"]] = outcomes.get(payload["outcome"], 0) + 1
-    return {"simgate": simgate.__version__, "totals": dict(sorted(outcomes.items())),
-            "cases": {cid: results[cid] for cid in sorted(results)}}
-
-
-def write_summary(results: dict[str, dict], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary_document(results), indent=1, sort_keys=True, allow_nan=True) + "\n")
-    os.replace(tmp, path)  # readers never see half a file
-    return path
+    return {"simgate": simgate.__version__, "contract": CONTRACT, "complete": bool(run.get("complete")), "run": run,
+            "totals": dict(sorted(outcomes.items())), "cases": {cid: results[cid] for cid in sorted(results)}}
 
 
 def table_lines(results: dict[str, dict], order: list[str] = ()) -> list[str]:
@@ -39,7 +29,7 @@ def table_lines(results: dict[str, dict], order: list[str] = ()) -> list[str]:
 def _row(cid: str, payload: dict) -> tuple[str, ...]:
     success = bound = "-"
     for req in payload.get("requirements", []):
-        if req["name"] == "success rate":
+        if req["kind"] == SUCCESS_RATE:
             success, bound = req["observed"].split(" ")[0], _bound(req)
     metrics = payload.get("metrics") or {}
     mean = _max_of(metrics, "mean_abs_torque[")

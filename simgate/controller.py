@@ -1,0 +1,194 @@
+"""The run as the controller sees it: what was meant to run, what was selected, what reported.
+
+Registered as a pytest plugin in every process. In a worker (and in a ``-n 0`` run, which is its
+own worker) it notes which simgate cases collection selected and deselected. On the controller it
+gathers the case records (validated against :mod:`simgate.contract`), compares them with the
+cases the scenarios expand to, and writes the summary and the verdict of the run: complete only
+when every case was selected, ran and reported, and the run was not interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from simgate import contract
+
+PROPERTY = "simgate"
+#: what a worker tells the controller about its collection, through xdist's workeroutput
+DESELECTED = "simgate_deselected"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _case_of(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("simgate_case") if callspec is not None else None
+
+
+class Controller:
+    def __init__(self, config: pytest.Config, cases: list, reports: Path):
+        self.config = config
+        self.cases = {c.id: c for c in cases}
+        self.reports = reports
+        self.nodeids: dict[str, str] = {}  # test node id → case id, from collection
+        self.selected: set[str] = set()
+        self.deselected: set[str] = set()  # seen deselected by pytest (-k, --lf, --deselect)
+        self.results: dict[str, dict] = {}
+        self.store = None
+        self.summary_path = None
+        self.verdict = None
+        self.write_error: str | None = None
+        self._previous_sigterm = None
+
+    # -- collection (every process that collects) ------------------------------------------------
+    def pytest_deselected(self, items) -> None:
+        self.deselected.update(case.id for item in items if (case := _case_of(item)) is not None)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            case = _case_of(item)
+            if case is not None:
+                self.nodeids[item.nodeid] = case.id
+                self.selected.add(case.id)
+        if is_worker(self.config):
+            self.config.workeroutput[DESELECTED] = sorted(self.deselected)
+        else:
+            self._begin()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        """On an xdist controller, which collects nothing itself: the ids a worker will run. Each
+        worker collects the same items (xdist checks), so any one of them tells."""
+        for nodeid in ids:
+            cid = _param_id(nodeid)
+            if cid in self.cases:
+                self.nodeids[nodeid] = cid
+                self.selected.add(cid)
+        self._begin()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        self.deselected.update(getattr(node, "workeroutput", {}).get(DESELECTED, []))
+
+    # -- the run -----------------------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if is_worker(self.config) or not self.cases:
+            return
+        # a timeout or CI cancellation (SIGTERM) ends the run like Ctrl-C: reported as interrupted
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        except ValueError:  # not the main thread
+            self._previous_sigterm = None
+
+    def _begin(self) -> None:
+        """Once collection shows a gate run: its folder, and verdict.json marked running."""
+        if self.store is not None or not self.is_gate_run() or self.config.option.collectonly:
+            return
+        from simgate.reporting.store import RunStore
+
+        self.store = RunStore(self.reports)
+        try:
+            self.store.start(len(self.cases))
+        except OSError as exc:
+            self.write_error = f"cannot write to {self.reports}: {exc}"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        cid = self.nodeids.get(report.nodeid)
+        for name, value in report.user_properties:
+            if name != PROPERTY:
+                continue
+            if cid is None:  # a record on a test collection did not show us: trust only known cases
+                cid = value.get("case", {}).get("id") if isinstance(value, dict) else None
+            case = self.cases.get(cid)
+            if case is None or cid in self.results:
+                return
+            try:
+                self.results[cid] = contract.load(value, case)
+            except contract.ContractError as exc:
+                self.results[cid] = contract.broken(case, "crashed", f"contract: {exc}", "contract")
+            return
+        if cid is not None and report.failed and cid not in self.results:
+            # no record at all: its worker crashed, a fixture broke, or the test itself raised
+            detail = str(report.longrepr).strip().splitlines()[-1:] if report.longrepr else ["no detail"]
+            self.results[cid] = contract.broken(self.cases[cid], "crashed", f"crash: {detail[0]}")
+
+    def run_state(self, session: pytest.Session) -> dict:
+        interrupted = (session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+                       or bool(session.shouldfail))
+        selected = self.selected & set(self.cases)
+        deselected = sorted(set(self.cases) - selected)
+        missing = sorted(selected - set(self.results))
+        return {"id": self.store.id if self.store else None, "cases": len(self.cases), "selected": len(selected),
+                "reported": len(self.results), "deselected": deselected, "missing": missing,
+                "interrupted": interrupted, "exitstatus": int(session.exitstatus),
+                "complete": not deselected and not missing and not interrupted}
+
+    def is_gate_run(self) -> bool:
+        """Whether this session collected any simgate case (selected or not): a run of other
+        tests in a repository that also has scenarios writes no verdict."""
+        return bool(self.selected or self.deselected or self.results)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if is_worker(self.config) or not self.is_gate_run() or self.config.option.collectonly:
+            return
+        self._begin()
+        from simgate.reporting.promotion import verdict_document
+        from simgate.reporting.summary import summary_document
+
+        run = self.run_state(session)
+        self.verdict = verdict_document(self.results, self.cases, run)
+        if self.store is None:
+            return  # _begin could not write: write_error says why
+        try:
+            self.summary_path = self.store.finish(summary_document(self.results, run), self.verdict)
+        except OSError as exc:
+            self.write_error = f"cannot write the run's summary and verdict to {self.reports}: {exc}"
+        if session.exitstatus == pytest.ExitCode.OK and (not self.verdict["promote"] or self.write_error):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # blocked, incomplete or unrecorded
+        alluredir = getattr(self.config.option, "allure_report_dir", None)
+        if alluredir:
+            from simgate.reporting import allure
+
+            allure.write_run_files(alluredir, self.results)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if is_worker(self.config) or self.verdict is None and self.write_error is None:
+            return
+        from simgate.reporting.summary import table_lines
+
+        terminalreporter.section("simgate")
+        order = list(self.cases)
+        for line in table_lines(self.results, order):
+            terminalreporter.write_line(line)
+        if self.verdict is not None:
+            for label, ids in (("not selected", self.verdict["deselected"]), ("did not report", self.verdict["missing"])):
+                if ids:
+                    shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+                    terminalreporter.write_line(f"{label} ({len(ids)}): {shown}")
+        if self.summary_path:
+            terminalreporter.write_line(f"summary: {self.reports / 'summary.json'} (this run: {self.summary_path})")
+        if self.write_error:
+            terminalreporter.write_line(f"ERROR: {self.write_error}; pass --simgate-reports DIR", red=True)
+        if self.verdict is not None:
+            from simgate.reporting.promotion import verdict_lines
+
+            for line in verdict_lines(self.verdict, str(self.reports / "verdict.json")):
+                terminalreporter.write_line(line)
+
+
+def _param_id(nodeid: str) -> str | None:
+    """The parametrization part of a test node id (``...::test_scenario[<this>]``)."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    return nodeid[nodeid.index("[") + 1:-1]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,112 @@
+"""Where a run's summary and verdict land, safe when several runs share one reports folder.
+
+Every run writes into a folder of its own, ``<reports>/runs/<run id>/``, so two runs never write
+the same file. When a run ends, its two files are also copied to ``<reports>/summary.json`` and
+``<reports>/verdict.json`` (the most recently finished run; each file names its run) and
+``<reports>/latest`` points at its folder. Every write goes to a uniquely named temporary file
+that is renamed into place, so a reader sees a whole file or the previous one, never a mix.
+
+At its start a run marks ``verdict.json`` "running" (never "promote"), so a run that is killed
+before it can write anything leaves no earlier run's ALLOWED behind under the run's name.
+The oldest finished run folders beyond :data:`KEEP` are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+#: finished run folders kept (the newest)
+KEEP = 20
+#: seconds after which a folder still marked running belongs to a run that was killed
+STALE = 7 * 24 * 3600
+
+
+class ReportsError(OSError):
+    """The reports folder cannot be written; the message says where and what to do."""
+
+
+def write_json(path: Path, document: dict) -> None:
+    """Atomically: a unique temporary name beside ``path``, fsync, rename."""
+    text = json.dumps(document, indent=1, sort_keys=True, allow_nan=True, default=str) + "\n"
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                         delete=False, encoding="utf-8")
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)  # a report, readable like any file the run writes
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(directory: Path, option: str = "--simgate-reports") -> None:
+    """Fail before any episode runs when results could not be written at the end."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-", delete=True)
+        probe.write(b"x")
+        probe.flush()
+        probe.close()
+    except OSError as exc:
+        raise ReportsError(f"reports folder {directory} cannot be written ({exc.strerror or exc}); "
+                           f"fix its permissions or free space, or pass {option} DIR") from None
+
+
+class RunStore:
+    """The folders and files of one run."""
+
+    def __init__(self, reports: Path, run_id: str | None = None):
+        self.reports = Path(reports)
+        self.id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.folder = self.reports / "runs" / self.id
+
+    def start(self, cases: int) -> None:
+        marker = {"promote": False, "decision": "RUNNING", "complete": False, "run": self.id,
+                  "note": f"run {self.id} started with {cases} case(s) and has not finished; "
+                          "if nothing else replaces this file, it was killed"}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / "verdict.json", marker)
+        write_json(self.reports / "verdict.json", marker)
+
+    def finish(self, summary: dict, verdict: dict) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / "summary.json", summary)
+        write_json(self.folder / "verdict.json", verdict)
+        write_json(self.reports / "summary.json", summary)
+        write_json(self.reports / "verdict.json", verdict)
+        self._link_latest()
+        self._prune()
+        return self.folder
+
+    def _link_latest(self) -> None:
+        link = self.reports / "latest"
+        tmp = self.reports / f".latest-{self.id}"
+        try:
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(Path("runs") / self.id, target_is_directory=True)
+            os.replace(tmp, link)
+        except OSError:  # no symlinks here (some filesystems): the copies above still tell
+            tmp.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        runs = self.reports / "runs"
+        finished = []
+        for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+            try:
+                state = json.loads((folder / "verdict.json").read_text(encoding="utf-8")).get("decision")
+            except (OSError, ValueError):
+                continue  # another run's folder being created: never touch it
+            stale = time.time() - folder.stat().st_mtime > STALE  # a run killed long ago
+            if (state != "RUNNING" or stale) and folder.name != self.id:
+                finished.append(folder)
+        for folder in finished[:-KEEP] if len(finished) > KEEP else []:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -17,7 +17,7 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
     """One message per error; ``prefix`` locates a nested document (e.g. a perturbation's params)."""
     messages = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+        loc = _without_type_names(tuple(err["loc"]), prefix, lines)
         path = prefix + loc
         line = line_of(lines, path)
         if err["type"] == "extra_forbidden":
@@ -36,6 +36,22 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
                 text += " (a quoted value is text: write the number or true/false without quotes)"
         messages.append(located(source, line, text))
     return messages
+
+
+def _without_type_names(loc: tuple, prefix: tuple, lines: dict) -> tuple:
+    """Pydantic names the member of a union that failed (``sliding.float``,
+    ``sliding.tuple[float, float]``); the file has no such key, so the place is the key itself."""
+    out: tuple = ()
+    for part in loc:
+        if isinstance(part, str) and prefix + out + (part,) not in lines and _looks_like_a_type(part):
+            continue
+        out += (part,)
+    return out
+
+
+def _looks_like_a_type(part: str) -> bool:
+    return part in {"float", "int", "str", "bool", "list", "dict", "tuple", "none"} or "[" in part or (
+        part.startswith(("function-", "lax-", "json-", "constrained-")))
 
 
 _NUMBER_TYPES = {"int_type", "float_type", "bool_type", "int_parsing", "float_parsing", "bool_parsing"}

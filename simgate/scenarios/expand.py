@@ -176,7 +176,10 @@ def _unevaluated(cases: list[Case], registries, selected: list[str], candidates:
 
 
 def _display(path: Path, rootdir: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(rootdir.resolve()))
-    except ValueError:
-        return str(path)
+    """The path as the user wrote it, relative to the rootdir (a symlink is named, not its target)."""
+    for candidate, root in ((path.absolute(), rootdir.absolute()), (path.parent.resolve() / path.name, rootdir.resolve())):
+        try:
+            return str(candidate.relative_to(root))
+        except ValueError:
+            continue
+    return str(path)

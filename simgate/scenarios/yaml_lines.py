@@ -71,7 +71,8 @@ def _yaml_message(exc: yaml.YAMLError, source: str) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line + 1 if mark else None
     problem = getattr(exc, "problem", None) or str(exc)
-    return located(source, line, f"not valid YAML: {problem}")
+    context = getattr(exc, "context", None)
+    return located(source, line, f"not valid YAML: {context + ', ' if context else ''}{problem}")
 
 
 def _tag_name(tag: str) -> str:

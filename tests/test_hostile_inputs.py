@@ -1,0 +1,375 @@
+"""Inputs that could make the gate vacuous, hang it or crash it: each one stops the run at configure
+time (exit 4) with ONE message naming the place (file:line and key, or the plugin) and the fix; no
+traceback, no episode run. Every row runs pytest for real on a tiny project."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco  # noqa: F401
+import numpy  # noqa: F401
+import pytest
+
+# imported before any pytester fixture takes its sys.modules snapshot (and drops what a test
+# imported after it): an extension module cannot be loaded twice in one process
+import simgate.plugin_manager  # noqa: F401
+import simgate.scenarios.expand  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+ONNX = REPO / "policies" / "balancebot_lqr" / "lqr.onnx"
+DIGEST = hashlib.sha256(ONNX.read_bytes()).hexdigest()
+
+# line numbers below refer to these two files
+SCENARIO = """\
+name: flat
+env: balancebot
+episodes: 4
+horizon: 0.2
+seed: 1
+perturbations:
+  - kind: scale_friction
+    params: {sliding: 0.8}
+thresholds:
+  min_success_rate: 0.3
+"""
+MANIFEST = f"""\
+policies:
+  - name: bb-lqr
+    env: balancebot
+    format: scripted
+    entry: policies.balancebot_lqr.controller:make_policy
+    observation_size: 4
+    action_size: 1
+  - name: bb-onnx
+    env: balancebot
+    format: onnx
+    file: lqr.onnx
+    sha256: {DIGEST}
+    observation_size: 4
+    action_size: 1
+"""
+PROJECT_POLICIES = """\
+from pathlib import Path
+
+from simgate.plugin_manager import hookimpl
+from simgate.policies.manifest import register_manifests
+
+_HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def simgate_register_policies(registry):
+    register_manifests(registry, _HERE / "pols", rootdir=_HERE)
+"""
+SCEN = "scenarios/flat.yaml"
+MAN = "pols/bb/manifest.yaml"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch) -> pytest.Pytester:
+    monkeypatch.delenv("SIMGATE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pytester.syspathinsert(REPO)  # the repository's envs and its balancebot controller
+    pytester.makeconftest('simgate_plugins = ["envs", "project_policies"]\n')
+    pytester.makepyfile(project_policies=PROJECT_POLICIES,
+                        test_gate="def test_scenario(simgate_result):\n    simgate_result.check()\n")
+    pytester.makeini("[pytest]\nsimgate_candidates =\n    bb-lqr\n    bb-onnx\nsimgate_reports = reports\n")
+    (pytester.path / "pols" / "bb").mkdir(parents=True)
+    (pytester.path / MAN).write_text(MANIFEST)
+    shutil.copy(ONNX, pytester.path / "pols" / "bb" / "lqr.onnx")
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / SCEN).write_text(SCENARIO)
+    return pytester
+
+
+# -- how a row changes the project -----------------------------------------------------------
+
+def edit(rel: str, old: str, new: str):
+    def apply(root: Path) -> None:
+        text = (root / rel).read_text()
+        assert old in text, (rel, old)
+        (root / rel).write_text(text.replace(old, new, 1))
+    return apply
+
+
+def write(rel: str, content: str | bytes):
+    def apply(root: Path) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            (root / rel).write_bytes(content)
+        else:
+            (root / rel).write_text(content)
+    return apply
+
+
+def both(*steps):
+    def apply(root: Path) -> None:
+        for step in steps:
+            step(root)
+    return apply
+
+
+def rename(old: str, new: str):
+    return lambda root: (root / old).rename(root / new)
+
+
+def symlink(rel: str, target: str):
+    return lambda root: ((root / rel).unlink(missing_ok=True), (root / rel).symlink_to(target))
+
+
+def entry_point(module: str, code: str):
+    """An installed distribution advertising ``module`` in the simgate group (under site/)."""
+    info = "site/acme_bad-1.0.dist-info"
+    return both(write(f"site/{module}.py", code),
+                write(f"{info}/METADATA", "Metadata-Version: 2.1\nName: acme-bad\nVersion: 1.0\n"),
+                write(f"{info}/entry_points.txt", f"[simgate]\nacme = {module}\n"))
+
+
+def project_plugin(code: str):
+    return both(write("badplug.py", code),
+                write("conftest.py", 'simgate_plugins = ["envs", "project_policies", "badplug"]\n'))
+
+
+def bomb(levels: int = 9) -> str:
+    out = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    out += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(out) + "\n"
+
+
+def matrix(**axes: int) -> str:
+    """A matrix block sweeping scale_friction's params with ``n`` distinct values each."""
+    lines = ["matrix:"]
+    for param, n in axes.items():
+        values = ", ".join(f"{0.5 + i / 100_000:.5f}" for i in range(n))
+        lines.append(f"  {param}: {{param: scale_friction.{param}, values: [{values}]}}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Row:
+    id: str
+    change: object
+    needles: tuple  # each must appear in the one message: file:line, key, fix words
+    args: tuple = ()
+    absent: str | None = None  # a file the input must not have created
+
+
+S, M = "scenarios/flat.yaml", "pols/bb/manifest.yaml"
+ROWS = [
+    # -- 5: inputs that made a gate vacuous ------------------------------------------------------
+    Row("nan-threshold", edit(S, "min_success_rate: 0.3", "min_success_rate: .nan"),
+        (f"{S}:10", "thresholds.min_success_rate", ".nan is not a finite number", "write a number")),
+    Row("zero-threshold", edit(S, "min_success_rate: 0.3", "min_success_rate: 0"),
+        (f"{S}:10", "thresholds.min_success_rate", "greater than 0")),
+    Row("inf-param", edit(S, "sliding: 0.8", "sliding: .inf"),
+        (f"{S}:8", "perturbations[0].params.sliding", ".inf is not a finite number")),
+    Row("nan-in-range", edit(S, "sliding: 0.8", "sliding: [0.5, .nan]"),
+        (f"{S}:8", "perturbations[0].params.sliding[1]", ".nan is not a finite number")),
+    Row("inf-horizon", edit(S, "horizon: 0.2", "horizon: -.inf"),
+        (f"{S}:4", "horizon", "-.inf is not a finite number")),
+    Row("no-requirement", edit(S, "min_success_rate: 0.3", "regression_margin: 0.1"),
+        (f"{S}:9", "thresholds: a gating scenario must require something", "min_success_rate", "gate: false")),
+    Row("empty-policies", edit(S, "env: balancebot\n", "env: balancebot\npolicies: []\n"),
+        (f"{S}:3", "policies", "omit 'policies' to use the configured candidates")),
+    Row("upper-case-suffix-is-read", both(rename(S, "scenarios/FLAT.YAML"),
+                                          edit("scenarios/FLAT.YAML", "episodes: 4", "episodes: 0")),
+        ("scenarios/FLAT.YAML:3", "episodes", "greater than 0")),
+    Row("quoted-episodes", edit(S, "episodes: 4", 'episodes: "4"'),
+        (f"{S}:3", "episodes", "valid integer", "without quotes")),
+    Row("quoted-horizon", edit(S, "horizon: 0.2", 'horizon: "6"'),
+        (f"{S}:4", "horizon", "valid number", "without quotes")),
+    Row("quoted-seed", edit(S, "seed: 1", 'seed: "1"'), (f"{S}:5", "seed", "without quotes")),
+    Row("quoted-gate", edit(S, "seed: 1\n", 'seed: 1\ngate: "yes"\n'), (f"{S}:6", "gate", "valid boolean")),
+    Row("quoted-param", edit(S, "sliding: 0.8", 'sliding: "0.8"'),
+        (f"{S}:8", "perturbations[0].params.sliding", "without quotes")),
+    Row("one-case-id-for-two-values", edit(S, "thresholds:", matrix(sliding=0).replace(
+        "values: []", "values: [1, 1.0]") + "thresholds:"),
+        (f"{S}:10", "matrix.sliding.values", "1 and 1.0 give the same case id 'sliding=1'", "remove one")),
+    Row("manifest-env-typo", edit(M, "    env: balancebot\n    format: onnx", "    env: balancebt\n    format: onnx"),
+        (f"{M}:9", "env: policy 'bb-onnx'", "did you mean 'balancebot'?")),
+    Row("joint-name-typo", edit(S, "min_success_rate: 0.3", "min_success_rate: 0.3\n  max_mean_torque: {wheeel: 5.0}"),
+        (f"{S}:11", "thresholds.max_mean_torque.wheeel", "did you mean 'wheel'?")),
+    Row("matrix-over-the-cap", edit(S, "thresholds:", matrix(sliding=101, torsional=100) + "thresholds:"),
+        (f"{S}:9", "matrix: 10,100 points", "10,000", "--simgate-max-cases")),
+    Row("run-over-the-cap", edit(S, "thresholds:", matrix(sliding=5001) + "thresholds:"),
+        ("scenarios", "10,002 cases", f"{S} 10,002", "--simgate-max-cases 10002")),
+    Row("policy-without-scenario", both(edit(M, "  - name: bb-onnx", "  - name: arm-x\n    env: arm7-reach\n"
+                                          "    format: scripted\n    entry: x:y\n    observation_size: 17\n"
+                                          "    action_size: 7\n  - name: bb-onnx")),
+        ("policy 'arm-x' (env 'arm7-reach') has no scenario in scenarios", "add a scenario for env 'arm7-reach'",
+         "drop it from --policy"), ("--policy", "arm-x")),
+    Row("candidate-without-scenario", both(
+        edit(M, "  - name: bb-onnx", "  - name: arm-x\n    env: arm7-reach\n    format: scripted\n    entry: x:y\n"
+                                     "    observation_size: 17\n    action_size: 7\n  - name: bb-onnx"),
+        write("pytest.ini", "[pytest]\nsimgate_candidates =\n    bb-lqr\n    arm-x\n")),
+        ("policy 'arm-x' (env 'arm7-reach') has no scenario", "simgate_candidates")),
+    # -- 6: alias bomb; 7: tracebacks --------------------------------------------------------------
+    Row("alias-bomb", write(S, bomb()), (f"{S}:6", "more than 100,000 values", "alias *a4", "remove the aliases")),
+    Row("python-tag", write(S, 'name: !!python/object/apply:os.system ["touch pwned"]\n'),
+        (f"{S}:1", "tag '!!python/object/apply:os.system' is not allowed", "plain YAML"), (), "pwned"),
+    Row("unknown-tag", edit(S, "seed: 1", "seed: !seed 1"), (f"{S}:5", "tag '!seed' is not allowed")),
+    Row("recursive-alias", edit(S, "seed: 1", "seed: &s [1, *s]"), (f"{S}:5", "alias *s", "recursive alias")),
+    Row("deep-nesting", edit(S, "seed: 1", "seed: " + "[" * 150 + "]" * 150),
+        (f"{S}:5", "deeper than 100 levels", "flatten it")),
+    Row("latin1-scenario", write(S, SCENARIO.replace("name: flat", "name: flät").encode("latin-1")),
+        (S, "is not a UTF-8 text file", "scenario files are YAML text")),
+    Row("binary-scenario", write(S, b"\x00\x01\x02ELF\x00" * 20), (S, "not a UTF-8 text file (binary?)")),
+    Row("binary-manifest", write(M, b"\x89PNG\r\n\x1a\n\x00\x00"), (M, "not a UTF-8 text file", "manifest files are YAML")),
+    Row("directory-named-yaml", lambda root: (root / "scenarios" / "x.yaml").mkdir(),
+        ("scenarios/x.yaml", "is a directory", "rename or remove it")),
+    Row("dangling-symlink-yaml", symlink("scenarios/gone.yaml", "nowhere.yaml"),
+        ("scenarios/gone.yaml", "cannot be read", "readable")),
+    Row("entry-point-import-error", entry_point("acme_bad", "import no_such_dependency_xyz\n"),
+        ("simgate plugin 'acme'", "acme-bad", "no_such_dependency_xyz", "uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+    Row("entry-point-raises", entry_point("acme_bad", "raise RuntimeError('licence server down')\n"),
+        ("simgate plugin 'acme'", "RuntimeError: licence server down", "SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+    Row("entry-point-bad-hook-signature", entry_point("acme_bad", "from simgate.plugin_manager import hookimpl\n\n"
+                                                                 "@hookimpl\ndef simgate_register_envs(registry, extra):\n"
+                                                                 "    pass\n"),
+        ("simgate plugin 'acme'", "extra", "simgate/hookspecs.py", "uninstall it")),
+    Row("project-plugin-raises", project_plugin("x = 1 / 0\n"),
+        ("'badplug'", "simgate_plugins", "ZeroDivisionError", "remove it from simgate_plugins")),
+    Row("registration-hook-raises", project_plugin("from simgate.plugin_manager import hookimpl\n\n@hookimpl\n"
+                                                   "def simgate_register_envs(registry):\n    raise KeyError('mjcf')\n"),
+        ("simgate plugin badplug", "simgate_register_envs raised KeyError", "fix the plugin")),
+    # -- 8: policy files --------------------------------------------------------------------------
+    Row("file-outside-folder", edit(M, "file: lqr.onnx", "file: ../../../etc/passwd"),
+        (f"{M}:11", "policies[1].file: '../../../etc/passwd' is outside the policy's folder",
+         "put the file next to the manifest")),
+    Row("absolute-file", edit(M, "file: lqr.onnx", "file: /etc/passwd"),
+        (f"{M}:11", "policies[1].file: '/etc/passwd' is outside")),
+    Row("symlink-escapes-folder", both(symlink("pols/bb/lqr.onnx", str(ONNX))),
+        (f"{M}:11", "policies[1].file: 'lqr.onnx' is outside the policy's folder")),
+    Row("files-entry-outside", edit(M, "file: lqr.onnx", "file: lqr.onnx\n    files: [../other/gains.json]"),
+        (f"{M}:12", "policies[1].files[0]", "is outside the policy's folder")),
+    Row("sha256-missing", edit(M, f"    sha256: {DIGEST}\n", ""),
+        (f"{M}:11", "policy 'bb-onnx': sha256 is required for onnx", f"sha256: {DIGEST}")),
+    Row("sha256-wrong", edit(M, DIGEST, DIGEST[::-1]),
+        (f"{M}:12", "policy 'bb-onnx': sha256", DIGEST, DIGEST[::-1], "re-export the policy")),
+    Row("sha256-digits-only", edit(M, DIGEST, "0" * 64),
+        (f"{M}:12", "policies[1].sha256", "expected a valid string")),
+    Row("manifest-format-typo", edit(M, "format: onnx", "format: onxx"), (f"{M}:10", "policies[1].format", "'onnx'")),
+    Row("manifest-duplicate-name", edit(M, "name: bb-onnx", "name: bb-lqr"),
+        (f"{M}:8", "policies[1].name: policy 'bb-lqr' is already listed at line 2", "unique")),
+    Row("manifest-quoted-size", edit(M, "observation_size: 4\n    action_size: 1\n  - name: bb-onnx",
+                                     'observation_size: "4"\n    action_size: 1\n  - name: bb-onnx'),
+        (f"{M}:6", "policies[0].observation_size", "without quotes")),
+    # -- the usual mistakes, still one located message -------------------------------------------
+    Row("empty-file", write(S, ""), (f"{S}:1", "must be a mapping")),
+    Row("list-at-top-level", write(S, "- name: flat\n- env: balancebot\n"), (f"{S}:1", "must be a mapping")),
+    Row("key-typo", edit(S, "episodes: 4", "episode: 4"), (f"{S}:3", "unknown key 'episode'", "did you mean 'episodes'?")),
+    Row("duplicate-key", edit(S, "seed: 1", "seed: 1\nseed: 2"), (f"{S}:6", "seed", "appears twice", "keep one")),
+    Row("complex-key", edit(S, "seed: 1", "? [seed]\n: 1"), (f"{S}:5", "a key must be a plain name")),
+    Row("two-documents", edit(S, "seed: 1", "seed: 1\n---\nseed: 2"), (f"{S}:", "not valid YAML", "single document")),
+    Row("zero-episodes", edit(S, "episodes: 4", "episodes: 0"), (f"{S}:3", "episodes", "greater than 0")),
+    Row("huge-episodes", edit(S, "episodes: 4", "episodes: 1000000000"), (f"{S}:3", "episodes", "less than or equal to 100000")),
+    Row("negative-horizon", edit(S, "horizon: 0.2", "horizon: -1"), (f"{S}:4", "horizon", "greater than 0")),
+    Row("alpha-one", edit(S, "seed: 1", "seed: 1\nalpha: 1"), (f"{S}:6", "alpha", "less than 0.5")),
+    Row("unknown-kind", edit(S, "kind: scale_friction", "kind: scale_fricton"),
+        (f"{S}:7", "perturbations[0].kind", "did you mean 'scale_friction'?")),
+    Row("unknown-param", edit(S, "sliding: 0.8", "slidng: 0.8"),
+        (f"{S}:8", "unknown key 'slidng'", "did you mean 'sliding'?")),
+    Row("matrix-axis-missing-perturbation", edit(S, "thresholds:", "matrix:\n  noise: {param: add_observation_noise.scale, "
+                                                                   "values: [1, 2]}\nthresholds:"),
+        (f"{S}:10", "matrix.noise.param", "no perturbation of kind 'add_observation_noise'", "add one")),
+    Row("unknown-env", edit(S, "env: balancebot", "env: balancebott"), (f"{S}:2", "env", "did you mean 'balancebot'?")),
+    Row("same-scenario-name-twice", write("scenarios/other.yaml", SCENARIO),
+        ("scenarios/other.yaml:1", "scenario 'flat' is already defined in scenarios/flat.yaml", "unique")),
+]
+
+
+def test_the_tiny_project_passes(project):
+    """The table's baseline: unchanged (but for a horizon long enough to succeed: the balancebot
+    must hold its target), the project runs and passes, so each row fails for its own defect."""
+    edit(S, "horizon: 0.2", "horizon: 6.0")(project.path)
+    result = project.runpytest("-p", "no:cacheprovider", "-n", "0")
+    assert result.ret == 0, "\n".join(result.outlines[-30:] + result.errlines[-30:])
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row):
+    row.change(project.path)
+    if (project.path / "site").is_dir():
+        monkeypatch.syspath_prepend(str(project.path / "site"))
+    monkeypatch.chdir(project.path)
+    result = project.runpytest("-p", "no:cacheprovider", "-n", "0", *row.args)
+    output = "\n".join(result.outlines + result.errlines)
+    assert result.ret == 4, output[-3000:]
+    assert output.count("ERROR:") == 1, output[-3000:]
+    message = output[output.index("ERROR:"):]
+    for needle in row.needles:
+        assert needle in message, f"{needle!r} not in:\n{message}"
+    assert "Traceback" not in output and "INTERNALERROR" not in output
+    assert " passed" not in output  # no case ran
+    if row.absent:
+        assert not (project.path / row.absent).exists()
+
+
+def test_the_table_covers_every_requirement():
+    ids = {r.id for r in ROWS}
+    assert len(ROWS) >= 35 and len(ids) == len(ROWS)
+    for needed in ("nan-threshold", "inf-param", "inf-horizon", "no-requirement", "empty-policies",
+                   "upper-case-suffix-is-read", "quoted-episodes", "one-case-id-for-two-values", "manifest-env-typo",
+                   "joint-name-typo", "matrix-over-the-cap", "alias-bomb", "python-tag", "recursive-alias",
+                   "latin1-scenario", "binary-manifest", "entry-point-import-error", "file-outside-folder",
+                   "absolute-file", "symlink-escapes-folder", "sha256-missing", "sha256-wrong"):
+        assert needed in ids
+
+
+def test_an_alias_bomb_is_rejected_without_being_expanded():
+    """9 levels of 9 aliases would be 387 million values; the check reads the event stream only."""
+    import tracemalloc
+
+    from simgate.errors import SimgateError
+    from simgate.scenarios import yaml_lines
+
+    tracemalloc.start()
+    with pytest.raises(SimgateError, match="more than 100,000 values"):
+        yaml_lines.load(bomb(12), "bomb.yaml")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+def test_the_cap_can_be_raised(tmp_path, host):
+    """``max_cases`` (the --simgate-max-cases option) admits a matrix the default refuses."""
+    from simgate.errors import SimgateError
+    from simgate.scenarios.expand import load_cases
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "flat.yaml").write_text(SCENARIO.replace("thresholds:", matrix(sliding=120) + "thresholds:"))
+    args = (tmp_path / "s", tmp_path, host.registries, ["balancebot-lqr"], [])
+    with pytest.raises(SimgateError, match="120 points.*--simgate-max-cases"):
+        load_cases(*args, max_cases=100)
+    assert len(load_cases(*args, max_cases=120)) == 120
+
+
+def test_a_digest_is_checked_once_for_the_run_not_per_case(tmp_path, host, monkeypatch):
+    from simgate.policies.spec import PolicySpec
+    from simgate.scenarios.expand import load_cases
+
+    calls = []
+    original = PolicySpec.file_digest
+    monkeypatch.setattr(PolicySpec, "file_digest", lambda self: calls.append(self.name) or original(self))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "flat.yaml").write_text(SCENARIO.replace("thresholds:", matrix(sliding=5) + "thresholds:"))
+    cases = load_cases(tmp_path / "s", tmp_path, host.registries, ["balancebot-lqr-onnx"], [])
+    assert len(cases) == 5 and calls == ["balancebot-lqr-onnx"]
+
+
+def test_manifest_files_are_confined_and_listed(tmp_path):
+    from simgate.policies.manifest import read_manifest
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "gains.json").write_text("{}")
+    (folder / "manifest.yaml").write_text("policies:\n  - name: a\n    env: e\n    format: scripted\n    entry: m:f\n"
+                                          "    files: [gains.json]\n    observation_size: 1\n    action_size: 1\n")
+    [spec] = read_manifest(folder / "manifest.yaml")
+    assert spec.files == (folder / "gains.json",) and spec.problem(check_digest=True) is None
+    (folder / "gains.json").unlink()
+    assert "files:" in spec.problem() and "gains.json does not exist" in spec.problem()
+

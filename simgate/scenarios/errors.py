@@ -34,6 +34,8 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
             text = f"{dotted(path)}: expected {_expected(err)}, got {err['input']!r}"
             if isinstance(err["input"], str) and err["type"] in _NUMBER_TYPES:
                 text += " (a quoted value is text: write the number or true/false without quotes)"
+            elif err["type"] == "string_type" and isinstance(err["input"], (int, float, bool)):
+                text += " (YAML read it as a number or a boolean: put it in quotes)"
         messages.append(located(source, line, text))
     return messages
 

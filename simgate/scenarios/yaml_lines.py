@@ -23,6 +23,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: both see the expanded tree, so an alias bomb would otherwise grow memory by its fan-out per level)
 MAX_NODES = 100_000
 MAX_DEPTH = 100
+MAX_BYTES = 4_000_000  # a scenario or manifest is a few kB; more is a wrong file, not a big scenario
 _CORE = "tag:yaml.org,2002:"
 #: explicit tags a plain-data file may carry ("!" is YAML's "just a string")
 _ALLOWED_TAGS = {"!"} | {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
@@ -31,6 +32,9 @@ _ALLOWED_TAGS = {"!"} | {_CORE + t for t in ("str", "int", "float", "bool", "nul
 def read(path: Path, display: str, what: str = "scenario") -> tuple[object, dict[Path_, int]]:
     """Read and parse a YAML file; every way it can be unreadable is one located message."""
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SimgateError(f"{display}: is {path.stat().st_size:,} bytes; {what} files are small YAML text "
+                               f"(at most {MAX_BYTES:,} bytes): is it the right file?")
         raw = path.read_bytes()
     except IsADirectoryError:
         raise SimgateError(f"{display}: is a directory, not a {what} file; rename or remove it") from None

@@ -245,8 +245,12 @@ def test_a_runaway_joint_ends_only_that_episode_without_any_mujoco_warning(host,
 def test_an_env_reading_contacts_is_not_batchable_and_auto_falls_back(bot, host):
     from envs.balancebot.env import BalanceBot
     from simgate.engine import make_engine
+    from simgate.envs.base import MujocoEnv
 
     class Touchy(BalanceBot):
+        # contacts are no batch field: the rule is written per episode, replacing the row rule
+        terminated_rows = MujocoEnv.terminated_rows
+
         def terminated(self, model, data):
             return "fell" if len(data.contact) > 5 else None
 

@@ -46,25 +46,51 @@ CASES = [
 ]
 
 
+def _gymnasium_says(env, model, data):
+    """Gymnasium's own observation and termination for one MjData, from its own methods."""
+    import mujoco
+
+    with env._bound(model, data) as gym_env:
+        if getattr(gym_env, "_include_cfrc_ext_in_observation", False):
+            mujoco.mj_rnePostConstraint(model, data)  # as gymnasium does after each step
+        healthy = gym_env.is_healthy
+        return np.asarray(gym_env._get_obs(), dtype=np.float64), None if healthy else "fell"
+
+
 @pytest.mark.parametrize("env_id,kwargs", CASES)
 def test_rows_equal_gymnasium(env_id, kwargs):
+    from simgate.envs.gymnasium_adapter import GymnasiumRowsEnv
+
     env, model, datas = _states(env_id, kwargs)
+    assert isinstance(env, GymnasiumRowsEnv)
     rows = env.observe_rows(model, _Stacked(datas))
     reasons = env.terminated_rows(model, _Stacked(datas))
     for row, data in enumerate(datas):
-        assert np.array_equal(rows[row], env.observe(model, data))
-        assert reasons[row] == env.terminated(model, data)
+        obs, reason = _gymnasium_says(env, model, data)
+        assert np.array_equal(rows[row], obs) and reasons[row] == reason
+        # and the per-episode forms both engines' reference side asks are these rules on one row
+        assert np.array_equal(env.observe(model, data), obs) and env.terminated(model, data) == reason
     assert "fell" in reasons and None in reasons  # both branches of the health rule were compared
 
 
-def test_contact_forces_in_the_observation_fall_back_to_per_env_rules():
+def test_contact_forces_in_the_observation_keep_gymnasiums_own_rules():
+    from simgate.envs.base import row_rule
+    from simgate.envs.gymnasium_adapter import GymnasiumEnv, GymnasiumRowsEnv
+
     env, model, datas = _states("Humanoid-v5", {}, n=1, steps=0)
-    assert env.observe_rows(model, _Stacked(datas)) is None
+    assert type(env) is GymnasiumEnv and not isinstance(env, GymnasiumRowsEnv)
+    assert row_rule(env, "observe") is None and row_rule(env, "terminated") is None
+    obs, reason = _gymnasium_says(env, model, datas[0])
+    assert np.array_equal(env.observe(model, datas[0]), obs) and env.terminated(model, datas[0]) == reason
 
 
 def test_envs_without_rules_are_asked_row_by_row():
+    from simgate.envs.base import row_rule
+
     env, model, datas = _states("InvertedPendulum-v5", {}, n=2, steps=4)
-    assert env.observe_rows(model, _Stacked(datas)) is None and env.terminated_rows(model, _Stacked(datas)) is None
+    assert row_rule(env, "observe") is None and row_rule(env, "terminated") is None
+    hopper, _, _ = _states("Hopper-v5", {}, n=1, steps=0)
+    assert row_rule(hopper, "observe") == hopper.observe_rows
 
 
 def test_state_fingerprint_sees_every_bit_and_position():

@@ -26,10 +26,15 @@ How "before the horizon" is kept: the engines ask ``succeeded`` once, at the end
 ``terminated`` reason as a failure, so an early stop cannot mean success. Instead a latch in
 ``MjData.userdata`` records the first control step at which the fingertip was there.
 ``userdata`` is part of MuJoCo's integration state: it is hashed with the state every step and
-carried by the batched engine's rows like ``qpos``. The latch is set by ``terminated``, the rule
-both engines evaluate after every control step (the fingertip and its velocity are those the
-step's last physics step saw, as for every derived quantity). ``terminated`` itself never ends
-the episode: the arm has no failure to stop for (self-collision is ignored).
+carried by the batched engine's rows like ``qpos``. The latch is set by the termination rule
+(``terminated_rows``; the reference engine asks it on a one-row view), which both engines
+evaluate after every control step (the fingertip and its velocity are those the step's last
+physics step saw, as for every derived quantity); it writes the latch back by assigning
+``data.userdata``, which the row views write into each simulation's state. The rule itself never
+ends the episode: the arm has no failure to stop for (self-collision is ignored).
+
+Lengths are ``sqrt(sum(v * v))`` over the last axis, never ``np.linalg.norm`` of one vector,
+which BLAS computes with a kernel chosen per CPU (see :class:`simgate.envs.base.MujocoEnv`).
 
 ``progress``: the fraction of the initial fingertip-target distance closed at the end
 (1 = at the target, negative = further away than at the start).
@@ -42,7 +47,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from simgate.envs.base import MujocoEnv
+from simgate.envs.base import MujocoEnv, OneRow
 
 XML_PATH = Path(__file__).with_name("arm7.xml")
 
@@ -108,56 +113,48 @@ class Arm7Reach(MujocoEnv):
         mujoco.mj_kinematics(model, data)
         data.userdata[INITIAL_DISTANCE] = self._distance(model, data)
 
-    def _distance(self, model, data) -> float:
-        ids = self._index(model)
-        return float(np.linalg.norm(data.site_xpos[ids["tip"]] - data.mocap_pos[ids["mocap"]]))
-
     def _distance_rows(self, model, data) -> np.ndarray:
+        """Fingertip-target distance of every row, ``(n,)``."""
         ids = self._index(model)
-        return np.linalg.norm(data.site_xpos[:, ids["tip"]] - data.mocap_pos[:, ids["mocap"]], axis=1)
+        return _lengths(data.site_xpos[:, ids["tip"]] - data.mocap_pos[:, ids["mocap"]])
 
-    def observe(self, model, data) -> np.ndarray:
-        ids = self._index(model)
-        s = data.sensordata
-        return np.concatenate([s[ids["q"]:ids["q"] + 7], s[ids["dq"]:ids["dq"] + 7],
-                               data.mocap_pos[ids["mocap"]] - self.base_position(model)])
+    def _distance(self, model, data) -> float:
+        """The same for one MjData: the row rule on a one-row view, so no second formula."""
+        return float(self._distance_rows(model, OneRow(data))[0])
 
+    # -- rules: each written once, over rows (MujocoEnv derives the per-episode forms) -----------
     def observe_rows(self, model, data) -> np.ndarray:
         ids = self._index(model)
         s = data.sensordata
         return np.concatenate([s[:, ids["q"]:ids["q"] + 7], s[:, ids["dq"]:ids["dq"] + 7],
                                data.mocap_pos[:, ids["mocap"]] - self.base_position(model)], axis=1)
 
-    def apply_action(self, model, data, action: np.ndarray) -> None:
-        data.ctrl[:] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1),
-                               model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1])
-
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
         # no perturbation edits ctrlrange (motor weakness caps forcerange), so the nominal's holds
-        return np.clip(np.asarray(actions, dtype=np.float64), model.actuator_ctrlrange[:, 0],
+        return np.clip(np.asarray(actions, dtype=np.float64).reshape(len(actions), -1), model.actuator_ctrlrange[:, 0],
                        model.actuator_ctrlrange[:, 1])
 
-    def terminated(self, model, data) -> str | None:
+    def terminated_rows(self, model, data) -> list[str | None]:
         # the success latch (see the module docstring); the arm itself never fails early
-        if data.userdata[REACHED] == 0.0 and self._there(model, data):
-            data.userdata[REACHED] = 1.0
-            data.userdata[REACHED_AT] = data.time
-        return None
-
-    def _there(self, model, data) -> bool:
         ids = self._index(model)
-        speed = np.linalg.norm(data.sensordata[ids["tip_vel"]:ids["tip_vel"] + 3])
-        return self._distance(model, data) < self.success_tolerance and speed < self.still_speed
-
-    def succeeded(self, model, data) -> bool:
-        return bool(data.userdata[REACHED] > 0.0)
-
-    def reward(self, model, data) -> float:
-        # minus the distance integrated over time (m·s): ranks how fast and how closely it got there
-        return -self._distance(model, data) / self.control_hz
+        userdata = data.userdata
+        speed = _lengths(data.sensordata[:, ids["tip_vel"]:ids["tip_vel"] + 3])
+        there = (self._distance_rows(model, data) < self.success_tolerance) & (speed < self.still_speed)
+        first = there & (userdata[:, REACHED] == 0.0)
+        if first.any():
+            userdata = np.array(userdata)
+            userdata[first, REACHED] = 1.0
+            userdata[first, REACHED_AT] = np.asarray(data.time, dtype=np.float64).reshape(-1)[first]
+            data.userdata = userdata  # written back into each row's state
+        return [None] * len(userdata)
 
     def reward_rows(self, model, data) -> np.ndarray:
+        # minus the distance integrated over time (m·s): ranks how fast and how closely it got there
         return -self._distance_rows(model, data) / self.control_hz
+
+    # -- end of episode --------------------------------------------------------------------------
+    def succeeded(self, model, data) -> bool:
+        return bool(data.userdata[REACHED] > 0.0)
 
     def progress(self, model, data) -> float:
         initial = data.userdata[INITIAL_DISTANCE]
@@ -204,3 +201,9 @@ class Arm7ReachFar(Arm7Reach):
     name: ClassVar[str] = "arm7-reach-far"
     zone_low: ClassVar[tuple] = (0.70, -0.35, 0.15)
     zone_high: ClassVar[tuple] = (1.30, 0.35, 0.65)
+
+
+def _lengths(vectors: np.ndarray) -> np.ndarray:
+    """Euclidean length along the last axis, elementwise: ``np.linalg.norm`` of one vector goes
+    through BLAS, whose kernel (and so the last bit) depends on the CPU and on the shape given."""
+    return np.sqrt(np.sum(vectors * vectors, axis=-1))

@@ -106,62 +106,36 @@ class BalanceBot(MujocoEnv):
         # start rolling, not skidding
         data.qvel[ids["wheel_v"]] = speed / radius - pitch_rate
 
-    def observe(self, model, data) -> np.ndarray:
-        ids = self._index(model)
-        s = data.sensordata
-        qw, qy = s[ids["quat"]], s[ids["quat"] + 2]
-        return np.array(
-            [
-                2.0 * np.arctan2(qy, qw),  # planar body: the quaternion is a pure y rotation
-                s[ids["gyro"] + 1],
-                s[ids["enc_pos"]],
-                s[ids["enc_vel"]],
-            ],
-            dtype=np.float64,
-        )
-
+    # -- rules: each written once, over rows (MujocoEnv derives the per-episode forms) -----------
     def observe_rows(self, model, data) -> np.ndarray:
         ids = self._index(model)
         s = data.sensordata
         qw, qy = s[:, ids["quat"]], s[:, ids["quat"] + 2]
+        # planar body: the quaternion is a pure y rotation
         return np.stack([2.0 * np.arctan2(qy, qw), s[:, ids["gyro"] + 1], s[:, ids["enc_pos"]], s[:, ids["enc_vel"]]],
                         axis=1)
-
-    def terminated_rows(self, model, data) -> list[str | None]:
-        pitch = data.qpos[:, self._index(model)["pitch"]]
-        return ["fell" if abs(p) > self.fall_pitch else None for p in pitch]
-
-    def reward_rows(self, model, data) -> np.ndarray:
-        return -np.abs(data.qpos[:, self._index(model)["x"]] - self.target_x) / self.control_hz
-
-    def signal_values(self, model, data) -> tuple[float]:
-        return (abs(float(data.qpos[self._index(model)["pitch"]])),)
-
-    def signal_rows(self, model, data) -> np.ndarray:
-        return np.abs(data.qpos[:, self._index(model)["pitch"]])[:, None]
 
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(actions, dtype=np.float64).reshape(len(actions), -1), -1.0, 1.0)
 
-    def apply_action(self, model, data, action: np.ndarray) -> None:
-        data.ctrl[:] = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-
-    def terminated(self, model, data) -> str | None:
-        pitch = data.qpos[self._index(model)["pitch"]]
+    def terminated_rows(self, model, data) -> list[str | None]:
         # past this tilt no torque brings it back, long before the chassis meets the floor (at
         # about 89°); a NaN pitch is left to the engine's divergence check, not called a fall
-        if abs(pitch) > self.fall_pitch:
-            return "fell"
-        return None
+        fell = np.abs(data.qpos[:, self._index(model)["pitch"]]) > self.fall_pitch
+        return ["fell" if f else None for f in fell]
 
+    def reward_rows(self, model, data) -> np.ndarray:
+        # minus the distance to the target integrated over time (m·s): the return ranks how fast
+        # and how closely a policy got there
+        return -np.abs(data.qpos[:, self._index(model)["x"]] - self.target_x) / self.control_hz
+
+    def signal_rows(self, model, data) -> np.ndarray:
+        return np.abs(data.qpos[:, self._index(model)["pitch"]])[:, None]
+
+    # -- end of episode --------------------------------------------------------------------------
     def succeeded(self, model, data) -> bool:
         x = data.qpos[self._index(model)["x"]]
         return self.terminated(model, data) is None and abs(x - self.target_x) < self.success_tolerance
-
-    def reward(self, model, data) -> float:
-        # minus the distance to the target integrated over time (m·s): the return ranks how fast
-        # and how closely a policy got there
-        return -abs(data.qpos[self._index(model)["x"]] - self.target_x) / self.control_hz
 
     def progress(self, model, data) -> float:
         # every episode starts at x = 0, so the position is the distance made toward the target

@@ -176,9 +176,7 @@ class Quadruped(MujocoEnv):
     def command(self, model, data) -> tuple[float, float]:
         return float(data.userdata[FORWARD]), float(data.userdata[YAW_RATE])
 
-    def observe(self, model, data) -> np.ndarray:
-        return self.observe_rows(model, _OneRow(data))[0]
-
+    # -- rules: each written once, over rows (MujocoEnv derives the per-episode forms) -----------
     def observe_rows(self, model, data) -> np.ndarray:
         ids = self._index(model)
         s = data.sensordata
@@ -198,9 +196,6 @@ class Quadruped(MujocoEnv):
             np.stack([np.sin(phase), np.cos(phase)], axis=1),
         ], axis=1)
 
-    def apply_action(self, model, data, action: np.ndarray) -> None:
-        data.ctrl[self._index(model)["ctrl"]] = self._targets(model, np.asarray(action, dtype=np.float64).reshape(1, -1))[0]
-
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
         ctrl = np.zeros((len(actions), model.nu))
         ctrl[:, self._index(model)["ctrl"]] = self._targets(model, np.asarray(actions, dtype=np.float64).reshape(len(actions), -1))
@@ -211,10 +206,6 @@ class Quadruped(MujocoEnv):
         ids = self._index(model)
         return np.clip(STAND + self.action_scale * np.clip(actions, -1.0, 1.0), ids["low"], ids["high"])
 
-    # -- rules -------------------------------------------------------------------------------
-    def terminated(self, model, data) -> str | None:
-        return self.terminated_rows(model, _OneRow(data))[0]
-
     def terminated_rows(self, model, data) -> list[str | None]:
         qpos = data.qpos
         # the trunk's up axis in the world: its z component is cos(tilt)
@@ -223,6 +214,39 @@ class Quadruped(MujocoEnv):
         # a NaN state is left to the engine's divergence check, not called a fall
         return ["fell" if f else None for f in fell]
 
+    def signal_rows(self, model, data) -> np.ndarray:
+        qpos, qvel, u = data.qpos, data.qvel, data.userdata
+        yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
+        error = np.hypot(qvel[:, 0] - u[:, FORWARD] * np.cos(yaw), qvel[:, 1] - u[:, FORWARD] * np.sin(yaw))
+        time = np.asarray(data.time, dtype=np.float64).reshape(-1)
+        drift = np.abs(heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], time))
+        ids, s = self._index(model), data.sensordata
+        down = s[:, ids["foot_z"]] < self.foot_contact_height  # (n, 4)
+        speed = np.hypot(s[:, ids["foot_v"]], s[:, ids["foot_v"] + 1])  # horizontal, per foot
+        slip = np.where(down, speed, 0.0).sum(axis=1) / np.maximum(down.sum(axis=1), 1)
+        return np.stack([error, drift, slip], axis=1)
+
+    def reward_rows(self, model, data) -> np.ndarray:
+        """Velocity tracking and heading tracking (each a Gaussian kernel, 1 per second at
+        perfect tracking), minus squared torque and tilt; per control step, so the return is
+        per second of walking. The heading term compares the heading with the commanded one
+        (start heading + yaw rate · t), not the yaw rate with its command: the gait's yaw rate
+        swings within every step, and what the task judges is where the robot ends up facing,
+        which a small steady yaw-rate error ruins while barely changing a yaw-rate kernel."""
+        qpos, qvel, u = data.qpos, data.qvel, data.userdata
+        yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
+        ex = qvel[:, 0] - u[:, FORWARD] * np.cos(yaw)
+        ey = qvel[:, 1] - u[:, FORWARD] * np.sin(yaw)
+        track = np.exp(-(ex * ex + ey * ey) / self.tracking_sigma ** 2)
+        heading = heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], np.asarray(data.time, dtype=np.float64).reshape(-1))
+        turn = np.exp(-(heading / self.heading_sigma) ** 2)
+        torque = self.torque_cost * np.sum(data.actuator_force ** 2, axis=1)
+        # sin² of the tilt: the horizontal part of the trunk's up axis
+        w, x, y, z = qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6]
+        tilt = self.tilt_cost * 4.0 * ((x * z + w * y) ** 2 + (y * z - w * x) ** 2)
+        return (track + turn - torque - tilt) / self.control_hz
+
+    # -- end of episode --------------------------------------------------------------------------
     def succeeded(self, model, data) -> bool:
         if self.terminated(model, data) is not None:
             return False
@@ -261,48 +285,8 @@ class Quadruped(MujocoEnv):
 
     def velocity_error(self, model, data) -> float:
         """Instantaneous |v_xy − v_cmd| (m/s): the trunk's horizontal velocity against the
-        commanded forward speed along its current heading."""
-        yaw = yaw_of(*data.qpos[3:7])
-        forward = data.userdata[FORWARD]
-        return float(math.hypot(data.qvel[0] - forward * math.cos(yaw), data.qvel[1] - forward * math.sin(yaw)))
-
-    def signal_values(self, model, data) -> np.ndarray:
-        return self.signal_rows(model, _OneRow(data))[0]
-
-    def signal_rows(self, model, data) -> np.ndarray:
-        qpos, qvel, u = data.qpos, data.qvel, data.userdata
-        yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
-        error = np.hypot(qvel[:, 0] - u[:, FORWARD] * np.cos(yaw), qvel[:, 1] - u[:, FORWARD] * np.sin(yaw))
-        time = np.asarray(data.time, dtype=np.float64).reshape(-1)
-        drift = np.abs(heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], time))
-        ids, s = self._index(model), data.sensordata
-        down = s[:, ids["foot_z"]] < self.foot_contact_height  # (n, 4)
-        speed = np.hypot(s[:, ids["foot_v"]], s[:, ids["foot_v"] + 1])  # horizontal, per foot
-        slip = np.where(down, speed, 0.0).sum(axis=1) / np.maximum(down.sum(axis=1), 1)
-        return np.stack([error, drift, slip], axis=1)
-
-    def reward(self, model, data) -> float:
-        return float(self.reward_rows(model, _OneRow(data))[0])
-
-    def reward_rows(self, model, data) -> np.ndarray:
-        """Velocity tracking and heading tracking (each a Gaussian kernel, 1 per second at
-        perfect tracking), minus squared torque and tilt; per control step, so the return is
-        per second of walking. The heading term compares the heading with the commanded one
-        (start heading + yaw rate · t), not the yaw rate with its command: the gait's yaw rate
-        swings within every step, and what the task judges is where the robot ends up facing,
-        which a small steady yaw-rate error ruins while barely changing a yaw-rate kernel."""
-        qpos, qvel, u = data.qpos, data.qvel, data.userdata
-        yaw = yaw_of(qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6])
-        ex = qvel[:, 0] - u[:, FORWARD] * np.cos(yaw)
-        ey = qvel[:, 1] - u[:, FORWARD] * np.sin(yaw)
-        track = np.exp(-(ex * ex + ey * ey) / self.tracking_sigma ** 2)
-        heading = heading_deviation(yaw, u[:, START_YAW], u[:, YAW_RATE], np.asarray(data.time, dtype=np.float64).reshape(-1))
-        turn = np.exp(-(heading / self.heading_sigma) ** 2)
-        torque = self.torque_cost * np.sum(data.actuator_force ** 2, axis=1)
-        # sin² of the tilt: the horizontal part of the trunk's up axis
-        w, x, y, z = qpos[:, 3], qpos[:, 4], qpos[:, 5], qpos[:, 6]
-        tilt = self.tilt_cost * 4.0 * ((x * z + w * y) ** 2 + (y * z - w * x) ** 2)
-        return (track + turn - torque - tilt) / self.control_hz
+        commanded forward speed along its current heading (the ``velocity_error`` signal)."""
+        return float(self.signal_values(model, data)[0])
 
     # -- description -------------------------------------------------------------------------
     def observation_groups(self) -> dict[str, list[int]]:
@@ -313,12 +297,3 @@ def _gravity_in_body(qw, qx, qy, qz) -> np.ndarray:
     """R(q)ᵀ·(0, 0, −1): the world's down direction seen from the trunk, ``(n, 3)``."""
     return -np.stack([2.0 * (qx * qz - qw * qy), 2.0 * (qy * qz + qw * qx), 1.0 - 2.0 * (qx * qx + qy * qy)], axis=1)
 
-
-class _OneRow:
-    """One MjData seen as a batch of one (``(1, ...)`` arrays), so the row rules serve both."""
-
-    def __init__(self, data):
-        self._data = data
-
-    def __getattr__(self, name: str):
-        return np.asarray(getattr(self._data, name))[None]

@@ -12,7 +12,15 @@ The episodes are split into lanes (:func:`lane_size`), each a one-thread ``Batch
 closed loop, and ``nthread`` lanes run at once in Python threads: MuJoCo releases the GIL while
 it steps, so one lane's bookkeeping and policy call overlap the other lanes' physics instead of
 leaving the physics threads idle. Policy calls are serialised by a lock (a scripted controller
-need not be thread-safe); the env's rules must be (a MujocoEnv keeps no state of its own).
+need not be thread-safe); the env's rules must be (a MujocoEnv keeps no state of its own). The
+lane threads are daemons and stop at their next control step once the caller's wait ends by an
+exception (a time limit's signal handler raising in the main thread): a policy call that never
+returns cannot keep the process from exiting.
+
+The env's per-step rules are its row rules (``observe_rows``, ...), asked once for all live
+episodes; the reference engine asks the same rules on one row at a time (MujocoEnv derives the
+per-episode forms from them), so the two compute each rule with one implementation. An env that
+writes a rule per episode only is asked it row by row.
 
 Finished episodes are masked out of the physics; the policy is always called on the same
 number of rows (fixed by the case, never by timing or threads), so a policy whose outputs depend
@@ -36,7 +44,7 @@ from simgate.engine.reference import (
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
-from simgate.envs.base import MujocoEnv
+from simgate.envs.base import MujocoEnv, row_rule
 
 #: most episodes in one lane (one Batch, one closed loop): 32 keep a core at the physics limit
 CHUNK = 32
@@ -77,16 +85,26 @@ class RowData:
 
 
 class _Rows:
-    """Some simulations of a Batch through MjData's attribute names, as ``(n, ...)`` arrays."""
+    """Some simulations of a Batch through MjData's attribute names, as ``(n, ...)`` arrays:
+    views of the batch for a slice, copies for an index array. Assigning a field
+    (``rows.userdata = u``, how a row rule writes state) writes it into those simulations."""
 
-    def __init__(self, fields: dict, ids: np.ndarray):
-        self._fields, self._ids = fields, ids
+    def __init__(self, fields: dict, ids):
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_ids", ids)
 
     def __getattr__(self, name: str):
         try:
             return self._fields[name][self._ids]
         except KeyError:
             raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+
+    def __setattr__(self, name: str, value) -> None:
+        try:
+            field = self._fields[name]
+        except KeyError:
+            raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+        field[self._ids] = value
 
 
 class _Recorder:
@@ -105,30 +123,24 @@ class _Recorder:
         setattr(self._data, name, value)
 
 
-class _RowsRecorder(_Recorder):
-    """The same, with every field as a one-row ``(1, ...)`` array, for the ``*_rows`` rules."""
-
-    def __getattr__(self, name: str):
-        self.names.add(name)
-        return np.asarray(getattr(self._data, name))[None]
-
-
 def fields_read(env, model) -> set[str]:
-    """The MjData fields the env's rules touch, found by running them once on a scratch state."""
+    """The MjData fields the env's rules touch, found by running them once on a scratch state
+    (the per-episode forms: for an env with row rules they run those on a one-row view)."""
     import mujoco
 
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    recorder, rows = _Recorder(data), _RowsRecorder(data)
+    recorder = _Recorder(data)
+    rules = [env.observe, env.reward, env.terminated, env.succeeded, env.progress]
+    if env.signals:
+        rules.append(env.signal_values)
     try:
-        for rule in (env.observe, env.terminated, env.succeeded, env.progress, env.reward):
+        for rule in rules:
             rule(model, recorder)
         env.apply_action(model, recorder, np.zeros(env.action_size))
-        for rule in (env.observe_rows, env.terminated_rows, env.reward_rows):
-            rule(model, rows)
     except TypeError as exc:  # a MuJoCo function was handed the recorder: it needs a real MjData
         raise NotBatchable(f"env {env.name!r} passes MjData to MuJoCo functions: {exc}") from None
-    return recorder.names | rows.names
+    return recorder.names
 
 
 class BatchedEngine:
@@ -156,15 +168,55 @@ class BatchedEngine:
         if self.nthread == 1 or len(lanes) == 1:
             done = [self._run_chunk(case, lane, n_steps, rows) for lane in lanes]
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=self.nthread, thread_name_prefix="simgate-lane") as pool:
-                done = list(pool.map(lambda lane: self._run_chunk(case, lane, n_steps, rows), lanes))
+            done = self._run_lanes(lambda lane, cancel: self._run_chunk(case, lane, n_steps, rows, cancel), lanes)
         return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps,
                         self.env.progress_unit)
 
-    def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int) -> list[Episode]:
-        """One lane: its episodes on a one-thread Batch, stepped in one closed loop."""
+    def _run_lanes(self, work, lanes: list) -> list:
+        """``work(lane, cancel)`` for every lane on ``nthread`` daemon threads, each taking the
+        next lane when it is done with one; the results in lane order.
+
+        Not a ThreadPoolExecutor: Python joins its threads at exit, so a lane stuck in a policy
+        call would hang the process after a time limit gave up on it. The main thread waits in
+        short slices, which a signal handler's exception interrupts; whatever ends the wait,
+        ``cancel`` is set and the lanes return at their next control step. A lane's exception is
+        raised here once every lane has run, the first in lane order, as ThreadPoolExecutor.map
+        raised it: which one does not depend on timing."""
+        cancel = threading.Event()
+        results: list = [None] * len(lanes)
+        errors: dict[int, BaseException] = {}
+        claim = threading.Lock()
+        queue = iter(range(len(lanes)))
+
+        def lane_thread() -> None:
+            while not cancel.is_set():
+                with claim:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = work(lanes[i], cancel)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller of run
+                    errors[i] = exc
+
+        threads = [threading.Thread(target=lane_thread, name=f"simgate-lane-{k}", daemon=True)
+                   for k in range(min(self.nthread, len(lanes)))]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        finally:
+            cancel.set()
+        if errors:
+            raise errors[min(errors)]
+        return results
+
+    def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int,
+                   cancel: threading.Event | None = None) -> list[Episode] | None:
+        """One lane: its episodes on a one-thread Batch, stepped in one closed loop. Returns None,
+        unfinished, once ``cancel`` is set (checked once per control step)."""
         import mujoco
         from mujoco.batch import Batch
 
@@ -187,6 +239,8 @@ class BatchedEngine:
         batch.forward()
         run = _ChunkRun(self, case, starts, batch, fields, n_steps, rows)
         for step in range(n_steps):
+            if cancel is not None and cancel.is_set():
+                return None
             if not run.live.any():
                 break
             run.control_step(step)
@@ -226,6 +280,9 @@ class _ChunkRun:
         env_type = type(self.env)
         self.rewarded = _overrides(env_type, "reward", "reward_rows")
         self.terminates = _overrides(env_type, "terminated", "terminated_rows")
+        # each rule's one implementation over rows, or None: the env writes it per episode
+        self.rules = {rule: row_rule(self.env, rule) for rule in ("observe", "apply_action", "terminated",
+                                                                 "reward", "signal_values")}
         self.live = np.ones(n, dtype=bool)
         self.length = np.full(n, n_steps)
         self.terminated: list[str | None] = [None] * n
@@ -294,9 +351,9 @@ class _ChunkRun:
         return _Rows(self.fields, slice(None) if ids.size == self.n else ids)
 
     def _observe(self, live: np.ndarray) -> np.ndarray:
-        rows = self.env.observe_rows(self.nominal, self._view(live))
-        if rows is not None:
-            return rows
+        rule = self.rules["observe"]
+        if rule is not None:
+            return np.asarray(rule(self.nominal, self._view(live)), dtype=np.float64)
         return np.array([self.env.observe(self.models[j], self.data[j]) for j in live])
 
     def _act(self, live) -> tuple[np.ndarray, dict]:
@@ -326,8 +383,10 @@ class _ChunkRun:
     def _command(self, live: np.ndarray, actions: np.ndarray, step: int) -> None:
         """Each live episode's controls (and applied forces) for the physics steps ahead."""
         nu = self.nu
-        ctrl = self.env.ctrl_rows(self.nominal, self._view(live), actions)
-        if ctrl is None:
+        rule = self.rules["apply_action"]
+        if rule is not None:
+            ctrl = np.asarray(rule(self.nominal, self._view(live), actions), dtype=np.float64)
+        else:
             ctrl = np.empty((len(live), nu))
             for row, j in enumerate(live):
                 self.env.apply_action(self.models[j], self.data[j], actions[row])
@@ -384,24 +443,25 @@ class _ChunkRun:
         """Reward and termination of the episodes still standing after this control step."""
         view = self._view(ids)
         if self.rewarded:
-            rewards = self.env.reward_rows(self.nominal, view)
-            if rewards is None:
-                rewards = [self.env.reward(self.models[j], self.data[j]) for j in ids]
-            self.ret[ids] += rewards
+            self.ret[ids] += self._ask("reward", view, ids)
         self.standing[self.recorded - 1, ids] = True
         if self.env.signals:
-            values = self.env.signal_rows(self.nominal, view)
-            if values is None:
-                values = [self.env.signal_values(self.models[j], self.data[j]) for j in ids]
+            values = self._ask("signal_values", view, ids)
             self.signals[ids] += np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
             self.signal_steps[ids] += 1
         if self.terminates:
-            reasons = self.env.terminated_rows(self.nominal, view)
-            if reasons is None:
-                reasons = [self.env.terminated(self.models[j], self.data[j]) for j in ids]
+            reasons = self._ask("terminated", view, ids)
             for j, reason in zip(ids, reasons):
                 if reason is not None:
                     self._end(j, reason, step + 1, None)
+
+    def _ask(self, rule: str, view: _Rows, ids: np.ndarray):
+        """A rule's values for these episodes: its row rule on all of them at once, or, for an
+        env that writes it per episode, each episode's own answer."""
+        rows = self.rules[rule]
+        if rows is not None:
+            return rows(self.nominal, view)
+        return [getattr(self.env, rule)(self.models[j], self.data[j]) for j in ids]
 
     def _unstable(self, live: np.ndarray) -> dict[int, str]:
         """Why each unstable live episode diverged (the reference engine's rules, all rows at once)."""

@@ -4,6 +4,14 @@ An env module subclasses :class:`MujocoEnv` and registers a factory through
 ``simgate_register_envs``. The engine owns the loop; the env only answers questions about a
 ``(model, data)`` pair it is handed, so one env object serves every episode of a case and the
 same rules work for the reference and the batched engine.
+
+Each per-step rule has one implementation, over rows (``observe_rows``, ``ctrl_rows``,
+``terminated_rows``, ``reward_rows``, ``signal_rows``); its per-episode form (``observe``, ...)
+is that rule on a one-row view of the episode's MjData (:class:`OneRow`). The reference engine
+asks the per-episode form, the batched engine the row rule for all its live episodes at once:
+the same code on the same numbers, so the two engines cannot drift apart by a last bit, whatever
+kernels numpy or BLAS pick on a CPU. An env defining a rule both ways is refused when its class
+is defined.
 """
 
 from __future__ import annotations
@@ -16,9 +24,83 @@ import numpy as np
 if TYPE_CHECKING:  # mujoco is imported at run time only, never at collection
     import mujoco
 
+#: each per-step rule's per-episode form and the row rule it is derived from
+ROW_RULES = {
+    "observe": "observe_rows",
+    "apply_action": "ctrl_rows",
+    "terminated": "terminated_rows",
+    "reward": "reward_rows",
+    "signal_values": "signal_rows",
+}
+
+
+class OneRow:
+    """One MjData seen as a batch of one: each field as a ``(1, ...)`` array.
+
+    Array fields are views of the MjData, so writing into one (``rows.userdata[0, 2] = t``)
+    writes the simulation's state; assigning a field (``rows.userdata = u``, how a row rule
+    that keeps state writes it back) writes row 0 into the MjData. Scalars (``time``) become
+    ``(1,)`` copies, read-only in effect. Works on anything with MjData's attribute names (the
+    batched engine's per-row views, a recorder).
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data):
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str):
+        return np.asarray(getattr(self._data, name))[None]
+
+    def __setattr__(self, name: str, value) -> None:
+        getattr(self._data, name)[...] = np.asarray(value)[0]
+
+
+def _defined_by(cls: type, name: str) -> str:
+    """The class of ``cls``'s MRO whose ``name`` it uses."""
+    return next(base.__qualname__ for base in cls.__mro__ if name in vars(base))
+
 
 class MujocoEnv:
-    """A task on a MuJoCo model. Subclasses override the methods marked *required*."""
+    """A task on a MuJoCo model.
+
+    What an env writes:
+
+    * *required*: ``reset``, ``observe_rows`` (or, in an older plugin, ``observe``), and the
+      model (``xml_path`` or ``build_model``);
+    * the per-step rules it needs, each once, over rows: ``ctrl_rows`` (action -> ctrl; default:
+      the action is the control vector), ``terminated_rows`` (default: never), ``reward_rows``
+      (default 0), ``signal_rows`` (for ``signals``). The per-episode forms ``observe``,
+      ``apply_action``, ``terminated``, ``reward`` and ``signal_values`` are derived here and not
+      overridden. An env whose rule cannot be written over rows (it calls a MuJoCo function on
+      the MjData, reads contacts) writes the per-episode form instead, and only it: the batched
+      engine then asks that rule row by row (or, for fields a batch row lacks, the reference
+      engine runs the case). Defining both forms of one rule is a TypeError at class definition;
+      a subclass that replaces an inherited row rule by a per-episode one sets the row rule back
+      to ``MujocoEnv``'s (``terminated_rows = MujocoEnv.terminated_rows``);
+    * the end-of-episode rules ``succeeded`` and ``progress``, per episode: both engines call them
+      once per episode, on that episode's model and data;
+    * optional descriptions: ``observation_groups``, ``task_feasibility``, ``signals``, ...
+
+    When each is called, with which model: ``reset`` once per episode on its MjData (model-stage
+    perturbations already applied, ``mj_forward`` follows). After each control step, in this
+    order: ``reward``, ``signal_values`` (when ``signals``), ``terminated``; ``observe`` and
+    ``apply_action`` around the policy call. The reference engine calls the per-episode forms
+    with the episode's own (possibly perturbed) model. The batched engine calls the row rules
+    once for all its live episodes with the *nominal* model, not each episode's perturbed copy
+    (every copy has the nominal's layout, so addresses and names agree): a row rule may read from
+    ``model`` only what no perturbation edits (addresses, sizes, ``actuator_ctrlrange``), never
+    masses, gear, friction or the like. Rules that write state (a success latch) write it to
+    ``data`` (``userdata``), never to the env object: one env serves every episode and every lane
+    thread at once.
+
+    A row rule's ``data`` gives MjData's fields as ``(n, ...)`` arrays, one row per simulation.
+    Everything a rule computes for a row must depend on that row alone and be computed the same
+    way for one row as for many: elementwise numpy arithmetic and reductions over the last axis
+    (``np.sqrt(np.sum(v * v, axis=-1))``), never a BLAS-dispatched call whose kernel and summation
+    order depend on the shape it is given (``np.linalg.norm`` without ``axis``, ``@``, ``np.dot``,
+    ``np.matmul``, ``np.einsum``).
+    """
 
     #: registry name, e.g. ``"balancebot"``
     name: ClassVar[str] = ""
@@ -33,6 +115,19 @@ class MujocoEnv:
     signals: ClassVar[tuple[str, ...]] = ()
     #: the MJCF file, if the model is one: then build_model and build_spec need no code
     xml_path: ClassVar[Path | None] = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for episode, rows in ROW_RULES.items():
+            if getattr(cls, episode) is not getattr(MujocoEnv, episode) and \
+                    getattr(cls, rows) is not getattr(MujocoEnv, rows):
+                raise TypeError(
+                    f"env class {cls.__module__}.{cls.__qualname__} has two implementations of one rule: "
+                    f"{episode} (defined in {_defined_by(cls, episode)}) and {rows} (defined in "
+                    f"{_defined_by(cls, rows)}); the reference engine would ask one and the batched engine the "
+                    f"other, and they can disagree in the last bit. Define only {rows} (its per-episode form is "
+                    f"derived from it); if the rule cannot be computed over rows, define only {episode} and set "
+                    f"{rows} = MujocoEnv.{rows} in the class")
 
     # -- model -------------------------------------------------------------------------------
     def build_model(self) -> mujoco.MjModel:
@@ -66,33 +161,13 @@ class MujocoEnv:
         """
         raise NotImplementedError
 
-    def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
-        """*Required.* The observation vector (float64, ``observation_size``)."""
-        raise NotImplementedError
-
-    def apply_action(self, model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray) -> None:
-        """Map a policy action onto ``data.ctrl``. Default: the action is the control vector."""
-        data.ctrl[:] = action
-
-    def terminated(self, model: mujoco.MjModel, data: mujoco.MjData) -> str | None:
-        """The failure that ends the episode now (e.g. ``"fell"``), or None to go on."""
-        return None
-
     def succeeded(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
         """Whether the task counts as achieved at the end of the horizon."""
         return True
 
-    def reward(self, model: mujoco.MjModel, data: mujoco.MjData) -> float:
-        """Reward after a control step; summed into the episode return. Default 0."""
-        return 0.0
-
     def progress(self, model: mujoco.MjModel, data: mujoco.MjData) -> float:
         """Task progress in task units (metres travelled, fraction reached, ...)."""
         return 0.0
-
-    def signal_values(self, model: mujoco.MjModel, data: mujoco.MjData):
-        """The ``signals`` after a control step, in their order (float each)."""
-        return ()
 
     def task_feasibility(self, model: mujoco.MjModel, rng: np.random.Generator) -> float | None:
         """The share of this env's tasks (as its reset draws them) that any policy could achieve on
@@ -101,32 +176,54 @@ class MujocoEnv:
         Computed once per case, drawing only from ``rng``."""
         return None
 
-    # -- many simulations at once (optional) ---------------------------------------------------
-    # The batched engine asks these first. ``data`` gives MjData's fields as ``(n, ...)`` arrays,
-    # one row per simulation, all with ``model``'s layout. Each must equal its per-simulation
-    # method row by row, bit for bit (tests/test_batched_engine.py compares the engines); None
-    # (the default) makes the engine ask row by row.
-    def observe_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
-        """``observe`` of every row: ``(n, observation_size)``."""
-        return None
+    # -- per-step rules, over rows --------------------------------------------------------------
+    # ``data``: MjData's fields as ``(n, ...)`` arrays, one row per simulation (see the class
+    # docstring for what a rule may read and how it computes).
+    def observe_rows(self, model: mujoco.MjModel, data) -> np.ndarray:
+        """*Required* (or, in an older plugin, ``observe``). The observations, float64
+        ``(n, observation_size)``."""
+        raise NotImplementedError(f"env {self.name!r}: define observe_rows")
 
-    def ctrl_rows(self, model: mujoco.MjModel, data, actions: np.ndarray) -> np.ndarray | None:
-        """The ``ctrl`` that ``apply_action`` writes for every row: ``(n, nu)``. The default
-        knows its own ``apply_action`` (the action is the control vector); an env that overrides
-        ``apply_action`` gives this too, or is asked row by row."""
-        return actions if type(self).apply_action is MujocoEnv.apply_action else None
+    def ctrl_rows(self, model: mujoco.MjModel, data, actions: np.ndarray) -> np.ndarray:
+        """The ``ctrl`` of every row for policy actions ``(n, action_size)``: ``(n, nu)``.
+        Default: the action is the control vector."""
+        return actions
 
-    def terminated_rows(self, model: mujoco.MjModel, data) -> list[str | None] | None:
-        """``terminated`` of every row."""
-        return None
+    def terminated_rows(self, model: mujoco.MjModel, data) -> list[str | None]:
+        """The failure that ends each row's episode now (e.g. ``"fell"``), or None to go on.
+        Default: never. A NaN state is the engine's divergence check's to call, not a failure."""
+        return [None] * len(data.time)
 
-    def reward_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
-        """``reward`` of every row: ``(n,)``."""
-        return None
+    def reward_rows(self, model: mujoco.MjModel, data) -> np.ndarray:
+        """Reward of every row after a control step, ``(n,)``; summed into the episode return.
+        Default 0."""
+        return np.zeros(len(data.time))
 
-    def signal_rows(self, model: mujoco.MjModel, data) -> np.ndarray | None:
-        """``signal_values`` of every row: ``(n, len(signals))``."""
-        return None
+    def signal_rows(self, model: mujoco.MjModel, data) -> np.ndarray:
+        """The ``signals`` of every row after a control step, in their order: ``(n, len(signals))``."""
+        return np.zeros((len(data.time), len(self.signals)))
+
+    # -- the same rules per episode: derived, not overridden ----------------------------------
+    def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+        """``observe_rows`` of this one simulation."""
+        return self.observe_rows(model, OneRow(data))[0]
+
+    def apply_action(self, model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray) -> None:
+        """Write ``ctrl_rows`` of this action into ``data.ctrl``."""
+        actions = np.asarray(action, dtype=np.float64).reshape(1, -1)
+        data.ctrl[:] = np.asarray(self.ctrl_rows(model, OneRow(data), actions))[0]
+
+    def terminated(self, model: mujoco.MjModel, data: mujoco.MjData) -> str | None:
+        """``terminated_rows`` of this one simulation."""
+        return self.terminated_rows(model, OneRow(data))[0]
+
+    def reward(self, model: mujoco.MjModel, data: mujoco.MjData) -> float:
+        """``reward_rows`` of this one simulation."""
+        return float(self.reward_rows(model, OneRow(data))[0])
+
+    def signal_values(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+        """``signal_rows`` of this one simulation."""
+        return np.asarray(self.signal_rows(model, OneRow(data)), dtype=np.float64)[0]
 
     # -- description -------------------------------------------------------------------------
     def observation_groups(self) -> dict[str, list[int]]:
@@ -155,3 +252,11 @@ def frame_skip_for(control_hz: float, timestep: float, who: str) -> int:
         raise ValueError(f"{who}: a control rate of {control_hz:g} Hz is not a whole number of physics "
                          f"steps of {timestep:g} s; choose a rate that divides {1 / timestep:g} Hz")
     return steps
+
+
+def row_rule(env: MujocoEnv, rule: str):
+    """The env's implementation of a per-step rule over rows (a bound ``*_rows`` method), or
+    None when the env writes that rule per episode: then the batched engine asks it row by row."""
+    if getattr(type(env), rule) is not getattr(MujocoEnv, rule):
+        return None
+    return getattr(env, ROW_RULES[rule])

@@ -3,6 +3,12 @@
 The engine owns the model, the data and the loop; the adapter points the gymnasium env at the
 engine's ``(model, data)`` and reuses its observation, reset distribution and health rule. The
 task is survival: success is reaching the horizon without a termination.
+
+Each rule has one implementation, as :class:`~simgate.envs.base.MujocoEnv` requires. For most
+tasks it is gymnasium's own per-episode method (``_get_obs``, ``is_healthy``), which the batched
+engine asks row by row. For the tasks with row rules in :mod:`simgate.envs.gymnasium_rows`
+(Hopper, Walker2d, Humanoid without contact forces) the adapter is a :class:`GymnasiumRowsEnv`,
+whose rules are those row rules only: both engines compute them, never gymnasium's methods.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from simgate.envs.gymnasium_rows import rules_for
 
 
 class GymnasiumEnv(MujocoEnv):
+    """A gymnasium MuJoCo task by id; its per-step rules are gymnasium's per-episode methods.
+    Built for a task with row rules, the object is a :class:`GymnasiumRowsEnv` instead."""
+
     progress_unit = "m"  # progress is the root's forward displacement
 
     def __init__(self, env_id: str, **kwargs):
@@ -32,6 +41,10 @@ class GymnasiumEnv(MujocoEnv):
         # kept apart from the gymnasium object, which is pointed at each episode's (perturbed)
         # model in turn: an engine built after another ran must still get the nominal one
         self._nominal = self.gym.model
+        if self.rows is not None and type(self) is GymnasiumEnv:
+            # the task's rules exist over rows: then they are its only implementation (the
+            # per-episode methods of GymnasiumEnv would be a second one)
+            self.__class__ = GymnasiumRowsEnv
 
     def build_model(self):
         return self._nominal
@@ -82,15 +95,22 @@ class GymnasiumEnv(MujocoEnv):
             return "fell" if data.site_xpos[0][2] <= 1 else None
         return None
 
-    def observe_rows(self, model, data) -> np.ndarray | None:
-        return None if self.rows is None else self.rows[0](self.gym, data)
+    def progress(self, model, data) -> float:
+        return float(data.qpos[0] - self.gym.init_qpos[0])
 
-    def terminated_rows(self, model, data) -> list[str | None] | None:
-        if self.rows is None:
-            return None
+
+class GymnasiumRowsEnv(GymnasiumEnv):
+    """A gymnasium task whose observation and health rules exist over rows
+    (:mod:`simgate.envs.gymnasium_rows`, checked against gymnasium's methods bit for bit): those
+    are its rules, in both engines; the per-episode forms are derived from them."""
+
+    observe = MujocoEnv.observe
+    terminated = MujocoEnv.terminated
+
+    def observe_rows(self, model, data) -> np.ndarray:
+        return self.rows[0](self.gym, data)
+
+    def terminated_rows(self, model, data) -> list[str | None]:
         if not getattr(self.gym, "_terminate_when_unhealthy", True):
             return [None] * len(data.qpos)
         return [None if healthy else "fell" for healthy in self.rows[1](self.gym, data)]
-
-    def progress(self, model, data) -> float:
-        return float(data.qpos[0] - self.gym.init_qpos[0])

@@ -1,10 +1,12 @@
-"""Row-wise observation and health rules of gymnasium's v5 locomotion envs, for the batched engine.
+"""Row-wise observation and health rules of gymnasium's v5 locomotion envs.
 
 Gymnasium computes an observation or a health check for one ``MjData`` at a time. These are the
 same formulas over ``(n, ...)`` arrays, one row per simulation; tests/test_gymnasium_rows.py
-checks them against gymnasium's own methods bit for bit. An env not listed here is asked row by
-row, as before. The functions read the env's own settings (``self._exclude_current_...``), so
-gym.make keyword arguments are honoured.
+checks them against gymnasium's own methods bit for bit. For an env listed here they are the
+adapter's rules in both engines (the reference engine asks them on a one-row view); an env not
+listed here keeps gymnasium's own methods, which the batched engine asks row by row. The
+functions read the env's own settings (``self._exclude_current_...``), so gym.make keyword
+arguments are honoured.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ def _hopper_walker_obs(env, data) -> np.ndarray:
     return np.concatenate((position, np.clip(data.qvel, -10, 10)), axis=1)
 
 
-def _humanoid_obs(env, data) -> np.ndarray | None:
-    if env._include_cfrc_ext_in_observation:
-        return None  # filled by an extra mj_rnePostConstraint per step: not a batch field
+def _humanoid_obs(env, data) -> np.ndarray:
     n = data.qpos.shape[0]
     parts = [data.qpos[:, 2:] if env._exclude_current_positions_from_observation else data.qpos, data.qvel]
     if env._include_cinert_in_observation is True:
@@ -63,4 +63,7 @@ RULES = {
 def rules_for(gym_env) -> tuple | None:
     """The (observation, health) row rules of this gymnasium env, or None."""
     cls = type(gym_env)
+    if getattr(gym_env, "_include_cfrc_ext_in_observation", False):
+        # contact forces, filled by an extra mj_rnePostConstraint per step: no row rule reads them
+        return None
     return RULES.get((cls.__module__, cls.__name__))

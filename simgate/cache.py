@@ -181,11 +181,6 @@ def model_sha256(model) -> str:
     return hashlib.sha256(buffer.tobytes()).hexdigest()
 
 
-def code_sha256(obj) -> str:
-    """One digest of the code behind ``obj``'s class (every package of its MRO)."""
-    return hashlib.sha256(json.dumps(class_digests(obj), sort_keys=True).encode()).hexdigest()
-
-
 def _declared_files(spec, with_file: bool = True) -> dict[str, Path]:
     """The policy's ``file:`` and any ``files:`` list (relative ones taken from the manifest's
     folder), labelled by position and name so the key does not depend on the checkout's place."""

@@ -57,6 +57,8 @@ class CaseRecord(_Strict):
     feasibility: float | None = None
     policy_sha256: str | None = None
     worst_episode: int | None = None
+    #: why episodes were not cached, if they were not (an unhashable input, an unwritable folder)
+    cache_note: str | None = None
 
 
 class ContractError(Exception):

@@ -33,6 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--baseline", metavar="NAME", action="append", default=None,
                     help="the promoted policy to compare candidates with, episode for episode (repeatable: "
                          "one per env; default: ini simgate_baselines; --baseline none switches it off)")
+    group.addoption("--simgate-max-cases", metavar="N", type=int, default=None,
+                    help="most cases a run may expand to (matrix points x policies; default 10000)")
     group.addoption("--simgate-cache", metavar="DIR", default=None,
                     help="episode result cache (default: <reports>/cache); 'none' recomputes everything")
     parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
@@ -63,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         env_info = None if hasattr(config, "workerinput") else EnvInfoCache(host.registries.envs)
         config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
                                          config.getoption("policy"), config.getini("simgate_candidates"), env_info,
-                                         baselines=_baselines(config))
+                                         baselines=_baselines(config), **_max_cases(config))
         if config.stash[CASES] and not hasattr(config, "workerinput"):
             _check_outputs(config)
     except SimgateError as exc:
@@ -84,6 +86,13 @@ def _check_outputs(config: pytest.Config) -> None:
             check_writable(cache, "--simgate-cache")
     except ReportsError as exc:
         raise SimgateError(str(exc)) from None
+
+
+def _max_cases(config: pytest.Config) -> dict:
+    value = config.getoption("simgate_max_cases")
+    if value is not None and value < 1:
+        raise SimgateError(f"--simgate-max-cases {value}: give a positive number of cases")
+    return {} if value is None else {"max_cases": value}
 
 
 def _baselines(config: pytest.Config) -> list[str]:

@@ -36,6 +36,7 @@ class CaseResult:
     feasibility: float | None = None  # share of the scenario's tasks any policy could achieve
     policy_sha256: str | None = None  # of the policy file (of its code, for a scripted one)
     worst: int | None = None  # the failed episode a person should watch first
+    cache_note: str | None = None  # why the cache was not used, if it was not
 
     def to_dict(self) -> dict[str, Any]:
         """The record the controller receives (:mod:`simgate.contract`), checked on this side too."""
@@ -46,17 +47,17 @@ class CaseResult:
             outcome=self.outcome, episodes=self.episodes, requirements=[r.to_dict() for r in self.requirements],
             failure_modes=self.failure_modes, metrics=self.metrics, error=self.error, examples=self.examples,
             engine=self.engine, episodes_run=self.episodes_run, episodes_cached=self.episodes_cached,
-            feasibility=self.feasibility, policy_sha256=self.policy_sha256, worst_episode=self.worst)
+            feasibility=self.feasibility, policy_sha256=self.policy_sha256, worst_episode=self.worst,
+            cache_note=self.cache_note)
         return contract.dump(record)
 
 
 def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = None) -> CaseResult:
     """Run a case's episodes (sequentially stopped if its scenario says so), and its baseline's
     on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed."""
-    from simgate.watchdog import CALL_SECONDS, CASE_SECONDS, TimeLimit, Watchdog
+    from simgate.watchdog import TimeLimit, Watchdog
 
-    limits = (getattr(case, "case_timeout", CASE_SECONDS), getattr(case, "policy_timeout", CALL_SECONDS))
-    with Watchdog(*limits) as dog:
+    with Watchdog(case.case_timeout, case.policy_timeout) as dog:
         try:
             return _run(case, host, engine, cache_dir, dog)
         except TimeLimit as exc:
@@ -99,6 +100,7 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
             requirements += paired
             source.computed += base_source.computed
             source.cached += base_source.cached
+            source.engines.update(base_source.engines)
     except PolicyLoadError as exc:  # the baseline's file
         return _error(case, exc, POLICY_ERROR)
     except Exception as exc:  # a perturbation or env rule that cannot apply to this model
@@ -113,7 +115,8 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
                       engine=source.engines, examples=examples, table=table,
                       episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
-                      policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts))
+                      policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts),
+                      cache_note=source.cache_note)
 
 
 class EpisodeSource:

@@ -24,8 +24,6 @@ import time
 
 #: seconds between two looks at the clocks
 TICK = 0.25
-#: defaults of the scenario keys ``case_timeout`` and ``policy_timeout`` (seconds)
-CASE_SECONDS, CALL_SECONDS = 3600.0, 60.0
 
 
 class TimeLimit(BaseException):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_end_to_end import REPO, SMALL, gate, results_only, summary
+from tests.test_end_to_end import REPO, SMALL, gate, only, results_only, summary
 
 SEQUENTIAL = REPO / "tests" / "data" / "sequential"
 
@@ -63,7 +63,8 @@ def test_cache_round_trip_is_exact_and_damage_is_recomputed(tmp_path):
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole, part = tmp_path / "whole", tmp_path / "part"
-    args = ["--scenarios", str(REPO / "scenarios"), "-k", "pushes or slippery or latency", "--policy", "balancebot-lqr"]
+    chosen = only(tmp_path / "scenarios", "pushes.yaml", "slippery.yaml", "latency.yaml", source=REPO / "scenarios")
+    args = ["--scenarios", str(chosen), "--policy", "balancebot-lqr"]
     assert gate("-n", "2", "--simgate-reports", str(whole), *args).returncode == 0
     cmd = [sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", "-n", "2", "--simgate-reports", str(part), *args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -84,7 +85,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def test_the_subtle_regression_is_flagged_by_the_paired_test_with_fewer_episodes(tmp_path):
-    run = gate("-n", "2", "--scenarios", str(REPO / "scenarios"), "-k", "pushes", "--simgate-reports", str(tmp_path),
+    pushes = only(tmp_path / "scenarios", "pushes.yaml", source=REPO / "scenarios")
+    run = gate("-n", "2", "--scenarios", str(pushes), "--simgate-reports", str(tmp_path),
                "--policy", "balancebot-lqr-sluggish", "--baseline", "balancebot-lqr")
     assert run.returncode == 1
     document = verdict(tmp_path)
@@ -92,7 +94,7 @@ def test_the_subtle_regression_is_flagged_by_the_paired_test_with_fewer_episodes
     candidate = document["candidates"]["balancebot-lqr-sluggish"]
     assert "pushes-push_n=10-balancebot-lqr-sluggish" in candidate["regression_alarms"]
     case = summary(tmp_path)["cases"]["pushes-push_n=10-balancebot-lqr-sluggish"]
-    [paired] = [r for r in case["requirements"] if r["name"] == "not worse than balancebot-lqr"]
+    [paired] = [r for r in case["requirements"] if r["kind"] == "not_worse"]
     numbers = paired["numbers"]
     assert numbers["n01"] == 0 and numbers["n10"] > 15  # it fails where the baseline succeeds, never the reverse
     assert numbers["episodes_to_flag_paired"] < numbers["episodes_to_flag_unpaired"]
@@ -113,7 +115,7 @@ def test_sequential_case_stops_early_and_reports_its_guarantee(tmp_path):
                "--policy", "balancebot-lqr", "--baseline", "none")
     assert run.returncode == 0, run.stdout[-2000:]
     case = summary(tmp_path)["cases"]["flat_sequential-balancebot-lqr"]
-    [req] = [r for r in case["requirements"] if r["name"] == "success rate"]
+    [req] = [r for r in case["requirements"] if r["kind"] == "success_rate"]
     n = req["numbers"]
     # no failures: the (calibrated) SPRT PASS line is crossed at n = 39, so one batch of 32 is not enough
     assert req["outcome"] == "PASS" and n["n"] == case["episodes"] == 39

@@ -14,6 +14,7 @@ The oldest finished run folders beyond :data:`KEEP` are removed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -31,9 +32,21 @@ class ReportsError(OSError):
     """The reports folder cannot be written; the message says where and what to do."""
 
 
+def strict_json(value):
+    """``value`` with every NaN or infinity replaced by None: JSON has no such numbers, and a file
+    with ``NaN`` in it is refused by strict readers (jq, JavaScript, most dashboards)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def write_json(path: Path, document: dict) -> None:
     """Atomically: a unique temporary name beside ``path``, fsync, rename."""
-    text = json.dumps(document, indent=1, sort_keys=True, allow_nan=True, default=str) + "\n"
+    text = json.dumps(strict_json(document), indent=1, sort_keys=True, allow_nan=False, default=str) + "\n"
     handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False, encoding="utf-8")
     try:

@@ -26,6 +26,8 @@ class Case:
     baseline: str | None = None  # the promoted policy this candidate is compared with, episode for episode
     classify: dict[str, Any] = dataclasses.field(default_factory=dict)  # failure-mode thresholds
     severity: str | None = None  # Allure severity; None: normal, minor when gate is false
+    case_timeout: float = 3600.0  # seconds for the whole case (simgate.watchdog)
+    policy_timeout: float = 60.0  # seconds for one policy call
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

@@ -74,6 +74,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
                 sequential=spec.sequential.model_dump() if spec.sequential else None,
                 classify=spec.classify.model_dump(), severity=spec.severity,
+                case_timeout=spec.case_timeout, policy_timeout=spec.policy_timeout,
             ))
     return cases
 

@@ -102,6 +102,10 @@ class ScenarioSpec(Strict):
     seed: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     determinism_episodes: int = Field(default=2, ge=1)
+    #: seconds one case (all its episodes, the baseline's too) may take before it fails as a
+    #: policy error (timeout); a policy call may take ``policy_timeout`` seconds
+    case_timeout: float = Field(default=3600.0, gt=0.0)
+    policy_timeout: float = Field(default=60.0, gt=0.0)
     #: false: an informational scenario (a sensitivity curve beyond the spec); its failures are
     #: reported as expected failures and never block promotion
     gate: bool = True

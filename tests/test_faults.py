@@ -1,0 +1,323 @@
+"""Faults during a run, for real: a policy that hangs, sleeps, exits or kills its worker, a run
+interrupted by SIGINT or SIGTERM, deselected cases, two runs sharing one reports folder. Each must
+end in a named failure of its own case (or an incomplete run), never in ALLOWED, a hang or a
+traceback, and every other case must still report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+PLUGIN = """
+from simgate.plugin_manager import hookimpl
+from simgate.policies.spec import PolicySpec
+
+NAMES = ("pd", "sleeper", "spinner", "exiter", "raiser", "nan", "shape", "my-killer", "interrupter", "slow_start")
+
+
+@hookimpl
+def simgate_register_policies(registry):
+    for name in NAMES:
+        registry.add(name, PolicySpec(name=name, env="InvertedPendulum-v5", format="scripted",
+                                      entry=f"controllers:{name.replace('-', '_')}", observation_size=4,
+                                      action_size=1, manifest="myplugin.py"))
+"""
+
+CONTROLLERS = """
+import os
+import sys
+import time
+
+import numpy as np
+
+
+class _PD:
+    def act(self, obs):
+        x, th, xd, thd = obs[0]
+        return np.array([[np.clip(1.0 * x + 20 * th + 1.5 * xd + 3 * thd, -3, 3)]])
+
+
+class _Fault(_PD):
+    def __init__(self, fault):
+        self.fault, self.calls = fault, 0
+
+    def act(self, obs):
+        self.calls += 1
+        if self.calls == 3:  # a few good steps first: the fault strikes mid-episode
+            self.fault()
+        return super().act(obs)
+
+
+def _spin():
+    while True:
+        pass
+
+
+def pd():
+    return _PD()
+
+
+def _sleep():
+    with open("sleeper.pid", "w") as handle:  # tells a test which process to signal
+        handle.write(str(os.getpid()))
+    time.sleep(10_000)
+
+
+def sleeper():
+    return _Fault(_sleep)
+
+
+def spinner():
+    return _Fault(_spin)
+
+
+def exiter():
+    return _Fault(lambda: sys.exit(0))
+
+
+def raiser():
+    def fail():
+        raise RuntimeError("bad weights")
+    return _Fault(fail)
+
+
+class _NaN(_PD):
+    def act(self, obs):
+        return np.full((obs.shape[0], 1), np.nan)
+
+
+def nan():
+    return _NaN()
+
+
+class _Shape(_PD):
+    def act(self, obs):
+        return np.zeros((obs.shape[0], 3))
+
+
+def shape():
+    return _Shape()
+
+
+def my_killer():
+    return _Fault(lambda: os._exit(3))  # what a segfault in a native runtime looks like to xdist
+
+
+def interrupter():
+    def stop():
+        raise KeyboardInterrupt
+    return _Fault(stop)
+
+
+def slow_start():
+    time.sleep(10_000)  # hangs while loading: the case limit must end it
+"""
+
+SCENARIO = """
+name: balance
+env: InvertedPendulum-v5
+episodes: 8
+horizon: 0.5
+policy_timeout: 2
+case_timeout: 8
+thresholds:
+  min_success_rate: 0.5
+  max_mean_torque: 30.0
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "conftest.py").write_text('simgate_plugins = ["myplugin"]\n')
+    (tmp_path / "myplugin.py").write_text(PLUGIN)
+    (tmp_path / "controllers.py").write_text(CONTROLLERS)
+    (tmp_path / "test_gate.py").write_text("def test_scenario(simgate_result):\n    simgate_result.check()\n")
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO))
+    (tmp_path / "pytest.ini").write_text("[pytest]\nsimgate_candidates =\n    pd\n")
+    return tmp_path
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["SIMGATE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
+
+
+def _command(*args) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--simgate-cache", "none", *args]
+
+
+def run(project: Path, *args, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(*args), cwd=project, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def verdict(project: Path) -> dict:
+    return json.loads((project / "reports" / "verdict.json").read_text())
+
+
+def summary(project: Path) -> dict:
+    return json.loads((project / "reports" / "summary.json").read_text())
+
+
+def policies(*names) -> list[str]:
+    return [arg for name in names for arg in ("--policy", name)]
+
+
+def assert_clean(result: subprocess.CompletedProcess) -> None:
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize("name, expected", [
+    ("sleeper", "policy call took longer than the limit of 2 s"),
+    ("spinner", "policy call took longer than the limit of 2 s"),
+    ("slow_start", "the case ran longer than its limit of 8 s"),
+])
+def test_a_hung_policy_fails_its_case_as_a_timeout_and_the_run_goes_on(project, workers, name, expected):
+    result = run(project, "-n", workers, *policies("pd", name))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert_clean(result)
+    cases = summary(project)["cases"]
+    assert cases["balance-pd"]["outcome"] == "PASS"
+    hung = cases[f"balance-{name}"]
+    assert hung["outcome"] == "ERROR" and hung["status"] == "error" and "policy_error" in hung["failure_modes"]
+    assert "timeout" in hung["error"] and expected in hung["error"]
+    document = verdict(project)
+    assert document["complete"] and not document["promote"] and document["decision"] == "BLOCKED"
+    assert document["candidates"]["pd"]["promote"] and not document["candidates"][name]["promote"]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("exiter", "sys.exit(0)"),
+    ("raiser", "RuntimeError: bad weights"),
+    ("nan", "non-finite action"),
+    ("shape", "shape"),
+])
+def test_a_policy_that_misbehaves_fails_every_episode_it_touches_and_nothing_else(project, name, words):
+    result = run(project, "-n", "0", *policies(name, "pd"))  # the faulty one first: it must not break the next
+    assert result.returncode == 1
+    assert_clean(result)
+    cases = summary(project)["cases"]
+    assert cases["balance-pd"]["outcome"] == "PASS"
+    bad = cases[f"balance-{name}"]
+    assert bad["outcome"] == "FAIL", bad  # never INCONCLUSIVE, never a vacuous torque PASS
+    errors = [r for r in bad["requirements"] if r["kind"] == "policy_errors"]
+    assert errors and errors[0]["outcome"] == "FAIL" and words in errors[0]["bound"]
+    assert bad["failure_modes"].get("policy_error") == 8
+    assert not verdict(project)["candidates"][name]["promote"]
+
+
+def test_a_killed_worker_is_charged_to_its_own_case_and_policy(project):
+    result = run(project, "-n", "2", *policies("pd", "my-killer"))
+    assert result.returncode == 1
+    summary_cases = summary(project)["cases"]
+    crashed = summary_cases["balance-my-killer"]
+    assert crashed["outcome"] == "ERROR" and crashed["status"] == "crashed" and crashed["case"]["policy"] == "my-killer"
+    assert summary_cases["balance-pd"]["outcome"] == "PASS"
+    document = verdict(project)
+    assert set(document["candidates"]) == {"pd", "my-killer"}  # no 'killer' made up from the case id
+    assert not document["candidates"]["my-killer"]["promote"] and document["candidates"]["pd"]["promote"]
+    assert not document["promote"]
+
+
+def test_a_sigkilled_xdist_worker_loses_nothing_else(project):
+    """SIGKILL from outside (the OOM killer) to the worker running a hung case."""
+    cmd = _command("-n", "2", *policies("pd", "sleeper"))
+    (project / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO).replace("policy_timeout: 2", "policy_timeout: 200")
+                                                        .replace("case_timeout: 8", "case_timeout: 300"))
+    proc = subprocess.Popen(cmd, cwd=project, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    os.kill(_wait_for_pid(project / "sleeper.pid"), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    cases = summary(project)["cases"]
+    assert cases["balance-sleeper"]["status"] == "crashed" and cases["balance-pd"]["outcome"] == "PASS"
+    assert not verdict(project)["promote"]
+
+
+def _wait_for_pid(path: Path, timeout: float = 120) -> int:
+    """The pid the sleeping policy wrote once it started to hang."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.2)
+    raise AssertionError("the sleeping policy never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_is_incomplete_and_exits_non_zero(project, sig):
+    (project / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO).replace("policy_timeout: 2", "policy_timeout: 200")
+                                                        .replace("case_timeout: 8", "case_timeout: 300"))
+    proc = subprocess.Popen(_command("-n", "0", *policies("pd", "sleeper")), cwd=project, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _wait_for_pid(project / "sleeper.pid")  # pd has reported, the sleeper hangs
+    os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out[-3000:]
+    document = verdict(project)
+    assert document["decision"] == "INCOMPLETE" and not document["promote"] and document["interrupted"]
+    assert "balance-sleeper" in document["missing"]
+    assert "promotion: NOT DECIDED" in out and "ALLOWED" not in out
+
+
+def test_a_policy_raising_keyboard_interrupt_ends_the_run_as_interrupted(project):
+    result = run(project, "-n", "0", *policies("pd", "interrupter"))
+    assert result.returncode == 2
+    document = verdict(project)
+    assert not document["promote"] and document["decision"] == "INCOMPLETE"
+
+
+def test_x_stops_early_and_the_rest_is_missing(project):
+    result = run(project, "-n", "0", "-x", *policies("raiser", "pd"))
+    assert result.returncode == 1
+    document = verdict(project)
+    assert document["decision"] == "INCOMPLETE" and document["missing"] == ["balance-pd"]
+    assert "did not report (1): balance-pd" in result.stdout
+
+
+@pytest.mark.parametrize("selection", [["-k", "pd"], ["--deselect", "test_gate.py::test_scenario[balance-raiser]"],
+                                       ["test_gate.py::test_scenario[balance-pd]"]])
+def test_a_partial_selection_never_promotes(project, selection):
+    result = run(project, "-n", "0", *policies("pd", "raiser"), *selection)
+    assert result.returncode == 1, result.stdout[-2000:]
+    document = verdict(project)
+    assert document["decision"] == "INCOMPLETE" and document["deselected"] == ["balance-raiser"]
+    assert not document["promote"] and document["candidates"]["pd"]["promote"] is False
+    assert "promotion: NOT DECIDED" in result.stdout and "not selected (1): balance-raiser" in result.stdout
+
+
+def test_last_failed_is_a_partial_run(project):
+    first = subprocess.run([sys.executable, "-m", "pytest", "--simgate-cache", "none", *policies("pd", "raiser")],
+                           cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1
+    again = subprocess.run([sys.executable, "-m", "pytest", "--simgate-cache", "none", "--lf", *policies("pd", "raiser")],
+                           cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1
+    assert verdict(project)["deselected"] == ["balance-pd"]
+
+
+def test_two_concurrent_runs_sharing_reports_lose_nothing(project):
+    procs = [subprocess.Popen(_command("-n", "0", *policies(*names)), cwd=project, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for names in (("pd",), ("pd", "raiser"))]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 1], outs
+    runs = sorted((project / "reports" / "runs").iterdir())
+    assert len(runs) == 2
+    documents = [json.loads((r / "verdict.json").read_text()) for r in runs]
+    assert sorted(d["decision"] for d in documents) == ["ALLOWED", "BLOCKED"]
+    for r in runs:
+        json.loads((r / "summary.json").read_text())  # whole, valid JSON
+    latest = json.loads((project / "reports" / "verdict.json").read_text())
+    assert latest["run"] in {r.name for r in runs} and latest in documents
+    assert not list((project / "reports").glob(".*.tmp"))

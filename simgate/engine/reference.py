@@ -1,4 +1,9 @@
-"""The reference engine: one MjData per episode, a plain loop. Every other engine must match it."""
+"""The reference engine: one MjData per episode, a plain loop. Every other engine must match it.
+
+It asks the env's per-episode rules (``observe``, ``apply_action``, ``reward``,
+``signal_values``, ``terminated``) with each episode's own model; for an env that writes its rules
+over rows, MujocoEnv derives these from the same row rules the batched engine asks, on a one-row
+view, so both engines compute every rule with one implementation."""
 
 from __future__ import annotations
 

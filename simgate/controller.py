@@ -76,7 +76,9 @@ class Controller:
         self.deselected.update(getattr(node, "workeroutput", {}).get(DESELECTED, []))
 
     # -- the run -----------------------------------------------------------------------------------
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def start(self) -> None:
+        """Called by simgate's pytest plugin as it registers this one (too late for its own
+        ``pytest_sessionstart``)."""
         if is_worker(self.config) or not self.cases:
             return
         # a timeout or CI cancellation (SIGTERM) ends the run like Ctrl-C: reported as interrupted

@@ -189,5 +189,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from simgate.controller import Controller
 
     config = session.config
-    config.pluginmanager.register(Controller(config, config.stash.get(CASES, []), _reports_dir(config)),
-                                  "simgate-controller")
+    controller = Controller(config, config.stash.get(CASES, []), _reports_dir(config))
+    config.pluginmanager.register(controller, "simgate-controller")
+    controller.start()

@@ -51,7 +51,7 @@ class _Fault(_PD):
 
     def act(self, obs):
         self.calls += 1
-        if self.calls == 3:  # a few good steps first: the fault strikes mid-episode
+        if self.calls >= 3:  # a few good steps first: then the fault strikes, every time
             self.fault()
         return super().act(obs)
 

@@ -30,7 +30,9 @@ def verdict_document(results: dict[str, dict], cases: dict, run: dict) -> dict:
         by_policy.setdefault(cases[cid].policy, []).append(cid)
     candidates = {policy: _candidate(ids, cases, results, not_run) for policy, ids in sorted(by_policy.items())}
     complete = bool(run.get("complete")) and not not_run
-    blocked = any(not c["promote"] for c in candidates.values())
+    blocked = any(not c["passed"] for c in candidates.values())
+    for candidate in candidates.values():  # an incomplete run promotes nobody, not even a candidate it covered
+        candidate["promote"] = candidate["passed"] and complete
     decision = INCOMPLETE if not complete else BLOCKED if blocked or not candidates else ALLOWED
     return {"promote": decision == ALLOWED, "decision": decision, "complete": complete,
             "interrupted": bool(run.get("interrupted")), "run": run.get("id"),
@@ -66,7 +68,7 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
                  f"{len(alarms)} cases)" for cid in regressions]
     warnings = [f"{cid}: possibly worse than the baseline (McNemar p={alarms[cid]:.3g}, Benjamini–Hochberg)"
                 for cid in sorted(discovered) if discovered[cid] and cid not in regressions]
-    return {"promote": not blocking and not unevaluated, "complete": not unevaluated, "blocking": blocking,
+    return {"passed": not blocking and not unevaluated, "complete": not unevaluated, "blocking": blocking,
             "not_evaluated": unevaluated, "warnings": warnings, "regression_alarms": regressions,
             "cases": len(ids), "failure_modes": dict(sorted(modes.items(), key=lambda kv: (-kv[1], kv[0]))),
             "requirements": requirements}
@@ -89,6 +91,8 @@ def verdict_lines(document: dict, where: str = "verdict.json") -> list[str]:
     for policy, candidate in document["candidates"].items():
         if candidate["promote"]:
             state = "promote"
+        elif candidate["passed"]:
+            state = "met every requirement, but the run is incomplete: not promoted"
         elif not candidate["complete"]:
             state = f"not decided: {len(candidate['not_evaluated'])} of {candidate['cases']} case(s) not evaluated"
         else:

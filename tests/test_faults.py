@@ -321,3 +321,34 @@ def test_two_concurrent_runs_sharing_reports_lose_nothing(project):
     latest = json.loads((project / "reports" / "verdict.json").read_text())
     assert latest["run"] in {r.name for r in runs} and latest in documents
     assert not list((project / "reports").glob(".*.tmp"))
+
+
+def test_a_run_killed_outright_leaves_running_not_an_old_allowed(project):
+    assert run(project, "-n", "0", *policies("pd")).returncode == 0
+    assert verdict(project)["decision"] == "ALLOWED"
+    (project / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO).replace("policy_timeout: 2", "policy_timeout: 200")
+                                                        .replace("case_timeout: 8", "case_timeout: 300"))
+    proc = subprocess.Popen(_command("-n", "0", *policies("pd", "sleeper")), cwd=project, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for_pid(project / "sleeper.pid")
+    os.killpg(proc.pid, signal.SIGKILL)  # no handler runs: nothing is written at the end
+    proc.wait()
+    document = verdict(project)
+    assert document["decision"] == "RUNNING" and document["promote"] is False
+
+
+@pytest.mark.parametrize("option, words", [
+    ("--simgate-reports", "cannot be written"),
+    ("--simgate-cache", "is a file, not a folder"),
+])
+def test_an_output_folder_that_is_a_file_stops_the_run_before_any_episode(project, option, words):
+    (project / "blocker").write_text("not a folder")
+    args = [option, "blocker"] if option == "--simgate-reports" else []
+    if option == "--simgate-cache":
+        (project / "reports").mkdir()
+        (project / "reports" / "cache").write_text("not a folder")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *args,
+                             *policies("pd")], cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+    assert_clean(result)
+    assert "ERROR:" in result.stderr and words in result.stderr and option in result.stderr

@@ -69,7 +69,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.stash[CASES] and not hasattr(config, "workerinput"):
             _check_outputs(config)
     except SimgateError as exc:
+        if not hasattr(config, "workerinput"):
+            _record_refusal(config, str(exc))
         raise pytest.UsageError(str(exc)) from None
+
+
+def _record_refusal(config: pytest.Config, message: str) -> None:
+    """A run refused at configure time leaves a verdict that says so, not an earlier run's."""
+    from simgate.reporting.store import RunStore
+
+    try:
+        RunStore(_reports_dir(config)).refuse(message)
+    except OSError:
+        pass  # the reports folder itself is the problem: the message says so
 
 
 def _check_outputs(config: pytest.Config) -> None:

@@ -5,6 +5,7 @@ traceback, no episode run. Every row runs pytest for real on a tiny project."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +298,8 @@ def test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeyp
     if (project.path / "site").is_dir():
         monkeypatch.syspath_prepend(str(project.path / "site"))
     monkeypatch.chdir(project.path)
+    (project.path / "reports").mkdir(exist_ok=True)
+    (project.path / "reports" / "verdict.json").write_text('{"promote": true, "decision": "ALLOWED"}')  # an old run's
     result = project.runpytest("-p", "no:cacheprovider", "-n", "0", *row.args)
     output = "\n".join(result.outlines + result.errlines)
     assert result.ret == 4, output[-3000:]
@@ -308,6 +311,8 @@ def test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeyp
     assert " passed" not in output  # no case ran
     if row.absent:
         assert not (project.path / row.absent).exists()
+    verdict = json.loads((project.path / "reports" / "verdict.json").read_text())
+    assert verdict["decision"] == "ERROR" and verdict["promote"] is False and "ERROR:" not in verdict["error"]
 
 
 def test_the_table_covers_every_requirement():

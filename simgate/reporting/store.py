@@ -90,6 +90,13 @@ class RunStore:
         write_json(self.folder / "verdict.json", marker)
         write_json(self.reports / "verdict.json", marker)
 
+    def refuse(self, message: str) -> None:
+        """The run stopped before any case ran (its input was refused)."""
+        if not self.reports.is_dir():
+            return  # nothing earlier to contradict
+        document = {"promote": False, "decision": "ERROR", "complete": False, "run": self.id, "error": message}
+        write_json(self.reports / "verdict.json", document)
+
     def finish(self, summary: dict, verdict: dict) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_json(self.folder / "summary.json", summary)

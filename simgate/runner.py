@@ -93,10 +93,10 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
         repeats = None
         if case.thresholds.get("deterministic"):
             repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
-        requirements = verdict.evaluate(case, rollouts, repeats, decision)
+        requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner))
         _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
-            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog)
+            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)
             requirements += paired
             source.computed += base_source.computed
             source.cached += base_source.cached
@@ -174,19 +174,41 @@ class EpisodeSource:
 
 def collect(case: Case, source: EpisodeSource):
     """The case's rollouts and, for a sequential case, the decision: batches of episodes in index
-    order until the success requirement is decided or the cap is reached."""
+    order until the success requirement is decided or the cap is reached. A sequential case runs
+    at least its pre-declared ``min_episodes`` (default: one batch), the episodes every other
+    requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
     if not case.sequential:
         return source.rollouts(source.get(range(case.episodes))), None
     from simgate.sequential import decide
 
     design = sequential_design(case)
+    judged = judged_episodes(case)
     episodes: list = []
     while True:
         stop = min(case.episodes, len(episodes) + case.sequential["batch"])
         episodes += source.get(range(len(episodes), stop))
         decision = decide(design, [e.success for e in episodes])
-        if decision.outcome != "CONTINUE" or stop >= case.episodes:
-            return source.rollouts(episodes[: decision.n]), decision
+        if (decision.outcome != "CONTINUE" and len(episodes) >= judged) or stop >= case.episodes:
+            decision = dataclasses.replace(decision, judged=judged)
+            return source.rollouts(episodes[: max(decision.n, judged)]), decision
+
+
+def judged_episodes(case: Case) -> int:
+    """A sequential case's pre-declared episodes for its other requirements."""
+    seq = case.sequential or {}
+    wanted = seq.get("min_episodes") or seq.get("batch", case.episodes)
+    return min(int(wanted), case.episodes)
+
+
+def torque_ranges(runner) -> np.ndarray | None:
+    """Per actuator, the largest |torque| at its joint on the nominal model (force limit × |gear|):
+    the range that makes the mean-torque bounds valid without normality; inf where nothing limits."""
+    from simgate.engine.limits import actuator_limits
+
+    model = getattr(runner, "nominal", None)
+    if model is None:
+        return None
+    return actuator_limits(model) * np.abs(model.actuator_gear[:, 0])
 
 
 def sequential_design(case: Case):
@@ -234,17 +256,20 @@ def _perturbations(case: Case, regs) -> list:
     return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
 
 
-def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog) -> list:
-    """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired tests."""
+def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision=None) -> list:
+    """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
+    tests; a sequential case compares on its pre-declared episodes (``decision.judged``)."""
     from simgate.engine import make_engine
     from simgate.watchdog import GuardedPolicy
 
+    if decision is not None:
+        rollouts = verdict.judged_prefix(rollouts, decision)
     base_policy = base_spec.load()
     runner = make_engine(env, GuardedPolicy(base_policy, dog), _perturbations(case, regs), base_spec.action_size, engine)
     cache = _cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
-    return verdict.paired(case, base_spec.name, baseline, rollouts), source
+    return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner)), source
 
 
 def _cache(cache_dir, case: Case, env, runner, spec, policy):

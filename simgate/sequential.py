@@ -1,6 +1,6 @@
 """Sequential success-rate tests: stop a case as soon as its requirement is decided.
 
-Two designs from ../shared/STATS.md, both walked over the outcomes in episode-index order (never
+Two designs (docs/statistics.md), both walked over the outcomes in episode-index order (never
 completion order), so the decision does not depend on worker timing:
 
 - ``sprt``: Wald's SPRT of H0 p = p0 against H1 p = p1. Wald's boundaries are approximate, so
@@ -80,6 +80,8 @@ class Decision:
     successes: int
     statistic: float  # log-likelihood ratio (sprt) or log e-value (anytime) at n
     threshold: str  # the boundary that decided, for a person
+    #: the pre-declared number of episodes every other requirement is judged on (set by the runner)
+    judged: int | None = None
 
 
 def decide(design: Design, outcomes) -> Decision:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from simgate.verdict import REGRESSION_KINDS, SUCCESS_RATE
+
 
 def case_message(result) -> str:
     case = result.case
@@ -27,7 +29,36 @@ def case_message(result) -> str:
     worst = getattr(result, "worst", None)
     if worst is not None and result.outcome != "PASS":
         lines.append(f"  replay the worst episode: python -m simgate replay '{case.id}' {worst} --video")
+    regression = [r for r in result.requirements if r.kind in REGRESSION_KINDS]
+    if regression:
+        family = getattr(case, "regression_family", 1)
+        lines.append(f"  against {case.baseline}: p-values reported, not a verdict here; the controller judges them with "
+                     f"this candidate's regression family (Holm over {family} case(s) at {case.alpha:g}): see verdict.json")
+    if case.detect:
+        lines.append(f"  episodes: auto chose {case.episodes} episodes to flag a drop of {case.detect['drop']:g} with power "
+                     f"{case.detect['power']:g} at a baseline rate of {case.detect['baseline_rate']:g}")
     if result.outcome == "INCONCLUSIVE":
-        lines.append("  INCONCLUSIVE: the episodes run cannot decide the requirement either way; "
-                     "raise 'episodes' in the scenario")
+        lines.append("  INCONCLUSIVE: the episodes run cannot decide the requirement either way")
+        lines.append(f"    {extension_advice(result)}")
     return "\n".join(lines)
+
+
+def extension_advice(result) -> str:
+    """Exactly what to do to add episodes without losing the level (docs/statistics.md)."""
+    case = result.case
+    success = next((r for r in result.requirements if r.kind == SUCCESS_RATE), None)
+    seq = case.sequential
+    if seq and seq.get("method") == "anytime":
+        return (f"to add episodes, raise 'episodes' (now {case.episodes}) in {case.source} and change nothing else: "
+                "the e-process's PASS stays valid however far the same episodes are continued")
+    if seq:
+        return (f"an SPRT that stopped without PASS has spent its level on these episodes: re-running it longer is a "
+                f"second look. For a valid continuation switch {case.source} to sequential.method: anytime (its PASS "
+                "holds however far it is continued) before the next decision, or run a new fixed-size scenario")
+    if success is None or success.outcome != "INCONCLUSIVE":
+        return ("the mean-torque bounds are valid however far the same episodes continue; other tests (p95, power) "
+                f"judge again at full alpha if you raise 'episodes' in {case.source}: a second look")
+    looks = list(getattr(case, "earlier_looks", ())) + [result.episodes]
+    return (f"to add episodes and keep the level, set 'episodes: {2 * result.episodes}' and 'earlier_looks: {looks}' "
+            f"in {case.source}: the same seeds are extended and the larger run is judged at what these looks left of "
+            f"alpha {case.alpha:g} (raising 'episodes' alone is a second look at the same episodes)")

@@ -1,9 +1,15 @@
 """The promotion verdict, decided on the controller once the run has ended.
 
-A candidate may be promoted when every case collected for it reported, every requirement of every
-gating case PASSes (an intersection–union rule: no correction needed) and no regression alarm
-survives Holm's correction across its cases. Benjamini–Hochberg discoveries that Holm does not
-confirm are warnings: shown, never blocking.
+A candidate may be promoted when every case collected for it reported, every absolute requirement
+of every gating case PASSes (an intersection–union rule: a false PASS of the whole needs a false
+PASS of some requirement, so each keeps its own level) and no finding against the baseline
+survives Holm's correction over the candidate's whole run. The findings against the baseline
+(REGRESSION_KINDS: McNemar 'worse', per-joint torque ratio) are one family per candidate: each
+gating case contributes one p-value, min(p_success / s, p_torque_j · J / (1 − s)) (a weighted
+Bonferroni inside the case, s = SUCCESS_SHARE), and Holm over the cases at the smallest scenario
+alpha bounds the chance that an unchanged policy is blocked by any of them, whatever the number of
+cases and however their outcomes are correlated. Benjamini–Hochberg discoveries that Holm does not
+confirm are warnings: shown, never blocking. docs/statistics.md gives the reasoning.
 
 The verdict describes the whole run or nothing: a case that was deselected (``-k``, ``--lf``,
 ``--deselect``, a node id), that never reported (interrupted, ``-x``, a hang) or whose record
@@ -15,7 +21,7 @@ recovered from test ids. Written to ``verdict.json``; the exit code follows it.
 from __future__ import annotations
 
 from simgate.paired import benjamini_hochberg, holm
-from simgate.verdict import NOT_WORSE
+from simgate.verdict import NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
 
 ALLOWED, BLOCKED, INCOMPLETE = "ALLOWED", "BLOCKED", "INCOMPLETE"
 
@@ -40,8 +46,27 @@ def verdict_document(results: dict[str, dict], cases: dict, run: dict) -> dict:
             "candidates": candidates}
 
 
+def case_p_value(requirements: list[dict]) -> float | None:
+    """A case's one p-value for the regression family: its McNemar 'worse' p-value and its joints'
+    torque p-values, combined by a weighted Bonferroni (the success test gets SUCCESS_SHARE of the
+    case's level, the J joints the rest in equal parts); None without a baseline."""
+    success = next((r for r in requirements if r["kind"] == NOT_WORSE), None)
+    torque = next((r for r in requirements if r["kind"] == TORQUE_VS_BASELINE), None)
+    if success is None and torque is None:
+        return None
+    joints = [float(j["p_regression"]) for j in (torque or {}).get("numbers", {}).get("joints", {}).values()]
+    p_success = float(success["numbers"]["p_worse"]) if success is not None else None
+    if not joints:
+        return p_success
+    p_torque = min(joints) * len(joints)
+    if p_success is None:
+        return min(1.0, p_torque)
+    return min(1.0, p_success / SUCCESS_SHARE, p_torque / (1 - SUCCESS_SHARE))
+
+
 def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dict:
-    blocking, requirements, modes, alarms, alpha = [], [], {}, {}, 0.05
+    blocking, requirements, modes, members, alpha, absolute = [], [], {}, {}, 0.05, 0
+    levels = set()
     unevaluated = [f"{cid}: not evaluated ({not_run[cid]})" for cid in ids if cid in not_run]
     for cid in ids:
         if cid in not_run or cid not in results:
@@ -52,24 +77,53 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
         # a crash blocks even an informational case: whatever killed it may have touched others
         if payload["outcome"] == "ERROR" and (gate or payload.get("status") == "crashed"):
             blocking.append(f"{cid}: {payload.get('error')}")
-        for req in payload.get("requirements", []):
+        reqs = payload.get("requirements", [])
+        for req in reqs:
             requirements.append({"case": cid, "gate": gate, "kind": req["kind"], "requirement": req["name"],
                                  "outcome": req["outcome"], "observed": req["observed"], "statistic": req["bound"],
                                  "threshold": req["threshold"], "n": payload.get("episodes"),
                                  "failure_modes": payload.get("failure_modes", {})})
-            if gate and req["outcome"] != "PASS":
-                blocking.append(f"{cid}: {req['name']} {req['outcome']} ({req['observed']})")
-            if gate and req["kind"] == NOT_WORSE:
-                alarms[cid] = float(req["numbers"]["p_worse"])
-                alpha = min(alpha, float(req["numbers"].get("alpha", alpha)))
-    confirmed, discovered = holm(alarms, alpha), benjamini_hochberg(alarms, alpha)
+            if req["kind"] in REGRESSION_KINDS:
+                continue  # judged below, as one family
+            if gate:
+                absolute += 1
+                levels.add(float(cases[cid].alpha))
+                if req["outcome"] != "PASS":
+                    blocking.append(f"{cid}: {req['name']} {req['outcome']} ({req['observed']})")
+        p = case_p_value(reqs)
+        if gate and p is not None:
+            members[cid] = p
+            alpha = min(alpha, float(cases[cid].alpha))
+    confirmed, discovered = holm(members, alpha), benjamini_hochberg(members, alpha)
     regressions = sorted(cid for cid, hit in confirmed.items() if hit)
-    blocking += [f"{cid}: worse than the baseline (McNemar p={alarms[cid]:.3g}, Holm-corrected over "
-                 f"{len(alarms)} cases)" for cid in regressions]
-    warnings = [f"{cid}: possibly worse than the baseline (McNemar p={alarms[cid]:.3g}, Benjamini–Hochberg)"
+    blocking += [f"{cid}: worse than the baseline (case p={members[cid]:.3g}, Holm-confirmed over the "
+                 f"{len(members)} cases of the regression family at {alpha:g})" for cid in regressions]
+    warnings = [f"{cid}: possibly worse than the baseline (case p={members[cid]:.3g}, Benjamini–Hochberg)"
                 for cid in sorted(discovered) if discovered[cid] and cid not in regressions]
+    for entry in requirements:  # what the family made of each case's findings
+        if entry["kind"] in REGRESSION_KINDS and entry["case"] in members:
+            hit = entry["case"] in regressions
+            entry["finding"] = "regression (Holm-confirmed)" if hit else "not shown"
+            entry["outcome"] = "FAIL" if hit else "PASS"
+    level = max(levels, default=alpha)
+    families = {
+        "regression": {
+            "correction": "Holm", "level": alpha, "size": len(members),
+            "member": "one p-value per gating case: min(McNemar 'worse' p / %g, J × smallest torque-ratio p / %g)"
+                      % (SUCCESS_SHARE, 1 - SUCCESS_SHARE),
+            "guarantee": f"an unchanged policy is blocked by a finding against the baseline with probability ≤ {alpha:g}",
+            "p_values": {cid: members[cid] for cid in sorted(members)}, "confirmed": regressions},
+        "absolute": {
+            "correction": "none (intersection–union)", "size": absolute, "level_per_requirement": level,
+            "guarantee": f"a policy that violates any requirement PASSes it with probability ≤ {level:g}, so it is "
+                         f"promoted with probability ≤ {level:g}",
+            "implies": f"{absolute} requirements must all PASS: a policy exactly at every threshold is falsely FAILed "
+                       f"somewhere with probability up to min(1, {absolute} × {level:g}) = {min(1.0, absolute * level):.3g}; "
+                       f"a good policy passes all only if each has power ≥ 1 − β/{max(absolute, 1)} for an overall "
+                       "1 − β (INCONCLUSIVE blocks too)"}}
     return {"passed": not blocking and not unevaluated, "complete": not unevaluated, "blocking": blocking,
             "not_evaluated": unevaluated, "warnings": warnings, "regression_alarms": regressions,
+            "families": families,
             "cases": len(ids), "failure_modes": dict(sorted(modes.items(), key=lambda kv: (-kv[1], kv[0]))),
             "requirements": requirements}
 

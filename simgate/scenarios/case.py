@@ -28,6 +28,12 @@ class Case:
     severity: str | None = None  # Allure severity; None: normal, minor when gate is false
     case_timeout: float = 3600.0  # seconds for the whole case (simgate.watchdog)
     policy_timeout: float = 60.0  # seconds for one policy call
+    #: gating cases with a baseline of this case's policy in the run: the size of its regression family
+    regression_family: int = 1
+    #: ``episodes: auto``: {drop, power, baseline_rate, level, episodes} as planned at expansion
+    detect: dict[str, Any] | None = None
+    #: episode counts of earlier INCONCLUSIVE runs on these seeds (the success test spends what they left)
+    earlier_looks: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

@@ -68,7 +68,9 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
         for policy in policies:
             cases.append(Case(
                 id=case_id(spec.name, point, policy), scenario=spec.name, source=sc.source, env=spec.env,
-                policy=policy, point=point, perturbations=perturbations, episodes=spec.episodes,
+                policy=policy, point=point, perturbations=perturbations,
+                episodes=spec.episodes if spec.episodes != "auto" else 0,  # planned in load_cases
+                detect=spec.detect.model_dump() if spec.detect else None, earlier_looks=tuple(spec.earlier_looks),
                 horizon=spec.horizon, seed=spec.seed, alpha=spec.alpha,
                 determinism_episodes=spec.determinism_episodes,
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
@@ -126,9 +128,37 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
     if not problems:
         problems = _duplicate_ids(cases) + _unevaluated(cases, registries, selected, candidates,
                                                          _display(directory, rootdir))
+    if not problems:
+        cases, problems = _regression_families(cases)
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases
+
+
+def _regression_families(cases: list[Case]) -> tuple[list[Case], list[str]]:
+    """Each case learns the size of its policy's regression family (its gating cases with a
+    baseline); ``episodes: auto`` is planned at the level that family leaves one case."""
+    from simgate.paired import episodes_for
+    from simgate.verdict import regression_level
+
+    sizes: dict[str, int] = {}
+    for c in cases:
+        if c.gate and c.baseline:
+            sizes[c.policy] = sizes.get(c.policy, 0) + 1
+    out, problems = [], []
+    for c in cases:
+        c = dataclasses.replace(c, regression_family=max(sizes.get(c.policy, 1), 1))
+        if c.detect is not None:
+            if not c.baseline:
+                problems.append(f"{c.source}: episodes: auto plans the comparison with the promoted policy, and env "
+                                f"{c.env!r} has none in this run (simgate_baselines or --baseline); give a number of episodes")
+                continue
+            rate = c.detect.get("baseline_rate") or c.thresholds.get("min_success_rate")
+            level = regression_level(c)
+            n = episodes_for(c.detect["drop"], c.detect["power"], rate, level, c.detect.get("most", 5000))
+            c = dataclasses.replace(c, episodes=n, detect={**c.detect, "baseline_rate": rate, "level": level, "episodes": n})
+        out.append(c)
+    return out, problems
 
 
 def _policy_envs(registries) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -81,7 +81,7 @@ class Classify(Strict):
 
 
 class Sequential(Strict):
-    """Stop the case as soon as its success requirement is decided (../shared/STATS.md)."""
+    """Stop the case as soon as its success requirement is decided (docs/statistics.md)."""
 
     method: Literal["sprt", "anytime"] = "sprt"
     #: the success rate at which a good policy should pass quickly (above min_success_rate)
@@ -90,6 +90,22 @@ class Sequential(Strict):
     beta: float = Field(default=0.10, gt=0.0, lt=0.5)
     #: episodes run between two looks (the decision itself is taken episode by episode)
     batch: int = Field(default=64, gt=0)
+    #: the episodes every other requirement (torque, power, p95, the baseline comparison) is judged
+    #: on, fixed before the run (default: one batch); the case runs at least this many
+    min_episodes: int | None = Field(default=None, gt=0)
+
+
+class Detect(Strict):
+    """``episodes: auto``: run enough paired episodes that the exact McNemar test flags a drop of
+    ``drop`` in the success rate against the baseline with probability ``power``."""
+
+    drop: float = Field(gt=0.0, lt=1.0)
+    power: float = Field(default=0.9, gt=0.5, lt=1.0)
+    #: the baseline's success rate to plan for (default: thresholds.min_success_rate, the hardest
+    #: rate a baseline meeting the requirement can have)
+    baseline_rate: float | None = Field(default=None, gt=0.0, le=1.0)
+    #: the most episodes auto may choose
+    most: int = Field(default=5000, gt=0, le=100_000)
 
 
 class ScenarioSpec(Strict):
@@ -97,7 +113,12 @@ class ScenarioSpec(Strict):
     description: str = ""
     env: str
     policies: list[str] | None = None
-    episodes: int = Field(gt=0, le=100_000)
+    #: a number, or auto: chosen for the comparison with the baseline (see ``detect``)
+    episodes: Union[Annotated[int, Field(gt=0, le=100_000)], Literal["auto"]]
+    detect: Detect | None = None
+    #: the episode counts of earlier runs of this scenario (same seed) whose success test was
+    #: INCONCLUSIVE: this run is judged at what they left of alpha (docs/statistics.md)
+    earlier_looks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
     horizon: float = Field(gt=0.0, le=3600.0, description="seconds of simulated time per episode")
     seed: int = Field(default=0, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
@@ -117,6 +138,27 @@ class ScenarioSpec(Strict):
     #: sequential stopping; ``episodes`` is then the cap (INCONCLUSIVE if undecided by then)
     sequential: Sequential | None = None
     classify: Classify = Field(default_factory=Classify)
+
+    @model_validator(mode="after")
+    def _auto_and_looks(self):
+        if self.episodes == "auto":
+            if self.detect is None:
+                raise ValueError("episodes: auto needs detect: {drop: ..., power: ...} (the drop to catch against the baseline)")
+            if self.detect.baseline_rate is None and self.thresholds.min_success_rate is None:
+                raise ValueError("episodes: auto plans for a baseline rate: set detect.baseline_rate or thresholds.min_success_rate")
+        elif self.detect is not None:
+            raise ValueError("detect plans the episodes: set episodes: auto, or drop detect")
+        if self.earlier_looks:
+            if self.sequential is not None:
+                raise ValueError("earlier_looks is for fixed-size runs; a sequential anytime case is extended by raising "
+                                 "episodes alone (its PASS stays valid however far it continues)")
+            if self.episodes == "auto" or sorted(set(self.earlier_looks)) != list(self.earlier_looks) \
+                    or self.earlier_looks[-1] >= self.episodes:
+                raise ValueError(f"earlier_looks should be increasing episode counts below episodes ({self.episodes}), "
+                                 f"received {list(self.earlier_looks)}")
+            if self.thresholds.min_success_rate is None:
+                raise ValueError("earlier_looks spends the success test's alpha: set thresholds.min_success_rate")
+        return self
 
     @model_validator(mode="after")
     def _sequential_needs_a_rate(self):

@@ -158,7 +158,7 @@ class Controller:
         if alluredir:
             from simgate.reporting import allure
 
-            allure.write_run_files(alluredir, self.results)
+            allure.write_run_files(alluredir, self.results, self.verdict)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if is_worker(self.config) or self.verdict is None and self.write_error is None:

@@ -31,10 +31,12 @@ def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
     return cases[case_id]
 
 
-def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25, cache_dir: Path | None = None) -> dict:
+def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25, cache_dir: Path | None = None,
+           failure_mode: str | None = None) -> dict:
     """Run episode ``index`` of ``case`` on the reference engine, recording every control step;
     with ``cache_dir``, also say whether the suite's cached run of it had the same trajectory
-    (``matches_suite_run``: None when it is not cached)."""
+    (``matches_suite_run``: None when it is not cached). ``failure_mode``: the episode's primary
+    mode, written on the video's last frame."""
     from simgate.engine.reference import ReferenceEngine
     from simgate.runner import _cache, _check_sizes, _perturbations, build_env
 
@@ -46,23 +48,25 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     engine = ReferenceEngine(env, policy, _perturbations(case, regs), spec.action_size)
     n_steps = int(round(case.horizon / engine.control_dt))
     frames, qpos, qvel, times = [], [], [], []
-    renderer = _renderer(engine.nominal) if video else None
-    camera = _tracking_camera(engine.nominal) if renderer is not None else None
+    view = None
+    if video:
+        from simgate.reporting.video import View
+
+        view = View.open(env, engine.nominal, engine.perturbations)
     every = max(1, int(round(1.0 / (fps * engine.control_dt))))
 
     def record(model, data, step):
         qpos.append(np.array(data.qpos))
         qvel.append(np.array(data.qvel))
         times.append(float(data.time))
-        if renderer is not None and (step + 1) % every == 0:
-            renderer.update_scene(data, camera=camera)
-            frames.append(renderer.render().copy())
+        if view is not None and (step + 1) % every == 0:
+            frames.append(view.frame(model, data))
 
     try:
         episode = engine.run_episode(case, index, n_steps, observer=record)
     finally:
-        if renderer is not None:
-            renderer.close()
+        if view is not None:
+            view.close()
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{case.id}-episode{index}"
     np.savez_compressed(stem.with_suffix(".npz"), time=np.array(times), qpos=np.array(qpos), qvel=np.array(qvel),
@@ -72,6 +76,10 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     if frames:
         import imageio.v2 as imageio
 
+        from simgate.reporting.video import mark_end
+
+        ended = episode.length * engine.control_dt
+        frames = mark_end(frames, ended, episode.success, episode.terminated, failure_mode, fps)
         path = stem.with_suffix(".mp4")
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
         written["video"] = str(path)
@@ -100,31 +108,6 @@ def choose_gl() -> None:
             os.environ["MUJOCO_GL"] = backend
             os.environ.setdefault("PYOPENGL_PLATFORM", backend)
             return
-
-
-def _renderer(model):
-    """A 320x240 offscreen renderer with the expensive effects off, or None where none works."""
-    try:
-        import mujoco
-
-        renderer = mujoco.Renderer(model, height=240, width=320)
-    except Exception:  # no OpenGL platform library on this machine
-        return None
-    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
-        renderer.scene.flags[flag] = False
-    return renderer
-
-
-def _tracking_camera(model):
-    """A side view that follows the robot's root body, framed by the model's size."""
-    import mujoco
-
-    camera = mujoco.MjvCamera()
-    camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-    camera.trackbodyid = 1 if model.nbody > 1 else 0
-    camera.distance = 3.0 * float(model.stat.extent) if model.stat.extent < 1.5 else 1.5 * float(model.stat.extent)
-    camera.azimuth, camera.elevation = 90.0, -15.0
-    return camera
 
 
 def main(args) -> int:

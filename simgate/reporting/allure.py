@@ -1,10 +1,27 @@
-"""The only module that imports allure. Without allure-pytest installed every call is a no-op."""
+"""The only module that imports allure. Without allure-pytest installed every call is a no-op.
+
+On a worker, :func:`report_case` labels a case's result and attaches its evidence. Its status
+message is rewritten (an allure-commons ``report_result`` hook, run before the result file is
+written) to one line that groups in Allure's Categories tree, e.g.
+``FAIL (gate) · primary failure mode: fell · failed: success rate``; the full verdict block moves to
+the trace. Informational cases (``gate: false``) stay xfail (Allure: skipped) and their line says
+``(informational, gate: false)``, which their own categories match. On the controller,
+:func:`write_run_files` writes the categories, the environment, the report's name (the
+promotion decision) and one "promotion overview" result."""
 
 from __future__ import annotations
 
 import json
+import re
 
-from simgate.verdict import SUCCESS_RATE
+from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
+
+#: requirement kind → how a failed one reads in the status line (regressions share one phrase)
+_PHRASES = {SUCCESS_RATE: "success rate", NOT_WORSE: "regression vs baseline (success)",
+            TORQUE_VS_BASELINE: "regression vs baseline (torque)"}
+INFORMATIONAL = "informational, gate: false"
+#: the hidden parameter that identifies a simgate result to the rewriting hook
+CASE_LABEL = "simgate_case"
 
 
 def _allure():
@@ -15,35 +32,132 @@ def _allure():
     return allure
 
 
+def headline(result) -> str:
+    """The one-line status of a case that did not pass: outcome, gate, primary mode, what failed."""
+    case = result.case
+    modes = list(result.failure_modes)
+    primary = modes[0] if modes else "none (every episode succeeded)"
+    failed = [_PHRASES.get(r.kind, r.name) for r in result.requirements if r.outcome != "PASS"]
+    line = f"{result.outcome} ({'gate' if case.gate else INFORMATIONAL}) · primary failure mode: {primary}"
+    if failed:
+        line += f" · {'failed' if result.outcome == 'FAIL' else 'undecided'}: {', '.join(dict.fromkeys(failed))}"
+    return line
+
+
+_PENDING: dict[str, dict] = {}  # case id → what the rewriting hook puts into its result
+
+
+def _register_rewriter() -> None:
+    """An allure-commons plugin that runs before the file logger (tryfirst) on every finished
+    result: the status line, the trace and clean parameters of the results report_case marked."""
+    import allure_commons
+    from allure_commons.model2 import Parameter, StatusDetails
+
+    if allure_commons.plugin_manager.get_plugin("simgate-rewriter") is not None:
+        return
+
+    class Rewriter:
+        @allure_commons.hookimpl(tryfirst=True)
+        def report_result(self, result):
+            case_id = next((label.value for label in result.labels if label.name == CASE_LABEL), None)
+            pending = _PENDING.pop(case_id, None) if case_id else None
+            if pending is None:
+                return
+            # allure-pytest shows every pytest parameter, quoted (repr); these are the case's own
+            result.parameters = [Parameter(name="simgate_case", value=case_id, mode="hidden")] + [
+                Parameter(name=name, value=value) for name, value in pending["parameters"]]
+            result.labels = [label for label in result.labels if label.name != CASE_LABEL]
+            if result.status in ("failed", "skipped") and pending.get("headline"):
+                result.statusDetails = StatusDetails(message=pending["headline"], trace=pending["message"])
+
+    allure_commons.plugin_manager.register(Rewriter(), "simgate-rewriter")
+
+
 def report_case(result, host=None) -> None:
     allure = _allure()
     if allure is None:
         return
+    from simgate.reporting.message import case_message
+
     case = result.case
+    point = ", ".join(f"{name}={_text(value)}" for name, value in case.point.items())
+    allure.dynamic.title(f"{case.scenario}{f' [{point}]' if point else ''} · {case.policy}")
+    # Behaviors: env > scenario > matrix point; Suites: gate or informational > scenario > policy
     allure.dynamic.epic(case.env)
-    allure.dynamic.feature(case.scenario.split(".")[0])
-    allure.dynamic.story(case.scenario)
+    allure.dynamic.feature(case.scenario)
+    allure.dynamic.story(point or "default conditions")
+    allure.dynamic.parent_suite(f"{case.env}: {'gate' if case.gate else INFORMATIONAL}")
+    allure.dynamic.suite(case.scenario)
+    allure.dynamic.sub_suite(case.policy)
     allure.dynamic.label("scenario", case.scenario)
     allure.dynamic.label("env", case.env)
     allure.dynamic.label("policy", case.policy)
+    allure.dynamic.label(CASE_LABEL, case.id)
     allure.dynamic.tag(result.outcome)
-    allure.dynamic.parameter("simgate_case", case.id, mode=allure.parameter_mode.HIDDEN)
-    allure.dynamic.parameter("policy", case.policy)
-    for name, value in case.point.items():
-        allure.dynamic.parameter(name, value)
-    for i, p in enumerate(case.perturbations):
-        allure.dynamic.parameter(f"perturbation {i}: {p['kind']}", json.dumps(p["params"], sort_keys=True))
-    for mode, count in result.failure_modes.items():
+    if not case.gate:
+        allure.dynamic.tag("informational")
+    for mode in result.failure_modes:
         allure.dynamic.label("failure_mode", mode)
     allure.dynamic.severity(_severity(case))
+    parameters = [("policy", case.policy)] + [(name, _text(value)) for name, value in case.point.items()]
+    parameters += [(f"perturbation {i + 1}: {p['kind']}", ", ".join(f"{k}={_text(v)}" for k, v in p["params"].items()))
+                   for i, p in enumerate(case.perturbations)]
+    failed = result.outcome != "PASS"
+    _PENDING[case.id] = {"parameters": parameters, "headline": headline(result) if failed else None,
+                         "message": case_message(result)}
+    _register_rewriter()
+    allure.dynamic.description_html(_case_html(result))
     allure.attach(json.dumps(result.to_dict(), indent=1, sort_keys=True), name="metrics.json",
                   attachment_type=allure.attachment_type.JSON)
     if result.table:
         allure.attach(_csv(result.table), name="episodes.csv", attachment_type=allure.attachment_type.CSV)
     for name, png in _plots(result):
         allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
-    if host is not None and result.worst is not None and result.outcome != "PASS":
+    if host is not None and result.worst is not None and failed:
         _attach_worst_episode(allure, result, host)
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "..".join(_text(v) for v in value) if len(value) == 2 else ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _case_html(result) -> str:
+    """The case's requirements as a table, its failure modes (primary, and how many also fell)."""
+    import html
+    import math
+
+    e = html.escape
+    colour = {"PASS": "#1e8449", "FAIL": "#a93226", "INCONCLUSIVE": "#b9770e"}
+    case = result.case
+    rows = "".join(f"<tr><td style='padding:2px 8px'>{e(r.name)}</td><td style='padding:2px 8px;font-weight:bold;"
+                   f"color:{colour.get(r.outcome, '#333')}'>{r.outcome}</td><td style='padding:2px 8px'>{e(r.observed)}</td>"
+                   f"<td style='padding:2px 8px'>{e(r.threshold)}</td><td style='padding:2px 8px'>{e(r.bound)}</td></tr>"
+                   for r in result.requirements)
+    out = [f"<p><b>{result.outcome}</b>" + ("" if case.gate else " — informational (<code>gate: false</code>): shown, "
+                                            "never blocking") + "</p>"]
+    if result.error:
+        out.append(f"<pre>{e(result.error)}</pre>")
+    if rows:
+        out.append("<table style='border-collapse:collapse'><tr><th align=left>requirement</th><th align=left>verdict"
+                   "</th><th align=left>observed</th><th align=left>required</th><th align=left>bound / test</th></tr>"
+                   f"{rows}</table>")
+    if result.failure_modes:
+        fell = [t is not None and math.isfinite(t) for t in result.table.get("time_to_fall", [])]
+        primary = result.table.get("failure_mode", [])
+        items = []
+        for mode, count in result.failure_modes.items():
+            also = sum(1 for m, f in zip(primary, fell) if m == mode and f) if mode != "fell" else 0
+            items.append(f"<li><b>{e(mode)}</b> {count}" + (f" (of which {also} also fell)" if also else "")
+                         + (f": e.g. {e(result.examples[mode])}" if mode in result.examples else "") + "</li>")
+        out.append(f"<p>Failure modes, one per failed episode (its primary mode: the first rule that matches), "
+                   f"{sum(result.failure_modes.values())} of {result.episodes} episodes:</p><ul>{''.join(items)}</ul>")
+    if result.worst is not None and result.outcome != "PASS":
+        out.append(f"<p>Replay the worst episode: <code>python -m simgate replay '{e(case.id)}' {result.worst} --video</code></p>")
+    return "\n".join(out)
 
 
 def _attach_worst_episode(allure, result, host) -> None:
@@ -55,19 +169,23 @@ def _attach_worst_episode(allure, result, host) -> None:
     from simgate.replay import replay
 
     command = f"python -m simgate replay '{result.case.id}' {result.worst} --video"
+    modes = result.table.get("failure_mode") or []
+    index = (result.table.get("episode") or []).index(result.worst) if result.worst in (result.table.get("episode") or []) else None
+    primary = modes[index] if index is not None and index < len(modes) else None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            written = replay(result.case, result.worst, host, Path(tmp), video=True)
+            written = replay(result.case, result.worst, host, Path(tmp), video=True, failure_mode=primary)
         except Exception as exc:  # a report extra must never fail the case
             allure.attach(f"{command}\n\nreplay failed here: {type(exc).__name__}: {exc}\n", name="replay",
                           attachment_type=allure.attachment_type.TEXT)
             return
         note = "" if written.get("video") else f"\n(no video: {written.get('video_error')})"
-        allure.attach(f"{command}\n\nepisode {result.worst}: terminated={written['terminated']}, "
-                      f"length={written['length']} control steps, trajectory sha256 of step fingerprints "
+        mode = f"primary failure mode {primary} (the first matching rule); " if primary else ""
+        allure.attach(f"{command}\n\nepisode {result.worst}: {mode}the episode ended: {written['terminated'] or 'at the horizon'}, "
+                      f"after {written['length']} control steps; trajectory sha256 of step fingerprints "
                       f"{written['state_hash']}{note}\n", name="replay", attachment_type=allure.attachment_type.TEXT)
         if written.get("video"):
-            allure.attach.file(written["video"], name=f"worst episode {result.worst}",
+            allure.attach.file(written["video"], name=f"worst episode {result.worst} ({primary or written['terminated']})",
                                attachment_type=allure.attachment_type.MP4)
         allure.attach.file(written["trajectory"], name=f"trajectory episode {result.worst}.npz",
                            extension="npz")
@@ -84,11 +202,11 @@ def _plots(result) -> list[tuple[str, bytes]]:
     """The case's pictures, if matplotlib is installed (the report is still useful without)."""
     try:
         from simgate.reporting import plots
-    except ImportError:
-        return []
-    try:
-        drawn = [("failure modes", plots.failure_modes(result.failure_modes, result.episodes)),
-                 ("torque per joint", plots.joint_torque(result.table)),
+
+        requirements = [r.to_dict() for r in result.requirements]
+        drawn = [("failure modes", plots.failure_modes(result.failure_modes, result.episodes, result.table)),
+                 ("torque per joint" + (" vs baseline" if any(r["kind"] == TORQUE_VS_BASELINE for r in requirements) else ""),
+                  plots.joint_torque(result.table, requirements)),
                  ("time to fall", plots.time_to_fall(result.table, result.case.horizon))]
     except ImportError:  # matplotlib absent
         return []
@@ -104,30 +222,65 @@ def _csv(table: dict[str, list]) -> str:
 
 
 #: modes the built-in rules produce; plugins' modes are added from the results they produced
-BUILTIN_MODES = ("policy_error", "diverged", "nondeterministic", "saturated", "joint_limit", "oscillating", "fell",
-                 "drift", "timeout", "setup_error", "crash", "unclassified")
+BUILTIN_MODES = ("policy_error", "diverged", "nondeterministic", "slipped", "saturated", "joint_limit", "oscillating",
+                 "fell", "drift", "timeout", "setup_error", "crash", "unclassified")
 
 
-def write_run_files(alluredir: str, results: dict[str, dict]) -> None:
-    """``categories.json`` (one Allure category per failure mode) and ``environment.properties``
-    in the results folder; called once, by the controller, after every case has reported."""
-    import json
+def categories(results: dict[str, dict]) -> list[dict]:
+    """Allure 2 categories over the status lines :func:`headline` writes: one per failure mode for
+    gating cases (failed, broken), one per mode for informational ones (xfail: skipped), the
+    regressions against the baseline, and the undecided cases."""
+    seen = {mode for r in results.values() for mode in (r.get("failure_modes") or {})}
+    out = []
+    for mode in sorted(set(BUILTIN_MODES) | seen):
+        m = re.escape(mode)
+        out.append({"name": f"Failure mode: {mode}", "matchedStatuses": ["failed", "broken"],
+                    "messageRegex": (rf"(?s)\w+ \(gate\) · primary failure mode: {m}( ·.*)?"
+                                      rf"|.*failure modes \(\d+ of \d+ episodes\): {m} \d+.*|.*\n  {m}: .*")})
+    for mode in sorted(set(BUILTIN_MODES) | seen):
+        out.append({"name": f"Failure mode: {mode} (informational, gate: false)", "matchedStatuses": ["skipped"],
+                    "messageRegex": rf"(?s)\w+ \({INFORMATIONAL}\) · primary failure mode: {re.escape(mode)}( ·.*)?"})
+    out.insert(0, {"name": "Promotion decision (the overview)", "matchedStatuses": ["failed", "broken"],
+                   "messageRegex": r"(?s)promotion (BLOCKED|INCOMPLETE|UNKNOWN).*"})
+    out.append({"name": "Regression against the baseline", "matchedStatuses": ["failed", "skipped"],
+                "messageRegex": r"(?s).* · (failed|undecided): .*regression vs baseline.*"})
+    out.append({"name": "Needs more episodes (INCONCLUSIVE)", "matchedStatuses": ["failed", "skipped"],
+                "messageRegex": r"(?s)INCONCLUSIVE \(.*"})
+    return out
+
+
+def write_run_files(alluredir: str, results: dict[str, dict], verdict: dict | None = None) -> None:
+    """``categories.json``, ``environment.properties``, ``executor.json`` (the report's name says
+    the promotion decision) and the promotion overview result, in the results folder; called
+    once, by the controller, after every case has reported."""
     from pathlib import Path
 
     out = Path(alluredir)
     out.mkdir(parents=True, exist_ok=True)
-    seen = {mode for r in results.values() for mode in (r.get("failure_modes") or {})}
-    categories = [{"name": "Needs more episodes (INCONCLUSIVE)", "matchedStatuses": ["failed"],
-                   "messageRegex": r"(?s).*INCONCLUSIVE.*"}]
-    for mode in sorted(set(BUILTIN_MODES) | seen):
-        # a case belongs to its most frequent mode, the first listed in "failure modes (k of n
-        # episodes): fell 3, timeout 1", or to the error that stopped it ("  policy_error: ...")
-        regex = rf"(?s).*(failure modes \(\d+ of \d+ episodes\): {mode} \d+|\n  {mode}: ).*"
-        categories.append({"name": f"Failure mode: {mode}", "matchedStatuses": ["failed", "broken"],
-                           "messageRegex": regex})
-    (out / "categories.json").write_text(json.dumps(categories, indent=1) + "\n")
-    (out / "environment.properties").write_text("".join(f"{k}={v}\n" for k, v in _environment(results).items()))
-    write_robustness_curves(out, results)
+    (out / "categories.json").write_text(json.dumps(categories(results), indent=1) + "\n")
+    environment = {**_promotion_lines(verdict), **_environment(results)}
+    (out / "environment.properties").write_text("".join(f"{k}={_property(v)}\n" for k, v in environment.items()))
+    if verdict:
+        decision = verdict.get("decision", "?")
+        (out / "executor.json").write_text(json.dumps({
+            "name": "simgate", "type": "simgate", "buildName": f"run {verdict.get('run') or ''}".strip(),
+            "reportName": f"simgate: promotion {decision}"}, indent=1) + "\n")
+    write_overview(out, results, verdict)
+
+
+def _property(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", " ")
+
+
+def _promotion_lines(verdict: dict | None) -> dict[str, str]:
+    if not verdict:
+        return {}
+    from simgate.reporting.overview import candidate_state
+
+    lines = {"promotion": verdict.get("decision", "?")}
+    for policy, candidate in (verdict.get("candidates") or {}).items():
+        lines[f"promotion.{policy}"] = candidate_state(candidate)[0]
+    return lines
 
 
 def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
@@ -155,49 +308,49 @@ def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
     return env
 
 
-def write_robustness_curves(out, results: dict[str, dict]) -> None:
-    """One extra Allure result per (scenario, policy, numeric matrix axis) with two or more
-    points: the success rate across the sweep with its exact band. Written by the controller,
-    which alone sees every case; without matplotlib, none."""
+OVERVIEW_STATUS = {"ALLOWED": "passed", "BLOCKED": "failed"}  # anything else (INCOMPLETE): broken
+
+
+def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
+    """One extra result, "promotion overview": its status is the decision (ALLOWED passed,
+    BLOCKED failed, INCOMPLETE broken), its description the overview page, its attachments the
+    same page, the verdict and every chart (the robustness curves are pictures here, not test
+    results of their own: the report's counts count cases). Returns the result written."""
     import hashlib
     import time
     import uuid
 
-    from simgate.reporting import (
-        plots,  # matplotlib itself is imported when the first curve is drawn
-    )
-    groups: dict[tuple, list] = {}
-    for payload in results.values():
-        case = payload.get("case", {})
-        point = case.get("point") or {}
-        success = next((r for r in payload.get("requirements", []) if r["kind"] == SUCCESS_RATE), None)
-        if success is None or len(point) != 1:
-            continue
-        (axis, value), = point.items()
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        n = success["numbers"].get("n", payload.get("episodes", 0))
-        k = success["numbers"].get("k", success["numbers"].get("successes", 0))
-        groups.setdefault((case["scenario"], case["env"], case["policy"], axis, case.get("alpha", 0.05),
-                           case.get("thresholds", {}).get("min_success_rate")), []).append((float(value), int(k), int(n)))
-    for (scenario, env, policy, axis, alpha, required), points in sorted(groups.items(), key=lambda kv: kv[0][:4]):
-        if len(points) < 2:
-            continue
-        try:
-            png = plots.robustness_curve(axis, points, required, alpha, f"{scenario}: success vs {axis} ({policy})")
-        except ImportError:
-            return
-        name = f"robustness curve: {scenario} over {axis} ({policy})"
-        key = uuid.UUID(hashlib.sha256(name.encode()).hexdigest()[:32])
-        attachment = f"{key}-attachment.png"
-        (out / attachment).write_bytes(png)
-        now = int(time.time() * 1000)
-        result = {"uuid": str(key), "historyId": hashlib.md5(name.encode()).hexdigest(), "name": name,
-                  "fullName": f"simgate.robustness.{scenario}.{axis}.{policy}", "status": "passed", "stage": "finished",
-                  "start": now, "stop": now, "labels": [
-                      {"name": "epic", "value": env}, {"name": "feature", "value": scenario.split(".")[0]},
-                      {"name": "story", "value": scenario}, {"name": "suite", "value": "robustness curves"},
-                      {"name": "policy", "value": policy}],
-                  "parameters": [{"name": "axis", "value": axis}, {"name": "policy", "value": policy}],
-                  "attachments": [{"name": "robustness curve", "source": attachment, "type": "image/png"}]}
-        (out / f"{key}-result.json").write_text(json.dumps(result, indent=1))
+    from simgate.reporting import overview
+
+    charts = overview._charts(results)
+    page = overview.overview_html(results, verdict, charts)
+    verdict = verdict or {}
+    decision = verdict.get("decision", "UNKNOWN")
+    name = "promotion overview"
+    key = str(uuid.UUID(hashlib.sha256(f"{name}:{verdict.get('run')}".encode()).hexdigest()[:32]))
+    attachments = []
+
+    def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
+        source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"
+        (out / source).write_bytes(body)
+        attachments.append({"name": label, "source": source, "type": mime})
+
+    full = f"<!doctype html><meta charset='utf-8'><title>simgate promotion overview</title>{page}"
+    attach("promotion overview.html", full.encode(), "html", "text/html")
+    attach("verdict.json", json.dumps(verdict, indent=1, sort_keys=True).encode(), "json", "application/json")
+    for section in ("baseline", "curves"):
+        for label, png in charts.get(section, []):
+            attach(label, png, "png", "image/png")
+    lines = [f"promotion {decision}"] + [f"{policy}: {overview.candidate_state(c)[0]}"
+                                         for policy, c in (verdict.get("candidates") or {}).items()]
+    now = int(time.time() * 1000)
+    result = {"uuid": key, "historyId": hashlib.md5(name.encode()).hexdigest(), "name": f"{name}: {decision}",
+              "fullName": "simgate.promotion.overview", "status": OVERVIEW_STATUS.get(decision, "broken"),
+              "statusDetails": {"message": "; ".join(lines)}, "stage": "finished", "start": now, "stop": now,
+              "descriptionHtml": page,
+              "labels": [{"name": "parentSuite", "value": "promotion"}, {"name": "suite", "value": "promotion overview"},
+                         {"name": "epic", "value": "promotion"}, {"name": "feature", "value": "promotion overview"},
+                         {"name": "severity", "value": "blocker"}, {"name": "tag", "value": decision}],
+              "parameters": [], "attachments": attachments}
+    (out / f"{key}-result.json").write_text(json.dumps(result, indent=1))
+    return result

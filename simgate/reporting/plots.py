@@ -1,6 +1,11 @@
-"""The pictures of a case for its Allure report: failure modes, per-joint torque, time to fall,
-and (per scenario, on the controller) the robustness curve of a matrix sweep. PNG bytes, drawn
-with matplotlib's Agg backend; matplotlib is imported here only, when a report is wanted."""
+"""The pictures of the report: a case's failure modes, per-joint torque against its limits and its
+baseline, time to fall, and (on the controller, across cases) robustness curves and candidate vs
+baseline charts. Each chart is built as a matplotlib Figure by a ``*_figure`` function (tests read
+its lines and labels) and turned into PNG bytes by the function without the suffix. matplotlib
+is imported here only, when a report is wanted (Agg backend: no display on CI machines).
+
+Every chart shows what the verdict used: one-sided (1 − alpha) bounds, not two-sided bands; the
+limit a quantity is judged against; both policies where a comparison is judged."""
 
 from __future__ import annotations
 
@@ -9,82 +14,248 @@ import math
 
 import numpy as np
 
+#: wide enough to read in Allure's attachment pane (≥ 800 px at dpi 110)
+WIDTH, DPI = 8.4, 110
+COLOURS = {"PASS": "#2e8b57", "FAIL": "#c0392b", "INCONCLUSIVE": "#e67e22", "ERROR": "#8e44ad"}
+POLICY_COLOURS = ("#2c3e50", "#2980b9", "#8e44ad", "#16a085", "#d35400")
 
-def _figure(width: float = 5.0, height: float = 3.0):
+
+def _figure(height: float = 4.2, width: float = WIDTH):
     import matplotlib
 
-    matplotlib.use("Agg")  # no display on CI machines
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    return plt, fig, ax
+    fig, ax = plt.subplots(figsize=(width, height), dpi=DPI, layout="constrained")
+    return fig, ax
 
 
-def _png(plt, fig) -> bytes:
+def png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
 
 
-def failure_modes(modes: dict[str, int], episodes: int) -> bytes | None:
+def _primary_and_fell(table: dict[str, list]) -> tuple[list, list]:
+    modes = list(table.get("failure_mode") or [])
+    fall = [t is not None and math.isfinite(t) for t in table.get("time_to_fall", [])]
+    return modes, fall
+
+
+# -- a case -----------------------------------------------------------------------------------------
+def failure_modes_figure(modes: dict[str, int], episodes: int, table: dict[str, list] | None = None):
+    """Primary mode per failed episode (one each: the first rule that matches), and, hatched, how
+    many of them also fell: a robot that fell with its motors saturated counts as saturated."""
     if not modes:
         return None
-    plt, fig, ax = _figure()
-    names = list(modes)
-    ax.barh(names[::-1], [modes[n] for n in names[::-1]], color="#c0392b")
-    ax.set_xlabel(f"episodes (of {episodes})")
-    ax.set_title("failure modes")
-    return _png(plt, fig)
+    fig, ax = _figure(1.6 + 0.45 * len(modes))
+    names = list(modes)[::-1]
+    counts = [modes[n] for n in names]
+    ax.barh(names, counts, color="#c0392b", label="primary failure mode")
+    primary, fell = _primary_and_fell(table or {})
+    also = [sum(1 for m, f in zip(primary, fell) if m == n and f) if n != "fell" else 0 for n in names]
+    if any(also):
+        ax.barh(names, also, color="none", edgecolor="white", hatch="//", label="of which also fell")
+    for y, (c, a) in enumerate(zip(counts, also)):
+        ax.text(c, y, f" {c}" + (f" ({a} also fell)" if a else ""), va="center", fontsize=9)
+    ax.set_xlim(0, max(counts) * 1.35 + 1)
+    ax.set_xlabel(f"episodes (of {episodes}; {sum(counts)} failed)")
+    ax.set_title("primary failure mode per failed episode\n(first matching rule: e.g. saturated before fell)",
+                 fontsize=10)
+    if any(also):
+        ax.legend(loc="lower right", fontsize=8)
+    return fig
 
 
-def joint_torque(table: dict[str, list]) -> bytes | None:
-    """Per-episode mean |torque| per joint, as box plots; the peak as a marker."""
+def failure_modes(modes: dict[str, int], episodes: int, table: dict[str, list] | None = None) -> bytes | None:
+    fig = failure_modes_figure(modes, episodes, table)
+    return None if fig is None else png(fig)
+
+
+def torque_figure(table: dict[str, list], requirements: list[dict] | None = None):
+    """Per joint: the per-episode mean |torque| (box), its mean with the one-sided upper bound the
+    verdict used, the absolute limit, and, when the case is compared with a baseline, the
+    baseline's mean and the largest increase it allows."""
     joints = [k[len("mean_abs_torque["):-1] for k in table if k.startswith("mean_abs_torque[")]
     if not joints:
         return None
-    plt, fig, ax = _figure(max(4.0, 0.6 * len(joints) + 2), 3.2)
+    requirements = requirements or []
+    fig, ax = _figure(4.6)
+    x = np.arange(1, len(joints) + 1)
     data = [np.asarray(table[f"mean_abs_torque[{j}]"], dtype=float) for j in joints]
-    ax.boxplot(data, showfliers=False)
-    peaks = [max(table.get(f"peak_abs_torque[{j}]", [math.nan])) for j in joints]
-    ax.scatter(range(1, len(joints) + 1), peaks, marker="v", color="#c0392b", label="peak |torque|", zorder=3)
-    ax.set_xticks(range(1, len(joints) + 1), joints, rotation=45 if len(joints) > 4 else 0)
-    ax.set_ylabel("N·m")
-    ax.set_title("mean |torque| per episode, by joint")
-    ax.legend(loc="upper right", fontsize=8)
-    return _png(plt, fig)
+    ax.boxplot(data, positions=x, widths=0.45, showfliers=False, patch_artist=True,
+               boxprops={"facecolor": "#d6e4f0", "edgecolor": "#2c3e50"}, medianprops={"color": "#2c3e50"})
+    absolute = {r["name"].split("[", 1)[-1].rstrip("]"): r for r in requirements if r["kind"] == "mean_torque"}
+    if absolute:
+        upper = [absolute[j]["numbers"].get("upper", math.nan) if j in absolute else math.nan for j in joints]
+        mean = [absolute[j]["numbers"].get("mean", math.nan) if j in absolute else math.nan for j in joints]
+        ax.errorbar(x - 0.3, mean, yerr=[np.zeros(len(x)), np.subtract(upper, mean)], fmt="o", color="#2c3e50",
+                    capsize=3, markersize=4, label="mean, one-sided upper bound")
+        limits = [absolute[j]["numbers"].get("limit", math.nan) if j in absolute else math.nan for j in joints]
+        ax.hlines(limits, x - 0.4, x + 0.4, colors="#c0392b", linewidth=2.2, label="limit (mean |τ|)")
+    regression = next((r for r in requirements if r["kind"] == "torque_vs_baseline"), None)
+    if regression is not None:
+        per_joint = regression["numbers"].get("joints", {})
+        base = name = None
+        base, allowed, failed = [], [], []
+        for j, column in zip(joints, data):
+            v = per_joint.get(j)
+            if v is None:
+                base.append(math.nan), allowed.append(math.nan), failed.append(False)
+                continue
+            b = float(np.mean(column)) - v["mean_difference"]  # the paired difference of the means
+            base.append(b), allowed.append(b + v["margin"]), failed.append(v["test"] == "FAIL")
+        name = regression["name"].split(" vs ", 1)[-1]
+        ax.scatter(x + 0.3, base, marker="D", color="#7f8c8d", zorder=3, label=f"baseline {name}: mean")
+        ax.hlines(allowed, x + 0.05, x + 0.45, colors="#e67e22", linestyles="--", linewidth=2,
+                  label="baseline + allowed increase")
+        for xi, bad in zip(x, failed):
+            if bad:
+                ax.annotate("regression", (xi, ax.get_ylim()[1]), ha="center", va="top", color="#c0392b", fontsize=8,
+                            fontweight="bold")
+    ax.set_xticks(x, joints, rotation=45 if len(joints) > 4 else 0, ha="right" if len(joints) > 4 else "center")
+    ax.set_ylabel("mean |torque| per episode (N·m)")
+    ax.set_xlabel("joint")
+    ax.set_title("mean |torque| per episode, by joint" + (" — candidate vs baseline" if regression else ""),
+                 fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8)
+    return fig
+
+
+def joint_torque(table: dict[str, list], requirements: list[dict] | None = None) -> bytes | None:
+    fig = torque_figure(table, requirements)
+    return None if fig is None else png(fig)
+
+
+def time_to_fall_figure(table: dict[str, list], horizon: float):
+    """When the falls happened, stacked by the episode's primary mode, so the counts add up with
+    the failure-mode chart (a saturated episode may also have fallen)."""
+    primary, fell = _primary_and_fell(table)
+    times = table.get("time_to_fall", [])
+    by_mode: dict[str, list] = {}
+    for t, m, f in zip(times, primary, fell):
+        if f:
+            by_mode.setdefault(m or "succeeded", []).append(t)
+    if not by_mode:
+        return None
+    fig, ax = _figure(3.8)
+    names = sorted(by_mode, key=lambda m: -len(by_mode[m]))
+    ax.hist([by_mode[m] for m in names], bins=min(24, max(6, int(horizon * 2))), range=(0.0, horizon), stacked=True,
+            label=[f"{m} ({len(by_mode[m])})" for m in names])
+    total = sum(len(v) for v in by_mode.values())
+    ax.set_xlabel("time of the fall since the episode started (s)")
+    ax.set_ylabel("episodes")
+    ax.set_title(f"time to fall: {total} of {len(times)} episodes fell (by primary failure mode)", fontsize=10)
+    ax.legend(title="primary mode", fontsize=8, loc="upper left")
+    return fig
 
 
 def time_to_fall(table: dict[str, list], horizon: float) -> bytes | None:
-    times = [t for t in table.get("time_to_fall", []) if t is not None and math.isfinite(t)]
-    if not times:
-        return None
-    plt, fig, ax = _figure()
-    ax.hist(times, bins=min(20, max(5, len(times) // 3)), range=(0.0, horizon), color="#e67e22")
-    ax.set_xlabel("s")
-    ax.set_ylabel("falls")
-    ax.set_title(f"time to fall ({len(times)} falls)")
-    return _png(plt, fig)
+    fig = time_to_fall_figure(table, horizon)
+    return None if fig is None else png(fig)
 
 
-def robustness_curve(axis: str, points: list[tuple[float, int, int]], required: float | None, alpha: float,
-                     title: str) -> bytes:
-    """Success rate against a matrix axis, with its exact two-sided (1 − alpha) band."""
-    from scipy.stats import binomtest
+# -- across cases (the controller) ----------------------------------------------------------------
+def one_sided_bounds(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """The exact one-sided (1 − alpha) lower and upper bounds the success verdict compares with
+    the requirement (PASS: lower above it; FAIL: upper below it)."""
+    from simgate.distributions import beta_ppf
 
-    points = sorted(points)
-    x = [p[0] for p in points]
-    rate = [k / n if n else math.nan for _, k, n in points]
-    bands = [binomtest(k, n).proportion_ci(1 - alpha, "exact") if n else None for _, k, n in points]
-    plt, fig, ax = _figure()
-    ax.fill_between(x, [b.low if b else math.nan for b in bands], [b.high if b else math.nan for b in bands],
-                    color="#3498db", alpha=0.25, label=f"{1 - alpha:.0%} exact band")
-    ax.plot(x, rate, marker="o", color="#2c3e50", label="success rate")
+    if n <= 0:
+        return 0.0, 1.0
+    lower = 0.0 if k == 0 else beta_ppf(alpha, k, n - k + 1)
+    upper = 1.0 if k == n else beta_ppf(1 - alpha, k + 1, n - k)
+    return float(lower), float(upper)
+
+
+def robustness_figure(xlabel: str, series: dict[str, list[tuple]], required: float | None, alpha: float,
+                      title: str):
+    """Success rate over a matrix axis, one line per policy. ``series``: policy → [(x, k, n,
+    outcome)]. Each point carries its one-sided bounds as an error bar and the colour of its
+    verdict; the requirement is the red line."""
+    fig, ax = _figure(4.6)
+    for i, (policy, points) in enumerate(sorted(series.items())):
+        points = sorted(points)
+        x = np.array([p[0] for p in points], dtype=float)
+        rate = np.array([p[1] / p[2] if p[2] else math.nan for p in points])
+        bounds = [one_sided_bounds(p[1], p[2], alpha) for p in points]
+        colour = POLICY_COLOURS[i % len(POLICY_COLOURS)]
+        shift = (i - (len(series) - 1) / 2) * 0.012 * (np.ptp(x) or 1.0)  # keep overlapping bars apart
+        ax.plot(x + shift, rate, color=colour, linewidth=1.6, label=policy)
+        ax.errorbar(x + shift, rate, yerr=[rate - [b[0] for b in bounds], [b[1] for b in bounds] - rate], fmt="none",
+                    ecolor=colour, capsize=4, alpha=0.8)
+        ax.scatter(x + shift, rate, s=60, zorder=3, edgecolors=colour,
+                   c=[COLOURS.get(p[3], "#7f8c8d") for p in points])
     if required is not None:
-        ax.axhline(required, color="#c0392b", linestyle="--", label=f"required > {required:g}")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(axis)
-    ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=8)
-    return _png(plt, fig)
+        ax.axhline(required, color="#c0392b", linestyle="--", linewidth=1.5, label=f"required: success > {required:g}")
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    for outcome in ("PASS", "FAIL", "INCONCLUSIVE"):
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor=COLOURS[outcome], markeredgecolor="none"))
+        labels.append(f"verdict {outcome}")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("success rate (successful / episodes)")
+    ax.set_title(f"{title}\nbars: exact one-sided {1 - alpha:.0%} bounds "
+                 "(PASS: lower bound above the line, FAIL: upper bound below)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
+    return fig
+
+
+def robustness_curve(xlabel: str, series: dict[str, list[tuple]], required: float | None, alpha: float,
+                     title: str) -> bytes:
+    return png(robustness_figure(xlabel, series, required, alpha, title))
+
+
+def success_vs_baseline_figure(rows: list[dict], candidate: str, baseline: str, alpha: float):
+    """Gating cases of one candidate: its success rate and the baseline's on the same episodes,
+    each with its one-sided lower bound, and the requirement. ``rows``: [{case, k, n, bk, required,
+    outcome}]."""
+    fig, ax = _figure(1.4 + 0.42 * len(rows))
+    y = np.arange(len(rows))[::-1]
+    for offset, (label, key, colour) in zip((0.18, -0.18), ((candidate, "k", "#2980b9"), (f"baseline {baseline}", "bk", "#7f8c8d"))):
+        rate = np.array([r[key] / r["n"] if r["n"] else math.nan for r in rows])
+        lower = np.array([one_sided_bounds(r[key], r["n"], alpha)[0] for r in rows])
+        ax.barh(y + offset, rate, height=0.34, color=colour, label=f"{label}: success rate")
+        ax.errorbar(lower, y + offset, fmt="|", color="black", markersize=10)
+    ax.scatter([r["required"] for r in rows], y, marker="|", s=600, color="#c0392b", label="required", zorder=4)
+    ax.errorbar([], [], fmt="|", color="black", label=f"one-sided {1 - alpha:.0%} lower bound")
+    ax.set_yticks(y, [r["case"] for r in rows], fontsize=8)
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("success rate (same episodes for both policies)")
+    ax.set_title(f"{candidate} vs {baseline}: success by case", fontsize=10)
+    fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+    return fig
+
+
+def torque_vs_baseline_figure(case: str, joints: dict[str, dict], means: dict[str, float], candidate: str,
+                              baseline: str):
+    """One case's per-joint mean |torque|: candidate, baseline (same episodes) and the most the
+    candidate may add (the regression margin); joints shown above the margin are marked."""
+    names = [j for j in joints if j in means]
+    if not names:
+        return None
+    fig, ax = _figure(4.4)
+    x = np.arange(len(names))
+    cand = np.array([means[j] for j in names])
+    base = cand - np.array([joints[j]["mean_difference"] for j in names])
+    ax.bar(x - 0.2, cand, width=0.4, color="#2980b9", label=candidate)
+    ax.bar(x + 0.2, base, width=0.4, color="#7f8c8d", label=f"baseline {baseline}")
+    ax.hlines(base + np.array([joints[j]["margin"] for j in names]), x - 0.45, x + 0.45, colors="#c0392b",
+              linestyles="--", linewidth=2, label="limit: baseline + allowed increase")
+    for xi, j in zip(x, names):
+        if joints[j]["test"] == "FAIL":
+            ax.annotate(f"{joints[j]['relative']:+.1%}", (xi - 0.2, cand[xi]), ha="center", va="bottom",
+                        color="#c0392b", fontsize=8, fontweight="bold")
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel("mean |torque| over episodes (N·m)")
+    ax.set_title(f"{case}: mean |torque| per joint, {candidate} vs {baseline}", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8)
+    return fig

@@ -1,0 +1,290 @@
+"""The promotion overview: one static HTML page that says, across every case of a run, who may be
+promoted and why. Built on the controller from the case records (simgate.contract) and the
+verdict document (simgate.reporting.promotion), read defensively: a field it lacks is left out.
+
+Sections: the decision and each candidate's verdict with its reasons; a candidate × scenario
+matrix coloured by outcome with each cell's dominant failure mode; failure modes ranked across
+cases (informational ones included, with exact intervals); candidate vs baseline charts; the
+robustness curves of every swept scenario. Pictures are embedded (data: URIs), so the page is
+one file that Allure shows in its description and as an attachment."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+
+from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
+
+BG = {"PASS": "#d5f5e3", "FAIL": "#f5b7b1", "INCONCLUSIVE": "#fdebd0", "ERROR": "#e8daef"}
+FG = {"PASS": "#1e8449", "FAIL": "#a93226", "INCONCLUSIVE": "#b9770e", "ERROR": "#6c3483",
+      "ALLOWED": "#1e8449", "BLOCKED": "#a93226", "INCOMPLETE": "#b9770e"}
+_UNITS = {"_ms": "ms", "_deg": "°", "_kg": "kg", "_m": "m", "_n": "N", "_hz": "Hz", "_s": "s"}
+
+
+def case_key(payload: dict) -> str:
+    """The case without its policy: the row of the matrix (scenario and matrix point)."""
+    case = payload.get("case", {})
+    cid, policy = case.get("id", "?"), case.get("policy", "")
+    return cid[: -len(policy) - 1] if policy and cid.endswith("-" + policy) else cid
+
+
+def success_of(payload: dict) -> tuple[int, int] | None:
+    req = next((r for r in payload.get("requirements", []) if r.get("kind") == SUCCESS_RATE), None)
+    if req is None:
+        return None
+    numbers = req.get("numbers", {})
+    return int(numbers.get("k", numbers.get("successes", 0))), int(numbers.get("n", payload.get("episodes", 0)))
+
+
+def axis_label(axis: str, case: dict) -> str:
+    """A matrix axis with what it sets and its unit: 'friction: scale_friction.sliding (× nominal)'."""
+    value = (case.get("point") or {}).get(axis)
+    where = next((f"{p['kind']}.{name}" for p in case.get("perturbations", [])
+                  for name, v in (p.get("params") or {}).items() if v == value), None)
+    unit = next((u for suffix, u in _UNITS.items() if axis.endswith(suffix)), None)
+    if unit is None and where and where.startswith("scale_"):
+        unit = "× nominal"
+    return f"{axis}" + (f": {where}" if where else "") + (f" ({unit})" if unit else "")
+
+
+def curves(results: dict[str, dict]) -> list[dict]:
+    """Robustness curves: per (scenario, numeric matrix axis) with two or more points, every
+    policy's success over the axis with each point's verdict."""
+    groups: dict[tuple, dict] = {}
+    for payload in results.values():
+        case = payload.get("case", {})
+        point, success = case.get("point") or {}, success_of(payload)
+        if success is None or len(point) != 1:
+            continue
+        (axis, value), = point.items()
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        outcome = next(r["outcome"] for r in payload["requirements"] if r.get("kind") == SUCCESS_RATE)
+        group = groups.setdefault((case.get("scenario"), axis), {
+            "scenario": case.get("scenario"), "env": case.get("env"), "axis": axis, "xlabel": axis_label(axis, case),
+            "alpha": case.get("alpha", 0.05), "required": (case.get("thresholds") or {}).get("min_success_rate"),
+            "gate": case.get("gate", True), "series": {}})
+        group["series"].setdefault(case.get("policy"), []).append((float(value), *success, outcome))
+    return [g for _, g in sorted(groups.items()) if max(len(s) for s in g["series"].values()) >= 2]
+
+
+def ranked_modes(results: dict[str, dict]) -> list[dict]:
+    """Failure modes per policy ranked by episodes, across all cases (informational included)."""
+    rows: dict[tuple, dict] = {}
+    for payload in results.values():
+        case = payload.get("case", {})
+        for mode, count in (payload.get("failure_modes") or {}).items():
+            row = rows.setdefault((mode, case.get("policy")), {"mode": mode, "policy": case.get("policy"), "episodes": 0,
+                                                               "of": 0, "cases": []})
+            row["episodes"] += count
+            row["of"] += max(payload.get("episodes") or 0, count)
+            row["cases"].append((count, case_key(payload), payload.get("episodes") or 0, case.get("gate", True)))
+    out = sorted(rows.values(), key=lambda r: (-r["episodes"], r["mode"], r["policy"]))
+    for row in out:
+        row["cases"].sort(key=lambda c: (-c[0], c[1]))
+        row["interval"] = _exact_interval(row["episodes"], row["of"])
+    return out
+
+
+def _exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    from simgate.distributions import beta_ppf
+
+    if n <= 0:
+        return 0.0, 1.0
+    a = (1 - level) / 2
+    return (0.0 if k == 0 else beta_ppf(a, k, n - k + 1)), (1.0 if k == n else beta_ppf(1 - a, k + 1, n - k))
+
+
+def candidate_state(candidate: dict) -> tuple[str, str]:
+    """(short verdict, colour key) of one candidate in the verdict document."""
+    if candidate.get("promote"):
+        return "PROMOTE", "ALLOWED"
+    if candidate.get("passed"):
+        return "met every requirement, but the run is incomplete: NOT PROMOTED", "INCOMPLETE"
+    if not candidate.get("complete", True):
+        return "NOT DECIDED: cases not evaluated", "INCOMPLETE"
+    return f"BLOCKED by {len(candidate.get('blocking', []))} finding(s)", "BLOCKED"
+
+
+def story(policy: str, results: dict[str, dict]) -> str:
+    """One sentence per policy: where it fails (gating), how, and where informational cases fail."""
+    gating, info = [], []
+    for payload in sorted(results.values(), key=case_key):
+        case = payload.get("case", {})
+        if case.get("policy") != policy or payload.get("outcome") == "PASS":
+            continue
+        modes = payload.get("failure_modes") or {}
+        top = next(iter(modes.items()), None)
+        s = success_of(payload)
+        why = [f"{top[0]} {top[1]} of {payload.get('episodes')}"] if top else []
+        why += [r["name"] for r in payload.get("requirements", [])
+                if r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"]
+        if s and not why:
+            why = [f"success {s[0]}/{s[1]}"]
+        (gating if case.get("gate", True) else info).append(f"{case_key(payload)} ({', '.join(why) or payload.get('outcome')})")
+    text = f"fails {'; '.join(gating)}" if gating else "passes every gating case"
+    if info:
+        text += f". Informational (never blocking): fails {'; '.join(info)}"
+    return text + "."
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%;margin:6px 0">'
+
+
+def _charts(results: dict[str, dict]) -> dict[str, list[tuple[str, bytes]]]:
+    """PNG charts by section; empty without matplotlib."""
+    try:
+        from simgate.reporting import plots
+
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return {}
+    out: dict[str, list] = {"curves": [], "baseline": []}
+    for group in curves(results):
+        kind = "gate" if group["gate"] else "informational"
+        out["curves"].append((f"robustness curve: {group['scenario']} over {group['axis']}",
+                              plots.robustness_curve(group["xlabel"], group["series"], group["required"], group["alpha"],
+                                                     f"{group['scenario']} ({kind}): success vs {group['axis']}")))
+    by_candidate: dict[str, list] = {}
+    for payload in sorted(results.values(), key=case_key):
+        case = payload.get("case", {})
+        for req in payload.get("requirements", []):
+            n = req.get("numbers", {})
+            if req.get("kind") == NOT_WORSE and case.get("gate", True) and success_of(payload):
+                k, total = success_of(payload)
+                bk = round((k / total - n.get("difference", 0.0)) * total) if total else 0
+                by_candidate.setdefault((case.get("policy"), n.get("baseline", "baseline")), []).append(
+                    {"case": case_key(payload), "k": k, "n": total, "bk": bk, "outcome": payload.get("outcome"),
+                     "required": (case.get("thresholds") or {}).get("min_success_rate", math.nan),
+                     "alpha": case.get("alpha", 0.05)})
+    for (policy, baseline), rows in sorted(by_candidate.items()):
+        fig = plots.success_vs_baseline_figure(rows, policy, baseline, rows[0]["alpha"])
+        out["baseline"].append((f"success: {policy} vs {baseline}", plots.png(fig)))
+    for payload in sorted(results.values(), key=case_key):
+        case = payload.get("case", {})
+        req = next((r for r in payload.get("requirements", []) if r.get("kind") == TORQUE_VS_BASELINE), None)
+        if req is None or req.get("outcome") != "FAIL":
+            continue
+        means = {k[len("mean_abs_torque["):-1]: v for k, v in (payload.get("metrics") or {}).items()
+                 if k.startswith("mean_abs_torque[") and v is not None}
+        baseline = req["name"].split(" vs ", 1)[-1]
+        fig = plots.torque_vs_baseline_figure(case_key(payload), req.get("numbers", {}).get("joints", {}), means,
+                                              case.get("policy"), baseline)
+        if fig is not None:
+            out["baseline"].append((f"torque: {case.get('id')}", plots.png(fig)))
+    return out
+
+
+def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict | None = None) -> str:
+    verdict = verdict or {}
+    charts = _charts(results) if charts is None else charts
+    e = html.escape
+    decision = verdict.get("decision", "UNKNOWN")
+    parts = ['<div style="font-family:sans-serif;font-size:13px;max-width:1200px">',
+             f'<h2 style="margin:4px 0">Promotion: <span style="color:{FG.get(decision, "#333")}">{e(decision)}</span></h2>']
+    if not verdict.get("complete", True):
+        lacks = []
+        if verdict.get("deselected"):
+            lacks.append(f"{len(verdict['deselected'])} case(s) not selected")
+        if verdict.get("missing"):
+            lacks.append(f"{len(verdict['missing'])} case(s) did not report")
+        if verdict.get("interrupted"):
+            lacks.append("the run was interrupted")
+        parts.append(f"<p><b>Incomplete run</b>: {e('; '.join(lacks) or 'not every case reported')}. Nobody is promoted.</p>")
+    parts.append('<table style="border-collapse:collapse;margin:6px 0"><tr><th style="text-align:left;padding:4px 8px">'
+                 'candidate</th><th style="text-align:left;padding:4px 8px">verdict</th>'
+                 '<th style="text-align:left;padding:4px 8px">why</th></tr>')
+    policies = sorted({p.get("case", {}).get("policy") for p in results.values()} | set(verdict.get("candidates", {})))
+    for policy in policies:
+        candidate = verdict.get("candidates", {}).get(policy, {})
+        state, colour = candidate_state(candidate) if candidate else ("not in the verdict", "INCOMPLETE")
+        reasons = list(candidate.get("blocking", [])) + list(candidate.get("not_evaluated", []))
+        why = "".join(f"<li>{e(r)}</li>" for r in reasons[:12])
+        if len(reasons) > 12:
+            why += f"<li>… and {len(reasons) - 12} more (verdict.json)</li>"
+        why += "".join(f'<li style="color:#b9770e">warning: {e(w)}</li>' for w in candidate.get("warnings", []))
+        parts.append(f'<tr style="border-top:1px solid #ccc;vertical-align:top"><td style="padding:4px 8px"><b>{e(policy)}</b></td>'
+                     f'<td style="padding:4px 8px;color:{FG[colour]};font-weight:bold">{e(state)}</td>'
+                     f'<td style="padding:4px 8px"><i>{e(story(policy, results))}</i><ul style="margin:2px 0">{why}</ul></td></tr>')
+    parts.append("</table>")
+    parts += _matrix(results, policies)
+    parts += _modes_table(results)
+    if charts.get("baseline"):
+        parts.append("<h3>Candidate vs baseline (the same episodes)</h3>")
+        parts += [_img(png, name) for name, png in charts["baseline"]]
+    if charts.get("curves"):
+        parts.append("<h3>Robustness curves</h3>")
+        parts += [_img(png, name) for name, png in charts["curves"]]
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _matrix(results: dict[str, dict], policies: list[str]) -> list[str]:
+    e = html.escape
+    cells: dict[tuple, dict] = {}
+    rows: dict[str, tuple] = {}
+    for payload in results.values():
+        case = payload.get("case", {})
+        key = case_key(payload)
+        cells[(key, case.get("policy"))] = payload
+        rows[key] = (case.get("env", ""), not case.get("gate", True), key)
+    out = ["<h3>Cases × candidates</h3>",
+           '<p style="margin:2px 0">Cell: verdict, successes, dominant failure mode (episodes). Pale, italic: '
+           'informational (<code>gate: false</code>), never blocking. <b>regr.</b>: a regression against the baseline.</p>',
+           '<table style="border-collapse:collapse">',
+           "<tr><th style='text-align:left;padding:3px 6px'>case</th>"
+           + "".join(f"<th style='padding:3px 6px'>{e(p)}</th>" for p in policies) + "</tr>"]
+    for key in sorted(rows, key=lambda k: rows[k]):
+        env, info, _ = rows[key]
+        line = [f"<tr><td style='padding:3px 6px;border:1px solid #ddd'>{e(key)}"
+                + (" <span style='color:#888'>(info)</span>" if info else "") + "</td>"]
+        for policy in policies:
+            payload = cells.get((key, policy))
+            if payload is None:
+                line.append("<td style='border:1px solid #ddd'></td>")
+                continue
+            outcome = payload.get("outcome", "ERROR")
+            s = success_of(payload)
+            top = next(iter((payload.get("failure_modes") or {}).items()), None)
+            regression = any(r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"
+                             for r in payload.get("requirements", []))
+            text = f"<b>{outcome}</b>" + (f" {s[0]}/{s[1]}" if s else "")
+            text += f"<br>{e(top[0])} {top[1]}" if top else ""
+            text += " <b>regr.</b>" if regression else ""
+            style = f"background:{BG.get(outcome, '#eee')};padding:3px 6px;border:1px solid #ddd;text-align:center"
+            if info:
+                style += ";opacity:0.6;font-style:italic"
+            line.append(f"<td style='{style}'>{text}</td>")
+        out.append("".join(line) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def _modes_table(results: dict[str, dict]) -> list[str]:
+    e = html.escape
+    ranked = ranked_modes(results)
+    if not ranked:
+        return ["<h3>Failure modes</h3><p>No failed episode.</p>"]
+    out = ["<h3>Failure modes ranked across cases</h3>",
+           "<p style='margin:2px 0'>Each failed episode counts once, under its primary mode (the first rule that "
+           "matches: a robot that fell with saturated motors is <i>saturated</i>). Rate: of all episodes of the cases "
+           "where the mode occurs, with an exact 95 % interval (descriptive; verdicts use each case's one-sided bound).</p>",
+           "<table style='border-collapse:collapse'><tr>" + "".join(
+               f"<th style='text-align:left;padding:3px 6px'>{h}</th>"
+               for h in ("mode", "policy", "episodes", "rate [95 % interval]", "where (informational in italics)")) + "</tr>"]
+    for row in ranked:
+        low, high = row["interval"]
+        where = ", ".join((f"{e(k)} {c}/{n}" if gate else f"<i>{e(k)} {c}/{n}</i>") for c, k, n, gate in row["cases"][:6])
+        if len(row["cases"]) > 6:
+            where += f", … {len(row['cases']) - 6} more"
+        out.append(f"<tr style='border-top:1px solid #ddd'><td style='padding:3px 6px'><b>{e(row['mode'])}</b></td>"
+                   f"<td style='padding:3px 6px'>{e(str(row['policy']))}</td><td style='padding:3px 6px'>{row['episodes']}"
+                   f" of {row['of']}</td><td style='padding:3px 6px'>{row['episodes'] / row['of']:.1%} "
+                   f"[{low:.1%}, {high:.1%}]</td><td style='padding:3px 6px'>{where}</td></tr>")
+    out.append("</table>")
+    return out

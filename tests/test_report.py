@@ -1,0 +1,235 @@
+"""The report tells the truth at a glance: informational failures filed under their failure mode,
+one promotion overview (no robustness curve counted as a passed test), charts that draw the
+limit and the bound the verdict used, and a video in which the robot is big enough to see."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simgate.runner import CaseResult
+from simgate.scenarios.case import Case
+from simgate.verdict import Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def case(policy="quadruped-nominal", gate=True, scenario="quadruped_slippery_sensitivity", point=None, baseline=None):
+    point = {"friction": 0.03} if point is None else point
+    suffix = "".join(f"-{k}={v}" for k, v in point.items())
+    return Case(id=f"{scenario}{suffix}-{policy}", scenario=scenario, source="scenarios/x.yaml", env="quadruped",
+                policy=policy, point=point, perturbations=({"kind": "scale_friction", "params": {"sliding": 0.03}},),
+                episodes=50, horizon=6.0, seed=1, alpha=0.05, determinism_episodes=0,
+                thresholds={"min_success_rate": 0.7}, gate=gate, baseline=baseline)
+
+
+def success(k, n, p0=0.7):
+    from simgate.verdict import success_requirement
+
+    class Rollouts:  # the two things success_requirement reads
+        def __init__(self):
+            self.n = n
+
+        def column(self, name):
+            return np.array([1] * k + [0] * (n - k))
+
+    return success_requirement(Rollouts(), p0, 0.05)
+
+
+def result(c, k, n, modes, requirements=None):
+    fell = [float(i % 5) if i < sum(modes.values()) else float("nan") for i in range(n)]
+    primary = [m for m, count in modes.items() for _ in range(count)] + [None] * (n - sum(modes.values()))
+    table = {"episode": list(range(n)), "failure_mode": primary, "time_to_fall": fell,
+             "mean_abs_torque[FL_flexion]": list(np.linspace(0.9, 1.2, n)),
+             "mean_abs_torque[FL_knee]": list(np.linspace(0.5, 0.7, n))}
+    reqs = [success(k, n)] + list(requirements or [])
+    from simgate.verdict import overall
+
+    return CaseResult(c, overall(reqs), reqs, modes, {"mean_abs_torque[FL_flexion]": 1.05, "mean_abs_torque[FL_knee]": 0.6},
+                      n, table=table, worst=0 if modes else None)
+
+
+def torque_regression():
+    joints = {"FL_flexion": {"test": "FAIL", "mean_difference": 0.1417, "margin": 0.103, "p_value": 0.001, "n": 50,
+                             "relative": 0.138},
+              "FL_knee": {"test": "PASS", "mean_difference": -0.01, "margin": 0.061, "p_value": 0.9, "n": 50,
+                          "relative": -0.016}}
+    return Requirement("torque_vs_baseline", "mean |torque| vs quadruped-robust", "FAIL",
+                       "largest change +13.8% at FL_flexion (+0.1417)", "paired t-tests per joint; shown above the "
+                       "margin: FL_flexion", "each joint's increase < 10% of the baseline's", {"joints": joints})
+
+
+def matched(categories, status, message):
+    return [c["name"] for c in categories if status in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
+
+
+def test_informational_failures_are_filed_under_their_mode_and_gating_ones_under_theirs():
+    from simgate.reporting.allure import categories, headline
+
+    info = result(case(gate=False), 24, 50, {"slipped": 26})
+    gating = result(case(scenario="quadruped_pushes", point={}), 80, 150, {"fell": 26, "saturated": 19})
+    records = {r.case.id: r.to_dict() for r in (info, gating)}
+    cats = categories(records)
+    # allure-pytest reports an xfail (informational) as skipped, a failed check as failed
+    assert matched(cats, "skipped", headline(info)) == ["Failure mode: slipped (informational, gate: false)"]
+    assert matched(cats, "failed", headline(gating)) == ["Failure mode: fell"]
+    assert "primary failure mode: fell" in headline(gating) and "\n" not in headline(gating)
+
+
+def test_a_torque_regression_has_its_own_category():
+    from simgate.reporting.allure import categories, headline
+
+    r = result(case(scenario="quadruped_turning", point={}), 50, 50, {}, [torque_regression()])
+    r.outcome = "FAIL"  # as the case's check reports it when the regression fails it
+    names = matched(categories({r.case.id: r.to_dict()}), "failed", headline(r))
+    assert "Regression against the baseline" in names
+
+
+def verdict_for(records):
+    return {"decision": "BLOCKED", "promote": False, "complete": True, "run": "r1", "candidates": {
+        "quadruped-nominal": {"promote": False, "passed": False, "complete": True,
+                              "blocking": ["quadruped_pushes-quadruped-nominal: success rate FAIL (103/150)"]},
+        "quadruped-robust": {"promote": True, "passed": True, "complete": True, "blocking": []}}}
+
+
+def test_one_overview_result_states_each_candidates_verdict_and_no_curve_counts_as_a_test(tmp_path):
+    pytest.importorskip("matplotlib")
+    from simgate.reporting.allure import write_run_files
+
+    records = {}
+    for policy, ks in (("quadruped-nominal", (50, 48, 24)), ("quadruped-robust", (50, 49, 41))):
+        for friction, k in zip((0.1, 0.05, 0.03), ks):
+            modes = {"slipped": 50 - k} if k < 50 else {}
+            r = result(case(policy=policy, gate=False, point={"friction": friction}), k, 50, modes)
+            records[r.case.id] = r.to_dict()
+    write_run_files(str(tmp_path), records, verdict_for(records))
+    written = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
+    assert [w["name"] for w in written] == ["promotion overview: BLOCKED"]  # curves are pictures, not results
+    [overview] = written
+    assert overview["status"] == "failed"
+    page = overview["descriptionHtml"]
+    assert "quadruped-nominal" in page and "BLOCKED by 1 finding" in page and "PROMOTE" in page
+    assert "slipped" in page and "24/50" in page  # matrix cell and ranked modes include informational ones
+    names = [a["name"] for a in overview["attachments"]]
+    assert "robustness curve: quadruped_slippery_sensitivity over friction" in names
+    assert "promotion overview.html" in names
+    env = (tmp_path / "environment.properties").read_text()
+    assert "promotion=BLOCKED" in env and "promotion.quadruped-robust=PROMOTE" in env
+    assert json.loads((tmp_path / "executor.json").read_text())["reportName"] == "simgate: promotion BLOCKED"
+
+
+def test_the_robustness_curve_marks_a_point_below_the_requirement_as_failed_and_uses_one_sided_bounds():
+    pytest.importorskip("matplotlib")
+    from simgate import stats
+    from simgate.reporting import plots
+
+    points = {"nominal": [(0.1, 50, 50, "PASS"), (0.03, 24, 50, "FAIL")], "robust": [(0.1, 50, 50, "PASS"), (0.03, 41, 50, "PASS")]}
+    fig = plots.robustness_figure("friction (× nominal)", points, 0.7, 0.05, "ice")
+    ax = fig.axes[0]
+    assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_label().startswith("required")] == [0.7]
+    colours = [tuple(np.round(c, 3)) for coll in ax.collections for c in coll.get_facecolors()]
+    import matplotlib.colors as mc
+
+    assert tuple(np.round(mc.to_rgba(plots.COLOURS["FAIL"]), 3)) in colours
+    assert ax.get_ylabel() and ax.get_xlabel() == "friction (× nominal)"
+    assert fig.get_size_inches()[0] * fig.dpi >= 800
+    # 41/50 passes: its one-sided lower bound lies above 0.7 (a two-sided 95 % band would dip below)
+    lower, _ = plots.one_sided_bounds(41, 50, 0.05)
+    assert lower > 0.7 and stats.success_rate(41, 50, 0.7, 0.05).outcome == "PASS"
+    plots.png(fig)
+
+
+def test_the_torque_chart_draws_the_limit_and_the_baseline():
+    pytest.importorskip("matplotlib")
+    from simgate.reporting import plots
+
+    r = result(case(scenario="quadruped_turning", point={}), 50, 50, {}, [torque_regression()])
+    absolute = Requirement("mean_torque", "mean |torque| [FL_flexion]", "PASS", "1.05", "", "< 1.5",
+                           {"outcome": "PASS", "mean": 1.05, "upper": 1.08, "lower": 1.02, "limit": 1.5, "n": 50})
+    fig = plots.torque_figure(r.table, [absolute.to_dict(), torque_regression().to_dict()])
+    ax = fig.axes[0]
+    labelled = {c.get_label(): c for c in ax.collections}
+    limit = labelled["limit (mean |τ|)"].get_segments()[0]
+    assert limit[0][1] == 1.5
+    allowed = labelled["baseline + allowed increase"].get_segments()[0][0][1]
+    base = np.mean(r.table["mean_abs_torque[FL_flexion]"]) - 0.1417
+    assert allowed == pytest.approx(base + 0.103)
+    assert any(c.get_label().startswith("baseline quadruped-robust") for c in ax.collections)
+    assert "N·m" in ax.get_ylabel()
+
+
+def test_falls_and_failure_modes_add_up():
+    pytest.importorskip("matplotlib")
+    from simgate.reporting import plots
+
+    table = {"failure_mode": ["fell", "saturated", "saturated", None], "time_to_fall": [1.0, 2.0, float("nan"), float("nan")]}
+    fig = plots.time_to_fall_figure(table, 6.0)
+    assert "2 of 4 episodes fell" in fig.axes[0].get_title()
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["fell (1)", "saturated (1)"]
+
+
+VIDEO_CHECK = """
+import json, sys
+import numpy as np
+from simgate.replay import choose_gl
+choose_gl()  # before MuJoCo is imported: EGL or OSMesa
+import mujoco
+sys.path.insert(0, sys.argv[1])
+from envs.quadruped.env import Quadruped
+from simgate.reporting.video import View
+env = Quadruped()
+nominal = env.build_model()
+view = View.open(env, nominal)
+if view is None:
+    print(json.dumps(None)); sys.exit(0)
+data = mujoco.MjData(nominal)
+env.reset(nominal, data, np.random.default_rng(0))
+mujoco.mj_forward(nominal, data)
+data.xfrc_applied[1, :3] = [0.0, 10.0, 0.0]
+frame = view.frame(nominal, data)
+top, bottom = view.robot_rows(nominal, data)
+red = int(((frame[..., 0] > 180) & (frame[..., 1] < 60) & (frame[..., 2] < 60)).sum())
+print(json.dumps({"shape": frame.shape, "rows": [top, bottom], "textures": [view.model.ntex, nominal.ntex], "red": red}))
+view.close()
+"""
+
+
+def test_the_video_frames_the_quadruped():
+    """One frame rendered in a fresh process (MuJoCo picks its GL backend when first imported)."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    run = subprocess.run([sys.executable, "-c", VIDEO_CHECK, str(REPO)], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    if seen is None:
+        pytest.skip("no OpenGL backend (apt-get install -y libegl1 libgl1-mesa-dri, or libosmesa6)")
+    from simgate.reporting.video import HEIGHT, WIDTH
+
+    assert seen["shape"] == [HEIGHT, WIDTH, 3]
+    top, bottom = seen["rows"]
+    assert bottom - top + 1 >= HEIGHT / 4, (top, bottom)  # the robot fills a quarter of the height or more
+    assert seen["textures"][0] > seen["textures"][1]  # the checker floor and the sky were added
+    assert seen["red"] > 500  # the push arrow
+
+
+def test_readme_tables_are_generated_from_summaries(tmp_path):
+    sys.path.insert(0, str(REPO / "docs"))
+    import verdict_tables
+
+    r = result(case(gate=False), 24, 50, {"slipped": 26})
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"cases": {r.case.id: r.to_dict()}}))
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- verdict table quadruped -->\nold\n<!-- end verdict table quadruped -->\ny\n")
+    assert verdict_tables.main(["--write", str(readme), str(summary)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| `quadruped_slippery_sensitivity-friction=0.03` | FAIL (info) 24/50 (slipped 26) |" in text

@@ -78,8 +78,8 @@ def extension_levels(earlier_looks: tuple[int, ...], n: int, p0: float, alpha: f
     level is that threshold's tail probability (the exact test at this level passes exactly
     there). PASS regions grow with p, so p0 is the worst case. The FAIL side is computed the same
     way, mirrored. Ignoring the other side's stops only overstates what was spent (conservative)."""
-    looks = [m for m in earlier_looks if 0 < m < n] + [n]
-    if any(b <= a for a, b in zip(looks, looks[1:])):
+    looks = list(earlier_looks) + [n]
+    if any(b <= a for a, b in zip(looks, looks[1:])) or looks[0] <= 0:
         raise ValueError(f"earlier_looks should increase and stay below episodes ({n}), received {list(earlier_looks)}")
     pass_level, spent_pass = _spend(looks, p0, alpha)
     fail_level, _ = _spend(looks, 1 - p0, alpha)  # failures mirror successes

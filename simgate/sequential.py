@@ -9,7 +9,8 @@ completion order), so the decision does not depend on worker timing:
   quotes those, not Wald's nominal α and β.
 - ``anytime``: the Beta-mixture e-process for H0 p ≤ p0 (PASS when E ≥ 1/α, valid however often
   it is looked at, and a later run may extend it), with the likelihood-ratio futility stop
-  against p1 (FAIL when the evidence for p0 over p1 reaches 1/β).
+  against p1 (stop when the evidence for p0 over p1 reaches 1/β; the verdict reports that stop as
+  "stopped: p1 not reached", INCONCLUSIVE, not as evidence that p < p0).
 
 A case runs episodes in batches, so a decision may be reached before the batch's last episode:
 the episodes after it were run but do not count (``n`` is where the boundary was crossed).

@@ -1,5 +1,5 @@
 """Sequential stopping: Wald's boundaries, the exact operating characteristic, and calibration
-over hundreds of simulated gate runs (figures from ../shared/STATS.md)."""
+over hundreds of simulated gate runs (figures in docs/statistics.md)."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ ANYTIME = Design("anytime", 0.90, 0.95, 0.05, 0.10, 400)
 
 
 def test_sprt_boundaries_are_walds_lines():
-    # PASS if F <= 0.0724 n - 3.87, FAIL if F >= 0.0724 n + 3.01 (STATS.md)
+    # PASS if F <= 0.0724 n - 3.87, FAIL if F >= 0.0724 n + 3.01 (docs/statistics.md)
     for n in (60, 100, 200, 399):
         for f in range(0, n + 1):
             state = SPRT.state(n - f, f)
@@ -37,7 +37,7 @@ def test_exact_operating_characteristic_matches_the_published_design():
     assert at_p1.pass_probability == pytest.approx(0.8996, abs=5e-4)
     total = at_p1.pass_probability + at_p1.fail_probability + at_p1.inconclusive_probability
     assert total == pytest.approx(1.0, abs=1e-12)
-    # mean episodes to a decision, STATS.md's table: 43 / 149 / 92 / 63 (SPRT), 44 / 182 / 96 / 55 (anytime)
+    # mean episodes to a decision, the published table: 43 / 149 / 92 / 63 (SPRT), 44 / 182 / 96 / 55 (anytime)
     for design, expected in ((SPRT, (43, 149, 92, 63)), (ANYTIME, (44, 182, 96, 55))):
         got = [operating_characteristic(design, p).expected_n for p in (0.85, 0.95, 0.97, 0.99)]
         np.testing.assert_allclose(got, expected, rtol=0.05)
@@ -45,7 +45,7 @@ def test_exact_operating_characteristic_matches_the_published_design():
 
 def test_fixed_size_design_needs_the_published_episodes():
     assert fixed_n(0.90, 0.95, 0.05, 0.10) == pytest.approx(239, abs=25)
-    assert fixed_n(0.90, 0.99, 0.05, 0.10) == 61  # STATS.md: 90 % power at true p = 0.99 needs 61
+    assert fixed_n(0.90, 0.99, 0.05, 0.10) == 61  # 90 % power at true p = 0.99 needs 61
 
 
 def test_e_value_closed_form_against_numerical_integration():

@@ -93,11 +93,17 @@ def test_the_subtle_regression_is_flagged_by_the_paired_test_with_fewer_episodes
     assert document["promote"] is False
     candidate = document["candidates"]["balancebot-lqr-sluggish"]
     assert "pushes-push_n=10-balancebot-lqr-sluggish" in candidate["regression_alarms"]
+    family = candidate["families"]["regression"]
+    assert family["correction"] == "Holm" and family["size"] == 2 and family["level"] == 0.05
+    flagged = [r for r in candidate["requirements"] if r["kind"] == "not_worse" and r["case"].startswith("pushes-push_n=10")]
+    assert flagged[0]["finding"] == "regression (Holm-confirmed)"
     case = summary(tmp_path)["cases"]["pushes-push_n=10-balancebot-lqr-sluggish"]
     [paired] = [r for r in case["requirements"] if r["kind"] == "not_worse"]
     numbers = paired["numbers"]
     assert numbers["n01"] == 0 and numbers["n10"] > 15  # it fails where the baseline succeeds, never the reverse
     assert numbers["episodes_to_flag_paired"] < numbers["episodes_to_flag_unpaired"]
+    assert paired["outcome"] == "PASS" and numbers["uncorrected_outcome"] == "FAIL"  # a finding, not a case verdict
+    assert 0 < numbers["detectable_drop_90"] < 0.3
     assert "promotion: BLOCKED" in run.stdout
 
 
@@ -151,7 +157,9 @@ def test_a_policy_of_known_failure_rate_through_the_engine(host, q):
     if q == 0.0:
         assert req.outcome == "PASS" and req.numbers["n"] == 39  # as in the sequential scenario test
     else:
-        assert req.outcome == "FAIL" and req.numbers["n"] < 32  # decided inside the first batch
+        # decided inside the first batch, by futility: reported as what it is, not as a FAIL
+        assert req.outcome == "INCONCLUSIVE" and req.numbers["n"] < 32 and req.numbers["stop"] == "futility"
+        assert "p1 not reached" in req.observed
 
 
 class _GivesUp:

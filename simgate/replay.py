@@ -60,7 +60,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         qvel.append(np.array(data.qvel))
         times.append(float(data.time))
         if view is not None and (step + 1) % every == 0:
-            frames.append(view.frame(model, data))
+            frames.append(view.frame(model, data, (step + 1) * engine.control_dt))
 
     try:
         episode = engine.run_episode(case, index, n_steps, observer=record)

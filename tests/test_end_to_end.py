@@ -136,14 +136,20 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     categories = json.loads((results / "categories.json").read_text())
     environment = (results / "environment.properties").read_text()
     assert "mujoco=" in environment and "onnxruntime=" in environment
-    [case] = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    written = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    [case] = [r for r in written if not r["name"].startswith("promotion overview")]
+    assert len(written) == 2  # the case and the promotion overview, nothing else
     message = case["statusDetails"]["message"]
-    matched = [c["name"] for c in categories if re.match(c["messageRegex"], message)]
+    assert message.startswith("FAIL (gate) · primary failure mode: timeout")  # one line: Categories groups by it
+    assert "failure modes (30 of 30 episodes): timeout 30" in case["statusDetails"]["trace"]  # the whole verdict
+    matched = [c["name"] for c in categories if case["status"] in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
     assert matched == ["Failure mode: timeout"]  # exactly one category: the case's dominant mode
     labels = {(label["name"], label["value"]) for label in case["labels"]}
     assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
     names = {a["name"] for a in case["attachments"]}
-    assert {"metrics.json", "episodes.csv", "failure modes", "torque per joint", "replay"} <= names
+    assert {"metrics.json", "episodes.csv", "failure modes", "replay"} <= names
+    assert any(n.startswith("torque per joint") for n in names)
+    assert not any(p["name"] == "simgate_case" and p.get("mode") != "hidden" for p in case["parameters"])
     assert any(n.startswith("trajectory episode ") for n in names)  # the worst episode, replayed
     [replay] = [a for a in case["attachments"] if a["name"] == "replay"]
     assert "python -m simgate replay 'flat-balancebot-lqr-degraded' " in (results / replay["source"]).read_text()
@@ -155,16 +161,20 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert len(properties["git_commit"]) == 40
 
 
-def test_allure_gets_a_robustness_curve_per_swept_scenario(tmp_path):
+def test_allure_gets_robustness_curves_inside_one_promotion_overview(tmp_path):
+    """A swept scenario's curve is a chart of the overview result, not a (green) result of its own:
+    the report counts cases, plus the one overview whose status is the promotion decision."""
     results = tmp_path / "allure-results"
     run = gate("-n", "2", "--scenarios", str(only(tmp_path / "scenarios", "rough.yaml")), "--simgate-reports",
                str(tmp_path), "--alluredir", str(results), "--policy", "balancebot-lqr", "--baseline", "none")
     assert run.returncode == 0, run.stdout[-2000:]
-    curves = [json.loads(p.read_text()) for p in results.glob("*-result.json")
-              if json.loads(p.read_text())["name"].startswith("robustness curve")]
-    assert [c["name"] for c in curves] == ["robustness curve: rough over noise (balancebot-lqr)"]
-    [attachment] = curves[0]["attachments"]
-    assert (results / attachment["source"]).read_bytes()[:4] == b"\x89PNG"
+    written = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    assert not any(r["name"].startswith("robustness curve") for r in written)
+    [overview] = [r for r in written if r["name"].startswith("promotion overview")]
+    assert overview["name"] == "promotion overview: ALLOWED" and overview["status"] == "passed"
+    assert "balancebot-lqr" in overview["descriptionHtml"] and "PROMOTE" in overview["descriptionHtml"]
+    [curve] = [a for a in overview["attachments"] if a["name"] == "robustness curve: rough over noise"]
+    assert (results / curve["source"]).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_without_allure_or_matplotlib_the_summary_is_the_same(tmp_path):

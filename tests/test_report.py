@@ -114,8 +114,12 @@ def test_one_overview_result_states_each_candidates_verdict_and_no_curve_counts_
     assert overview["status"] == "failed"
     page = overview["descriptionHtml"]
     assert "quadruped-nominal" in page and "BLOCKED by 1 finding" in page and "PROMOTE" in page
-    assert "slipped" in page and "24/50" in page  # matrix cell and ranked modes include informational ones
+    assert "slipped 26 of 50" in page  # where the informational case fails, and how
     names = [a["name"] for a in overview["attachments"]]
+    [attached] = [a for a in overview["attachments"] if a["name"] == "promotion overview.html"]
+    full = (tmp_path / attached["source"]).read_text()
+    assert "FAIL</b> 24/50<br>slipped 26" in full  # the matrix cell, informational included
+    assert "<b>slipped</b>" in full and "28 of 100" in full  # ranked: nominal slipped 2 + 26 in its 2 cases
     assert "robustness curve: quadruped_slippery_sensitivity over friction" in names
     assert "promotion overview.html" in names
     env = (tmp_path / "environment.properties").read_text()

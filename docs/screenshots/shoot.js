@@ -1,36 +1,100 @@
-// How docs/screenshots were taken: serve reports/allure-report on 127.0.0.1:8766 (python3 -m http.server),
-// npm install puppeteer-core, apt-get install chromium, then: node docs/screenshots/shoot.js
+// Screenshots of a generated Allure 2 report, as a reader sees it in Chromium.
+//   node docs/screenshots/shoot.js REPORT_DIR [OUT_DIR]      (docs/screenshots/shoot.sh does it all)
+// Needs puppeteer-core (npm install, see shoot.sh) and Chromium at $CHROMIUM or /usr/bin/chromium.
+// Serves REPORT_DIR itself on 127.0.0.1 (the multi-file report does not open from file://) and
+// finds the results by name in the report's data/test-cases/*.json.
+const fs = require('fs');
+const path = require('path');
+const http = require('http');
 const puppeteer = require('puppeteer-core');
+
+const report = path.resolve(process.argv[2] || 'reports/allure-report');
+const out = path.resolve(process.argv[3] || path.join(__dirname));
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+const types = {'.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
+  '.png': 'image/png', '.mp4': 'video/mp4', '.svg': 'image/svg+xml', '.txt': 'text/plain', '.csv': 'text/csv',
+  '.woff': 'font/woff', '.woff2': 'font/woff2', '.ico': 'image/x-icon'};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const file = path.join(report, decodeURIComponent(req.url.split('?')[0]).replace(/\/$/, '/index.html'));
+    if (!file.startsWith(report) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function results() {
+  const dir = path.join(report, 'data', 'test-cases');
+  return fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
+}
+
 async function clickText(page, selector, text) {
   const ok = await page.evaluate((selector, text) => {
     const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text));
     if (!els.length) return false;
-    els[els.length - 1].scrollIntoView(); els[els.length - 1].click(); return true;
+    els[0].scrollIntoView(); els[0].click(); return true;
   }, selector, text);
   if (!ok) console.log('not found:', selector, text);
-  await sleep(1500);
+  await sleep(1200);
+  return ok;
 }
+
 (async () => {
-  const browser = await puppeteer.launch({executablePath: '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--window-size=1400,1800']});
+  const server = await serve();
+  const base = `http://127.0.0.1:${server.address().port}/`;
+  const browser = await puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run']});
   const page = await browser.newPage();
-  await page.setViewport({width: 1400, height: 1800});
-  await page.goto('http://127.0.0.1:8766/#categories', {waitUntil: 'networkidle0'});
-  await sleep(2000);
-  await page.screenshot({path: 'docs/screenshots/shot_categories.png'});
-  await clickText(page, '.node__title', 'Failure mode: timeout');
-  await clickText(page, '.node__title', 'pushes-push_n=10');
-  await clickText(page, '.node__leaf, .node__name, a', 'test_scenario[pushes-push_n=10');
-  const classes = await page.evaluate(() => [...new Set([...document.querySelectorAll('[class*=attachment]')].map(e => e.className))].slice(0, 20));
-  console.log(JSON.stringify(classes));
-  await page.screenshot({path: 'docs/screenshots/shot_case.png'});
-  for (const name of ['failure modes', 'torque per joint', 'worst episode']) {
-    await clickText(page, '.attachment-row__name, .attachment-row', name);
+  await page.setViewport({width: 1400, height: 1000});
+  const all = results();
+  const find = (pred) => all.find(pred);
+  const shots = [];
+  async function shot(name, url, clicks = [], height = 1300, after = null) {
+    await page.setViewport({width: 1400, height});
+    await page.goto(base + url, {waitUntil: 'networkidle0'});
+    await sleep(1500);
+    for (const [selector, text] of clicks) await clickText(page, selector, text);
+    if (after) await after();
+    // Allure scrolls its panes, not the window: back to the top of each
+    await page.evaluate(() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; }));
+    await sleep(500);
+    const file = path.join(out, name);
+    await page.screenshot({path: file});
+    shots.push(file);
   }
-  await sleep(2000);
-  const video = await page.evaluate(() => { const v = document.querySelector('video'); return v ? {src: v.currentSrc || v.src, ready: v.readyState, dur: v.duration} : null; });
-  console.log('video', JSON.stringify(video));
-  await page.screenshot({path: 'docs/screenshots/shot_attachments.png', fullPage: true});
+  await shot('allure-overview.png', '#', [], 1000);
+  await shot('allure-categories.png', '#categories', [['.node__title', 'Failure mode: fell'],
+    ['.node__title', 'Failure mode: slipped (informational'], ['.node__title', 'Regression against the baseline']], 1000);
+  const overview = find(r => r.name.startsWith('promotion overview'));
+  if (overview) {
+    await shot('allure-promotion-overview.png', `#testresult/${overview.uid}`, [], 1100);
+    // the attached page itself, as the attachment's full-screen view shows it
+    const full = JSON.parse(fs.readFileSync(path.join(report, 'data', 'test-cases', `${overview.uid}.json`)));
+    const steps = [full.testStage || {}, ...(full.afterStages || [])];
+    const html = steps.flatMap(s => s.attachments || []).find(a => a.name === 'promotion overview.html');
+    if (html) await shot('promotion-overview-page.png', `data/attachments/${html.source}`, [], 2400);
+  }
+  const regression = find(r => r.status === 'failed' && r.statusMessage && r.statusMessage.includes('regression vs baseline (torque)'));
+  if (regression) await shot('allure-torque-regression.png', `#testresult/${regression.uid}`,
+    [['.attachment-row', 'torque per joint']], 1700);
+  const pushes = find(r => r.name.startsWith('quadruped_pushes') && r.status === 'failed') ||
+    find(r => r.status === 'failed' && !r.name.startsWith('promotion'));
+  let video = null;
+  if (pushes) await shot('allure-failed-case.png', `#testresult/${pushes.uid}`,
+    [['.attachment-row', 'failure modes'], ['.attachment-row', 'time to fall'], ['.attachment-row', 'worst episode']], 2400,
+    async () => {  // show the end of the video: the fall, marked
+      video = await page.evaluate(async () => {
+        const v = document.querySelector('video');
+        if (!v) return null;
+        v.pause(); v.currentTime = Math.max(0, v.duration - 0.5);
+        await new Promise(r => setTimeout(r, 1500));
+        return {src: v.currentSrc || v.src, ready: v.readyState, width: v.videoWidth, height: v.videoHeight, duration: v.duration};
+      });
+    });
+  console.log(JSON.stringify({shots, video}));
   await browser.close();
+  server.close();
 })();

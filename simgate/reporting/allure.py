@@ -347,7 +347,7 @@ def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
     result = {"uuid": key, "historyId": hashlib.md5(name.encode()).hexdigest(), "name": f"{name}: {decision}",
               "fullName": "simgate.promotion.overview", "status": OVERVIEW_STATUS.get(decision, "broken"),
               "statusDetails": {"message": "; ".join(lines)}, "stage": "finished", "start": now, "stop": now,
-              "descriptionHtml": page,
+              "descriptionHtml": overview.description_html(results, verdict),
               "labels": [{"name": "parentSuite", "value": "promotion"}, {"name": "suite", "value": "promotion overview"},
                          {"name": "epic", "value": "promotion"}, {"name": "feature", "value": "promotion overview"},
                          {"name": "severity", "value": "blocker"}, {"name": "tag", "value": decision}],

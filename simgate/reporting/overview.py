@@ -118,7 +118,7 @@ def story(policy: str, results: dict[str, dict]) -> str:
         top = next(iter(modes.items()), None)
         s = success_of(payload)
         why = [f"{top[0]} {top[1]} of {payload.get('episodes')}"] if top else []
-        why += [r["name"] for r in payload.get("requirements", [])
+        why += [_regression_phrase(r) for r in payload.get("requirements", [])
                 if r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"]
         if s and not why:
             why = [f"success {s[0]}/{s[1]}"]
@@ -127,6 +127,29 @@ def story(policy: str, results: dict[str, dict]) -> str:
     if info:
         text += f". Informational (never blocking): fails {'; '.join(info)}"
     return text + "."
+
+
+def _regression_phrase(req: dict) -> str:
+    baseline = req.get("numbers", {}).get("baseline") or req.get("name", "").split(" vs ", 1)[-1].split(" than ", 1)[-1]
+    if req.get("kind") == NOT_WORSE:
+        return f"less success than {baseline}"
+    return f"more torque than {baseline}: {req.get('observed', '')}"
+
+
+def description_html(results: dict[str, dict], verdict: dict | None) -> str:
+    """What Allure 2 shows as the overview result's description: it strips styles and images, so
+    plain text: the decision and, per candidate, its verdict and where it fails."""
+    e = html.escape
+    verdict = verdict or {}
+    items = []
+    policies = sorted({p.get("case", {}).get("policy") for p in results.values()} | set(verdict.get("candidates", {})))
+    for policy in policies:
+        candidate = verdict.get("candidates", {}).get(policy, {})
+        state = candidate_state(candidate)[0] if candidate else "not in the verdict"
+        items.append(f"<li><b>{e(policy)}: {e(state)}</b>. {e(story(policy, results))}</li>")
+    return (f"<p><b>Promotion: {e(verdict.get('decision', 'UNKNOWN'))}</b></p><ul>{''.join(items)}</ul>"
+            "<p>The matrix of cases, the failure modes ranked across cases, candidate vs baseline and the "
+            "robustness curves: the attachment <b>promotion overview.html</b> below.</p>")
 
 
 def _img(png: bytes | None, alt: str) -> str:

@@ -99,7 +99,6 @@ def torque_figure(table: dict[str, list], requirements: list[dict] | None = None
     regression = next((r for r in requirements if r["kind"] == "torque_vs_baseline"), None)
     if regression is not None:
         per_joint = regression["numbers"].get("joints", {})
-        base = name = None
         base, allowed, failed = [], [], []
         for j, column in zip(joints, data):
             v = per_joint.get(j)
@@ -112,13 +111,18 @@ def torque_figure(table: dict[str, list], requirements: list[dict] | None = None
         ax.scatter(x + 0.3, base, marker="D", color="#7f8c8d", zorder=3, label=f"baseline {name}: mean")
         ax.hlines(allowed, x + 0.05, x + 0.45, colors="#e67e22", linestyles="--", linewidth=2,
                   label="baseline + allowed increase")
-        for xi, bad in zip(x, failed):
-            if bad:
-                ax.annotate("regression", (xi, ax.get_ylim()[1]), ha="center", va="top", color="#c0392b", fontsize=8,
-                            fontweight="bold")
+        regressed = [j for j, bad in zip(joints, failed) if bad]
     ax.set_xticks(x, joints, rotation=45 if len(joints) > 4 else 0, ha="right" if len(joints) > 4 else "center")
+    if regression is not None:  # joints shown above the allowed increase: red, bold tick labels
+        for label in ax.get_xticklabels():
+            if label.get_text() in regressed:
+                label.set_color("#c0392b")
+                label.set_fontweight("bold")
+        if regressed:
+            ax.set_xlabel(f"joint (red: more torque than the baseline allows: {', '.join(regressed)})")
     ax.set_ylabel("mean |torque| per episode (N·m)")
-    ax.set_xlabel("joint")
+    if not ax.get_xlabel():
+        ax.set_xlabel("joint")
     ax.set_title("mean |torque| per episode, by joint" + (" — candidate vs baseline" if regression else ""),
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)

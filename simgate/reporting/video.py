@@ -109,6 +109,7 @@ class View:
         camera = mujoco.MjvCamera()
         camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
         camera.trackbodyid = body
+        camera.lookat[:] = self.data.subtree_com[body]  # tracking keeps the offset it starts with
         fovy = math.radians(float(self.model.vis.global_.fovy))
         camera.distance = max(extent, 0.05) / (2 * FILL * math.tan(fovy / 2))
         quat = self.data.xquat[body]
@@ -138,14 +139,16 @@ class View:
         d.xfrc_applied[:] = data.xfrc_applied
         mujoco.mj_forward(self.model, d)
 
-    def frame(self, model, data) -> np.ndarray:
+    def frame(self, model, data, time: float | None = None) -> np.ndarray:
+        """The frame of ``data``; ``time``: seconds since the episode started (default data.time)."""
         self._sync(model, data)
         if self.camera is None:
             self._frame_camera(data)
         self.renderer.update_scene(self.data, camera=self.camera, scene_option=self.option)
         pushes = self._push_arrows()
         image = self.renderer.render().copy()
-        return _text(image, [f"t = {self.data.time:5.2f} s"] + pushes, (12, 10))
+        now = self.data.time if time is None else time
+        return _text(image, [f"t = {now:5.2f} s"] + pushes, (12, 10))
 
     def _push_arrows(self) -> list[str]:
         """A red arrow into every body pushed through xfrc_applied, ending at its centre of mass."""

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Regenerate docs/screenshots from a fresh quadruped run, as CI can:
+#   apt-get install -y chromium default-jre nodejs npm libegl1 libegl-mesa0 libgl1-mesa-dri
+#   sh docs/screenshots/shoot.sh [WORK_DIR]
+# Runs the quadruped scenarios for quadruped-nominal and quadruped-robust (a few minutes on two
+# cores), builds the Allure 2 report with `python -m simgate report`, and photographs it with
+# headless Chromium through puppeteer-core (installed into WORK_DIR, outside the repository).
+set -eu
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=${1:-$(mktemp -d)}
+python=${PYTHON:-$repo/.venv/bin/python}
+mkdir -p "$work/scenarios"
+cp "$repo"/scenarios/quadruped_*.yaml "$work/scenarios/"
+rm -rf "$work/allure-results"
+cd "$repo"
+"$python" -m pytest suites/ -n 2 -p no:cacheprovider --scenarios "$work/scenarios" \
+  --policy quadruped-nominal --policy quadruped-robust \
+  --alluredir "$work/allure-results" --simgate-reports "$work/reports" -q || true  # BLOCKED exits 1
+"$python" -m simgate report --results "$work/allure-results" --out "$work/allure-report" --tools "$work/allure-tools"
+[ -d "$work/node/node_modules/puppeteer-core" ] || npm install --prefix "$work/node" --no-audit --no-fund puppeteer-core
+NODE_PATH="$work/node/node_modules" node "$repo/docs/screenshots/shoot.js" "$work/allure-report" "$repo/docs/screenshots"

@@ -206,7 +206,7 @@ def _plots(result) -> list[tuple[str, bytes]]:
         requirements = [r.to_dict() for r in result.requirements]
         drawn = [("failure modes", plots.failure_modes(result.failure_modes, result.episodes, result.table)),
                  ("torque per joint" + (" vs baseline" if any(r["kind"] == TORQUE_VS_BASELINE for r in requirements) else ""),
-                  plots.joint_torque(result.table, requirements)),
+                  plots.joint_torque(result.table, requirements, result.case.alpha)),
                  ("time to fall", plots.time_to_fall(result.table, result.case.horizon))]
     except ImportError:  # matplotlib absent
         return []
@@ -322,7 +322,7 @@ def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
 
     from simgate.reporting import overview
 
-    charts = overview._charts(results)
+    charts = overview._charts(results, verdict)
     page = overview.overview_html(results, verdict, charts)
     verdict = verdict or {}
     decision = verdict.get("decision", "UNKNOWN")

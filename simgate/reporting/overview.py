@@ -19,6 +19,7 @@ from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
 BG = {"PASS": "#d5f5e3", "FAIL": "#f5b7b1", "INCONCLUSIVE": "#fdebd0", "ERROR": "#e8daef"}
 FG = {"PASS": "#1e8449", "FAIL": "#a93226", "INCONCLUSIVE": "#b9770e", "ERROR": "#6c3483",
       "ALLOWED": "#1e8449", "BLOCKED": "#a93226", "INCOMPLETE": "#b9770e"}
+MAX_TORQUE_CHARTS = 4
 _UNITS = {"_ms": "ms", "_deg": "°", "_kg": "kg", "_m": "m", "_n": "N", "_hz": "Hz", "_s": "s"}
 
 
@@ -96,6 +97,19 @@ def _exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return (0.0 if k == 0 else beta_ppf(a, k, n - k + 1)), (1.0 if k == n else beta_ppf(1 - a, k + 1, n - k))
 
 
+def confirmed_regressions(verdict: dict | None) -> set[str]:
+    """Case ids whose findings against the baseline the promotion verdict confirmed (Holm over
+    each candidate's cases)."""
+    return {cid for c in ((verdict or {}).get("candidates") or {}).values() for cid in c.get("regression_alarms") or []}
+
+
+def is_regression(payload: dict, confirmed: set[str]) -> bool:
+    """Confirmed by the verdict; or, in records that decided it per case, a failed finding."""
+    return payload.get("case", {}).get("id") in confirmed or any(
+        r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"
+        for r in payload.get("requirements", []))
+
+
 def candidate_state(candidate: dict) -> tuple[str, str]:
     """(short verdict, colour key) of one candidate in the verdict document."""
     if candidate.get("promote"):
@@ -107,19 +121,23 @@ def candidate_state(candidate: dict) -> tuple[str, str]:
     return f"BLOCKED by {len(candidate.get('blocking', []))} finding(s)", "BLOCKED"
 
 
-def story(policy: str, results: dict[str, dict]) -> str:
+def story(policy: str, results: dict[str, dict], confirmed: set[str] = frozenset()) -> str:
     """One sentence per policy: where it fails (gating), how, and where informational cases fail."""
     gating, info = [], []
     for payload in sorted(results.values(), key=case_key):
         case = payload.get("case", {})
-        if case.get("policy") != policy or payload.get("outcome") == "PASS":
+        regression = is_regression(payload, confirmed)
+        if case.get("policy") != policy or (payload.get("outcome") == "PASS" and not regression):
             continue
         modes = payload.get("failure_modes") or {}
         top = next(iter(modes.items()), None)
         s = success_of(payload)
         why = [f"{top[0]} {top[1]} of {payload.get('episodes')}"] if top else []
-        why += [_regression_phrase(r) for r in payload.get("requirements", [])
-                if r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"]
+        if payload.get("outcome") == "PASS":
+            why = []  # it passed its own requirements: only the baseline comparison speaks against it
+        if regression:
+            why += [_regression_phrase(r) for r in payload.get("requirements", [])
+                    if r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and _finding(r)]
         if s and not why:
             why = [f"success {s[0]}/{s[1]}"]
         (gating if case.get("gate", True) else info).append(f"{case_key(payload)} ({', '.join(why) or payload.get('outcome')})")
@@ -129,11 +147,23 @@ def story(policy: str, results: dict[str, dict]) -> str:
     return text + "."
 
 
+def _finding(req: dict) -> bool:
+    """Whether one regression requirement speaks against the candidate in its own case."""
+    n = req.get("numbers", {})
+    if req.get("outcome") == "FAIL" or n.get("uncorrected_outcome") == "FAIL":
+        return True
+    return any(j.get("p_regression", 1.0) <= n.get("alpha", 0.05) or j.get("test") == "FAIL"
+               for j in (n.get("joints") or {}).values())
+
+
 def _regression_phrase(req: dict) -> str:
     baseline = req.get("numbers", {}).get("baseline") or req.get("name", "").split(" vs ", 1)[-1].split(" than ", 1)[-1]
     if req.get("kind") == NOT_WORSE:
         return f"less success than {baseline}"
-    return f"more torque than {baseline}: {req.get('observed', '')}"
+    joints = req.get("numbers", {}).get("joints") or {}
+    worst = max(joints, key=lambda j: joints[j].get("relative", 0.0), default=None)
+    more = f" (+{joints[worst]['relative']:.1%} at {worst})" if worst and joints[worst].get("relative", 0) > 0 else ""
+    return f"more torque than {baseline}{more}"
 
 
 def description_html(results: dict[str, dict], verdict: dict | None) -> str:
@@ -146,7 +176,7 @@ def description_html(results: dict[str, dict], verdict: dict | None) -> str:
     for policy in policies:
         candidate = verdict.get("candidates", {}).get(policy, {})
         state = candidate_state(candidate)[0] if candidate else "not in the verdict"
-        items.append(f"<li><b>{e(policy)}: {e(state)}</b>. {e(story(policy, results))}</li>")
+        items.append(f"<li><b>{e(policy)}: {e(state)}</b>. {e(story(policy, results, confirmed_regressions(verdict)))}</li>")
     return (f"<p><b>Promotion: {e(verdict.get('decision', 'UNKNOWN'))}</b></p><ul>{''.join(items)}</ul>"
             "<p>The matrix of cases, the failure modes ranked across cases, candidate vs baseline and the "
             "robustness curves: the attachment <b>promotion overview.html</b> below.</p>")
@@ -159,7 +189,7 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%;margin:6px 0">'
 
 
-def _charts(results: dict[str, dict]) -> dict[str, list[tuple[str, bytes]]]:
+def _charts(results: dict[str, dict], verdict: dict | None = None) -> dict[str, list[tuple[str, bytes]]]:
     """PNG charts by section; empty without matplotlib."""
     try:
         from simgate.reporting import plots
@@ -178,7 +208,8 @@ def _charts(results: dict[str, dict]) -> dict[str, list[tuple[str, bytes]]]:
         case = payload.get("case", {})
         for req in payload.get("requirements", []):
             n = req.get("numbers", {})
-            if req.get("kind") == NOT_WORSE and case.get("gate", True) and success_of(payload):
+            if (req.get("kind") == NOT_WORSE and case.get("gate", True) and success_of(payload)
+                    and n.get("baseline") != case.get("policy")):  # the baseline against itself says nothing
                 k, total = success_of(payload)
                 bk = round((k / total - n.get("difference", 0.0)) * total) if total else 0
                 by_candidate.setdefault((case.get("policy"), n.get("baseline", "baseline")), []).append(
@@ -188,16 +219,19 @@ def _charts(results: dict[str, dict]) -> dict[str, list[tuple[str, bytes]]]:
     for (policy, baseline), rows in sorted(by_candidate.items()):
         fig = plots.success_vs_baseline_figure(rows, policy, baseline, rows[0]["alpha"])
         out["baseline"].append((f"success: {policy} vs {baseline}", plots.png(fig)))
-    for payload in sorted(results.values(), key=case_key):
+    confirmed = confirmed_regressions(verdict)
+    torque = [p for p in results.values() for r in p.get("requirements", [])
+              if r.get("kind") == TORQUE_VS_BASELINE and (_finding(r) or is_regression(p, confirmed))]
+    # confirmed regressions first, then gating cases' findings; a few charts, the rest are on each case's page
+    order = lambda p: (p.get("case", {}).get("id") not in confirmed, not p.get("case", {}).get("gate", True), case_key(p))
+    for payload in sorted(torque, key=order)[:MAX_TORQUE_CHARTS]:
         case = payload.get("case", {})
-        req = next((r for r in payload.get("requirements", []) if r.get("kind") == TORQUE_VS_BASELINE), None)
-        if req is None or req.get("outcome") != "FAIL":
-            continue
+        req = next(r for r in payload.get("requirements", []) if r.get("kind") == TORQUE_VS_BASELINE)
         means = {k[len("mean_abs_torque["):-1]: v for k, v in (payload.get("metrics") or {}).items()
                  if k.startswith("mean_abs_torque[") and v is not None}
         baseline = req["name"].split(" vs ", 1)[-1]
-        fig = plots.torque_vs_baseline_figure(case_key(payload), req.get("numbers", {}).get("joints", {}), means,
-                                              case.get("policy"), baseline)
+        fig = plots.torque_vs_baseline_figure(case_key(payload), req.get("numbers", {}), means, case.get("policy"),
+                                              baseline, case.get("alpha", 0.05), case.get("id") in confirmed)
         if fig is not None:
             out["baseline"].append((f"torque: {case.get('id')}", plots.png(fig)))
     return out
@@ -205,7 +239,8 @@ def _charts(results: dict[str, dict]) -> dict[str, list[tuple[str, bytes]]]:
 
 def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict | None = None) -> str:
     verdict = verdict or {}
-    charts = _charts(results) if charts is None else charts
+    charts = _charts(results, verdict) if charts is None else charts
+    confirmed = confirmed_regressions(verdict)
     e = html.escape
     decision = verdict.get("decision", "UNKNOWN")
     parts = ['<div style="font-family:sans-serif;font-size:13px;max-width:1200px">',
@@ -233,9 +268,9 @@ def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict |
         why += "".join(f'<li style="color:#b9770e">warning: {e(w)}</li>' for w in candidate.get("warnings", []))
         parts.append(f'<tr style="border-top:1px solid #ccc;vertical-align:top"><td style="padding:4px 8px"><b>{e(policy)}</b></td>'
                      f'<td style="padding:4px 8px;color:{FG[colour]};font-weight:bold">{e(state)}</td>'
-                     f'<td style="padding:4px 8px"><i>{e(story(policy, results))}</i><ul style="margin:2px 0">{why}</ul></td></tr>')
+                     f'<td style="padding:4px 8px"><i>{e(story(policy, results, confirmed))}</i><ul style="margin:2px 0">{why}</ul></td></tr>')
     parts.append("</table>")
-    parts += _matrix(results, policies)
+    parts += _matrix(results, policies, confirmed)
     parts += _modes_table(results)
     if charts.get("baseline"):
         parts.append("<h3>Candidate vs baseline (the same episodes)</h3>")
@@ -247,7 +282,7 @@ def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict |
     return "\n".join(parts)
 
 
-def _matrix(results: dict[str, dict], policies: list[str]) -> list[str]:
+def _matrix(results: dict[str, dict], policies: list[str], confirmed: set[str] = frozenset()) -> list[str]:
     e = html.escape
     cells: dict[tuple, dict] = {}
     rows: dict[str, tuple] = {}
@@ -258,7 +293,8 @@ def _matrix(results: dict[str, dict], policies: list[str]) -> list[str]:
         rows[key] = (case.get("env", ""), not case.get("gate", True), key)
     out = ["<h3>Cases × candidates</h3>",
            '<p style="margin:2px 0">Cell: verdict, successes, dominant failure mode (episodes). Pale, italic: '
-           'informational (<code>gate: false</code>), never blocking. <b>regr.</b>: a regression against the baseline.</p>',
+           'informational (<code>gate: false</code>), never blocking. <b>regr.</b>: a regression against the baseline '
+           'that the promotion verdict confirmed (it blocks even where the case itself passed).</p>',
            '<table style="border-collapse:collapse">',
            "<tr><th style='text-align:left;padding:3px 6px'>case</th>"
            + "".join(f"<th style='padding:3px 6px'>{e(p)}</th>" for p in policies) + "</tr>"]
@@ -274,14 +310,15 @@ def _matrix(results: dict[str, dict], policies: list[str]) -> list[str]:
             outcome = payload.get("outcome", "ERROR")
             s = success_of(payload)
             top = next(iter((payload.get("failure_modes") or {}).items()), None)
-            regression = any(r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and r.get("outcome") == "FAIL"
-                             for r in payload.get("requirements", []))
+            regression = is_regression(payload, confirmed)
             text = f"<b>{outcome}</b>" + (f" {s[0]}/{s[1]}" if s else "")
             text += f"<br>{e(top[0])} {top[1]}" if top else ""
             text += " <b>regr.</b>" if regression else ""
             style = f"background:{BG.get(outcome, '#eee')};padding:3px 6px;border:1px solid #ddd;text-align:center"
             if info:
                 style += ";opacity:0.6;font-style:italic"
+            if regression:  # blocks promotion whatever the case's own outcome
+                style += ";outline:3px solid #a93226;outline-offset:-3px"
             line.append(f"<td style='{style}'>{text}</td>")
         out.append("".join(line) + "</tr>")
     out.append("</table>")

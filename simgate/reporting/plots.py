@@ -75,7 +75,23 @@ def failure_modes(modes: dict[str, int], episodes: int, table: dict[str, list] |
     return None if fig is None else png(fig)
 
 
-def torque_figure(table: dict[str, list], requirements: list[dict] | None = None):
+def joint_vs_baseline(numbers: dict, joint: str, candidate_mean: float, alpha: float = 0.05):
+    """(baseline mean, the most the candidate may average, whether this joint is a finding) of
+    one joint of a torque_vs_baseline requirement, or None. A finding: the case's own test shows
+    the increase above the allowed share (p ≤ alpha, uncorrected: the promotion verdict corrects
+    over the candidate's cases). Reads both record layouts: ratio tests (baseline_mean, share,
+    p_regression) and difference tests (mean_difference, margin, test)."""
+    v = (numbers.get("joints") or {}).get(joint)
+    if not v:
+        return None
+    if "baseline_mean" in v:
+        share = v.get("share", numbers.get("share", 0.10))
+        return v["baseline_mean"], v["baseline_mean"] * (1 + share), v.get("p_regression", 1.0) <= alpha
+    base = candidate_mean - v["mean_difference"]  # the paired difference of the means
+    return base, base + v["margin"], v.get("test") == "FAIL"
+
+
+def torque_figure(table: dict[str, list], requirements: list[dict] | None = None, alpha: float = 0.05):
     """Per joint: the per-episode mean |torque| (box), its mean with the one-sided upper bound the
     verdict used, the absolute limit, and, when the case is compared with a baseline, the
     baseline's mean and the largest increase it allows."""
@@ -97,21 +113,17 @@ def torque_figure(table: dict[str, list], requirements: list[dict] | None = None
         limits = [absolute[j]["numbers"].get("limit", math.nan) if j in absolute else math.nan for j in joints]
         ax.hlines(limits, x - 0.4, x + 0.4, colors="#c0392b", linewidth=2.2, label="limit (mean |τ|)")
     regression = next((r for r in requirements if r["kind"] == "torque_vs_baseline"), None)
+    regressed = []
     if regression is not None:
-        per_joint = regression["numbers"].get("joints", {})
-        base, allowed, failed = [], [], []
-        for j, column in zip(joints, data):
-            v = per_joint.get(j)
-            if v is None:
-                base.append(math.nan), allowed.append(math.nan), failed.append(False)
-                continue
-            b = float(np.mean(column)) - v["mean_difference"]  # the paired difference of the means
-            base.append(b), allowed.append(b + v["margin"]), failed.append(v["test"] == "FAIL")
+        rows = [joint_vs_baseline(regression["numbers"], j, float(np.mean(column)), alpha)
+                for j, column in zip(joints, data)]
+        base = [r[0] if r else math.nan for r in rows]
+        allowed = [r[1] if r else math.nan for r in rows]
+        regressed = [j for j, r in zip(joints, rows) if r and r[2]]
         name = regression["name"].split(" vs ", 1)[-1]
         ax.scatter(x + 0.3, base, marker="D", color="#7f8c8d", zorder=3, label=f"baseline {name}: mean")
         ax.hlines(allowed, x + 0.05, x + 0.45, colors="#e67e22", linestyles="--", linewidth=2,
                   label="baseline + allowed increase")
-        regressed = [j for j, bad in zip(joints, failed) if bad]
     ax.set_xticks(x, joints, rotation=45 if len(joints) > 4 else 0, ha="right" if len(joints) > 4 else "center")
     if regression is not None:  # joints shown above the allowed increase: red, bold tick labels
         for label in ax.get_xticklabels():
@@ -119,7 +131,8 @@ def torque_figure(table: dict[str, list], requirements: list[dict] | None = None
                 label.set_color("#c0392b")
                 label.set_fontweight("bold")
         if regressed:
-            ax.set_xlabel(f"joint (red: more torque than the baseline allows: {', '.join(regressed)})")
+            ax.set_xlabel(f"joint (red: above the allowed increase, p ≤ {alpha:g} in this case alone;\n"
+                          "the promotion overview says whether it holds across the candidate's cases)")
     ax.set_ylabel("mean |torque| per episode (N·m)")
     if not ax.get_xlabel():
         ax.set_xlabel("joint")
@@ -130,8 +143,8 @@ def torque_figure(table: dict[str, list], requirements: list[dict] | None = None
     return fig
 
 
-def joint_torque(table: dict[str, list], requirements: list[dict] | None = None) -> bytes | None:
-    fig = torque_figure(table, requirements)
+def joint_torque(table: dict[str, list], requirements: list[dict] | None = None, alpha: float = 0.05) -> bytes | None:
+    fig = torque_figure(table, requirements, alpha)
     return None if fig is None else png(fig)
 
 
@@ -238,28 +251,30 @@ def success_vs_baseline_figure(rows: list[dict], candidate: str, baseline: str, 
     return fig
 
 
-def torque_vs_baseline_figure(case: str, joints: dict[str, dict], means: dict[str, float], candidate: str,
-                              baseline: str):
+def torque_vs_baseline_figure(case: str, numbers: dict, means: dict[str, float], candidate: str, baseline: str,
+                              alpha: float = 0.05, confirmed: bool = False):
     """One case's per-joint mean |torque|: candidate, baseline (same episodes) and the most the
-    candidate may add (the regression margin); joints shown above the margin are marked."""
-    names = [j for j in joints if j in means]
+    candidate may average (the regression margin); joints shown above it are marked."""
+    names = [j for j in (numbers.get("joints") or {}) if j in means]
     if not names:
         return None
-    fig, ax = _figure(4.4)
+    rows = [joint_vs_baseline(numbers, j, means[j], alpha) for j in names]
+    fig, ax = _figure(4.6)
     x = np.arange(len(names))
     cand = np.array([means[j] for j in names])
-    base = cand - np.array([joints[j]["mean_difference"] for j in names])
+    base = np.array([r[0] for r in rows])
     ax.bar(x - 0.2, cand, width=0.4, color="#2980b9", label=candidate)
     ax.bar(x + 0.2, base, width=0.4, color="#7f8c8d", label=f"baseline {baseline}")
-    ax.hlines(base + np.array([joints[j]["margin"] for j in names]), x - 0.45, x + 0.45, colors="#c0392b",
-              linestyles="--", linewidth=2, label="limit: baseline + allowed increase")
-    for xi, j in zip(x, names):
-        if joints[j]["test"] == "FAIL":
-            ax.annotate(f"{joints[j]['relative']:+.1%}", (xi - 0.2, cand[xi]), ha="center", va="bottom",
+    ax.hlines([r[1] for r in rows], x - 0.45, x + 0.45, colors="#c0392b", linestyles="--", linewidth=2,
+              label="limit: baseline + allowed increase")
+    for xi, (b, limit, hit) in zip(x, rows):
+        if hit:
+            ax.annotate(f"{cand[xi] / b - 1:+.1%}" if b else "", (xi - 0.2, cand[xi]), ha="center", va="bottom",
                         color="#c0392b", fontsize=8, fontweight="bold")
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel("mean |torque| over episodes (N·m)")
-    ax.set_title(f"{case}: mean |torque| per joint, {candidate} vs {baseline}", fontsize=10)
+    verdict = "Holm-confirmed regression" if confirmed else "findings uncorrected"
+    ax.set_title(f"{case}: mean |torque| per joint, {candidate} vs {baseline} ({verdict})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     return fig

@@ -5,8 +5,9 @@ stale by hand:
     python docs/verdict_tables.py --write README.md reports/runs/<id>/summary.json [...]        # update
 
 One table per env: a row per case (scenario and matrix point), a column per policy; a cell is
-the verdict (`(info)`: informational, `gate: false`), the successes k/n and the two most frequent
-failure modes. Later files win for a (case, policy) both contain. ``--write`` replaces, in the
+the verdict (`(info)`: informational, `gate: false`), the successes k/n, the two most frequent
+failure modes and, when the run's verdict.json (beside the summary) confirmed it, "worse than"
+the baseline. Later files win for a (case, policy) both contain. ``--write`` replaces, in the
 README, the block between ``<!-- verdict table ENV -->`` and ``<!-- end verdict table ENV -->`` of
 every env the summaries cover, and leaves the other envs' blocks as they are.
 """
@@ -29,13 +30,12 @@ def cell(payload: dict) -> str:
         k, n = numbers.get("k", numbers.get("successes")), numbers.get("n")
         if k is not None and n is not None:
             text += f" {k}/{n}"
-    modes = list((payload.get("failure_modes") or {}).items())[:2]
+    modes = sorted((payload.get("failure_modes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:2]  # JSON sorts keys
     if modes and payload.get("outcome") != "PASS":
         text += " (" + ", ".join(f"{m} {c}" for m, c in modes) + ")"
-    regressions = [r["name"] for r in payload.get("requirements", [])
-                   if r.get("kind") in ("not_worse", "torque_vs_baseline") and r.get("outcome") == "FAIL"]
-    if regressions:
-        text += "; " + ", ".join(regressions)
+    baseline = payload.get("case", {}).get("baseline") or "the baseline"
+    if payload.get("regression"):  # confirmed by the run's verdict (one Holm family per candidate)
+        text += f"; worse than {baseline}"
     return text
 
 
@@ -44,7 +44,13 @@ def gather(paths: list[Path]) -> dict[str, dict[tuple[str, str], dict]]:
     envs: dict[str, dict] = {}
     for path in paths:
         summary = json.loads(path.read_text())
+        verdict = path.with_name("verdict.json")  # written beside it by the same run
+        alarms = set()
+        if verdict.is_file():
+            candidates = json.loads(verdict.read_text()).get("candidates") or {}
+            alarms = {cid for c in candidates.values() for cid in c.get("regression_alarms") or []}
         for cid, payload in summary.get("cases", {}).items():
+            payload = {**payload, "regression": cid in alarms}
             case = payload.get("case", {})
             policy = case.get("policy", "")
             key = cid[: -len(policy) - 1] if policy and cid.endswith("-" + policy) else cid

@@ -77,7 +77,19 @@ async function clickText(page, selector, text) {
     const html = steps.flatMap(s => s.attachments || []).find(a => a.name === 'promotion overview.html');
     if (html) await shot('promotion-overview-page.png', `data/attachments/${html.source}`, [], 2400);
   }
-  const regression = find(r => r.status === 'failed' && r.statusMessage && r.statusMessage.includes('regression vs baseline (torque)'));
+  // a Holm-confirmed regression (verdict.json, attached to the overview), preferably one whose case passed
+  const caseOf = (r) => { const full = JSON.parse(fs.readFileSync(path.join(report, 'data', 'test-cases', `${r.uid}.json`)));
+    return ((full.labels || []).find(l => l.name === 'simgate_case') || {}).value; };
+  let alarms = [];
+  if (overview) {
+    const full = JSON.parse(fs.readFileSync(path.join(report, 'data', 'test-cases', `${overview.uid}.json`)));
+    const v = (full.testStage.attachments || []).find(a => a.name === 'verdict.json');
+    if (v) { const doc = JSON.parse(fs.readFileSync(path.join(report, 'data', 'attachments', v.source)));
+      alarms = Object.values(doc.candidates || {}).flatMap(c => c.regression_alarms || []); }
+  }
+  const confirmed = all.filter(r => alarms.includes(caseOf(r)));
+  const regression = confirmed.find(r => r.status === 'passed') || confirmed[0] ||
+    find(r => r.statusMessage && r.statusMessage.includes('regression vs baseline'));
   if (regression) await shot('allure-torque-regression.png', `#testresult/${regression.uid}`,
     [['.attachment-row', 'torque per joint']], 1700);
   const pushes = find(r => r.name.startsWith('quadruped_pushes') && r.status === 'failed') ||

@@ -66,7 +66,6 @@ def _register_rewriter() -> None:
             # allure-pytest shows every pytest parameter, quoted (repr); these are the case's own
             result.parameters = [Parameter(name="simgate_case", value=case_id, mode="hidden")] + [
                 Parameter(name=name, value=value) for name, value in pending["parameters"]]
-            result.labels = [label for label in result.labels if label.name != CASE_LABEL]
             if result.status in ("failed", "skipped") and pending.get("headline"):
                 result.statusDetails = StatusDetails(message=pending["headline"], trace=pending["message"])
 

@@ -38,6 +38,12 @@ def success_of(payload: dict) -> tuple[int, int] | None:
     return int(numbers.get("k", numbers.get("successes", 0))), int(numbers.get("n", payload.get("episodes", 0)))
 
 
+def dominant(payload: dict) -> tuple[str, int] | None:
+    """The most frequent failure mode and its count (records read from JSON have sorted keys)."""
+    modes = payload.get("failure_modes") or {}
+    return min(modes.items(), key=lambda kv: (-kv[1], kv[0])) if modes else None
+
+
 def axis_label(axis: str, case: dict) -> str:
     """A matrix axis with what it sets and its unit: 'friction: scale_friction.sliding (× nominal)'."""
     value = (case.get("point") or {}).get(axis)
@@ -129,8 +135,7 @@ def story(policy: str, results: dict[str, dict], confirmed: set[str] = frozenset
         regression = is_regression(payload, confirmed)
         if case.get("policy") != policy or (payload.get("outcome") == "PASS" and not regression):
             continue
-        modes = payload.get("failure_modes") or {}
-        top = next(iter(modes.items()), None)
+        top = dominant(payload)
         s = success_of(payload)
         why = [f"{top[0]} {top[1]} of {payload.get('episodes')}"] if top else []
         if payload.get("outcome") == "PASS":
@@ -309,7 +314,7 @@ def _matrix(results: dict[str, dict], policies: list[str], confirmed: set[str] =
                 continue
             outcome = payload.get("outcome", "ERROR")
             s = success_of(payload)
-            top = next(iter((payload.get("failure_modes") or {}).items()), None)
+            top = dominant(payload)
             regression = is_regression(payload, confirmed)
             text = f"<b>{outcome}</b>" + (f" {s[0]}/{s[1]}" if s else "")
             text += f"<br>{e(top[0])} {top[1]}" if top else ""

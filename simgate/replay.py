@@ -83,6 +83,9 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         path = stem.with_suffix(".mp4")
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
         written["video"] = str(path)
+        still = stem.parent / f"{stem.name}-end.png"  # the marked end, seen without playing the video
+        imageio.imwrite(still, frames[-1])
+        written["still"] = str(still)
     elif video:
         written["video"] = None
         written["video_error"] = _RENDER_HELP

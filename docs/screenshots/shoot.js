@@ -30,12 +30,13 @@ function results() {
   return fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
 }
 
-async function clickText(page, selector, text) {
-  const ok = await page.evaluate((selector, text) => {
-    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text));
+async function clickText(page, selector, text, exclude = null) {
+  const ok = await page.evaluate((selector, text, exclude) => {
+    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text)
+      && !(exclude && e.innerText.includes(exclude)));
     if (!els.length) return false;
     els[0].scrollIntoView(); els[0].click(); return true;
-  }, selector, text);
+  }, selector, text, exclude);
   if (!ok) console.log('not found:', selector, text);
   await sleep(1200);
   return ok;
@@ -56,7 +57,7 @@ async function clickText(page, selector, text) {
     await page.setViewport({width: 1400, height});
     await page.goto(base + url, {waitUntil: 'networkidle0'});
     await sleep(1500);
-    for (const [selector, text] of clicks) await clickText(page, selector, text);
+    for (const [selector, text, exclude] of clicks) await clickText(page, selector, text, exclude);
     if (after) await after();
     // Allure scrolls its panes, not the window: back to the top of each
     await page.evaluate(() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; }));
@@ -70,7 +71,8 @@ async function clickText(page, selector, text) {
     ['.node__title', 'Failure mode: slipped (informational'], ['.node__title', 'Regression against the baseline']], 1000);
   const overview = find(r => r.name.startsWith('promotion overview'));
   if (overview) {
-    await shot('allure-promotion-overview.png', `#testresult/${overview.uid}`, [], 1100);
+    await shot('allure-promotion-overview.png', `#testresult/${overview.uid}`,
+      [['.attachment-row', 'promotion overview.html']], 1500);
     // the attached page itself, as the attachment's full-screen view shows it
     const full = JSON.parse(fs.readFileSync(path.join(report, 'data', 'test-cases', `${overview.uid}.json`)));
     const steps = [full.testStage || {}, ...(full.afterStages || [])];
@@ -87,16 +89,23 @@ async function clickText(page, selector, text) {
     if (v) { const doc = JSON.parse(fs.readFileSync(path.join(report, 'data', 'attachments', v.source)));
       alarms = Object.values(doc.candidates || {}).flatMap(c => c.regression_alarms || []); }
   }
+  // the first torque chart of the overview names the case whose torque speaks most against its candidate
+  let torqueCase = null;
+  if (overview) {
+    const full = JSON.parse(fs.readFileSync(path.join(report, 'data', 'test-cases', `${overview.uid}.json`)));
+    const chart = (full.testStage.attachments || []).find(a => a.name.startsWith('torque: '));
+    if (chart) torqueCase = chart.name.slice('torque: '.length);
+  }
   const confirmed = all.filter(r => alarms.includes(caseOf(r)));
-  const regression = confirmed.find(r => r.status === 'passed') || confirmed[0] ||
-    find(r => r.statusMessage && r.statusMessage.includes('regression vs baseline'));
+  const regression = (torqueCase && all.find(r => caseOf(r) === torqueCase)) || confirmed[0];
   if (regression) await shot('allure-torque-regression.png', `#testresult/${regression.uid}`,
     [['.attachment-row', 'torque per joint']], 1700);
   const pushes = find(r => r.name.startsWith('quadruped_pushes') && r.status === 'failed') ||
     find(r => r.status === 'failed' && !r.name.startsWith('promotion'));
   let video = null;
   if (pushes) await shot('allure-failed-case.png', `#testresult/${pushes.uid}`,
-    [['.attachment-row', 'failure modes'], ['.attachment-row', 'time to fall'], ['.attachment-row', 'worst episode']], 2400,
+    [['.attachment-row', 'failure modes'], ['.attachment-row', 'time to fall'], ['.attachment-row', 'how it ended'],
+     ['.attachment-row', 'worst episode', 'how it ended']], 2900,
     async () => {  // show the end of the video: the fall, marked
       video = await page.evaluate(async () => {
         const v = document.querySelector('video');

@@ -183,6 +183,9 @@ def _attach_worst_episode(allure, result, host) -> None:
         allure.attach(f"{command}\n\nepisode {result.worst}: {mode}the episode ended: {written['terminated'] or 'at the horizon'}, "
                       f"after {written['length']} control steps; trajectory sha256 of step fingerprints "
                       f"{written['state_hash']}{note}\n", name="replay", attachment_type=allure.attachment_type.TEXT)
+        if written.get("still"):
+            allure.attach.file(written["still"], name=f"worst episode {result.worst}: how it ended",
+                               attachment_type=allure.attachment_type.PNG)
         if written.get("video"):
             allure.attach.file(written["video"], name=f"worst episode {result.worst} ({primary or written['terminated']})",
                                attachment_type=allure.attachment_type.MP4)

@@ -274,7 +274,7 @@ def torque_vs_baseline_figure(case: str, numbers: dict, means: dict[str, float],
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel("mean |torque| over episodes (N·m)")
     verdict = "Holm-confirmed regression" if confirmed else "findings uncorrected"
-    ax.set_title(f"{case}: mean |torque| per joint, {candidate} vs {baseline} ({verdict})", fontsize=10)
+    ax.set_title(f"{case}\nmean |torque| per joint, {candidate} vs {baseline} ({verdict})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8)
     return fig

@@ -226,8 +226,9 @@ def _charts(results: dict[str, dict], verdict: dict | None = None) -> dict[str, 
         out["baseline"].append((f"success: {policy} vs {baseline}", plots.png(fig)))
     confirmed = confirmed_regressions(verdict)
     torque = [p for p in results.values() for r in p.get("requirements", [])
-              if r.get("kind") == TORQUE_VS_BASELINE and (_finding(r) or is_regression(p, confirmed))]
-    # confirmed regressions first, then gating cases' findings; a few charts, the rest are on each case's page
+              if r.get("kind") == TORQUE_VS_BASELINE and _finding(r)]
+    # cases whose own torque test speaks against the candidate: confirmed regressions first, then
+    # gating cases; a few charts, the rest are on each case's page
     order = lambda p: (p.get("case", {}).get("id") not in confirmed, not p.get("case", {}).get("gate", True), case_key(p))
     for payload in sorted(torque, key=order)[:MAX_TORQUE_CHARTS]:
         case = payload.get("case", {})

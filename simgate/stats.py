@@ -137,7 +137,7 @@ def mean_below(x: np.ndarray, limit: float, alpha: float) -> MeanTest:
 
 
 #: the betting test's cap on the bet, as a share of the largest bet that keeps wealth positive
-BET_CAP = 0.75
+BET_CAP = 0.95
 
 
 def bet_sizes(y: np.ndarray, alpha: float) -> np.ndarray:

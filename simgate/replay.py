@@ -67,6 +67,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     finally:
         if view is not None:
             view.close()
+    pushed = view.pushed if view is not None else []
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{case.id}-episode{index}"
     np.savez_compressed(stem.with_suffix(".npz"), time=np.array(times), qpos=np.array(qpos), qvel=np.array(qvel),
@@ -77,6 +78,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         import imageio.v2 as imageio
 
         from simgate.reporting.video import mark_end
+        from simgate.reporting.video import still as end_still
 
         ended = episode.length * engine.control_dt
         frames = mark_end(frames, ended, episode.success, episode.terminated, failure_mode, fps)
@@ -84,7 +86,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
         written["video"] = str(path)
         still = stem.parent / f"{stem.name}-end.png"  # the marked end, seen without playing the video
-        imageio.imwrite(still, frames[-1])
+        imageio.imwrite(still, end_still(frames, pushed))
         written["still"] = str(still)
     elif video:
         written["video"] = None

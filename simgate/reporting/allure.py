@@ -16,11 +16,13 @@ import re
 
 from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
 
-#: requirement kind → how a failed one reads in the status line (regressions share one phrase)
+#: requirement kind → how a failed one reads in the status line (records whose baseline findings
+#: were decided per case; now the controller judges them as one family and they never fail here)
 _PHRASES = {SUCCESS_RATE: "success rate", NOT_WORSE: "regression vs baseline (success)",
             TORQUE_VS_BASELINE: "regression vs baseline (torque)"}
 INFORMATIONAL = "informational, gate: false"
-#: the hidden parameter that identifies a simgate result to the rewriting hook
+#: the label (not shown by Allure 2) that names a result's case: for the rewriting hook and for
+#: machines reading the results (docs/screenshots/shoot.js finds cases by it)
 CASE_LABEL = "simgate_case"
 
 

@@ -79,11 +79,13 @@ class View:
         self.model, self.renderer, self.own = model, renderer, own
         self.data = mujoco.MjData(model)
         self.option = mujoco.MjvOption()
-        for flag in (mujoco.mjtVisFlag.mjVIS_CONTACTPOINT, mujoco.mjtVisFlag.mjVIS_CONTACTFORCE,
-                     mujoco.mjtVisFlag.mjVIS_PERTFORCE):
+        # pushes are drawn by _push_arrows (MuJoCo's own perturbation arrow starts inside the body)
+        for flag in (mujoco.mjtVisFlag.mjVIS_CONTACTPOINT, mujoco.mjtVisFlag.mjVIS_CONTACTFORCE):
             self.option.flags[flag] = True
         self.camera = None
         self.copied = False
+        self.count = 0  # frames rendered
+        self.pushed: list[int] = []  # indices of frames that show a push
         self.arrow = 0.5
 
     @classmethod
@@ -146,12 +148,15 @@ class View:
             self._frame_camera(data)
         self.renderer.update_scene(self.data, camera=self.camera, scene_option=self.option)
         pushes = self._push_arrows()
+        if pushes:
+            self.pushed.append(self.count)
+        self.count += 1
         image = self.renderer.render().copy()
         now = self.data.time if time is None else time
         return _text(image, [f"t = {now:5.2f} s"] + pushes, (12, 10))
 
     def _push_arrows(self) -> list[str]:
-        """A red arrow into every body pushed through xfrc_applied, ending at its centre of mass."""
+        """A red arrow towards the centre of mass of every body pushed through xfrc_applied."""
         import mujoco
 
         scene, labels = self.renderer.scene, []
@@ -160,7 +165,10 @@ class View:
             size = float(np.linalg.norm(force))
             if size < 1e-9 or scene.ngeom >= scene.maxgeom:
                 continue
-            tip = np.array(self.data.xipos[body])
+            # the head stops at the body's surface (its bounding radius), not hidden at its centre
+            geoms = np.nonzero(self.model.geom_bodyid == body)[0]
+            radius = float(self.model.geom_rbound[geoms].max()) if len(geoms) else 0.0
+            tip = np.array(self.data.xipos[body]) - force / size * radius
             tail = tip - force / size * self.arrow
             geom = scene.geoms[scene.ngeom]
             mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_ARROW, np.zeros(3), np.zeros(3), np.zeros(9),
@@ -231,3 +239,18 @@ def mark_end(frames: list[np.ndarray], ended: float, success: bool, terminated: 
     last = _text(last, [text], (20, HEIGHT - 48 if last.shape[0] == HEIGHT else last.shape[0] - 48), size=22,
                  background=colour)
     return frames + [last] * max(1, int(round(hold * fps)))
+
+
+def still(frames: list[np.ndarray], pushed: list[int]) -> np.ndarray:
+    """The marked end, beside the middle of the last push before it when there was one: what a
+    reader should see without playing the video."""
+    end = frames[-1]
+    if not pushed:
+        return end
+    last = pushed[-1]
+    first = last
+    while first - 1 in pushed:  # back to where that push began
+        first -= 1
+    shown = frames[(first + last) // 2]
+    gap = np.full((end.shape[0], 12, 3), 255, dtype=end.dtype)
+    return np.concatenate([shown, gap, end], axis=1)

@@ -31,7 +31,7 @@ def cell(payload: dict) -> str:
         if k is not None and n is not None:
             text += f" {k}/{n}"
     modes = sorted((payload.get("failure_modes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:2]  # JSON sorts keys
-    if modes and payload.get("outcome") != "PASS":
+    if modes:
         text += " (" + ", ".join(f"{m} {c}" for m, c in modes) + ")"
     baseline = payload.get("case", {}).get("baseline") or "the baseline"
     if payload.get("regression"):  # confirmed by the run's verdict (one Holm family per candidate)

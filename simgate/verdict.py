@@ -74,12 +74,10 @@ def evaluate(case, rollouts, repeats=None, decision=None, ranges=None) -> list[R
 def judged_prefix(rollouts, decision):
     """The episodes a sequential case's other requirements are judged on: the first
     ``decision.judged`` (fixed before the run), whatever the success test's stopping time."""
-    from simgate.engine.rollouts import Rollouts
-
     judged = getattr(decision, "judged", None)
     if judged is None or judged >= rollouts.n:
         return rollouts
-    return Rollouts(rollouts.episodes[:judged], rollouts.joint_names, rollouts.control_dt, rollouts.n_steps, rollouts.unit)
+    return dataclasses.replace(rollouts, episodes=rollouts.episodes[:judged])
 
 
 def _range(ranges, joint: int) -> float | None:

@@ -127,7 +127,8 @@ def test_sequential_case_stops_early_and_reports_its_guarantee(tmp_path):
     assert req["outcome"] == "PASS" and n["n"] == case["episodes"] == 39
     assert case["episodes_run"] == 64  # two batches of 32 were run; the decision used the first n
     assert n["false_pass_at_p0"] <= 0.05 and n["expected_n_at_p1"] < n["fixed_n"]
-    assert "exact false PASS" in req["bound"]
+    assert "exact false PASS" in req["bound"] and "same power" in req["bound"]
+    assert n["judged_episodes"] == 32  # the other requirements: the first batch, declared before the run
 
 
 def test_a_sequential_block_without_a_rate_is_a_clear_error(tmp_path):

@@ -256,3 +256,16 @@ def test_readme_tables_are_generated_from_summaries(tmp_path):
     assert verdict_tables.main(["--write", str(readme), str(summary)]) == 0
     text = readme.read_text()
     assert "old" not in text and "| `quadruped_slippery_sensitivity-friction=0.03` | FAIL (info) 24/50 (slipped 26) |" in text
+
+
+def test_an_incomplete_or_missing_verdict_still_gives_an_overview(tmp_path):
+    """The verdict document is read defensively: an incomplete run's, or none at all."""
+    from simgate.reporting.allure import write_overview
+
+    r = result(case(gate=False), 24, 50, {"slipped": 26})
+    records = {r.case.id: r.to_dict()}
+    incomplete = {"decision": "INCOMPLETE", "complete": False, "missing": ["x"], "candidates": {
+        "quadruped-nominal": {"passed": True, "complete": True}}}
+    written = write_overview(tmp_path, records, incomplete)
+    assert written["status"] == "broken" and "NOT PROMOTED" in written["descriptionHtml"]
+    assert write_overview(tmp_path, records, None)["status"] == "broken"

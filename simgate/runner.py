@@ -93,7 +93,8 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
         repeats = None
         if case.thresholds.get("deterministic"):
             repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
-        requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner))
+        latency = _latency(case, regs, env, spec, policy) if "max_inference_ms" in case.thresholds else None
+        requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner), latency)
         _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
             paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)
@@ -250,6 +251,16 @@ def _feasibility(case: Case, env, runner) -> float | None:
 
     value = env.task_feasibility(runner.nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
     return None if value is None else float(value)
+
+
+def _latency(case: Case, regs, env, spec, policy):
+    """The policy's inference time on observations of the case's first episodes. Measured on the
+    loaded policy itself (no watchdog around it), every run: timing is not seeded, so it is never
+    taken from the episode cache."""
+    from simgate import latency
+
+    observations = latency.case_observations(case, env, policy, _perturbations(case, regs), spec.action_size)
+    return latency.measure(policy, observations)
 
 
 def _perturbations(case: Case, regs) -> list:

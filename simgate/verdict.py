@@ -17,10 +17,12 @@ from simgate.registry import did_you_mean
 SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE = "success_rate", "mean_torque", "peak_torque", "p95_torque"
 MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM, POLICY_ERRORS = "mean_power", "cost_of_transport", "determinism", "policy_errors"
 NOT_WORSE, TORQUE_VS_BASELINE = "not_worse", "torque_vs_baseline"
+#: deployment checks: a timing measurement and the safety limits
+INFERENCE_LATENCY = "inference_latency"
 #: findings against the promoted policy: one family, corrected together on the controller
 REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
 KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
-         POLICY_ERRORS) + REGRESSION_KINDS
+         POLICY_ERRORS, INFERENCE_LATENCY) + REGRESSION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +39,15 @@ class Requirement:
         return dataclasses.asdict(self)
 
 
-def evaluate(case, rollouts, repeats=None, decision=None, ranges=None) -> list[Requirement]:
+def evaluate(case, rollouts, repeats=None, decision=None, ranges=None, latency=None) -> list[Requirement]:
     """Every requirement the case's thresholds ask for. ``repeats`` are re-runs of the first
     episodes, compared hash for hash when the scenario asks for determinism; ``decision`` is
     the sequential test's, for a sequential case: every other requirement is then judged on the
     pre-declared first ``decision.judged`` episodes, never on the prefix the success test stopped
     at. ``ranges``: per actuator, the largest |torque| it can produce (the nominal model's force
-    limit times its gear), which makes the mean-torque bounds valid without normality."""
+    limit times its gear), which makes the mean-torque bounds valid without normality.
+    ``latency``: the policy's measured inference time (:class:`simgate.latency.Latency`), when
+    the case asks for ``max_inference_ms``."""
     th, alpha = case.thresholds, case.alpha
     out = []
     if decision is not None:
@@ -65,6 +69,8 @@ def evaluate(case, rollouts, repeats=None, decision=None, ranges=None) -> list[R
             out.append(_mean_metric(rollouts, metric, label, th[key], alpha))
     if th.get("deterministic"):
         out.append(determinism_requirement(rollouts, repeats or []))
+    if "max_inference_ms" in th and latency is not None:
+        out.append(latency_requirement(latency, th["max_inference_ms"], case.policy))
     errors = policy_error_requirement(rollouts)
     if errors is not None:
         out.append(errors)
@@ -101,6 +107,21 @@ def policy_error_requirement(rollouts) -> Requirement | None:
                        f"{len(failed)} of {rollouts.n} episodes ended in a policy error",
                        f"e.g. episode {first.index} at step {first.length}: {first.message}", "0 episodes",
                        {"episodes": len(failed), "n": rollouts.n, "first": first.index})
+
+
+def latency_requirement(latency, limits: dict, policy: str) -> Requirement:
+    """The measured quantiles against their limits: a deterministic comparison of one measurement
+    (timing is not seeded; a re-run measures again), no statistics."""
+    over = [q for q in ("p50", "p99") if q in limits and getattr(latency, f"{q}_ms") > limits[q]]
+    observed = (f"p50 {latency.p50_ms:.3f} ms, p99 {latency.p99_ms:.3f} ms, max {latency.max_ms:.3f} ms over "
+                f"{latency.calls} calls of {policy}")
+    bound = (f"measured at batch 1, one thread, after {latency.warmup} warm-up calls, on {latency.observations} "
+             "observations of the case; a timing on this machine, not seeded, not a confidence bound")
+    if over:
+        bound = f"{' and '.join(over)} above the limit; " + bound
+    threshold = ", ".join(f"{q} ≤ {limits[q]:g} ms" for q in ("p50", "p99") if q in limits)
+    return Requirement(INFERENCE_LATENCY, "inference latency", stats.FAIL if over else stats.PASS, observed, bound,
+                       threshold, {**latency.to_dict(), "policy": policy, "limits": dict(limits), "over": over})
 
 
 def overall(requirements: list[Requirement]) -> str:

@@ -35,8 +35,21 @@ PerJoint = Union[float, dict[str, float]]
 #: the thresholds that make a scenario require something (the margins only qualify a baseline
 #: comparison); a gating scenario needs at least one
 REQUIREMENTS = ("min_success_rate", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
-                "max_cost_of_transport", "deterministic")
+                "max_cost_of_transport", "max_inference_ms", "deterministic")
 PER_JOINT = ("max_mean_torque", "max_peak_torque", "max_p95_torque")
+
+
+class InferenceLimits(Strict):
+    """Milliseconds per policy call at batch 1, one thread, warm (:mod:`simgate.latency`)."""
+
+    p50: float | None = Field(default=None, gt=0.0)
+    p99: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _some_limit(self):
+        if self.p50 is None and self.p99 is None:
+            raise ValueError("max_inference_ms needs p50, p99 or both (milliseconds), e.g. {p50: 2, p99: 5}")
+        return self
 
 
 class Thresholds(Strict):
@@ -49,6 +62,9 @@ class Thresholds(Strict):
     max_mean_power: float | None = Field(default=None, gt=0.0, description="W, mean over episodes")
     max_cost_of_transport: float | None = Field(default=None, gt=0.0)
     deterministic: bool = False
+    #: the policy's inference time (ms) measured on the case's observations: a timing, not a
+    #: statistic (not seeded, never cached)
+    max_inference_ms: InferenceLimits | None = None
     #: against a baseline (--baseline): the candidate's success rate may be at most this much
     #: below the baseline's (paired non-inferiority margin δ)
     regression_margin: float = Field(default=0.05, gt=0.0, lt=1.0)

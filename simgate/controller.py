@@ -27,7 +27,8 @@ def is_worker(config: pytest.Config) -> bool:
 
 def _case_of(item):
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("simgate_case") if callspec is not None else None
+    case = callspec.params.get("simgate_case") if callspec is not None else None
+    return case if hasattr(case, "id") else None  # an empty parametrization gives pytest's NOTSET
 
 
 class Controller:

@@ -16,6 +16,7 @@ from simgate.errors import SimgateError
 
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
+SCENARIO_FILES = pytest.StashKey[int]()  # how many scenario files this process collected
 PROPERTY = "simgate"  # the user property that carries a case's record (simgate.contract)
 
 
@@ -54,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         choose_gl()  # before MuJoCo is first imported: the report's worst-episode videos
     explicit = config.getoption("scenarios")
-    directory = _path(config, explicit or config.getini("simgate_scenarios"))
+    directory = _scenarios_dir(config)
     try:
         host = Host(project_plugins=_project_plugins(config))
         config.stash[HOST] = host
@@ -68,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                          baselines=_baselines(config), **_max_cases(config))
         if config.stash[CASES] and not hasattr(config, "workerinput"):
             _check_outputs(config)
+        elif not config.stash[CASES] and _scenarios_in_args(config, directory):
+            raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:
         if not hasattr(config, "workerinput"):
             _record_refusal(config, str(exc))
@@ -113,6 +116,10 @@ def _baselines(config: pytest.Config) -> list[str]:
     return [n for n in names if n.lower() != "none"]
 
 
+def _scenarios_dir(config: pytest.Config) -> Path:
+    return _path(config, config.getoption("scenarios") or config.getini("simgate_scenarios"))
+
+
 def _reports_dir(config: pytest.Config) -> Path:
     return _path(config, config.getoption("simgate_reports") or config.getini("simgate_reports"))
 
@@ -142,7 +149,96 @@ def _project_plugins(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "simgate_case" in metafunc.fixturenames:
         cases = metafunc.config.stash.get(CASES, [])
+        source = getattr(metafunc.module, SOURCE, None)
+        if source is not None:  # a scenario file collected as a test module: its own cases
+            cases = [c for c in cases if _path(metafunc.config, c.source).resolve() == Path(source).resolve()]
         metafunc.parametrize("simgate_case", cases, ids=[c.id for c in cases])
+
+
+# -- scenario files as tests ---------------------------------------------------------------------
+# ``pytest scenarios/`` (or ``pytest`` with the scenarios folder among the collected paths) makes
+# each YAML file in the scenarios folder a test module with one test, ``test_scenario``,
+# parametrized with that file's cases: node ids ``scenarios/pushes.yaml::test_scenario[<case>]``,
+# the same bracket ids as a Python test module that requests ``simgate_case``. One rule keeps a
+# case from running twice: when the session also collects a Python test that requests
+# ``simgate_case`` (this repository's suites/test_scenarios.py), that module is the gate and the
+# YAML items are dropped before selection.
+
+SOURCE = "__simgate_scenario_file__"  # the synthetic module's attribute naming its YAML file
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def test_scenario(simgate_result):
+    """The gate: every case of the scenario file must meet its thresholds."""
+    simgate_result.check()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    config = parent.config
+    if file_path.suffix.lower() not in SCENARIO_SUFFIXES:
+        return None
+    if file_path.resolve().parent != _scenarios_dir(config).resolve():
+        return None  # other YAML (CI files, test data) is not a scenario
+    config.stash[SCENARIO_FILES] = config.stash.get(SCENARIO_FILES, 0) + 1
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.Module):
+    """A scenario YAML file as a test module: its one test function, parametrized with its cases
+    by ``pytest_generate_tests`` (so fixtures, -k, --lf and xdist work as for Python tests)."""
+
+    def _getobj(self):
+        import types
+
+        module = types.ModuleType(f"simgate_scenarios.{self.path.stem}")
+        module.__file__ = str(self.path)
+        setattr(module, SOURCE, str(self.path))
+        module.test_scenario = test_scenario
+        return module
+
+    def collect(self):
+        source = self.path.resolve()
+        if not any(_path(self.config, c.source).resolve() == source for c in self.config.stash.get(CASES, [])):
+            return []  # no policy under test for this file's env: no item (pytest would add a skipped one)
+        return super().collect()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    from_yaml = [i for i in items if _from_scenario_file(i)]
+    if not from_yaml:
+        return
+    if any("simgate_case" in getattr(i, "fixturenames", ()) and not _from_scenario_file(i) for i in items):
+        items[:] = [i for i in items if not _from_scenario_file(i)]  # the Python test module is the gate
+
+
+def _from_scenario_file(item) -> bool:
+    module = getattr(item, "module", None)
+    return module is not None and getattr(module, SOURCE, None) is not None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Scenario files collected but not one case: say why instead of pytest's bare "no tests ran"."""
+    config = session.config
+    if config.stash.get(SCENARIO_FILES, 0) and not config.stash.get(CASES, []):
+        raise pytest.UsageError(_no_cases(config))
+
+
+def _no_cases(config: pytest.Config) -> str:
+    return (f"{_scenarios_dir(config)}: the scenario files define no case to run, because no policy is under "
+            "test: pass --policy NAME, list candidates in simgate_candidates (pytest configuration), or give "
+            "a scenario 'policies: [NAME, ...]'")
+
+
+def _scenarios_in_args(config: pytest.Config, directory: Path) -> bool:
+    """Whether pytest was pointed at the scenarios folder or a file in it (``pytest scenarios/``)."""
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = (path if path.is_absolute() else config.invocation_params.dir / path).resolve()
+        if path == directory.resolve() or path.parent == directory.resolve():
+            return True
+    return False
+
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ its own plugin module, a gymnasium env by id, xdist, and a worker that crashes m
 import json
 import textwrap
 
-import pytest
+import numpy.fft  # noqa: F401 (imported before pytester's in-process runs, which drop what they import;
+import pytest     # a C extension such as numpy.fft cannot be imported a second time in one process)
 
 PLUGIN = """
 from simgate.plugin_manager import hookimpl
@@ -117,3 +118,31 @@ def test_a_plugins_failure_mode_gets_its_own_allure_category(tmp_path):
     message = "a: FAIL\n  failure modes (4 of 10 episodes): stuck 3, timeout 1\n"
     matched = [name for name, c in categories.items() if re.match(c["messageRegex"], message)]
     assert matched == ["Failure mode: stuck"]  # filed under its most frequent mode only
+
+
+def test_scenario_files_are_tests_without_a_test_module(project):
+    """`pytest scenarios/` in a repository that only has scenarios: the YAML file is the test
+    module, with the same bracket ids a Python module requesting simgate_case gets."""
+    (project.path / "test_gate.py").unlink()
+    result = project.runpytest("--collect-only", "-q", "scenarios/")
+    result.stdout.fnmatch_lines(["scenarios/balance.yaml::test_scenario[[]balance-pd[]]",
+                                 "scenarios/balance.yaml::test_scenario[[]balance-idle[]]"])
+    result = project.runpytest("-p", "no:cacheprovider", "--policy", "pd", "scenarios/")
+    result.assert_outcomes(passed=1)
+    summary = json.loads((project.path / "reports" / "summary.json").read_text())
+    assert summary["cases"]["balance-pd"]["outcome"] == "PASS"
+
+
+def test_a_case_is_collected_once_when_a_test_module_requests_it(project):
+    result = project.runpytest("--collect-only", "-q", ".")
+    ids = [line for line in result.outlines if "::test_scenario[" in line]
+    assert sorted(ids) == ["test_gate.py::test_scenario[balance-idle]", "test_gate.py::test_scenario[balance-pd]"]
+
+
+def test_scenario_files_without_a_policy_under_test_say_why(project):
+    (project.path / "test_gate.py").unlink()
+    project.makeini("[pytest]\n")  # no simgate_candidates
+    for args in (["scenarios/"], ["-n", "2", "scenarios/"]):
+        result = project.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*the scenario files define no case to run, because no policy is under test*"])

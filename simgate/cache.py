@@ -37,12 +37,12 @@ from simgate.engine.rollouts import Episode
 #: bump when an engine change alters any episode's result
 ENGINE_VERSION = "4"
 #: bump when the stored entry's layout changes; entries of another schema read as missing
-SCHEMA = 2
+SCHEMA = 3
 #: array fields: (dtype, ndim) a valid entry has
 _ARRAYS = {"mean_abs_torque": ("<f8", 1), "peak_abs_torque": ("<f8", 1), "step_hashes": ("<u8", 1),
-           "actions": ("<f8", 2)}
+           "actions": ("<f8", 2), "peak_joint_speed": ("<f8", 1)}
 _SCALARS = ("index", "success", "length", "ret", "progress", "terminated", "message", "work", "mass", "signals",
-            "saturation", "at_stops")
+            "saturation", "at_stops", "signal_peaks")
 _NUMBERS = ("ret", "progress", "work", "mass", "saturation", "at_stops")
 _FIELDS = {"meta", "schema", "key", "digest", *_ARRAYS}
 #: third-party packages whose classes are keyed by version, not by hashing their installed files
@@ -293,7 +293,8 @@ def _checked_meta(meta, index: int) -> dict:
           and all(type(meta[n]) in (int, float) for n in _NUMBERS)
           and all(meta[n] is None or isinstance(meta[n], str) for n in ("terminated", "message"))
           and isinstance(meta["signals"], dict)
-          and all(isinstance(k, str) and type(v) in (int, float) for k, v in meta["signals"].items()))
+          and all(isinstance(meta[n], dict) and all(isinstance(k, str) and type(v) in (int, float) for k, v in meta[n].items())
+                  for n in ("signals", "signal_peaks")))
     if not ok:
         raise ValueError("unexpected values")
     return meta

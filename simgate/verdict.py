@@ -19,10 +19,11 @@ MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM, POLICY_ERRORS = "mean_power", "cost_
 NOT_WORSE, TORQUE_VS_BASELINE = "not_worse", "torque_vs_baseline"
 #: deployment checks: a timing measurement and the safety limits
 INFERENCE_LATENCY = "inference_latency"
+ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE = "estop_share", "joint_speed", "contact_force"
 #: findings against the promoted policy: one family, corrected together on the controller
 REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
 KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
-         POLICY_ERRORS, INFERENCE_LATENCY) + REGRESSION_KINDS
+         POLICY_ERRORS, INFERENCE_LATENCY, ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE) + REGRESSION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,13 @@ def evaluate(case, rollouts, repeats=None, decision=None, ranges=None, latency=N
             out.append(_mean_metric(rollouts, metric, label, th[key], alpha))
     if th.get("deterministic"):
         out.append(determinism_requirement(rollouts, repeats or []))
+    if "max_estop_share" in th:
+        out.append(estop_requirement(rollouts, th["max_estop_share"], alpha))
+    if "max_joint_speed" in th:
+        for joint, limit in _per_joint(th["max_joint_speed"], rollouts.joint_names):
+            out.append(joint_speed_requirement(rollouts, joint, limit))
+    if "max_contact_force" in th:
+        out.append(contact_force_requirement(rollouts, th["max_contact_force"]))
     if "max_inference_ms" in th and latency is not None:
         out.append(latency_requirement(latency, th["max_inference_ms"], case.policy))
     errors = policy_error_requirement(rollouts)
@@ -122,6 +130,60 @@ def latency_requirement(latency, limits: dict, policy: str) -> Requirement:
     threshold = ", ".join(f"{q} ≤ {limits[q]:g} ms" for q in ("p50", "p99") if q in limits)
     return Requirement(INFERENCE_LATENCY, "inference latency", stats.FAIL if over else stats.PASS, observed, bound,
                        threshold, {**latency.to_dict(), "policy": policy, "limits": dict(limits), "over": over})
+
+
+def _peak_signal(rollouts, name: str, key: str) -> np.ndarray:
+    """Each episode's largest value of the env signal ``name``; a ValueError naming the fix when
+    the env does not measure it."""
+    if rollouts.episodes and name not in rollouts.episodes[0].signal_peaks:
+        raise ValueError(f"thresholds.{key} needs the env to measure the per-step signal {name!r} (add it to the env's "
+                         f"`signals` and `signal_rows`); this env measures {sorted(rollouts.episodes[0].signal_peaks)}")
+    return np.array([e.signal_peaks[name] for e in rollouts.episodes], dtype=np.float64)
+
+
+def estop_requirement(rollouts, limit: float, alpha: float) -> Requirement:
+    """The share of episodes reaching the env's e-stop condition (its ``estop`` signal above 0 at
+    some control step), by the exact binomial test: PASS when the upper confidence bound of the
+    share is below the limit. Episodes without an e-stop are the 'successes' of that test."""
+    peaks = _peak_signal(rollouts, "estop", "max_estop_share")
+    hit = np.nan_to_num(peaks, nan=0.0) > 0
+    n, k = len(hit), int(hit.sum())
+    r = stats.success_rate(n - k, n, 1.0 - limit, alpha, alpha)
+    share_upper, share_lower = 1.0 - r.lower, 1.0 - r.upper
+    if r.outcome == stats.PASS:
+        bound = f"{1 - alpha:.0%} upper bound {share_upper:.3f} < {limit:g}"
+    elif r.outcome == stats.FAIL:
+        bound = f"{1 - alpha:.0%} lower bound {share_lower:.3f} > {limit:g}"
+    else:
+        bound = f"{1 - alpha:.0%} interval [{share_lower:.3f}, {share_upper:.3f}] contains {limit:g}: needs more episodes"
+    first = int(rollouts.episodes[int(np.argmax(hit))].index) if k else None
+    return Requirement(ESTOP_SHARE, "e-stop share", r.outcome, f"{k}/{n} episodes reached the e-stop" +
+                       (f" (first: episode {first})" if k else ""), bound, f"< {limit:g}",
+                       {"episodes": k, "n": n, "limit": limit, "upper": share_upper, "lower": share_lower,
+                        "alpha": alpha, "first": first})
+
+
+def joint_speed_requirement(rollouts, joint: int, limit: float) -> Requirement:
+    """A hard limit like peak torque: one physics step above it anywhere fails."""
+    peaks = np.array([e.peak_joint_speed[joint] for e in rollouts.episodes], dtype=np.float64)
+    worst = float(peaks.max()) if len(peaks) else 0.0
+    over = int((~(peaks <= limit)).sum())  # NaN (a diverged episode) counts as over
+    name = rollouts.joint_names[joint]
+    return Requirement(JOINT_SPEED, f"peak joint speed [{name}]", stats.FAIL if over else stats.PASS,
+                       f"{worst:.3f} (max over {len(peaks)} episodes)", f"{over} episode(s) above the limit",
+                       f"≤ {limit:g}", {"max": worst, "limit": limit, "episodes_over": over})
+
+
+def contact_force_requirement(rollouts, limit: float) -> Requirement:
+    """The largest normal contact force the env's ``contact_force`` signal saw (sampled at control
+    steps), against a hard limit: one impact above it fails."""
+    peaks = _peak_signal(rollouts, "contact_force", "max_contact_force")
+    worst = float(np.nanmax(peaks)) if len(peaks) and not np.all(np.isnan(peaks)) else 0.0
+    over = int((peaks > limit).sum())
+    return Requirement(CONTACT_FORCE, "peak contact force", stats.FAIL if over else stats.PASS,
+                       f"{worst:.1f} N (max over {len(peaks)} episodes, at control steps)",
+                       f"{over} episode(s) above the limit", f"≤ {limit:g} N",
+                       {"max": worst, "limit": limit, "episodes_over": over})
 
 
 def overall(requirements: list[Requirement]) -> str:

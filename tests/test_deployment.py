@@ -84,3 +84,83 @@ def test_latency_thresholds_need_a_limit():
     with pytest.raises(ValidationError, match="p50, p99"):
         Thresholds.model_validate({"max_inference_ms": {}})
     assert Thresholds.model_validate({"max_inference_ms": {"p99": 5}}).requires_something()
+
+
+def test_safety_limits_on_the_quadruped(host):
+    """The quadruped's e-stop and contact-force signals and the engines' joint speeds reach the
+    three safety requirements; tight limits fail them and name the failure modes."""
+    from simgate.scenarios.expand import load_cases
+    from tests.conftest import REPO
+
+    [case] = [c for c in load_cases(REPO / "scenarios", REPO, host.registries, ["quadruped-robust"], [], None)
+              if c.scenario == "quadruped_flat"]
+    loose = {"max_estop_share": 0.9, "max_joint_speed": 15.0, "max_contact_force": 100.0}
+    result = run_case(dataclasses.replace(case, episodes=4, baseline=None, thresholds=loose), host, "auto", None)
+    kinds = {r.kind: r for r in result.requirements}
+    assert {verdict.ESTOP_SHARE, verdict.CONTACT_FORCE, verdict.JOINT_SPEED} <= set(kinds)
+    assert all(r.outcome == stats.PASS for r in result.requirements), [r.observed for r in result.requirements]
+    assert 30.0 < kinds[verdict.CONTACT_FORCE].numbers["max"] < 100.0  # a foot carries the robot's weight at least
+    speeds = [r.numbers["max"] for r in result.requirements if r.kind == verdict.JOINT_SPEED]
+    assert len(speeds) == 12 and 1.0 < max(speeds) < 15.0
+    tight = {"min_success_rate": 0.5, "max_joint_speed": 1.0, "max_contact_force": 5.0}
+    result = run_case(dataclasses.replace(case, episodes=2, baseline=None, thresholds=tight), host, "auto", None)
+    assert result.outcome == stats.FAIL
+    assert {r.outcome for r in result.requirements if r.kind in (verdict.CONTACT_FORCE, verdict.JOINT_SPEED)} == {stats.FAIL}
+
+
+def _episode(**kw):
+    from simgate.engine.rollouts import Episode
+
+    base = dict(index=0, seed=1, success=False, length=3, ret=0.0, progress=0.0, terminated="fell", message=None,
+                mean_abs_torque=np.zeros(2), peak_abs_torque=np.zeros(2), step_hashes=np.zeros(3, np.uint64),
+                actions=np.zeros((3, 2)), peak_joint_speed=np.array([1.0, 2.0]))
+    base.update(kw)
+    return Episode(**base)
+
+
+def test_the_safety_failure_modes(host):
+    case = make_case(thresholds={"min_success_rate": 0.5, "max_joint_speed": 1.5, "max_contact_force": 50.0})
+    assert host.classify(case, _episode(signal_peaks={"estop": 1.0, "contact_force": 80.0})) == "estop"
+    assert host.classify(case, _episode(signal_peaks={"estop": 0.0, "contact_force": 80.0})) == "impact"
+    assert host.classify(case, _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0})) == "overspeed"
+    calm = _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0}, peak_joint_speed=np.array([1.0, 1.0]))
+    assert host.classify(case, calm) == "fell"
+
+
+def test_the_estop_share_is_an_exact_binomial_bound():
+    from simgate.engine.rollouts import Rollouts
+
+    def share(hits, n, limit):
+        eps = [_episode(index=i, signal_peaks={"estop": float(i < hits)}) for i in range(n)]
+        return verdict.estop_requirement(Rollouts(eps, ["a", "b"], 0.02, 3), limit, 0.05)
+
+    assert share(0, 100, 0.05).outcome == stats.PASS  # upper bound 2.95 %
+    assert share(0, 50, 0.05).outcome == stats.INCONCLUSIVE  # upper bound 5.8 %
+    assert share(30, 100, 0.05).outcome == stats.FAIL
+
+
+def test_a_safety_limit_on_a_signal_the_env_lacks_is_named():
+    from simgate.engine.rollouts import Rollouts
+
+    eps = [_episode(signal_peaks={"abs_pitch": 0.1})]
+    with pytest.raises(ValueError, match="'estop'"):
+        verdict.estop_requirement(Rollouts(eps, ["a", "b"], 0.02, 3), 0.1, 0.05)
+
+
+@pytest.mark.parametrize("env_name, policy", [("quadruped", "quadruped-robust"), ("balancebot", "balancebot-lqr-onnx")])
+def test_the_safety_peaks_are_bit_identical_across_engines(host, env_name, policy):
+    from simgate.engine.batched import BatchedEngine
+    from simgate.engine.reference import ReferenceEngine
+    from simgate.runner import build_env
+
+    env = build_env(host.registries.envs.get(env_name))
+    spec = host.registries.policies.get(policy)
+    case = make_case(env=env_name, policy=policy, episodes=4, horizon=1.0)
+    ref = ReferenceEngine(env, spec.load(), [], spec.action_size).run(case, range(4))
+    bat = BatchedEngine(env, spec.load(), [], spec.action_size, nthread=2).run(case, range(4))
+    for a, b in zip(ref.episodes, bat.episodes):
+        np.testing.assert_array_equal(a.peak_joint_speed, b.peak_joint_speed)
+        np.testing.assert_equal(a.signal_peaks, b.signal_peaks)
+        assert len(a.peak_joint_speed) == spec.action_size and a.peak_joint_speed.max() > 0
+    if env_name == "quadruped":
+        assert set(ref.episodes[0].signal_peaks) >= {"estop", "contact_force"}

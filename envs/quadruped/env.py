@@ -95,8 +95,11 @@ class Quadruped(MujocoEnv):
     progress_unit: ClassVar[str] = "m"
     #: per-step signals averaged per episode: |v_xy − v_cmd| (m/s), the heading's deviation
     #: from the commanded one (rad), which the drift failure mode reads, and the mean horizontal
-    #: speed of the feet on the ground (m/s), which the slipped failure mode reads
-    signals: ClassVar[tuple[str, ...]] = ("velocity_error", "drift", "slip")
+    #: speed of the feet on the ground (m/s), which the slipped failure mode reads; and two
+    #: safety signals read at their peak: ``estop`` (1 once the trunk tilts past ``estop_tilt``,
+    #: where a real robot's e-stop cuts the motors; max_estop_share) and ``contact_force`` (the
+    #: largest normal force on one foot, N, from its touch sensor; max_contact_force)
+    signals: ClassVar[tuple[str, ...]] = ("velocity_error", "drift", "slip", "estop", "contact_force")
     control_hz: ClassVar[float] = 50.0
     observation_size: ClassVar[int] = 34
     action_size: ClassVar[int] = 12
@@ -116,6 +119,9 @@ class Quadruped(MujocoEnv):
     # below 0.1 m the trunk is sitting on its folded legs
     fall_tilt: ClassVar[float] = math.radians(50.0)
     fall_height: ClassVar[float] = 0.10
+    # the e-stop of the seed plan (§3.7): past 60° of tilt the motors are cut. Beyond the 50° fall
+    # line, so only a violent fall (past 60° within one control step) reaches it here
+    estop_tilt: ClassVar[float] = math.radians(60.0)
     # success tolerances
     distance_tolerance: ClassVar[float] = 0.25  # fraction of the commanded displacement
     speed_tolerance: ClassVar[float] = 0.1  # m/s, for slow commands
@@ -150,6 +156,7 @@ class Quadruped(MujocoEnv):
                 "ctrl": np.array([model.actuator(j).id for j in JOINTS]),
                 "foot_z": np.array([model.sensor(f"{leg}_foot_pos").adr[0] + 2 for leg in LEGS]),
                 "foot_v": np.array([model.sensor(f"{leg}_foot_vel").adr[0] for leg in LEGS]),
+                "touch": np.array([model.sensor(f"{leg}_touch").adr[0] for leg in LEGS]),
                 "low": model.jnt_range[[model.joint(j).id for j in JOINTS], 0].copy(),
                 "high": model.jnt_range[[model.joint(j).id for j in JOINTS], 1].copy(),
             }
@@ -224,7 +231,10 @@ class Quadruped(MujocoEnv):
         down = s[:, ids["foot_z"]] < self.foot_contact_height  # (n, 4)
         speed = np.hypot(s[:, ids["foot_v"]], s[:, ids["foot_v"] + 1])  # horizontal, per foot
         slip = np.where(down, speed, 0.0).sum(axis=1) / np.maximum(down.sum(axis=1), 1)
-        return np.stack([error, drift, slip], axis=1)
+        up_z = 1.0 - 2.0 * (qpos[:, 4] ** 2 + qpos[:, 5] ** 2)
+        estop = (up_z < math.cos(self.estop_tilt)).astype(np.float64)
+        force = s[:, ids["touch"]].max(axis=1)
+        return np.stack([error, drift, slip, estop, force], axis=1)
 
     def reward_rows(self, model, data) -> np.ndarray:
         """Velocity tracking and heading tracking (each a Gaussian kernel, 1 per second at

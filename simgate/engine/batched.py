@@ -38,6 +38,8 @@ from simgate.engine.reference import (
     MAX_QVEL,
     ReferenceEngine,
     divergence,
+    joint_speeds,
+    signal_maxima,
     signal_means,
     total_mass,
 )
@@ -295,6 +297,8 @@ class _ChunkRun:
         self.work = np.zeros(n)
         self.signals = np.zeros((n, len(self.env.signals)))
         self.signal_steps = np.zeros(n, dtype=np.int64)
+        self.signal_peak = np.full((n, len(self.env.signals)), -np.inf)
+        self.speed_peak = np.zeros((n, nu))
         limits = np.array([actuator_limits(m) for m in self.models]).reshape(n, nu)  # per episode: weakened motors
         self.stops = joint_stops(self.nominal)  # joint ranges: no perturbation edits them
         self.saturated = np.zeros(n, dtype=np.int64)
@@ -447,7 +451,9 @@ class _ChunkRun:
         self.standing[self.recorded - 1, ids] = True
         if self.env.signals:
             values = self._ask("signal_values", view, ids)
-            self.signals[ids] += np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
+            values = np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
+            self.signals[ids] += values
+            self.signal_peak[ids] = np.maximum(self.signal_peak[ids], values)
             self.signal_steps[ids] += 1
         if self.terminates:
             reasons = self._ask("terminated", view, ids)
@@ -496,6 +502,8 @@ class _ChunkRun:
         sequence = np.concatenate([self.torque_sum[:, None, :], magnitude.transpose(1, 0, 2, 3).reshape(n, -1, self.nu)], axis=1)
         self.torque_sum = np.add.accumulate(sequence, axis=1)[:, -1]
         np.maximum(self.torque_peak, magnitude.max(axis=(0, 2)), out=self.torque_peak)
+        speed = np.where(stepped, np.abs(velocities), 0.0)
+        np.maximum(self.speed_peak, speed.max(axis=(0, 2)), out=self.speed_peak)
         work = np.concatenate([self.work[:, None], power.transpose(1, 0, 2).reshape(n, -1)], axis=1)
         self.work = np.add.accumulate(work, axis=1)[:, -1]
         saturated = (magnitude >= self.threshold).any(axis=-1).sum(axis=-1)  # (k, n)
@@ -540,6 +548,8 @@ class _ChunkRun:
                 signals=signal_means(self.env.signals, self.signals[j], int(self.signal_steps[j])),
                 saturation=float(self.saturated[j]) / max(length * self.fs, 1),
                 at_stops=float(self.stop_steps[j]) / max(length, 1),
+                signal_peaks=signal_maxima(self.env.signals, self.signal_peak[j], int(self.signal_steps[j])),
+                peak_joint_speed=joint_speeds(self.speed_peak[j].copy(), model.actuator_gear[:, 0]),
             ))
         return out
 

@@ -157,6 +157,8 @@ class ReferenceEngine:
         velocities = np.zeros((self.frame_skip, model.nu))
         work = np.zeros(())
         signals = np.zeros(len(self.env.signals))
+        signal_peak = np.full(len(self.env.signals), -np.inf)
+        speed_peak = np.zeros(model.nu)
         signal_steps = 0
         limits, stops = actuator_limits(model), joint_stops(model)
         saturated = stop_steps = 0
@@ -189,6 +191,7 @@ class ReferenceEngine:
                 forces[k] = data.actuator_force
                 velocities[k] = data.actuator_velocity
             accumulate_effort(torque_sum, torque_peak, work, forces, velocities)
+            np.maximum(speed_peak, np.abs(velocities).max(axis=0), out=speed_peak)
             saturated += int(saturated_steps(forces, limits))
             mj.mj_getState(model, data, state, self.state_spec)
             hashes[step] = state_hashes(state[None])[0]
@@ -201,7 +204,9 @@ class ReferenceEngine:
             ret += self.env.reward(model, data)
             stop_steps += int(at_stops(data.qpos[None], stops)[0])
             if self.env.signals:
-                signals += np.asarray(self.env.signal_values(model, data), dtype=np.float64)
+                values = np.asarray(self.env.signal_values(model, data), dtype=np.float64)
+                signals += values
+                np.maximum(signal_peak, values, out=signal_peak)
                 signal_steps += 1
             terminated = self.env.terminated(model, data)
             if terminated is not None:
@@ -217,6 +222,8 @@ class ReferenceEngine:
             work=float(work) * model.opt.timestep, mass=total_mass(model),
             signals=signal_means(self.env.signals, signals, signal_steps),
             saturation=saturated / max(substep, 1), at_stops=stop_steps / max(length, 1),
+            signal_peaks=signal_maxima(self.env.signals, signal_peak, signal_steps),
+            peak_joint_speed=joint_speeds(speed_peak, gear),
         )
 
     def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
@@ -236,6 +243,18 @@ class ReferenceEngine:
         warned = next((w.name for w in self.bad_warnings if data.warning[w].number > 0), None)
         speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
         return divergence(warned, speed, float(np.sum(data.qpos)), float(data.time))
+
+
+def signal_maxima(names, peaks: np.ndarray, steps: int) -> dict[str, float]:
+    """The env's per-step signals' largest values over the control steps an episode ran."""
+    return {name: float(peak) if steps else float("nan") for name, peak in zip(names, peaks)}
+
+
+def joint_speeds(actuator_speed: np.ndarray, gear: np.ndarray) -> np.ndarray:
+    """Peak |actuator velocity| over |gear|: the driven joint's speed (the actuator's own where
+    the gear is 0)."""
+    gear = np.abs(gear)
+    return np.divide(actuator_speed, gear, out=actuator_speed.copy(), where=gear > 0)
 
 
 def signal_means(names, sums: np.ndarray, steps: int) -> dict[str, float]:

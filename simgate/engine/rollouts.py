@@ -28,6 +28,11 @@ class Episode:
     work: float = 0.0  # J: the actuators' absolute mechanical work, sum of |force x velocity| dt
     mass: float = 0.0  # kg: the robot and what it carries, as this episode's model has it
     signals: dict[str, float] = dataclasses.field(default_factory=dict)  # env signals, mean per control step
+    #: env signals, largest value at a control step (an e-stop flag, a contact force: safety limits)
+    signal_peaks: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: per actuator, the largest |velocity| of what it drives over every physics step (rad/s, m/s
+    #: for slides): the actuator's velocity over its gear, the joint's for a joint actuator
+    peak_joint_speed: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     saturation: float = 0.0  # share of physics steps with an actuator at its force limit
     at_stops: float = 0.0  # share of control steps with a limited joint at its stop
     nondeterministic: bool = False  # a re-run of this episode differed (set by the determinism check)

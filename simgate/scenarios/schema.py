@@ -35,8 +35,9 @@ PerJoint = Union[float, dict[str, float]]
 #: the thresholds that make a scenario require something (the margins only qualify a baseline
 #: comparison); a gating scenario needs at least one
 REQUIREMENTS = ("min_success_rate", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
-                "max_cost_of_transport", "max_inference_ms", "deterministic")
-PER_JOINT = ("max_mean_torque", "max_peak_torque", "max_p95_torque")
+                "max_cost_of_transport", "max_inference_ms", "max_estop_share", "max_joint_speed", "max_contact_force",
+                "deterministic")
+PER_JOINT = ("max_mean_torque", "max_peak_torque", "max_p95_torque", "max_joint_speed")
 
 
 class InferenceLimits(Strict):
@@ -65,6 +66,12 @@ class Thresholds(Strict):
     #: the policy's inference time (ms) measured on the case's observations: a timing, not a
     #: statistic (not seeded, never cached)
     max_inference_ms: InferenceLimits | None = None
+    #: safety limits: the share of episodes reaching the env's e-stop (its ``estop`` signal;
+    #: exact binomial bound), the peak |joint speed| (rad/s, m/s for slides; every physics step)
+    #: and the peak normal contact force (N, the env's ``contact_force`` signal) anywhere
+    max_estop_share: float | None = Field(default=None, gt=0.0, lt=1.0)
+    max_joint_speed: PerJoint | None = None
+    max_contact_force: float | None = Field(default=None, gt=0.0)
     #: against a baseline (--baseline): the candidate's success rate may be at most this much
     #: below the baseline's (paired non-inferiority margin δ)
     regression_margin: float = Field(default=0.05, gt=0.0, lt=1.0)
@@ -77,7 +84,7 @@ class Thresholds(Strict):
     def _positive(cls, value):
         limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
         if any(limit <= 0 for limit in limits):
-            raise ValueError("torque limits must be positive numbers in N·m (N for slide joints)")
+            raise ValueError("torque and speed limits must be positive numbers (N·m or rad/s; N or m/s for slide joints)")
         return value
 
     def requires_something(self) -> bool:

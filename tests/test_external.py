@@ -73,3 +73,16 @@ def test_the_wheel_and_an_entry_point_plugin_gate_a_foreign_folder(installed, tm
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert sorted(summary["cases"]) == ["upright-strength=0.6-acme-pendulum-lqr", "upright-strength=1-acme-pendulum-lqr"]
     assert {c["outcome"] for c in summary["cases"].values()} == {"PASS"}
+
+
+def test_readme_shows_this_package_as_it_is():
+    """README's "Writing a plugin" example is the package this test installs, file for file."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Writing a plugin"):readme.index("## Benchmarks")]
+    shown = dict(re.findall(r"^`([^`\n]+)`:\n\n```\w+\n(.*?)\n```", section, flags=re.S | re.M))
+    assert sorted(shown) == ["acme_pendulum/env.py", "acme_pendulum/plugin.py",
+                             "acme_pendulum/policies/lqr/manifest.yaml", "pyproject.toml", "scenarios/upright.yaml"]
+    for name, text in shown.items():
+        assert text == (EXTERNAL / name).read_text().rstrip(), name

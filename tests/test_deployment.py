@@ -164,3 +164,36 @@ def test_the_safety_peaks_are_bit_identical_across_engines(host, env_name, polic
         assert len(a.peak_joint_speed) == spec.action_size and a.peak_joint_speed.max() > 0
     if env_name == "quadruped":
         assert set(ref.episodes[0].signal_peaks) >= {"estop", "contact_force"}
+
+
+def test_an_episode_written_as_mcap_reads_back(host, tmp_path):
+    pytest.importorskip("mcap")
+    import json as js
+
+    from mcap.reader import make_reader
+
+    from simgate.engine.reference import ReferenceEngine
+    from simgate.reporting.mcap import Trajectory, write_mcap
+    from simgate.runner import build_env
+
+    env = build_env(host.registries.envs.get("quadruped"))
+    spec = host.registries.policies.get("quadruped-robust")
+    engine = ReferenceEngine(env, spec.load(), [], spec.action_size)
+    trajectory = Trajectory()
+    case = make_case(env="quadruped", policy="quadruped-robust", episodes=1, horizon=0.2)
+    episode = engine.run_episode(case, 0, 10, observer=trajectory.record)
+    trajectory.actions = episode.actions
+    path = write_mcap(tmp_path / "episode.mcap", trajectory)
+    with open(path, "rb") as stream:
+        messages = [(channel.topic, schema.name, js.loads(message.data), message.log_time)
+                    for schema, channel, message in make_reader(stream).iter_messages()]
+    topics = {}
+    for topic, *_ in messages:
+        topics[topic] = topics.get(topic, 0) + 1
+    assert topics == {"/tf": 11, "/joint_states": 11, "/torques": 11, "/actions": 10}  # the start + 10 steps
+    tf = next(m for t, s, m, _ in messages if t == "/tf" and s == "foxglove.FrameTransforms")
+    assert tf["transforms"][0]["child_frame_id"] == "trunk" and tf["transforms"][0]["translation"]["z"] > 0.15
+    joints = next(m for t, _, m, _ in messages if t == "/joint_states")
+    assert "FL_knee" in joints["name"] and len(joints["position"]) == 12
+    last_action = [m for t, _, m, _ in messages if t == "/actions"][-1]
+    assert last_action["value"] == pytest.approx(episode.actions[-1].tolist())

@@ -100,8 +100,12 @@ class Controller:
         except OSError as exc:
             self.write_error = f"cannot write to {self.reports}: {exc}"
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes the property with str()
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cid = self.nodeids.get(report.nodeid)
+        if not is_worker(self.config):  # a worker sends plain dicts: execnet serializes no subclass
+            report.user_properties[:] = [(n, JsonRecord(v) if n == PROPERTY and isinstance(v, dict) else v)
+                                         for n, v in report.user_properties]
         for name, value in report.user_properties:
             if name != PROPERTY:
                 continue
@@ -184,6 +188,15 @@ class Controller:
 
             for line in verdict_lines(self.verdict, str(self.reports / "verdict.json")):
                 terminalreporter.write_line(line)
+
+
+class JsonRecord(dict):
+    """A case record that JUnit XML (``str(value)``) writes as JSON, not as a Python repr."""
+
+    def __str__(self) -> str:
+        import json
+
+        return json.dumps(self, sort_keys=True, default=str)
 
 
 def _param_id(nodeid: str) -> str | None:

@@ -146,3 +146,13 @@ def test_scenario_files_without_a_policy_under_test_say_why(project):
         result = project.runpytest_subprocess("-p", "no:cacheprovider", *args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*the scenario files define no case to run, because no policy is under test*"])
+
+
+def test_the_junit_property_is_json(project):
+    import xml.etree.ElementTree as ET
+
+    result = project.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    records = [json.loads(p.get("value")) for p in ET.parse(project.path / "junit.xml").iter("property")
+               if p.get("name") == "simgate"]
+    assert sorted((r["case"]["id"], r["outcome"]) for r in records) == [("balance-idle", "FAIL"), ("balance-pd", "PASS")]

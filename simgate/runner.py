@@ -95,6 +95,11 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
             repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
         latency = _latency(case, regs, env, spec, policy) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner), latency)
+        if case.frequency_response:
+            from simgate import frequency
+
+            response = frequency.inspect(case, env, policy, _perturbations(case, regs), spec.action_size)
+            requirements.append(verdict.frequency_requirement(response))
         _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
             paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)

@@ -20,10 +20,13 @@ NOT_WORSE, TORQUE_VS_BASELINE = "not_worse", "torque_vs_baseline"
 #: deployment checks: a timing measurement and the safety limits
 INFERENCE_LATENCY = "inference_latency"
 ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE = "estop_share", "joint_speed", "contact_force"
+#: a policy inspection, reported with its numbers; it never fails a case
+FREQUENCY_RESPONSE = "frequency_response"
 #: findings against the promoted policy: one family, corrected together on the controller
 REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
 KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
-         POLICY_ERRORS, INFERENCE_LATENCY, ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE) + REGRESSION_KINDS
+         POLICY_ERRORS, INFERENCE_LATENCY, ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE,
+         FREQUENCY_RESPONSE) + REGRESSION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +187,17 @@ def contact_force_requirement(rollouts, limit: float) -> Requirement:
                        f"{worst:.1f} N (max over {len(peaks)} episodes, at control steps)",
                        f"{over} episode(s) above the limit", f"≤ {limit:g} N",
                        {"max": worst, "limit": limit, "episodes_over": over})
+
+
+def frequency_requirement(numbers: dict) -> Requirement:
+    """The frequency response as a report entry: informational, always PASS."""
+    f, g, p = numbers["frequencies"], numbers["gain"], numbers["phase_deg"]
+    observed = "; ".join(f"{fi:g} Hz: gain {gi:.3g}, phase {pi:+.0f}°" for fi, gi, pi in zip(f, g, p))
+    half = [fi for fi, gi in zip(f, g) if gi < g[0] / 2]
+    bound = (f"gain below half its {f[0]:g} Hz value from {half[0]:g} Hz" if half else
+             f"gain within half of its {f[0]:g} Hz value up to {f[-1]:g} Hz")
+    return Requirement(FREQUENCY_RESPONSE, f"frequency response (observation {numbers['channel']} -> action "
+                       f"{numbers['action']})", stats.PASS, observed, bound, "inspection (no limit)", numbers)
 
 
 def overall(requirements: list[Requirement]) -> str:

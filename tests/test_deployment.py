@@ -197,3 +197,44 @@ def test_an_episode_written_as_mcap_reads_back(host, tmp_path):
     assert "FL_knee" in joints["name"] and len(joints["position"]) == 12
     last_action = [m for t, _, m, _ in messages if t == "/actions"][-1]
     assert last_action["value"] == pytest.approx(episode.actions[-1].tolist())
+
+
+class FirstOrderLag:
+    """action = low-pass of observation 0 (one pole at 1 Hz at 50 Hz): a policy with memory."""
+
+    def __init__(self):
+        self.y = 0.0
+        self.a = np.exp(-2 * np.pi * 1.0 / 50.0)
+
+    def act(self, obs):
+        self.y = self.a * self.y + (1 - self.a) * float(obs[0, 0])
+        return np.array([[self.y]])
+
+
+def test_the_frequency_response_of_a_low_pass_rolls_off_and_lags():
+    from simgate.frequency import response
+
+    r = response(FirstOrderLag(), np.zeros(4), 0, 0, 0.1, [0.1, 1.0, 10.0], 50.0, cycles=4, settle=3)
+    assert r["gain"][0] > 0.95 and 0.6 < r["gain"][1] < 0.8 and r["gain"][2] < 0.2
+    assert -10 < r["phase_deg"][0] < 0 and -55 < r["phase_deg"][1] < -35 and r["phase_deg"][2] < -45  # discrete pole: -52° at 10 Hz
+    with pytest.raises(ValueError, match="Nyquist"):
+        response(FirstOrderLag(), np.zeros(4), 0, 0, 0.1, [30.0], 50.0)
+
+
+def test_the_shipped_frequency_response_scenario_reports_a_bode_plot(host):
+    from simgate.reporting.bode import bode
+    from simgate.scenarios.expand import load_cases
+    from tests.conftest import REPO
+
+    [case] = [c for c in load_cases(REPO / "scenarios", REPO, host.registries, ["quadruped-robust"], [], None)
+              if c.scenario == "quadruped_frequency_response"]
+    assert case.gate is False
+    result = run_case(case, host, "auto", None)
+    [req] = [r for r in result.requirements if r.kind == verdict.FREQUENCY_RESPONSE]
+    assert req.outcome == stats.PASS and len(req.numbers["gain"]) == 7
+    # a linear memoryless policy: flat gain, phase 0 or 180°
+    gain = np.array(req.numbers["gain"])
+    assert gain.min() > 0 and gain.max() / gain.min() < 1.01, req.observed
+    assert all(min(abs(p), abs(abs(p) - 180)) < 1 for p in req.numbers["phase_deg"])
+    result.to_dict()  # the contract knows the kind
+    assert bode(req.numbers)[:8] == b"\x89PNG\r\n\x1a\n"

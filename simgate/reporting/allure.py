@@ -212,6 +212,10 @@ def _plots(result) -> list[tuple[str, bytes]]:
                  ("torque per joint" + (" vs baseline" if any(r["kind"] == TORQUE_VS_BASELINE for r in requirements) else ""),
                   plots.joint_torque(result.table, requirements, result.case.alpha)),
                  ("time to fall", plots.time_to_fall(result.table, result.case.horizon))]
+        if any(r["kind"] == "frequency_response" for r in requirements):  # a policy inspection's Bode plot
+            from simgate.reporting.bode import bode
+
+            drawn += [("Bode plot", bode(r["numbers"])) for r in requirements if r["kind"] == "frequency_response"]
     except ImportError:  # matplotlib absent
         return []
     return [(name, png) for name, png in drawn if png is not None]

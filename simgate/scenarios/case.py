@@ -34,6 +34,8 @@ class Case:
     detect: dict[str, Any] | None = None
     #: episode counts of earlier INCONCLUSIVE runs on these seeds (the success test spends what they left)
     earlier_looks: tuple[int, ...] = ()
+    #: a policy inspection: {channel, action, amplitude, frequencies, cycles, settle} (simgate.frequency)
+    frequency_response: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

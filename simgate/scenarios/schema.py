@@ -131,6 +131,18 @@ class Detect(Strict):
     most: int = Field(default=5000, gt=0, le=100_000)
 
 
+class FrequencyResponse(Strict):
+    """A policy inspection (:mod:`simgate.frequency`): a sinusoid on one observation channel."""
+
+    #: the observation index, or ``group:position`` (``imu:1``: the env's group ``imu``, its 2nd channel)
+    channel: Union[Annotated[int, Field(ge=0)], Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(:\d+)?$")]]
+    action: int = Field(default=0, ge=0)
+    amplitude: float = Field(gt=0.0)
+    frequencies: list[Annotated[float, Field(gt=0.0)]] = Field(min_length=1)
+    cycles: int = Field(default=5, ge=1, le=1000)  # periods measured per frequency
+    settle: int = Field(default=2, ge=0, le=1000)  # periods discarded first (a policy with memory settles)
+
+
 class ScenarioSpec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.]*$")
     description: str = ""
@@ -161,6 +173,8 @@ class ScenarioSpec(Strict):
     #: sequential stopping; ``episodes`` is then the cap (INCONCLUSIVE if undecided by then)
     sequential: Sequential | None = None
     classify: Classify = Field(default_factory=Classify)
+    #: inspect the policy's frequency response (reported with a Bode plot; needs no threshold)
+    frequency_response: FrequencyResponse | None = None
 
     @model_validator(mode="after")
     def _auto_and_looks(self):

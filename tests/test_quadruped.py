@@ -299,7 +299,9 @@ def test_batched_engine_equals_the_reference_bit_for_bit_on_the_quadruped(env, h
         np.testing.assert_array_equal(a.mean_abs_torque, b.mean_abs_torque)
         assert (a.work, a.saturation, a.at_stops) == (b.work, b.saturation, b.at_stops)
         np.testing.assert_equal(a.signals, b.signals)
-        assert set(a.signals) == {"velocity_error", "drift", "slip"} and a.signals["velocity_error"] >= 0 <= a.signals["slip"]
+        assert set(a.signals) == {"velocity_error", "drift", "slip", "estop", "contact_force"} and a.signals["velocity_error"] >= 0 <= a.signals["slip"]
+        np.testing.assert_equal(a.signal_peaks, b.signal_peaks)
+        np.testing.assert_array_equal(a.peak_joint_speed, b.peak_joint_speed)
 
 
 # -- the trainer ------------------------------------------------------------------------------

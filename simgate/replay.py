@@ -55,7 +55,12 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         view = View.open(env, engine.nominal, engine.perturbations)
     every = max(1, int(round(1.0 / (fps * engine.control_dt))))
 
+    from simgate.reporting.mcap import Trajectory, write_mcap
+
+    trajectory = Trajectory()
+
     def record(model, data, step):
+        trajectory.record(model, data, step)
         qpos.append(np.array(data.qpos))
         qvel.append(np.array(data.qvel))
         times.append(float(data.time))
@@ -72,8 +77,10 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     stem = out / f"{case.id}-episode{index}"
     np.savez_compressed(stem.with_suffix(".npz"), time=np.array(times), qpos=np.array(qpos), qvel=np.array(qvel),
                         actions=episode.actions, step_hashes=episode.step_hashes)
-    written = {"trajectory": str(stem.with_suffix(".npz")), "state_hash": episode.state_hash,
-               "success": episode.success, "terminated": episode.terminated, "length": episode.length}
+    trajectory.actions = episode.actions
+    written = {"trajectory": str(stem.with_suffix(".npz")), "mcap": str(write_mcap(stem.with_suffix(".mcap"), trajectory)),
+               "state_hash": episode.state_hash, "success": episode.success, "terminated": episode.terminated,
+               "length": episode.length}
     if frames:
         import imageio.v2 as imageio
 

@@ -58,6 +58,8 @@ def assert_identical(reference, batched):
         assert (a.work, a.mass) == (b.work, b.mass) and a.work > 0
         assert (a.saturation, a.at_stops) == (b.saturation, b.at_stops)
         np.testing.assert_equal(a.signals, b.signals)
+        np.testing.assert_equal(a.signal_peaks, b.signal_peaks)
+        np.testing.assert_array_equal(a.peak_joint_speed, b.peak_joint_speed)
 
 
 #: what changes per robot: the names a kind points at, and kinds a robot cannot take

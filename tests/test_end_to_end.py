@@ -152,7 +152,7 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert not any(p["name"] == "simgate_case" and p.get("mode") != "hidden" for p in case["parameters"])
     assert any(n.startswith("trajectory episode ") for n in names)  # the worst episode, replayed
     [replay] = [a for a in case["attachments"] if a["name"] == "replay"]
-    assert "python -m simgate replay 'flat-balancebot-lqr-degraded' " in (results / replay["source"]).read_text()
+    assert f"{sys.executable} -m simgate replay flat-balancebot-lqr-degraded " in (results / replay["source"]).read_text()
     assert ("severity", "normal") in labels
     png = [a for a in case["attachments"] if a.get("type") == "image/png"]
     assert all((results / a["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for a in png)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from simgate.reporting.message import replay_command
 from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
 
 #: requirement kind → how a failed one reads in the status line (records whose baseline findings
@@ -157,7 +158,7 @@ def _case_html(result) -> str:
         out.append(f"<p>Failure modes, one per failed episode (its primary mode: the first rule that matches), "
                    f"{sum(result.failure_modes.values())} of {result.episodes} episodes:</p><ul>{''.join(items)}</ul>")
     if result.worst is not None and result.outcome != "PASS":
-        out.append(f"<p>Replay the worst episode: <code>python -m simgate replay '{e(case.id)}' {result.worst} --video</code></p>")
+        out.append(f"<p>Replay the worst episode: <code>{e(replay_command(case.id, result.worst))}</code></p>")
     return "\n".join(out)
 
 
@@ -169,7 +170,7 @@ def _attach_worst_episode(allure, result, host) -> None:
 
     from simgate.replay import replay
 
-    command = f"python -m simgate replay '{result.case.id}' {result.worst} --video"
+    command = replay_command(result.case.id, result.worst)
     modes = result.table.get("failure_mode") or []
     index = (result.table.get("episode") or []).index(result.worst) if result.worst in (result.table.get("episode") or []) else None
     primary = modes[index] if index is not None and index < len(modes) else None

@@ -102,13 +102,13 @@ def _stamp(t: float) -> dict:
 
 def write_mcap(path, trajectory: Trajectory) -> Path:
     """Write ``trajectory`` to ``path`` (``.mcap``): the channels of this module's docstring,
-    zstd-compressed chunks. Needs the ``mcap`` package (``pip install 'simgate[mcap]'``)."""
+    zstd-compressed chunks, with the ``mcap`` package (one of simgate's dependencies)."""
     try:
         from mcap.writer import CompressionType, Writer
     except ImportError:
         from simgate.errors import SimgateError
 
-        raise SimgateError("writing MCAP needs the mcap package: pip install 'simgate[mcap]' (or pip install mcap)") from None
+        raise SimgateError("writing MCAP needs the mcap package, a dependency of simgate: pip install mcap") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t = trajectory

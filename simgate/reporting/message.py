@@ -28,7 +28,7 @@ def case_message(result) -> str:
                          "the scenario, not the policy, caps success at " f"{feasibility:.1%}")
     worst = getattr(result, "worst", None)
     if worst is not None and result.outcome != "PASS":
-        lines.append(f"  replay the worst episode: python -m simgate replay '{case.id}' {worst} --video")
+        lines.append(f"  replay the worst episode: {replay_command(case.id, worst)}")
     regression = [r for r in result.requirements if r.kind in REGRESSION_KINDS]
     if regression:
         family = getattr(case, "regression_family", 1)
@@ -62,3 +62,12 @@ def extension_advice(result) -> str:
     return (f"to add episodes and keep the level, set 'episodes: {2 * result.episodes}' and 'earlier_looks: {looks}' "
             f"in {case.source}: the same seeds are extended and the larger run is judged at what these looks left of "
             f"alpha {case.alpha:g} (raising 'episodes' alone is a second look at the same episodes)")
+
+
+def replay_command(case_id: str, episode: int) -> str:
+    """The replay command as it runs when pasted: this interpreter, so it works outside an
+    activated virtual environment too."""
+    import shlex
+    import sys
+
+    return f"{shlex.quote(sys.executable)} -m simgate replay {shlex.quote(case_id)} {episode} --video"

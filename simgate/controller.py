@@ -10,6 +10,8 @@ when every case was selected, ran and reported, and the run was not interrupted.
 from __future__ import annotations
 
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ import pytest
 from simgate import contract
 
 PROPERTY = "simgate"
+#: the node id of the item that carries a candidate's suite-level blocking (a regression alarm)
+PROMOTION = "simgate::promotion[{}]"
 #: what a worker tells the controller about its collection, through xdist's workeroutput
 DESELECTED = "simgate_deselected"
 
@@ -44,7 +48,10 @@ class Controller:
         self.summary_path = None
         self.verdict = None
         self.write_error: str | None = None
+        self.failed_cases: set[str] = set()  # cases whose own test item failed: the item shows why
         self._previous_sigterm = None
+        self._started: float | None = None  # when the run began: the progress line's rate
+        self._shown = 0  # how many records the last progress line counted
 
     # -- collection (every process that collects) ------------------------------------------------
     def pytest_deselected(self, items) -> None:
@@ -94,6 +101,7 @@ class Controller:
             return
         from simgate.reporting.store import RunStore
 
+        self._started = time.monotonic()
         self.store = RunStore(self.reports)
         try:
             self.store.start(len(self.cases))
@@ -103,6 +111,8 @@ class Controller:
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes the property with str()
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cid = self.nodeids.get(report.nodeid)
+        if cid is not None and report.failed:
+            self.failed_cases.add(cid)
         if not is_worker(self.config):  # a worker sends plain dicts: execnet serializes no subclass
             report.user_properties[:] = [(n, JsonRecord(v) if n == PROPERTY and isinstance(v, dict) else v)
                                          for n, v in report.user_properties]
@@ -124,6 +134,37 @@ class Controller:
             detail = str(report.longrepr).strip().splitlines()[-1:] if report.longrepr else ["no detail"]
             self.results[cid] = contract.broken(self.cases[cid], "crashed", f"crash: {detail[0]}")
 
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        """After the item's own line: how far the run is (records arrive per case, not per episode)."""
+        if is_worker(self.config) or len(self.results) == self._shown or not self._wants_progress():
+            return
+        self._shown = len(self.results)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(self.progress_line())
+
+    def _wants_progress(self) -> bool:
+        if self.config.option.verbose > 0:
+            return True
+        try:
+            return sys.stdout.isatty()
+        except (AttributeError, ValueError):  # a replaced or closed stdout
+            return False
+
+    def progress_line(self, now: float | None = None) -> str:
+        selected = [cid for cid in self.cases if cid in self.selected]
+        total = sum(int(self.cases[cid].episodes) for cid in selected)
+        done = sum(int(r.get("episodes") or 0) for cid, r in self.results.items() if cid in self.cases)
+        reported = sum(1 for cid in selected if cid in self.results)
+        elapsed = (now if now is not None else time.monotonic()) - (self._started or time.monotonic())
+        line = f"simgate: cases {reported}/{len(selected)}, episodes {done}/{total}"
+        if elapsed > 0 and done > 0:
+            rate = done / elapsed
+            # a sequential case may stop early: the total is an upper bound, and so is the ETA
+            eta = round(max(total - done, 0) / rate)
+            line += f", {rate:.0f} episodes/s, ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}"
+        return line
+
     def run_state(self, session: pytest.Session) -> dict:
         interrupted = (session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
                        or bool(session.shouldfail))
@@ -140,6 +181,7 @@ class Controller:
         tests in a repository that also has scenarios writes no verdict."""
         return bool(self.selected or self.deselected or self.results)
 
+    @pytest.hookimpl(tryfirst=True)  # the promotion items are logged before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
@@ -151,6 +193,7 @@ class Controller:
 
         run = self.run_state(session)
         self.verdict = verdict_document(self.results, self.cases, run)
+        self._log_promotion_items(session)
         if self.store is None:
             return  # _begin could not write: write_error says why
         try:
@@ -164,6 +207,27 @@ class Controller:
             from simgate.reporting import allure
 
             allure.write_run_files(alluredir, self.results, self.verdict)
+
+    def _log_promotion_items(self, session: pytest.Session) -> None:
+        """A candidate blocked by what no failed case item shows (a Holm-confirmed regression, or a
+        case that passed or xfailed its item yet blocks) fails an item of its own, so every tool
+        that reads pytest results (JUnit, Allure, --lf, CI dashboards) sees the blocking."""
+        for policy, candidate in self.verdict["candidates"].items():
+            reasons = promotion_reasons(candidate, self.failed_cases)
+            if not reasons:
+                continue
+            nodeid = PROMOTION.format(policy)
+            session.testscollected += 1  # the terminal's progress counts it: 100%, not 150%
+            location = ("simgate", None, f"promotion[{policy}]")
+            text = (f"{policy}: promotion blocked by {len(reasons)} finding(s) no case item shows "
+                    f"(see verdict.json)\n" + "\n".join(f"  - {r}" for r in reasons))
+            hook = self.config.hook
+            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+            for when, outcome, longrepr in (("setup", "passed", None), ("call", "failed", text),
+                                            ("teardown", "passed", None)):
+                hook.pytest_runtest_logreport(report=pytest.TestReport(
+                    nodeid, location, {policy: 1, "simgate": 1}, outcome, longrepr, when))
+            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if is_worker(self.config) or self.verdict is None and self.write_error is None:
@@ -188,6 +252,19 @@ class Controller:
 
             for line in verdict_lines(self.verdict, str(self.reports / "verdict.json")):
                 terminalreporter.write_line(line)
+
+
+def promotion_reasons(candidate: dict, failed_cases: set[str]) -> list[str]:
+    """The blocking entries of a candidate that no failed case item already shows: every
+    regression alarm (a finding of the candidate's whole family, not of one case's test), and any
+    entry about a case whose item did not fail."""
+    alarms = set(candidate.get("regression_alarms", []))
+    reasons = []
+    for entry in candidate.get("blocking", []):
+        cid = entry.split(": ", 1)[0]
+        if cid in alarms and entry.startswith(f"{cid}: worse than the baseline") or cid not in failed_cases:
+            reasons.append(entry)
+    return reasons
 
 
 class JsonRecord(dict):

@@ -156,3 +156,20 @@ def test_the_junit_property_is_json(project):
     records = [json.loads(p.get("value")) for p in ET.parse(project.path / "junit.xml").iter("property")
                if p.get("name") == "simgate"]
     assert sorted((r["case"]["id"], r["outcome"]) for r in records) == [("balance-idle", "FAIL"), ("balance-pd", "PASS")]
+
+
+def test_an_allowed_run_has_no_promotion_item_and_shows_progress_with_v(project):
+    import xml.etree.ElementTree as ET
+
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--policy", "pd", "--junitxml=junit.xml", "-v")
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    names = [c.get("name") for c in ET.parse(project.path / "junit.xml").iter("testcase")]
+    assert names == ["test_scenario[balance-pd]"]
+    result.stdout.re_match_lines([r"simgate: cases 1/1, episodes 20/20, \d+ episodes/s, ETA 0:00:00"])
+
+
+def test_no_progress_lines_without_v_off_a_terminal(project):
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--policy", "pd")
+    result.assert_outcomes(passed=1)
+    assert not [line for line in result.outlines if line.startswith("simgate: cases")]

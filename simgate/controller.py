@@ -236,7 +236,7 @@ class Controller:
 
         terminalreporter.section("simgate")
         order = list(self.cases)
-        for line in table_lines(self.results, order):
+        for line in table_lines(self.results, order, verbose=self.config.option.verbose > 0):
             terminalreporter.write_line(line)
         if self.verdict is not None:
             for label, ids in (("not selected", self.verdict["deselected"]), ("did not report", self.verdict["missing"])):

@@ -16,14 +16,42 @@ def summary_document(results: dict[str, dict], run: dict) -> dict:
             "totals": dict(sorted(outcomes.items())), "cases": {cid: results[cid] for cid in sorted(results)}}
 
 
-def table_lines(results: dict[str, dict], order: list[str] = ()) -> list[str]:
-    """One row per case, in ``order`` (the scenario files' order), then any others sorted."""
+#: the columns a table cut to the terminal's width keeps (the torque columns are in summary.json)
+COMPACT = ("case", "success", "bound", "modes", "verdict")
+MODES_WIDTH = 24
+MIN_CASE_WIDTH = 16
+
+
+def table_lines(results: dict[str, dict], order: list[str] = (), width: int = 100, verbose: bool = False) -> list[str]:
+    """One row per case, in ``order`` (the scenario files' order), then any others sorted. Cut to
+    ``width`` columns (fewer columns, shortened case ids and failure modes) unless ``verbose``."""
     rows = [("case", "success", "bound", "mean|τ|", "peak|τ|", "modes", "verdict")]
     ids = [cid for cid in order if cid in results]
     for cid in ids + sorted(set(results) - set(ids)):
         rows.append(_row(cid, results[cid]))
+    if not verbose:
+        keep = [rows[0].index(name) for name in COMPACT]
+        rows = [tuple(row[i] for i in keep) for row in rows]
+        rows = [row[:3] + (_shorten(row[3], MODES_WIDTH, middle=False),) + row[4:] for row in rows]
+        others = sum(max(len(r[i]) for r in rows) for i in range(1, len(COMPACT))) + 2 * (len(COMPACT) - 1)
+        case_width = max(width - others, MIN_CASE_WIDTH)
+        rows = [(_shorten(row[0], case_width),) + row[1:] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    if verbose:
+        return lines
+    return [line[:width] for line in lines] + ["(-v: the full table, with torque columns and whole case ids)"]
+
+
+def _shorten(text: str, width: int, middle: bool = True) -> str:
+    """``text`` in at most ``width`` characters, its middle elided (a case id's scenario is at its
+    start and its policy at its end) or its end (failure modes come most frequent first)."""
+    if len(text) <= width:
+        return text
+    if not middle:
+        return text[:width - 1] + "…"
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def _row(cid: str, payload: dict) -> tuple[str, ...]:

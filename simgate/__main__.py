@@ -1,39 +1,8 @@
-"""``python -m simgate``: the report and replay commands (the gate itself is ``pytest suites/``)."""
+"""``python -m simgate``: the report and replay commands (:mod:`simgate.cli`; the gate itself is ``pytest``)."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="simgate", description=__doc__)
-    parser.add_argument("--rootdir", default=".", help="the project folder (default: here)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="HTML report from Allure results (Allure 2, history kept)")
-    report.add_argument("--results", default="reports/allure-results")
-    report.add_argument("--out", default="reports/allure-report")
-    report.add_argument("--tools", default="reports/.allure", help="where the Allure generator is installed")
-    replay = commands.add_parser("replay", help="re-run one episode of a case exactly: trajectory, check, video")
-    replay.add_argument("case_id", help="the test id inside [...], e.g. pushes-push_n=10-balancebot-lqr")
-    replay.add_argument("episode", type=int)
-    replay.add_argument("--scenarios", default="scenarios")
-    replay.add_argument("--out", default="reports/replays")
-    replay.add_argument("--cache", default="reports/cache", help="the suite's episode cache, to compare with")
-    replay.add_argument("--video", action="store_true", help="also render an MP4 (needs OSMesa or EGL)")
-    args = parser.parse_args(argv)
-    from simgate.errors import SimgateError
-
-    try:
-        if args.command == "report":
-            from simgate.report import main as run
-        else:
-            from simgate.replay import main as run
-        return run(args)
-    except SimgateError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 4
-
+from simgate.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from simgate.scenarios.expand import load_cases
 
     if getattr(config.option, "allure_report_dir", None):
-        from simgate.replay import choose_gl
+        from simgate.cli.replay import choose_gl
 
         choose_gl()  # before MuJoCo is first imported: the report's worst-episode videos
     explicit = config.getoption("scenarios")

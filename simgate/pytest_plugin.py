@@ -45,7 +45,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
 
 
+def _check_keyword(config: pytest.Config) -> None:
+    """A ``-k`` pytest cannot parse, found on the controller: under xdist each worker would fail to
+    parse it on its own, which xdist reports as crashed workers (INTERNALERROR)."""
+    from _pytest.mark.expression import Expression
+
+    expression = config.getoption("keyword", "")
+    if not expression or hasattr(config, "workerinput"):
+        return
+    try:
+        Expression.compile(expression)
+    except SyntaxError as exc:
+        hint = ("; pytest's -k does not accept '=': match the value instead, e.g. -k \"slippery and 0.3\""
+                if "=" in expression else "")
+        raise pytest.UsageError(f"Wrong expression passed to '-k': {exc.text}: at column {exc.offset}: {exc.msg}{hint}") from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _check_keyword(config)
     from simgate.envs.info import EnvInfoCache
     from simgate.plugin_manager import Host
     from simgate.scenarios.expand import load_cases

@@ -71,11 +71,11 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
     try:
         env = build_env(regs.envs.get(case.env))
         spec = regs.policies.get(case.policy)
-        _check_sizes(spec, env)
+        check_sizes(spec, env)
         base_spec = regs.policies.get(case.baseline) if case.baseline else None
         if base_spec is not None:
-            _check_sizes(base_spec, env)
-        perturbations = _perturbations(case, regs)
+            check_sizes(base_spec, env)
+        perturbations = perturbations_for(case, regs)
     except Exception as exc:
         return _error(case, exc, SETUP_ERROR)
     from simgate.policies.loaders import PolicyLoadError
@@ -88,7 +88,7 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
 
     try:
         runner = make_engine(env, GuardedPolicy(policy, dog), perturbations, spec.action_size, engine)
-        source = EpisodeSource(runner, case, env, _cache(cache_dir, case, env, runner, spec, policy))
+        source = EpisodeSource(runner, case, env, episode_cache(cache_dir, case, env, runner, spec, policy))
         rollouts, decision = collect(case, source)
         repeats = None
         if case.thresholds.get("deterministic"):
@@ -98,7 +98,7 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
         if case.frequency_response:
             from simgate import frequency
 
-            response = frequency.inspect(case, env, policy, _perturbations(case, regs), spec.action_size)
+            response = frequency.inspect(case, env, policy, perturbations_for(case, regs), spec.action_size)
             requirements.append(verdict.frequency_requirement(response))
         _mark_nondeterministic(rollouts, repeats or [])
         if base_spec is not None:
@@ -264,11 +264,11 @@ def _latency(case: Case, regs, env, spec, policy):
     taken from the episode cache."""
     from simgate import latency
 
-    observations = latency.case_observations(case, env, policy, _perturbations(case, regs), spec.action_size)
+    observations = latency.case_observations(case, env, policy, perturbations_for(case, regs), spec.action_size)
     return latency.measure(policy, observations)
 
 
-def _perturbations(case: Case, regs) -> list:
+def perturbations_for(case: Case, regs) -> list:
     return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
 
 
@@ -281,14 +281,14 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, d
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)
     base_policy = base_spec.load()
-    runner = make_engine(env, GuardedPolicy(base_policy, dog), _perturbations(case, regs), base_spec.action_size, engine)
-    cache = _cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
+    runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), base_spec.action_size, engine)
+    cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
     return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner)), source
 
 
-def _cache(cache_dir, case: Case, env, runner, spec, policy):
+def episode_cache(cache_dir, case: Case, env, runner, spec, policy):
     """The case's episode cache under ``cache_dir`` (None: no caching). When an input the episodes
     depend on cannot be hashed, a falsy ``cache.Refused`` saying why: everything is computed."""
     if cache_dir is None:
@@ -313,7 +313,7 @@ def build_env(factory):
     return factory()
 
 
-def _check_sizes(spec, env) -> None:
+def check_sizes(spec, env) -> None:
     for what, theirs, ours in (("observation", spec.observation_size, env.observation_size),
                                ("action", spec.action_size, env.action_size)):
         if theirs != ours:

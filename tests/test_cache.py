@@ -59,29 +59,29 @@ def results(result) -> str:
 def parts(host, case, engine="auto"):
     """(env, spec, policy, runner) of a case, as run_case builds them."""
     from simgate.engine import make_engine
-    from simgate.runner import _perturbations, build_env
+    from simgate.runner import build_env, perturbations_for
 
     regs = host.registries
     env = build_env(regs.envs.get(case.env))
     spec = regs.policies.get(case.policy)
     policy = spec.load()
-    return env, spec, policy, make_engine(env, policy, _perturbations(case, regs), spec.action_size, engine)
+    return env, spec, policy, make_engine(env, policy, perturbations_for(case, regs), spec.action_size, engine)
 
 
 def key_of(host, case, root) -> str:
-    from simgate.runner import _cache
+    from simgate.runner import episode_cache
 
     env, spec, policy, runner = parts(host, case)
-    made = _cache(root, case, env, runner, spec, policy)
+    made = episode_cache(root, case, env, runner, spec, policy)
     assert made, getattr(made, "reason", None)
     return made.key(0)
 
 
 def source_for(host, case, root, engine="auto"):
-    from simgate.runner import EpisodeSource, _cache
+    from simgate.runner import EpisodeSource, episode_cache
 
     env, spec, policy, runner = parts(host, case, engine)
-    return EpisodeSource(runner, case, env, _cache(root, case, env, runner, spec, policy))
+    return EpisodeSource(runner, case, env, episode_cache(root, case, env, runner, spec, policy))
 
 
 def same_episode(a, b) -> bool:
@@ -232,7 +232,7 @@ def test_simgates_own_source_is_in_the_key(host, tmp_path, monkeypatch):
 
 def test_code_that_cannot_be_hashed_turns_the_cache_off_not_weaker(host, tmp_path):
     from simgate.perturbations.scale_friction import ScaleFriction
-    from simgate.runner import EpisodeSource, _cache
+    from simgate.runner import EpisodeSource, episode_cache
 
     class Interactive(ScaleFriction):
         pass
@@ -241,7 +241,7 @@ def test_code_that_cannot_be_hashed_turns_the_cache_off_not_weaker(host, tmp_pat
     case = make_case()
     env, spec, policy, runner = parts(host, case)
     runner.ref.perturbations[0] = Interactive(ScaleFriction.Params(sliding=0.7))
-    refused = _cache(tmp_path, case, env, runner, spec, policy)
+    refused = episode_cache(tmp_path, case, env, runner, spec, policy)
     assert not refused and refused.get(0) is None and "__main__" in refused.reason
     source = EpisodeSource(runner, case, env, refused)
     source.get(range(3))

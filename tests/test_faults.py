@@ -352,3 +352,10 @@ def test_an_output_folder_that_is_a_file_stops_the_run_before_any_episode(projec
     assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
     assert_clean(result)
     assert "ERROR:" in result.stderr and words in result.stderr and option in result.stderr
+
+
+def test_a_k_expression_with_equals_is_a_clean_usage_error_under_xdist(project):
+    result = run(project, "-n", "2", "-k", "policy=pd", *policies("pd"))
+    assert result.returncode == 4
+    assert_clean(result)
+    assert "Wrong expression passed to '-k'" in result.stderr and "does not accept '='" in result.stderr

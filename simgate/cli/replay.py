@@ -38,14 +38,14 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     (``matches_suite_run``: None when it is not cached). ``failure_mode``: the episode's primary
     mode, written on the video's last frame."""
     from simgate.engine.reference import ReferenceEngine
-    from simgate.runner import _cache, _check_sizes, _perturbations, build_env
+    from simgate.runner import build_env, check_sizes, episode_cache, perturbations_for
 
     regs = host.registries
     env = build_env(regs.envs.get(case.env))
     spec = regs.policies.get(case.policy)
-    _check_sizes(spec, env)
+    check_sizes(spec, env)
     policy = spec.load()
-    engine = ReferenceEngine(env, policy, _perturbations(case, regs), spec.action_size)
+    engine = ReferenceEngine(env, policy, perturbations_for(case, regs), spec.action_size)
     n_steps = int(round(case.horizon / engine.control_dt))
     frames, qpos, qvel, times = [], [], [], []
     view = None
@@ -99,7 +99,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         written["video"] = None
         written["video_error"] = _RENDER_HELP
     if cache_dir is not None:
-        cached = _cache(cache_dir, case, env, engine, spec, policy).get(index)
+        cached = episode_cache(cache_dir, case, env, engine, spec, policy).get(index)
         written["matches_suite_run"] = None if cached is None else cached.state_hash == episode.state_hash
     return written
 

@@ -168,7 +168,7 @@ def _attach_worst_episode(allure, result, host) -> None:
     import tempfile
     from pathlib import Path
 
-    from simgate.replay import replay
+    from simgate.cli.replay import replay
 
     command = replay_command(result.case.id, result.worst)
     modes = result.table.get("failure_mode") or []

@@ -213,7 +213,7 @@ def mcnemar_power(n: int, baseline_rate: float, drop: float, level: float, share
     independently given the seed's rate (no positive correlation): the most discordant pairs
     a non-negatively correlated pair of policies can have, hence the least power. Positively
     correlated failures (the usual case: hard seeds are hard for both) only add power."""
-    from scipy.special import bdtrc, gammaln
+    from scipy.special import bdtrc, gammaln, xlog1py, xlogy
 
     pb = baseline_rate
     pc = max(pb - drop, 0.0)
@@ -222,8 +222,9 @@ def mcnemar_power(n: int, baseline_rate: float, drop: float, level: float, share
     if n <= 0 or q <= 0:
         return 0.0
     d = np.arange(n + 1)
+    # xlogy/xlog1py: 0·log 0 = 0, so q = 1 (every pair discordant) gives its one certain count
     with np.errstate(divide="ignore"):
-        log_pmf = gammaln(n + 1) - gammaln(d + 1) - gammaln(n - d + 1) + d * np.log(q) + (n - d) * np.log1p(-q)
+        log_pmf = gammaln(n + 1) - gammaln(d + 1) - gammaln(n - d + 1) + xlogy(d, q) + xlog1py(n - d, -q)
     k = _mcnemar_critical(n, level)
     kk = k - 1  # flagged when n10 > k - 1
     tail = np.where(kk < 0, 1.0, np.where(kk >= d, 0.0, bdtrc(np.clip(kk, 0, np.maximum(d - 1, 0)), d, q10 / q)))

@@ -126,3 +126,16 @@ def test_fisher_and_bh_equal_scipy_stats():
         keys = sorted(p)
         expected = false_discovery_control([p[k] for k in keys], method="bh") <= 0.05
         assert paired.benjamini_hochberg(p, 0.05) == dict(zip(keys, expected.tolist()))
+
+
+def test_power_when_every_pair_is_discordant_is_exact_and_quiet():
+    """A baseline that always succeeds against a candidate that always fails: every pair is
+    discordant (q = 1), the one possible count is certain, and no NaN leaks into the power."""
+    import warnings
+
+    from simgate.paired import detectable_drop, mcnemar_power
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mcnemar_power(50, 1.0, 1.0, 0.05) == 1.0
+        assert detectable_drop(50, 1.0, 0.05) is not None

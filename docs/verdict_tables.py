@@ -91,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("summaries", nargs="+", type=Path, help="summary.json files of complete runs")
     parser.add_argument("--write", type=Path, metavar="README", help="update the tables in this file")
+    parser.add_argument("--env", action="append", default=[], metavar="ENV",
+                        help="only this env's table (repeatable; default: every env the summaries cover)")
     args = parser.parse_args(argv)
-    generated = blocks(gather(args.summaries))
+    envs = gather(args.summaries)
+    generated = blocks({env: cells for env, cells in envs.items() if not args.env or env in args.env})
     if args.write is None:
         print("\n\n".join(generated.values()))
         return 0

@@ -255,16 +255,12 @@ class Controller:
 
 
 def promotion_reasons(candidate: dict, failed_cases: set[str]) -> list[str]:
-    """The blocking entries of a candidate that no failed case item already shows: every
-    regression alarm (a finding of the candidate's whole family, not of one case's test), and any
-    entry about a case whose item did not fail."""
-    alarms = set(candidate.get("regression_alarms", []))
-    reasons = []
-    for entry in candidate.get("blocking", []):
-        cid = entry.split(": ", 1)[0]
-        if cid in alarms and entry.startswith(f"{cid}: worse than the baseline") or cid not in failed_cases:
-            reasons.append(entry)
-    return reasons
+    """The blocking findings of a candidate that no failed case item already shows: every
+    confirmed regression (a finding of the candidate's whole family, not of one case's test), and
+    any finding about a case whose item did not fail. Read from the structured findings, never
+    from their display text."""
+    return [f"{f['case']}: {f['text']}" for f in candidate.get("findings", [])
+            if f["kind"] == "regression" or f["case"] not in failed_cases]
 
 
 class JsonRecord(dict):

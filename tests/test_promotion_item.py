@@ -29,11 +29,11 @@ def test_a_regression_alarm_fails_a_promotion_item_in_junit(tmp_path):
 
 
 def test_only_what_no_failed_item_shows_is_a_promotion_reason():
-    candidate = {"regression_alarms": ["a", "b"],
-                 "blocking": ["a: success rate FAIL (1/10 (10.0%))",
-                              "a: worse than the baseline (case p=0.001, Holm-confirmed ...)",
-                              "b: worse than the baseline (case p=0.01, Holm-confirmed ...)",
-                              "c: crashed (an informational case's item xfails)"]}
-    assert promotion_reasons(candidate, failed_cases={"a"}) == candidate["blocking"][1:]
-    assert promotion_reasons({"regression_alarms": [], "blocking": ["a: success rate FAIL"]}, {"a"}) == []
-    assert promotion_reasons({"regression_alarms": [], "blocking": []}, set()) == []
+    findings = [{"case": "a", "kind": "requirement", "text": "success rate FAIL (1/10 (10.0%))"},
+                {"case": "a", "kind": "regression", "text": "worse than the baseline (case p=0.001, Holm-confirmed ...)"},
+                {"case": "b", "kind": "regression", "text": "worse than the baseline (case p=0.01, Holm-confirmed ...)"},
+                {"case": "c", "kind": "error", "text": "crash: worker died (an informational case's item xfails)"}]
+    assert promotion_reasons({"findings": findings}, failed_cases={"a"}) == [
+        f"{f['case']}: {f['text']}" for f in findings[1:]]
+    assert promotion_reasons({"findings": findings[:1]}, {"a"}) == []
+    assert promotion_reasons({"findings": []}, set()) == []

@@ -65,7 +65,7 @@ def case_p_value(requirements: list[dict]) -> float | None:
 
 
 def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dict:
-    blocking, requirements, modes, members, alpha, absolute = [], [], {}, {}, 0.05, 0
+    findings, requirements, modes, members, alpha, absolute = [], [], {}, {}, 0.05, 0
     levels = set()
     unevaluated = [f"{cid}: not evaluated ({not_run[cid]})" for cid in ids if cid in not_run]
     for cid in ids:
@@ -76,7 +76,7 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
             modes[mode] = modes.get(mode, 0) + count
         # a crash blocks even an informational case: whatever killed it may have touched others
         if payload["outcome"] == "ERROR" and (gate or payload.get("status") == "crashed"):
-            blocking.append(f"{cid}: {payload.get('error')}")
+            findings.append({"case": cid, "kind": "error", "text": str(payload.get("error"))})
         reqs = payload.get("requirements", [])
         for req in reqs:
             requirements.append({"case": cid, "gate": gate, "kind": req["kind"], "requirement": req["name"],
@@ -89,15 +89,18 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
                 absolute += 1
                 levels.add(float(cases[cid].alpha))
                 if req["outcome"] != "PASS":
-                    blocking.append(f"{cid}: {req['name']} {req['outcome']} ({req['observed']})")
+                    findings.append({"case": cid, "kind": "requirement",
+                                     "text": f"{req['name']} {req['outcome']} ({req['observed']})"})
         p = case_p_value(reqs)
         if gate and p is not None:
             members[cid] = p
             alpha = min(alpha, float(cases[cid].alpha))
     confirmed, discovered = holm(members, alpha), benjamini_hochberg(members, alpha)
     regressions = sorted(cid for cid, hit in confirmed.items() if hit)
-    blocking += [f"{cid}: worse than the baseline (case p={members[cid]:.3g}, Holm-confirmed over the "
-                 f"{len(members)} cases of the regression family at {alpha:g})" for cid in regressions]
+    findings += [{"case": cid, "kind": "regression",
+                  "text": f"worse than the baseline (case p={members[cid]:.3g}, Holm-confirmed over the "
+                          f"{len(members)} cases of the regression family at {alpha:g})"} for cid in regressions]
+    blocking = [f"{f['case']}: {f['text']}" for f in findings]
     warnings = [f"{cid}: possibly worse than the baseline (case p={members[cid]:.3g}, Benjamini–Hochberg)"
                 for cid in sorted(discovered) if discovered[cid] and cid not in regressions]
     for entry in requirements:  # what the family made of each case's findings
@@ -122,6 +125,7 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
                        f"a good policy passes all only if each has power ≥ 1 − β/{max(absolute, 1)} for an overall "
                        "1 − β (INCONCLUSIVE blocks too)"}}
     return {"passed": not blocking and not unevaluated, "complete": not unevaluated, "blocking": blocking,
+            "findings": findings,
             "not_evaluated": unevaluated, "warnings": warnings, "regression_alarms": regressions,
             "families": families,
             "cases": len(ids), "failure_modes": dict(sorted(modes.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -124,7 +124,7 @@ class RayScheduler:
         self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes)
         self.by_case: dict = defaultdict(set)  # case id → its pending refs
         self.failed: list[str] = []
-        self.episodes_total = self.episodes_done = 0
+        self.episodes_total = self.episodes_done = self.steps_done = 0
         self.cases_planned = 0
         self.t0 = None
 
@@ -135,8 +135,16 @@ class RayScheduler:
         except ImportError:
             raise RayError("--simgate-ray needs Ray: pip install -e \".[ray]\"") from None
         self.ray = ray
+        from simgate.pytest_plugin import _cache_dir, _reports_dir
+
         root = project_root(self.config)
-        runtime_env = {"working_dir": str(root), "excludes": EXCLUDES,
+        excludes = list(EXCLUDES)
+        for folder in (_cache_dir(self.config), _reports_dir(self.config)):  # never upload results
+            try:
+                excludes.append("/" + Path(folder).resolve().relative_to(root.resolve()).as_posix())
+            except ValueError:
+                pass  # outside the project: not uploaded anyway
+        runtime_env = {"working_dir": str(root), "excludes": excludes,
                        "env_vars": {"SIMGATE_ENGINE_THREADS": "1"}}
         for var in ("SIMGATE_DISABLE_PLUGIN_AUTOLOAD",):
             if os.environ.get(var):
@@ -230,6 +238,7 @@ class RayScheduler:
             except OSError:
                 break  # run_case finds the cache unwritable and says so
         self.episodes_done += n
+        self.steps_done += sum(int(e.length) for e in episodes)
         self._forget(ref)
 
     def progress_line(self) -> str:
@@ -238,7 +247,7 @@ class RayScheduler:
         resources = self.ray.cluster_resources() if self.ray is not None and self.ray.is_initialized() else {}
         nodes = len([n for n in self.ray.nodes() if n.get("Alive")]) if resources else 0
         line = (f"simgate ray: chunks left {len(self.pending)}, episodes {self.episodes_done}/{self.episodes_total}, "
-                f"{rate:.0f} episodes/s, {nodes} node(s), {resources.get('CPU', 0):g} CPU")
+                f"{rate:.0f} episodes/s, {self.steps_done / max(elapsed, 1e-9):.0f} control steps/s, {nodes} node(s), {resources.get('CPU', 0):g} CPU")
         if rate > 0:
             eta = round((self.episodes_total - self.episodes_done) / rate)
             line += f", ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}"
@@ -277,6 +286,14 @@ class RayScheduler:
         if case is None or self.ray is None:
             return
         self.drain(until=set(self.by_case.get(case.id, ())), timeout=case.case_timeout)
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        if self.ray is None or not self.episodes_total or not self.config.pluginmanager.get_plugin(
+                "simgate-controller")._wants_progress():
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(self.progress_line())
 
     def pytest_sessionfinish(self, session) -> None:
         self.close()

@@ -118,6 +118,12 @@ def test_ray_refuses_xdist(tmp_path):
     assert "--simgate-ray and xdist" in run.stdout + run.stderr
 
 
+def test_ray_refuses_no_cache(tmp_path):
+    run = _run(tmp_path, "--simgate-ray", "local", "--simgate-cache", "none")
+    assert run.returncode != 0
+    assert "cannot run with --simgate-cache none" in run.stdout + run.stderr
+
+
 # -- a two-node cluster on this machine ------------------------------------------------------------
 # Each node is one `ray start --block` in its own session (process group == its pid), with
 # PR_SET_PDEATHSIG so it goes if this test process dies; stopped by SIGTERM to that pid, then

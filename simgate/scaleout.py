@@ -123,6 +123,7 @@ class RayScheduler:
         self.started_here = False
         self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes)
         self.by_case: dict = defaultdict(set)  # case id → its pending refs
+        self.waiters: dict = {}  # ref → the case ids that wait for it
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
         self.cases_planned = 0
@@ -174,7 +175,7 @@ class RayScheduler:
         plugins = tuple(_project_plugins(self.config))
         engine = self.config.getoption("simgate_engine")
         task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
-        seen: set = set()  # cache contexts already planned (a baseline shared by several candidates)
+        planned: dict = {}  # cache context → its refs (a baseline shared by several candidates: planned once)
         self.t0 = time.monotonic()
         for case in cases:
             if case.sequential:
@@ -185,9 +186,14 @@ class RayScheduler:
                     runner, cache = context_of(case, policy_name, host, engine, cache_dir)
                 except Exception:  # noqa: BLE001 (a setup error: run_case reports it the usual way)
                     cache = None
-                if cache is None or cache.context in seen:
+                if cache is None:
                     continue
-                seen.add(cache.context)
+                if cache.context in planned:  # this case waits for them too
+                    self.by_case[case.id].update(planned[cache.context])
+                    for ref in planned[cache.context]:
+                        self.waiters[ref].append(case.id)
+                    continue
+                refs = planned[cache.context] = set()
                 self.cases_planned += 1
                 for indices in chunks_for(case, runner):
                     missing = [i for i in indices if cache.load(i) is None]
@@ -198,6 +204,8 @@ class RayScheduler:
                     ref = task.remote(plugins, case, policy_name, engine, indices, cache.context)
                     self.pending[ref] = (cache, case.id, len(indices))
                     self.by_case[case.id].add(ref)
+                    self.waiters[ref] = [case.id]
+                    refs.add(ref)
                     self.episodes_total += len(indices)
 
     # -- collect ----------------------------------------------------------------------------------
@@ -221,8 +229,9 @@ class RayScheduler:
                 return
 
     def _forget(self, ref) -> None:
-        _, cid, _ = self.pending.pop(ref)
-        self.by_case[cid].discard(ref)
+        self.pending.pop(ref)
+        for cid in self.waiters.pop(ref, ()):  # no ref kept: Ray frees the chunk's result
+            self.by_case[cid].discard(ref)
 
     def _store(self, ref) -> None:
         cache, cid, n = self.pending[ref]
@@ -315,6 +324,8 @@ class RayScheduler:
             except Exception:  # noqa: BLE001
                 pass
         self.pending.clear()
+        self.by_case.clear()
+        self.waiters.clear()
         if self.started_here:
             ray.shutdown()
 

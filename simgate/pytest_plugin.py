@@ -38,6 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="most cases a run may expand to (matrix points x policies; default 10000)")
     group.addoption("--simgate-cache", metavar="DIR", default=None,
                     help="episode result cache (default: <reports>/cache); 'none' recomputes everything")
+    group.addoption("--simgate-ray", metavar="ADDRESS", default=None,
+                    help="compute the episodes on Ray before the items run: 'local' starts a Ray runtime here, "
+                         "anything else ('auto', 'host:6379', 'ray://host:10001') joins that cluster "
+                         "(pip install -e \".[ray]\"); not with -n")
     parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
     parser.addini("simgate_candidates", "policies evaluated when --policy is not given", type="linelist", default=[])
     parser.addini("simgate_reports", "directory for summary.json", default="reports")
@@ -86,6 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                          baselines=_baselines(config), **_max_cases(config))
         if config.stash[CASES] and not hasattr(config, "workerinput"):
             _check_outputs(config)
+            if config.getoption("simgate_ray"):
+                from simgate import scaleout  # imports Ray only once it runs
+
+                scaleout.configure(config)
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:

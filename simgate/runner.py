@@ -101,6 +101,7 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
             response = frequency.inspect(case, env, policy, perturbations_for(case, regs), spec.action_size)
             requirements.append(verdict.frequency_requirement(response))
         _mark_nondeterministic(rollouts, repeats or [])
+        _mark_overspeed(case, rollouts)
         if base_spec is not None:
             paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)
             requirements += paired
@@ -241,6 +242,16 @@ def _policy_sha256(spec, policy) -> str | None:
         return policy_sha256(spec, policy)
     except (OSError, Undigestable):
         return None
+
+
+def _mark_overspeed(case, rollouts) -> None:
+    """The ``overspeed`` failure mode asks the episode, which knows no joint names: the rule is the
+    verdict's, applied here where the rollouts know them."""
+    limit = case.thresholds.get("max_joint_speed")
+    if limit is None or not rollouts.n or not len(rollouts.episodes[0].peak_joint_speed):
+        return
+    for episode, over in zip(rollouts.episodes, verdict.over_joint_speed(rollouts, limit)):
+        episode.overspeed = bool(over)
 
 
 def _mark_nondeterministic(rollouts, repeats) -> None:

@@ -167,11 +167,26 @@ def estop_requirement(rollouts, limit: float, alpha: float) -> Requirement:
                         "alpha": alpha, "first": first})
 
 
+def over_joint_speed(rollouts, limit) -> np.ndarray:
+    """Per episode, whether any joint exceeded its ``max_joint_speed`` (one number, or per joint by
+    name): the rule both the requirement and the ``overspeed`` failure mode use. A NaN peak (a
+    diverged episode) counts as over."""
+    over = np.zeros(rollouts.n, dtype=bool)
+    for joint, value in _per_joint(limit, rollouts.joint_names):
+        over |= _over_speed(rollouts, joint, value)
+    return over
+
+
+def _over_speed(rollouts, joint: int, limit: float) -> np.ndarray:
+    peaks = np.array([e.peak_joint_speed[joint] for e in rollouts.episodes], dtype=np.float64)
+    return ~(peaks <= limit)
+
+
 def joint_speed_requirement(rollouts, joint: int, limit: float) -> Requirement:
     """A hard limit like peak torque: one physics step above it anywhere fails."""
     peaks = np.array([e.peak_joint_speed[joint] for e in rollouts.episodes], dtype=np.float64)
     worst = float(peaks.max()) if len(peaks) else 0.0
-    over = int((~(peaks <= limit)).sum())  # NaN (a diverged episode) counts as over
+    over = int(_over_speed(rollouts, joint, limit).sum())
     name = rollouts.joint_names[joint]
     return Requirement(JOINT_SPEED, f"peak joint speed [{name}]", stats.FAIL if over else stats.PASS,
                        f"{worst:.3f} (max over {len(peaks)} episodes)", f"{over} episode(s) above the limit",

@@ -118,13 +118,35 @@ def _episode(**kw):
     return Episode(**base)
 
 
+def _marked(case, *episodes):
+    """The episodes as the runner hands them to the classifiers (overspeed marked by the verdict's rule)."""
+    from simgate.engine.rollouts import Rollouts
+    from simgate.runner import _mark_overspeed
+
+    _mark_overspeed(case, Rollouts(list(episodes), ["hip", "knee"], 0.02, 3))
+    return episodes
+
+
 def test_the_safety_failure_modes(host):
     case = make_case(thresholds={"min_success_rate": 0.5, "max_joint_speed": 1.5, "max_contact_force": 50.0})
-    assert host.classify(case, _episode(signal_peaks={"estop": 1.0, "contact_force": 80.0})) == "estop"
-    assert host.classify(case, _episode(signal_peaks={"estop": 0.0, "contact_force": 80.0})) == "impact"
-    assert host.classify(case, _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0})) == "overspeed"
-    calm = _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0}, peak_joint_speed=np.array([1.0, 1.0]))
+    estop, impact, fast, calm = _marked(case, _episode(signal_peaks={"estop": 1.0, "contact_force": 80.0}),
+                                        _episode(signal_peaks={"estop": 0.0, "contact_force": 80.0}),
+                                        _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0}),
+                                        _episode(signal_peaks={"estop": 0.0, "contact_force": 10.0},
+                                                 peak_joint_speed=np.array([1.0, 1.0])))
+    assert host.classify(case, estop) == "estop"
+    assert host.classify(case, impact) == "impact"
+    assert host.classify(case, fast) == "overspeed"
     assert host.classify(case, calm) == "fell"
+
+
+def test_overspeed_uses_each_joints_own_limit(host):
+    """A per-joint table: the knee at 10 rad/s is within its 20, only a hip above its 5 is overspeed,
+    exactly as the max_joint_speed requirement judges them."""
+    case = make_case(thresholds={"min_success_rate": 0.5, "max_joint_speed": {"hip": 5.0, "knee": 20.0}})
+    knee_fast, hip_fast = _marked(case, _episode(peak_joint_speed=np.array([1.0, 10.0])),
+                                  _episode(peak_joint_speed=np.array([6.0, 1.0])))
+    assert host.classify(case, knee_fast) == "fell" and host.classify(case, hip_fast) == "overspeed"
 
 
 def test_the_estop_share_is_an_exact_binomial_bound():

@@ -36,6 +36,7 @@ class Episode:
     saturation: float = 0.0  # share of physics steps with an actuator at its force limit
     at_stops: float = 0.0  # share of control steps with a limited joint at its stop
     nondeterministic: bool = False  # a re-run of this episode differed (set by the determinism check)
+    overspeed: bool = False  # a joint exceeded the case's max_joint_speed (set by the runner, verdict's rule)
     failure_mode: str | None = None  # filled by classification for failed episodes
 
     def reproduced_by(self, again: "Episode") -> bool:

@@ -17,16 +17,12 @@ from pathlib import Path
 import pytest
 
 from simgate import contract
+from simgate.pytest_plugin import PROPERTY, is_worker
 
-PROPERTY = "simgate"
 #: the node id of the item that carries a candidate's suite-level blocking (a regression alarm)
 PROMOTION = "simgate::promotion[{}]"
 #: what a worker tells the controller about its collection, through xdist's workeroutput
 DESELECTED = "simgate_deselected"
-
-
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
 
 
 def _case_of(item):
@@ -52,6 +48,8 @@ class Controller:
         self._previous_sigterm = None
         self._started: float | None = None  # when the run began: the progress line's rate
         self._shown = 0  # how many records the last progress line counted
+        self._episodes_done = 0  # over the records so far
+        self._planned: tuple[int, int] | None = None  # selected cases and their episodes, once collected
 
     # -- collection (every process that collects) ------------------------------------------------
     def pytest_deselected(self, items) -> None:
@@ -125,14 +123,18 @@ class Controller:
             if case is None or cid in self.results:
                 return
             try:
-                self.results[cid] = contract.load(value, case)
+                self._record(cid, contract.load(value, case))
             except contract.ContractError as exc:
-                self.results[cid] = contract.broken(case, "crashed", f"contract: {exc}", "contract")
+                self._record(cid, contract.broken(case, "crashed", f"contract: {exc}", "contract"))
             return
         if cid is not None and report.failed and cid not in self.results:
             # no record at all: its worker crashed, a fixture broke, or the test itself raised
             detail = str(report.longrepr).strip().splitlines()[-1:] if report.longrepr else ["no detail"]
-            self.results[cid] = contract.broken(self.cases[cid], "crashed", f"crash: {detail[0]}")
+            self._record(cid, contract.broken(self.cases[cid], "crashed", f"crash: {detail[0]}"))
+
+    def _record(self, cid: str, record: dict) -> None:
+        self.results[cid] = record
+        self._episodes_done += int(record.get("episodes") or 0)  # kept as it grows: the progress line
 
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
         """After the item's own line: how far the run is (records arrive per case, not per episode)."""
@@ -152,12 +154,13 @@ class Controller:
             return False
 
     def progress_line(self, now: float | None = None) -> str:
-        selected = [cid for cid in self.cases if cid in self.selected]
-        total = sum(int(self.cases[cid].episodes) for cid in selected)
-        done = sum(int(r.get("episodes") or 0) for cid, r in self.results.items() if cid in self.cases)
-        reported = sum(1 for cid in selected if cid in self.results)
+        if self._planned is None:  # items finish after collection: the selection no longer changes
+            selected = [cid for cid in self.cases if cid in self.selected]
+            self._planned = (len(selected), sum(int(self.cases[cid].episodes) for cid in selected))
+        cases, total = self._planned
+        done, reported = self._episodes_done, len(self.results)  # only collected cases are recorded
         elapsed = (now if now is not None else time.monotonic()) - (self._started or time.monotonic())
-        line = f"simgate: cases {reported}/{len(selected)}, episodes {done}/{total}"
+        line = f"simgate: cases {reported}/{cases}, episodes {done}/{total}"
         if elapsed > 0 and done > 0:
             rate = done / elapsed
             # a sequential case may stop early: the total is an upper bound, and so is the ETA

@@ -207,7 +207,7 @@ def _mcnemar_critical(n: int, level: float) -> np.ndarray:
     return np.where(flagged(low), low, high).astype(float)
 
 
-def mcnemar_power(n: int, baseline_rate: float, drop: float, level: float, share_failing: float | None = None) -> float:
+def mcnemar_power(n: int, baseline_rate: float, drop: float, level: float) -> float:
     """Exact power of the one-sided McNemar test at ``level`` on n pairs when the candidate's rate
     is ``drop`` below the baseline's. Discordance is set by assuming the two policies fail
     independently given the seed's rate (no positive correlation): the most discordant pairs

@@ -14,10 +14,16 @@ import pytest
 
 from simgate.errors import SimgateError
 
+PROPERTY = "simgate"  # the user property that carries a case's record (simgate.contract)
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """An xdist worker (the controller alone decides and writes the run's files)."""
+    return hasattr(config, "workerinput")
+
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
 SCENARIO_FILES = pytest.StashKey[int]()  # how many scenario files this process collected
-PROPERTY = "simgate"  # the user property that carries a case's record (simgate.contract)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,7 +61,7 @@ def _check_keyword(config: pytest.Config) -> None:
     from _pytest.mark.expression import Expression
 
     expression = config.getoption("keyword", "")
-    if not expression or hasattr(config, "workerinput"):
+    if not expression or is_worker(config):
         return
     try:
         Expression.compile(expression)
@@ -84,11 +90,12 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[CASES] = []  # a project without scenarios (e.g. simgate's own tests)
             return
         # model-aware checks build each env once: on the controller only, before workers start
-        env_info = None if hasattr(config, "workerinput") else EnvInfoCache(host.registries.envs)
+        env_info = None if is_worker(config) else EnvInfoCache(host.registries.envs)
         config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
                                          config.getoption("policy"), config.getini("simgate_candidates"), env_info,
-                                         baselines=_baselines(config), **_max_cases(config))
-        if config.stash[CASES] and not hasattr(config, "workerinput"):
+                                         baselines=_baselines(config), **_max_cases(config),
+                                         check_digests=not is_worker(config))
+        if config.stash[CASES] and not is_worker(config):
             _check_outputs(config)
             if config.getoption("simgate_ray"):
                 from simgate import scaleout  # imports Ray only once it runs
@@ -97,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:
-        if not hasattr(config, "workerinput"):
+        if not is_worker(config):
             _record_refusal(config, str(exc))
         raise pytest.UsageError(str(exc)) from None
 

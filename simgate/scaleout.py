@@ -59,10 +59,11 @@ def _host(plugins: tuple):
 
 
 def build_for(case, policy_name: str, host, engine: str):
-    """The engine and the cache context of ``case`` run by ``policy_name``: the same calls as
-    :func:`simgate.runner.run_case` (on the driver to plan, on a worker to run)."""
+    """The engine, env, policy spec, loaded policy and cache-keyed case of ``case`` run by
+    ``policy_name``: the same calls as :func:`simgate.runner.run_case` (on the driver to plan, on a
+    worker to run)."""
     from simgate.engine import make_engine
-    from simgate.runner import build_env, check_sizes, episode_cache, perturbations_for
+    from simgate.runner import build_env, check_sizes, perturbations_for
 
     regs = host.registries
     env = build_env(regs.envs.get(case.env))
@@ -336,8 +337,6 @@ def configure(config) -> None:
     from simgate.pytest_plugin import _cache_dir
 
     address = config.getoption("simgate_ray")
-    if hasattr(config, "workerinput"):
-        return
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         raise SimgateError("--simgate-ray and xdist (-n, --dist) do not go together: Ray schedules the episodes; "
                            "run without -n (or with -n 0)")

@@ -83,12 +83,15 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
 
 
 def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], candidates: list[str],
-               env_info=None, baselines: list[str] = (), max_cases: int = MAX_CASES) -> list[Case]:
+               env_info=None, baselines: list[str] = (), max_cases: int = MAX_CASES,
+               check_digests: bool = True) -> list[Case]:
     """Every case of every scenario file; one SimgateError naming every broken file.
 
     ``env_info(name) -> EnvInfo`` enables model-aware parameter checks (see loader.load_file).
     ``baselines``: the promoted policies; a case is compared with the one for its env.
     ``max_cases``: the most cases the run may expand to (``--simgate-max-cases``).
+    ``check_digests``: hash the policy files used against their manifests' sha256; false in an
+    xdist worker, whose controller already refused a mismatch before it started.
     """
     check_policy_names(selected, registries, "--policy")
     check_policy_names(candidates, registries, "simgate_candidates (pytest configuration)")
@@ -117,7 +120,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
         if sum(sizes.values()) <= max_cases:  # past the cap, count but do not build
             cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env)) for c in expand(sc, chosen))
     for name in sorted(used):  # file present, digest right: once per run, not once per case
-        problem = registries.policies.get(name).problem(check_digest=True)
+        problem = registries.policies.get(name).problem(check_digest=check_digests)
         if problem:
             problems.append(problem)
     total = sum(sizes.values())

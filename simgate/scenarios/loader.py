@@ -14,7 +14,7 @@ from simgate.errors import SimgateError, located
 from simgate.registry import did_you_mean
 from simgate.scenarios import errors, yaml_lines
 from simgate.scenarios.case import format_value
-from simgate.scenarios.schema import PER_JOINT, ScenarioSpec
+from simgate.scenarios.schema import PER_JOINT, REQUIREMENTS, ScenarioSpec
 
 SUFFIXES = (".yaml", ".yml")  # in any letter case: a .YAML file is a scenario too
 #: cases a run may expand to (matrix points x policies, all scenarios) unless the user raises it
@@ -73,8 +73,8 @@ def _check_requirements(sc: LoadedScenario) -> list[str]:
         return []
     return [located(sc.source, sc.line("thresholds"),
                     "thresholds: a gating scenario must require something: add thresholds.min_success_rate "
-                    "(or max_mean_torque, max_peak_torque, max_p95_torque, max_mean_power, max_cost_of_transport, "
-                    "deterministic: true), or set gate: false")]
+                    f"(or {', '.join(k for k in REQUIREMENTS[1:] if k != 'deterministic')}, deterministic: true), "
+                    "or set gate: false")]
 
 
 def _check_matrix(sc: LoadedScenario, max_cases: int) -> list[str]:

@@ -88,7 +88,7 @@ class Thresholds(Strict):
         return value
 
     def requires_something(self) -> bool:
-        return self.deterministic or any(getattr(self, key) is not None for key in REQUIREMENTS[:-1])
+        return any(getattr(self, key) not in (None, False) for key in REQUIREMENTS)
 
 
 class Classify(Strict):

@@ -263,13 +263,13 @@ class Refused:
     def __bool__(self) -> bool:
         return False
 
-    def get(self, index: int):
+    def get(self, index: int, row: dict | None = None):
         return None
 
-    def load(self, index: int):
+    def load(self, index: int, row: dict | None = None):
         return None
 
-    def put(self, episode, engine: str = "unknown") -> None:
+    def put(self, episode, engine: str = "unknown", row: dict | None = None) -> None:
         return None
 
 
@@ -307,23 +307,28 @@ class EpisodeCache:
         self.root = Path(root)
         self.context = json.dumps(context, sort_keys=True, default=str)
 
-    def key(self, index: int) -> str:
-        return hashlib.sha256(f"{self.context}|episode={index}".encode()).hexdigest()
+    def key(self, index: int, row: dict | None = None) -> str:
+        """``row``: a search row's parameters ({axis: value}), which replace the case's params
+        for that episode; the key covers them, so a row is never served another row's result."""
+        text = f"{self.context}|episode={index}"
+        if row is not None:
+            text += "|row=" + json.dumps({k: repr(float(v)) for k, v in row.items()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
-    def path(self, index: int) -> Path:
-        key = self.key(index)
+    def path(self, index: int, row: dict | None = None) -> Path:
+        key = self.key(index, row)
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, index: int) -> Episode | None:
-        found = self.load(index)
+    def get(self, index: int, row: dict | None = None) -> Episode | None:
+        found = self.load(index, row)
         return None if found is None else found[0]
 
-    def load(self, index: int) -> tuple[Episode, str] | None:
+    def load(self, index: int, row: dict | None = None) -> tuple[Episode, str] | None:
         """The stored episode and the engine that computed it, or None when absent or in any
         doubt (never raises: a bad entry is recomputed and overwritten by ``put``)."""
-        key = self.key(index)
+        key = self.key(index, row)
         try:
-            with np.load(self.path(index), allow_pickle=False) as stored:
+            with np.load(self.path(index, row), allow_pickle=False) as stored:
                 if set(stored.files) != _FIELDS:
                     return None
                 if int(stored["schema"]) != SCHEMA or str(stored["key"]) != key:
@@ -345,10 +350,10 @@ class EpisodeCache:
         except Exception:  # absent, damaged, tampered, another layout: computed again
             return None
 
-    def put(self, episode: Episode, engine: str = "unknown") -> None:
+    def put(self, episode: Episode, engine: str = "unknown", row: dict | None = None) -> None:
         """Store atomically. Raises OSError when the folder cannot be written (the caller stops caching)."""
-        key = self.key(episode.index)
-        path = self.path(episode.index)
+        key = self.key(episode.index, row)
+        path = self.path(episode.index, row)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {name: getattr(episode, name) for name in _SCALARS}
         meta["seed"] = str(episode.seed)  # 128 bits: JSON numbers would round it

@@ -162,15 +162,21 @@ class BatchedEngine:
         self.joint_names = self.ref.joint_names
         self.control_dt = self.ref.control_dt
 
-    def run(self, case, indices) -> Rollouts:
+    def run(self, case, indices, overrides=None) -> Rollouts:
+        """As :meth:`ReferenceEngine.run`; ``overrides`` (per episode) draw a search row's world,
+        each row with its own model in the batch (``set_models``)."""
+        from simgate.engine.reference import _per_episode
+
         indices = list(indices)
+        overrides = _per_episode(overrides, len(indices))
         n_steps = int(round(case.horizon / self.control_dt))
         rows = lane_size(case.episodes, self.chunk)  # the policy's batch size: fixed by the case
-        lanes = [indices[first:first + rows] for first in range(0, len(indices), rows)]
+        lanes = [(indices[first:first + rows], overrides[first:first + rows]) for first in range(0, len(indices), rows)]
         if self.nthread == 1 or len(lanes) == 1:
-            done = [self._run_chunk(case, lane, n_steps, rows) for lane in lanes]
+            done = [self._run_chunk(case, lane, n_steps, rows, overrides=starts) for lane, starts in lanes]
         else:
-            done = self._run_lanes(lambda lane, cancel: self._run_chunk(case, lane, n_steps, rows, cancel), lanes)
+            done = self._run_lanes(lambda lane, cancel: self._run_chunk(case, lane[0], n_steps, rows, cancel, lane[1]),
+                                   lanes)
         return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps,
                         self.env.progress_unit)
 
@@ -216,7 +222,7 @@ class BatchedEngine:
         return results
 
     def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int,
-                   cancel: threading.Event | None = None) -> list[Episode] | None:
+                   cancel: threading.Event | None = None, overrides=None) -> list[Episode] | None:
         """One lane: its episodes on a one-thread Batch, stepped in one closed loop. Returns None,
         unfinished, once ``cancel`` is set (checked once per control step)."""
         import mujoco
@@ -227,8 +233,10 @@ class BatchedEngine:
         scratch = mujoco.MjData(self.ref.nominal)  # one MjData reset per episode: allocating is the costly part
         states = np.zeros((n, mujoco.mj_stateSize(self.ref.nominal, spec)))
         starts = []
+        overrides = overrides or [None] * n
         for j, i in enumerate(indices):
-            seed, model, data, pert_states = self.ref.start_episode(case, i, n_steps, data=scratch)
+            seed, model, data, pert_states = self.ref.start_episode(case, i, n_steps, data=scratch,
+                                                                    perturbations=overrides[j])
             mujoco.mj_getState(model, data, states[j], spec)
             # the batch row holds the state from here on; an unstable start ends the episode at once
             starts.append((seed, model, None, pert_states, self.ref.unstable(data)))

@@ -101,15 +101,24 @@ class ReferenceEngine:
             return self.env.frame_skip(self.nominal)
         return frame_skip_for(rates[-1], self.nominal.opt.timestep, f"env {self.env.name!r}")
 
-    def run(self, case, indices) -> Rollouts:
+    def run(self, case, indices, overrides=None) -> Rollouts:
+        """Episodes ``indices`` of ``case``. ``overrides``: per episode, None or a list of
+        perturbation instances (the case's kinds, in its order) whose ``start`` draws that
+        episode's world instead of the case's own: a search row's parameters
+        (:func:`row_perturbations`)."""
+        indices = list(indices)
         n_steps = int(round(case.horizon / self.control_dt))
-        episodes = [self.run_episode(case, i, n_steps) for i in indices]
+        overrides = _per_episode(overrides, len(indices))
+        episodes = [self.run_episode(case, i, n_steps, perturbations=o) for i, o in zip(indices, overrides)]
         return Rollouts(episodes, self.joint_names, self.control_dt, n_steps, self.env.progress_unit)
 
-    def start_episode(self, case, index: int, n_steps: int, data=None):
+    def start_episode(self, case, index: int, n_steps: int, data=None, perturbations=None):
         """Model copy, data and per-perturbation episode states, drawn from the episode's seed.
         ``data``: an MjData of the nominal layout to reset and reuse (allocating one costs more
-        than the rest of an episode's start); a fresh one otherwise."""
+        than the rest of an episode's start); a fresh one otherwise. ``perturbations``: this
+        episode's instances for ``start`` (a search row's parameters); the per-step methods
+        stay the case's, which read only the episode state ``start`` returns."""
+        starters = self.perturbations if perturbations is None else perturbations
         mj = self.mujoco
         entropy = episode_entropy(case.seed, case.scenario, case.point, index)
         reset_rng, pert_rngs = episode_rngs(entropy, len(self.perturbations))
@@ -124,7 +133,7 @@ class ReferenceEngine:
 
         def start(i):
             ctx = EpisodeContext(self.env, model, self.nominal, data, n_steps, self.control_dt, self.frame_skip, pert_rngs[i])
-            states[i] = self.perturbations[i].start(ctx)
+            states[i] = starters[i].start(ctx)
 
         for i in model_stage:
             start(i)
@@ -137,11 +146,12 @@ class ReferenceEngine:
         mj.mj_forward(model, data)
         return entropy, model, data, states
 
-    def run_episode(self, case, index: int, n_steps: int, observer=None) -> Episode:
+    def run_episode(self, case, index: int, n_steps: int, observer=None, perturbations=None) -> Episode:
         """One episode. ``observer(model, data, step)``, if given, sees the start (step -1) and
-        the state after every control step (a replay records or renders through it)."""
+        the state after every control step (a replay records or renders through it).
+        ``perturbations``: as for :meth:`start_episode`."""
         mj = self.mujoco
-        entropy, model, data, states = self.start_episode(case, index, n_steps)
+        entropy, model, data, states = self.start_episode(case, index, n_steps, perturbations=perturbations)
         if observer is not None:
             observer(model, data, -1)
         # a start state that is already unstable (a perturbation or reset wrote a NaN) is the
@@ -243,6 +253,26 @@ class ReferenceEngine:
         warned = next((w.name for w in self.bad_warnings if data.warning[w].number > 0), None)
         speed = float(np.max(np.abs(data.qvel), initial=0.0))  # NaN propagates through max
         return divergence(warned, speed, float(np.sum(data.qpos)), float(data.time))
+
+
+def _per_episode(overrides, n: int) -> list:
+    if overrides is None:
+        return [None] * n
+    overrides = list(overrides)
+    if len(overrides) != n:
+        raise ValueError(f"{len(overrides)} perturbation overrides for {n} episodes")
+    return overrides
+
+
+def row_perturbations(perturbations: list, params: dict[int, dict]) -> list:
+    """The case's perturbation instances with those at the positions in ``params`` rebuilt from
+    these params (validated by the kind's schema): one episode's ``start`` instances for a
+    search row. The others are the case's own objects."""
+    out = list(perturbations)
+    for i, values in params.items():
+        cls = type(perturbations[i])
+        out[i] = cls(cls.Params.model_validate(values))
+    return out
 
 
 def signal_maxima(names, peaks: np.ndarray, steps: int) -> dict[str, float]:

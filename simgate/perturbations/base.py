@@ -68,6 +68,9 @@ class Perturbation:
     kind: ClassVar[str] = ""
     stage: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
+    #: true for a kind whose per-step methods read ``self.params`` (not only the episode state
+    #: ``start`` returned): a search cannot vary its params per episode (simgate.search.space)
+    per_step_params: ClassVar[bool] = False
 
     def __init__(self, params: Params):
         self.params = params

@@ -44,6 +44,7 @@ class MaskObservations(Perturbation):
     kind = "mask_observations"
     stage = "observation"
     Params = MaskObservationsParams
+    per_step_params = True  # the masked value is read per step from self.params
 
     def check(self, info):
         return unknown_names(self.params.groups, list(info.observation_groups), "observation group", "groups")

@@ -115,6 +115,9 @@ def report_case(result, host=None) -> None:
         allure.attach(_csv(result.table), name="episodes.csv", attachment_type=allure.attachment_type.CSV)
     for name, png in _plots(result):
         allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+    search = getattr(result, "search", None)
+    if search:
+        _report_search(allure, result, search, host)
     if host is not None and result.worst is not None and failed:
         _attach_worst_episode(allure, result, host)
 
@@ -159,7 +162,187 @@ def _case_html(result) -> str:
                    f"{sum(result.failure_modes.values())} of {result.episodes} episodes:</p><ul>{''.join(items)}</ul>")
     if result.worst is not None and result.outcome != "PASS":
         out.append(f"<p>Replay the worst episode: <code>{e(replay_command(case.id, result.worst))}</code></p>")
+    search = getattr(result, "search", None)
+    if search:
+        out.append(search_html(search))
     return "\n".join(out)
+
+
+# -- search cases (issue 17) ------------------------------------------------------------------------
+#: counterexamples rendered as videos per case (each is a full episode on the reference engine)
+MAX_COUNTEREXAMPLE_VIDEOS = 4
+#: the label that ties a counterexample's result to its search case
+COUNTEREXAMPLE_LABEL = "simgate_counterexample_of"
+
+
+def search_html(search: dict) -> str:
+    """The search in the case's description: plain HTML (Allure 2 strips styles and images)."""
+    import html
+
+    from simgate.reporting.search_plots import summary_lines
+
+    lines = summary_lines(search)
+    items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines)
+    return ("<h4>Search over the parameter space</h4>"
+            f"<ul>{items}</ul><p>Pictures: the attachments named <b>search: …</b>; each counterexample is a result "
+            "of its own (<i>counterexample: …</i>, same suite).</p>")
+
+
+def _report_search(allure, result, search: dict, host) -> None:
+    """A search case's pictures, its dict and summary, and one Allure result per counterexample."""
+    from simgate.reporting import search_plots
+
+    try:
+        drawn = search_plots.pictures(search)
+    except Exception as exc:  # a report extra must never fail the case
+        drawn = []
+        allure.attach(f"the search pictures failed here: {type(exc).__name__}: {exc}\n", name="search pictures",
+                      attachment_type=allure.attachment_type.TEXT)
+    for name, png in drawn:
+        allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+    allure.attach("\n".join(search_plots.summary_lines(search)) + "\n", name="search summary",
+                  attachment_type=allure.attachment_type.TEXT)
+    allure.attach(json.dumps(search, indent=1, sort_keys=True), name="search.json",
+                  attachment_type=allure.attachment_type.JSON)
+    out = results_dir()
+    if out is not None and search.get("counterexamples"):
+        write_counterexamples(out, result.case, search, host)
+
+
+def results_dir():
+    """The folder allure-pytest writes into (its file logger's), or None without one: results
+    written beside the test's own must land where ``--alluredir`` said, on this worker too."""
+    try:
+        import allure_commons
+        from allure_commons.logger import AllureFileLogger
+    except ImportError:
+        return None
+    for plugin in allure_commons.plugin_manager.get_plugins():
+        if isinstance(plugin, AllureFileLogger):
+            return plugin._report_dir
+    return None
+
+
+def counterexample_name(c: dict, search: dict) -> str:
+    from simgate.reporting.search_plots import axes_of, counterexample_title
+
+    return f"counterexample: {counterexample_title(c, axes_of(search))}"
+
+
+def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
+    """One Allure result per counterexample of a search case, written into ``out`` as the
+    promotion overview is (a synthetic result): failed for a gating case, skipped (Allure's
+    informational) otherwise; its parameters, failure mode, the shrinking, the replay command,
+    and, with ``host`` and where MuJoCo renders, the episode's video with the row's parameters.
+    Deterministic file names (case, counterexample): a rerun into the same folder replaces them."""
+    import hashlib
+    import html
+    import time
+    import uuid
+    from pathlib import Path
+
+    from simgate.reporting.search_plots import axes_of, fmt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    axes = {a["name"]: a for a in axes_of(search)}
+    # a counterexample blocks only where the case gates on the envelope (require:
+    # holds_inside_envelope, gate on); otherwise it is shown the informational way (skipped)
+    gate = bool(getattr(case, "gate", True)) and bool((getattr(case, "search", None) or {}).get("require"))
+    written = []
+    for n, c in enumerate(x for x in (search.get("counterexamples") or []) if isinstance(x, dict)):
+        name = counterexample_name(c, search)
+        params = c.get("params") or {}
+        mode = c.get("mode") or "unclassified"
+        key = str(uuid.UUID(hashlib.sha256(f"counterexample:{case.id}:{n}".encode()).hexdigest()[:32]))
+        attachments = []
+
+        def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
+            source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"
+            (out / source).write_bytes(body)
+            attachments.append({"name": label, "source": source, "type": mime})
+
+        command = c.get("replay") or ""
+        shrunk = c.get("shrunk_from") or {}
+        lines = [f"{case.id}: counterexample {n + 1} inside the operating envelope", f"episode index {c.get('index')}"]
+        lines += [f"  {k} = {fmt(v, (axes.get(k) or {}).get('unit', ''))}" for k, v in params.items()]
+        lines.append(f"primary failure mode: {mode}")
+        if shrunk.get("params"):
+            lines.append("shrunk toward nominal from: " + ", ".join(
+                f"{k}={fmt(v, (axes.get(k) or {}).get('unit', ''))}" for k, v in shrunk["params"].items())
+                + (f", episode {shrunk.get('index')}" if shrunk.get("index") is not None else ""))
+        if command:
+            lines.append(f"replay: {command}")
+        text = "\n".join(lines) + "\n"
+        if host is not None and n < MAX_COUNTEREXAMPLE_VIDEOS:
+            text += _counterexample_video(case, c, host, attach)
+        attach("replay", text.encode(), "txt", "text/plain")
+        attach("counterexample.json", json.dumps(c, indent=1, sort_keys=True).encode(), "json", "application/json")
+        e = html.escape
+        rows = "".join(f"<tr><td>{e(k)}</td><td><b>{e(fmt(v, (axes.get(k) or {}).get('unit', '')))}</b></td>"
+                       f"<td>nominal {e(fmt((axes.get(k) or {}).get('nominal'), (axes.get(k) or {}).get('unit', '')))}</td>"
+                       f"<td>envelope {e(_envelope_text(axes.get(k)))}</td></tr>" for k, v in params.items())
+        description = (f"<p>A failing episode inside the operating envelope of <b>{e(case.id)}</b>, shrunk toward "
+                       f"nominal: primary failure mode <b>{e(mode)}</b>, episode index {e(str(c.get('index')))}.</p>"
+                       f"<table>{rows}</table>"
+                       + (f"<p>Before shrinking: {e(', '.join(f'{k}={fmt(v)}' for k, v in shrunk.get('params', {}).items()))}"
+                          "</p>" if shrunk.get("params") else "")
+                       + (f"<p>Replay it: <code>{e(command)}</code></p>" if command else ""))
+        headline = (f"COUNTEREXAMPLE ({'gate' if gate else INFORMATIONAL}) · primary failure mode: {mode} · "
+                    f"{name.split(': ', 1)[1]} · inside the envelope of {case.id}")
+        now = int(time.time() * 1000)
+        record = {
+            "uuid": key, "historyId": hashlib.md5(f"{case.id}:{json.dumps(params, sort_keys=True)}:{c.get('index')}".encode()).hexdigest(),
+            "name": name, "fullName": f"simgate.search.{case.id}.counterexample{n + 1}",
+            "status": "failed" if gate else "skipped", "stage": "finished", "start": now, "stop": now,
+            "statusDetails": {"message": headline, "trace": text},
+            "descriptionHtml": description,
+            "labels": [{"name": "parentSuite", "value": f"{case.env}: {'gate' if gate else INFORMATIONAL}"},
+                       {"name": "suite", "value": case.scenario}, {"name": "subSuite", "value": case.policy},
+                       {"name": "epic", "value": case.env}, {"name": "feature", "value": case.scenario},
+                       {"name": "story", "value": "counterexamples (search)"},
+                       {"name": "severity", "value": "critical" if gate else "minor"},
+                       {"name": "tag", "value": "counterexample"}, {"name": "failure_mode", "value": mode},
+                       {"name": "policy", "value": case.policy}, {"name": COUNTEREXAMPLE_LABEL, "value": case.id}],
+            "parameters": [{"name": "case", "value": case.id}, {"name": "episode", "value": str(c.get("index"))}]
+                          + [{"name": k, "value": fmt(v, (axes.get(k) or {}).get("unit", ""))} for k, v in params.items()],
+            "attachments": attachments}
+        (out / f"{key}-result.json").write_text(json.dumps(record, indent=1))
+        written.append(record)
+    return written
+
+
+def _envelope_text(axis: dict | None) -> str:
+    from simgate.reporting.search_plots import fmt
+
+    env = (axis or {}).get("envelope")
+    if isinstance(env, (list, tuple)) and len(env) == 2:
+        return f"{fmt(env[0])}–{fmt(env[1], axis.get('unit', ''))}"
+    return "at nominal"
+
+
+def _counterexample_video(case, c: dict, host, attach) -> str:
+    """The counterexample's episode replayed with its row's parameters: video and its last frame.
+    Returns a line for the replay note (what was rendered, or why not)."""
+    import tempfile
+    from pathlib import Path
+
+    from simgate.cli.replay import replay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            written = replay(case, int(c.get("index", 0)), host, Path(tmp), video=True, failure_mode=c.get("mode"),
+                             params=c.get("params") or {})
+        except Exception as exc:  # a report extra must never fail the case
+            return f"\nreplay failed here: {type(exc).__name__}: {exc}\n"
+        if written.get("still"):
+            attach("how it ended", Path(written["still"]).read_bytes(), "png", "image/png")
+        if written.get("video"):
+            attach(f"episode {c.get('index')} ({c.get('mode') or written.get('terminated')})",
+                   Path(written["video"]).read_bytes(), "mp4", "video/mp4")
+            return (f"\nreplayed: the episode ended {written.get('terminated') or 'at the horizon'} after "
+                    f"{written.get('length')} control steps; trajectory sha256 {written.get('state_hash')}\n")
+        return f"\n(no video: {written.get('video_error')})\n"
 
 
 def _attach_worst_episode(allure, result, host) -> None:

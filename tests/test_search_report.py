@@ -279,3 +279,19 @@ def test_a_search_case_gets_its_pictures_summary_and_counterexamples(tmp_path, m
     assert len(_results(tmp_path)) == 2
     html = allure.search_html(result.search)
     assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in html and "envelope certificate: FAIL" in html
+
+
+def test_the_promotion_overview_has_a_line_per_search_case():
+    from simgate.reporting import overview
+
+    search = search_dict()
+    results = {"a": {"case": {"id": "quadruped_search-quadruped-nominal", "policy": "quadruped-nominal", "gate": True},
+                     "outcome": "FAIL", "search": search},
+               "b": {"case": {"id": "flat-quadruped-nominal", "policy": "quadruped-nominal"}, "outcome": "PASS"}}
+    assert overview.search_lines(results) == [
+        "quadruped_search · quadruped-nominal: envelope FAIL, 2 counterexample(s), AUC 0.93, 3768 episodes"]
+    page = overview.overview_html(results, {"decision": "BLOCKED"}, charts={})
+    assert "Searches: the operating envelope" in page
+    assert "apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17 (fell)" in page
+    assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in page
+    assert "envelope FAIL" in overview.description_html(results, {"decision": "BLOCKED"})

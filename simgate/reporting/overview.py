@@ -182,9 +182,40 @@ def description_html(results: dict[str, dict], verdict: dict | None) -> str:
         candidate = verdict.get("candidates", {}).get(policy, {})
         state = candidate_state(candidate)[0] if candidate else "not in the verdict"
         items.append(f"<li><b>{e(policy)}: {e(state)}</b>. {e(story(policy, results, confirmed_regressions(verdict)))}</li>")
+    searched = "".join(f"<li>{e(line)}</li>" for line in search_lines(results))
     return (f"<p><b>Promotion: {e(verdict.get('decision', 'UNKNOWN'))}</b></p><ul>{''.join(items)}</ul>"
-            "<p>The matrix of cases, the failure modes ranked across cases, candidate vs baseline and the "
+            + (f"<p><b>Searches</b> (operating envelopes):</p><ul>{searched}</ul>" if searched else "")
+            + "<p>The matrix of cases, the failure modes ranked across cases, candidate vs baseline and the "
             "robustness curves: the attachment <b>promotion overview.html</b> below.</p>")
+
+
+def search_rows(results: dict[str, dict]) -> list[dict]:
+    """Per search case (a record with a ``search`` dict, issue 17): its certificate, its
+    counterexamples, the risk model's AUC and the episodes it used."""
+    rows = []
+    for payload in sorted(results.values(), key=case_key):
+        search = payload.get("search")
+        if not isinstance(search, dict):
+            continue
+        case = payload.get("case", {})
+        rows.append({"case": case_key(payload), "policy": case.get("policy"), "gate": case.get("gate", True),
+                     "outcome": payload.get("outcome"), "certificate": (search.get("certificate") or {}).get("status"),
+                     "counterexamples": len(search.get("counterexamples") or []), "auc": search.get("auc"),
+                     "episodes": (search.get("episodes") or {}).get("total"), "search": search})
+    return rows
+
+
+def search_lines(results: dict[str, dict]) -> list[str]:
+    """One line per search case: 'quadruped_search · quadruped-robust: envelope PASS, no counterexample'."""
+    out = []
+    for row in search_rows(results):
+        found = row["counterexamples"]
+        out.append(f"{row['case']} · {row['policy']}: envelope {row['certificate'] or 'not certified'}, "
+                   + (f"{found} counterexample(s)" if found else "no counterexample")
+                   + (f", AUC {row['auc']:.2f}" if isinstance(row["auc"], (int, float)) else "")
+                   + (f", {row['episodes']} episodes" if row["episodes"] is not None else "")
+                   + ("" if row["gate"] else " (informational)"))
+    return out
 
 
 def _img(png: bytes | None, alt: str) -> str:
@@ -277,6 +308,7 @@ def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict |
                      f'<td style="padding:4px 8px"><i>{e(story(policy, results, confirmed))}</i><ul style="margin:2px 0">{why}</ul></td></tr>')
     parts.append("</table>")
     parts += _matrix(results, policies, confirmed)
+    parts += _search_table(results)
     parts += _modes_table(results)
     if charts.get("baseline"):
         parts.append("<h3>Candidate vs baseline (the same episodes)</h3>")
@@ -327,6 +359,40 @@ def _matrix(results: dict[str, dict], policies: list[str], confirmed: set[str] =
                 style += ";outline:3px solid #a93226;outline-offset:-3px"
             line.append(f"<td style='{style}'>{text}</td>")
         out.append("".join(line) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def _search_table(results: dict[str, dict]) -> list[str]:
+    """The search cases: certificate, counterexamples (the first, shrunk), boundaries per axis."""
+    rows = search_rows(results)
+    if not rows:
+        return []
+    from simgate.reporting.search_plots import axes_of, caption, confidence, counterexample_title
+
+    e = html.escape
+    out = ["<h3>Searches: the operating envelope</h3>",
+           "<p style='margin:2px 0'>Each search case certifies its envelope (success ≥ target at every covering "
+           "design point, family-wise) or shows the smallest failing combination it found inside it. Pictures and "
+           "every counterexample as a result of its own: the case's page in Allure.</p>",
+           "<table style='border-collapse:collapse'><tr>" + "".join(
+               f"<th style='text-align:left;padding:3px 6px'>{h}</th>"
+               for h in ("case", "policy", "envelope", "counterexamples", "boundary per axis")) + "</tr>"]
+    for row in rows:
+        search = row["search"]
+        cert = row["certificate"] or "not certified"
+        colour = FG.get(cert, "#333")
+        counter = [c for c in search.get("counterexamples") or [] if isinstance(c, dict)]
+        found = (f"{len(counter)}: {e(counterexample_title(counter[0], axes_of(search)))} "
+                 f"({e(str(counter[0].get('mode') or 'failed'))})" if counter else "none")
+        per_axis = (search.get("boundary") or {}).get("per_axis") or {}
+        bounds = "<br>".join(f"{e(a['name'])}: {e(caption(a, per_axis.get(a['name']), search.get('target'), confidence(search, per_axis.get(a['name']))))}"
+                             for a in axes_of(search))
+        style = "" if row["gate"] else ";opacity:0.6;font-style:italic"
+        out.append(f"<tr style='border-top:1px solid #ddd;vertical-align:top{style}'><td style='padding:3px 6px'>{e(row['case'])}</td>"
+                   f"<td style='padding:3px 6px'>{e(str(row['policy']))}</td>"
+                   f"<td style='padding:3px 6px;color:{colour};font-weight:bold'>{e(cert)}</td>"
+                   f"<td style='padding:3px 6px'>{found}</td><td style='padding:3px 6px'>{bounds}</td></tr>")
     out.append("</table>")
     return out
 

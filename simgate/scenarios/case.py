@@ -36,6 +36,8 @@ class Case:
     earlier_looks: tuple[int, ...] = ()
     #: a policy inspection: {channel, action, amplitude, frequencies, cycles, settle} (simgate.frequency)
     frequency_response: dict[str, Any] | None = None
+    #: a search over perturbation params: {space, envelope, budget, require, levels} (simgate.search)
+    search: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

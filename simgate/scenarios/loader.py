@@ -59,6 +59,8 @@ def load_file(path: Path, display: str, registries, env_info=None, max_cases: in
     if not size:  # params are checked at every point: only for a matrix of a sane size
         problems += _check_params(loaded, registries, env_info)
     problems += _check_joints(loaded, registries, env_info)
+    if not problems:  # the search block names perturbations: checked once the list itself is sound
+        problems += _check_search(loaded, registries, env_info)
     if problems:
         raise SimgateError("\n".join(problems))
     return loaded
@@ -189,3 +191,75 @@ def _check_entry(sc: LoadedScenario, i: int, cls, params: dict, info, swept: dic
         path = ("perturbations", i, "params", param)
         out.append(located(sc.source, sc.line(*path), f"{yaml_lines.dotted(path)}: {problem}{swept.get(param, '')}"))
     return out
+
+
+def _check_search(sc: LoadedScenario, registries, env_info=None) -> list[str]:
+    """The ``search:`` block: each axis names one listed perturbation's numeric param whose
+    per-episode value a search can vary, its range holds the nominal (the value under
+    perturbations), the envelope is a sub-box of the space holding the nominal, and the params
+    are valid at every bound."""
+    from simgate.search.space import SNAPPED, axis_problem, nominal_of
+
+    spec = sc.spec
+    search = spec.search
+    if search is None:
+        return []
+    out: list[str] = []
+    if spec.thresholds.min_success_rate is None:
+        out.append(located(sc.source, sc.line("search"), "search: the search looks for where success falls below "
+                           "thresholds.min_success_rate: set it (e.g. min_success_rate: 0.75)"))
+    info = env_info(spec.env) if env_info is not None and spec.env in registries.envs else None
+    swept = {axis.param for axis in spec.matrix.values()}
+    for name, bounds in search.space.items():
+        where = ("search", "space", name)
+        problem = axis_problem(name, spec, registries)
+        if problem is None and name in swept:
+            problem = "the matrix sweeps this param too; search it or sweep it, not both"
+        if problem is not None:
+            out.append(located(sc.source, sc.line(*where), f"search.space.{name}: {problem}"))
+            continue
+        low, high = bounds
+        nominal = nominal_of(name, spec, registries)
+        if not low < high:
+            out.append(located(sc.source, sc.line(*where), f"search.space.{name}: should be [low, high] with low < high, "
+                               f"received {list(bounds)}"))
+            continue
+        if not low <= nominal <= high:
+            out.append(located(sc.source, sc.line(*where), f"search.space.{name}: [{low:g}, {high:g}] should hold the "
+                               f"nominal value {nominal:g} (its value under perturbations); widen the range or change it there"))
+        values = [low, high]
+        envelope = search.envelope.get(name)
+        if envelope is not None:
+            values += list(envelope)
+        kind, param = name.split(".")
+        index = next(i for i, e in enumerate(spec.perturbations) if e.kind == kind)
+        cls = registries.perturbations.get(kind)
+        for value in values:
+            params = {**spec.perturbations[index].params, param: value}
+            # a snapped param (a delay on the physics grid) is checked against the env once snapped
+            checked = None if (kind, param) in SNAPPED else info
+            out.extend(_check_entry(sc, index, cls, params, checked, {param: f" (search: {name}={value:g})"}))
+    for name, bounds in search.envelope.items():
+        where = ("search", "envelope", name)
+        if name not in search.space:
+            out.append(located(sc.source, sc.line(*where), f"search.envelope.{name}: not an axis of search.space"
+                               f"{did_you_mean(name, list(search.space))}; the envelope is a sub-box of the space"))
+            continue
+        low, high = bounds
+        space_low, space_high = search.space[name]
+        if not low <= high:
+            out.append(located(sc.source, sc.line(*where), f"search.envelope.{name}: should be [low, high] with low ≤ high, "
+                               f"received {list(bounds)}"))
+        elif not (space_low <= low and high <= space_high):
+            out.append(located(sc.source, sc.line(*where), f"search.envelope.{name}: [{low:g}, {high:g}] should lie inside "
+                               f"search.space.{name} [{space_low:g}, {space_high:g}]"))
+        elif axis_problem(name, spec, registries) is None:
+            nominal = nominal_of(name, spec, registries)
+            if not low <= nominal <= high:
+                out.append(located(sc.source, sc.line(*where), f"search.envelope.{name}: [{low:g}, {high:g}] should hold "
+                                   f"the nominal value {nominal:g}: the envelope is where the policy is promised to hold, "
+                                   "and it holds at nominal first"))
+    if search.require and not search.envelope:
+        out.append(located(sc.source, sc.line("search", "require"), "search.require: holds_inside_envelope needs "
+                           "search.envelope (the box to certify)"))
+    return list(dict.fromkeys(out))

@@ -143,6 +143,26 @@ class FrequencyResponse(Strict):
     settle: int = Field(default=2, ge=0, le=1000)  # periods discarded first (a policy with memory settles)
 
 
+#: a search axis: ``<perturbation kind>.<param>``, as a matrix axis names its target
+AXIS_PATTERN = r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$"
+SearchAxis = Annotated[str, Field(pattern=AXIS_PATTERN)]
+Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class Search(Strict):
+    """Explore a box of perturbation params instead of (or beside) fixed points (simgate.search):
+    failure boundaries, counterexamples shrunk toward nominal, sensitivity, and, with
+    ``require: holds_inside_envelope``, a certified operating envelope."""
+
+    space: dict[SearchAxis, Interval] = Field(min_length=1)  # axis: [low, high]
+    #: the box the policy is promised to hold inside (a sub-box of space containing nominal)
+    envelope: dict[SearchAxis, Interval] = Field(default_factory=dict)
+    budget: int = Field(gt=0, le=1_000_000)  # episodes at most, for the whole search of one case
+    require: Literal["holds_inside_envelope"] | None = None
+    #: points per envelope axis in the certification's covering design (corners included)
+    levels: int = Field(default=3, ge=2, le=9)
+
+
 class ScenarioSpec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.]*$")
     description: str = ""
@@ -175,6 +195,8 @@ class ScenarioSpec(Strict):
     classify: Classify = Field(default_factory=Classify)
     #: inspect the policy's frequency response (reported with a Bode plot; needs no threshold)
     frequency_response: FrequencyResponse | None = None
+    #: explore a box of perturbation params (simgate.search); checked further by the loader
+    search: Search | None = None
 
     @model_validator(mode="after")
     def _auto_and_looks(self):

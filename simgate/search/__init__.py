@@ -1,0 +1,3 @@
+"""Search a box of perturbation params for where a policy fails (issue 17): failure boundaries
+per axis and jointly with a fitted risk model, counterexamples shrunk toward nominal, Sobol
+sensitivity, and a certified operating envelope. Nothing heavy is imported here."""

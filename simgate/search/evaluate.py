@@ -1,0 +1,105 @@
+"""Rows (a point in axis units, an episode index) -> outcomes, on the case's engine.
+
+Every row of one call runs in one ``engine.run``: on the batched engine, rows of one
+``mujoco.batch`` Batch, each with its own model (``set_models``) and its own perturbation
+instances for ``start`` (the row's params). The episode index picks the seed exactly as for a
+fixed-point episode of the case, so a row is reproducible and replayable by (case, params, index).
+
+Rows are cached per episode like every other episode, under a key that covers the row's params.
+``episodes`` counts every row asked for the first time in this search, from the cache or not,
+so the count (and every decision made on it) never depends on what the cache held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Outcome:
+    success: np.ndarray  # bool (n,)
+    torque: np.ndarray  # float (n,): mean |torque| over joints and physics steps
+    mode: list[str]  # primary failure mode, or "success"
+
+
+Evaluate = Callable[[np.ndarray, np.ndarray], Outcome]
+
+
+class BudgetExceeded(Exception):
+    """A search asked for more episodes than its budget: a bug in the plan, never a result."""
+
+
+class Evaluator:
+    """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
+    mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
+
+    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None):
+        from simgate.engine.reference import row_perturbations
+
+        self.case, self.runner, self.space = case, runner, space
+        self.cache = cache if cache else None
+        self.classify = classify
+        self.budget = budget
+        self.starts = list(getattr(getattr(runner, "ref", runner), "perturbations"))
+        self._rebuild = row_perturbations
+        self.episodes = 0  # rows run for the first time in this search (cache hits too)
+        self.computed = 0  # of them, simulated here
+        self.cached = 0  # of them, read from the episode cache
+        self.engines: Counter = Counter()
+        self.engine = type(runner).__name__.removesuffix("Engine").lower()
+        self.memo: dict[tuple, tuple[bool, float, str]] = {}
+        self.cache_note: str | None = getattr(cache, "reason", None)
+
+    def key(self, x, index: int) -> tuple:
+        return tuple(float(v) for v in x) + (int(index),)
+
+    def __call__(self, X, indices) -> Outcome:
+        X = self.space.snap(np.asarray(X, dtype=float).reshape(-1, self.space.d))
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) != len(X):
+            raise ValueError(f"{len(X)} points but {len(indices)} episode indices")
+        keys = [self.key(x, i) for x, i in zip(X, indices)]
+        new = list(dict.fromkeys(k for k in keys if k not in self.memo))
+        if self.budget is not None and self.episodes + len(new) > self.budget:
+            raise BudgetExceeded(f"the search asked for {self.episodes + len(new)} episodes, its budget is {self.budget}")
+        self.episodes += len(new)
+        missing = []
+        for key in new:
+            row = self.space.params(key[:-1])
+            found = self.cache.load(key[-1], row) if self.cache else None
+            if found is None:
+                missing.append(key)
+                continue
+            self.cached += 1
+            self.engines[found[1]] += 1
+            self._note(key, found[0])
+        if missing:
+            overrides = [self._rebuild(self.starts, self.space.row_params(self.case, key[:-1])) for key in missing]
+            rollouts = self.runner.run(self.case, [key[-1] for key in missing], overrides)
+            self.computed += len(missing)
+            self.engines[self.engine] += len(missing)
+            for key, episode in zip(missing, rollouts.episodes):
+                self._note(key, episode)
+                self._store(episode, self.space.params(key[:-1]))
+        rows = [self.memo[k] for k in keys]
+        return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),
+                       [r[2] for r in rows])
+
+    def _note(self, key: tuple, episode) -> None:
+        mode = "success"
+        if not episode.success:
+            mode = (self.classify(self.case, episode) if self.classify else None) or episode.terminated or "failed"
+        self.memo[key] = (bool(episode.success), float(np.mean(episode.mean_abs_torque)), str(mode))
+
+    def _store(self, episode, row: dict) -> None:
+        if not self.cache:
+            return
+        try:
+            self.cache.put(episode, self.engine, row)
+        except Exception as exc:  # an unwritable cache never fails the search: it stops caching
+            self.cache, self.cache_note = None, (f"episode cache disabled for the search of {self.case.id!r}: "
+                                                 f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,250 @@
+"""The search of one case: the budget split over its stages, and the dict it reports.
+
+Stages, in order, each with a fixed share of ``budget`` episodes (what a stage leaves unspent
+goes to the next ones; the total never exceeds the budget):
+
+1. boundary    per axis, the others at nominal: adaptive levels (boundary.plan_levels)
+2. joint       space-filling (scrambled Sobol) over the whole box, then proposals where the
+               risk model fitted on everything so far is unsure (design.focused)
+3. heldout     a uniform sample the risk model never saw: its AUC
+4. sensitivity a Saltelli design: Sobol first- and total-order indices of success and torque
+5. certify     the envelope's covering design, judged family-wise (certify.sequential)
+6. counterexamples  failing rows inside the envelope (others at nominal), shrunk toward
+               nominal with hypothesis (simgate.search.counterexamples)
+
+Every random choice comes from a Generator seeded from ``seed`` and the stage's name, and every
+stage runs its rows as whole batches, so the same case gives the same dict bit for bit whatever
+the process, the worker count or the cache held. Each stage uses its own block of episode
+indices (``STAGE_INDEX``), so no two stages share a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+#: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
+SHARES = {"boundary": 0.20, "joint": 0.20, "heldout": 0.10, "sensitivity": 0.15, "certify": 0.25,
+          "counterexamples": 0.10}
+#: first episode index of each stage's rows (a row's seed follows from its index)
+STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
+               "certify": 40_000_000, "counterexamples": 50_000_000}
+#: counterexamples shrunk at most
+COUNTEREXAMPLES = 3
+
+
+def stage_rng(seed: int, stage: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"simgate-search\0{seed}\0{stage}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+class _Log:
+    """Every row the search ran, by stage (for counterexamples and the report), and the episodes
+    each stage used."""
+
+    def __init__(self, space, evaluate, budget: int):
+        self.space, self.evaluate, self.budget = space, evaluate, budget
+        self.X: list[np.ndarray] = []
+        self.index: list[int] = []
+        self.success: list[bool] = []
+        self.mode: list[str] = []
+        self.stage: list[str] = []
+        self.used: dict[str, int] = {}  # rows new to the search, per stage (a repeat costs nothing)
+        self.seen: set[tuple] = set()
+
+    @property
+    def total(self) -> int:
+        return sum(self.used.values())
+
+    def left(self) -> int:
+        return self.budget - self.total
+
+    def costs(self, x, index: int) -> int:
+        """Episodes a row would use: 0 once the search has run it."""
+        return 0 if tuple(float(v) for v in x) + (int(index),) in self.seen else 1
+
+    def __call__(self, stage: str, X, indices):
+        X = self.space.snap(np.asarray(X, dtype=float).reshape(-1, self.space.d))
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        keys = [tuple(float(v) for v in x) + (int(i),) for x, i in zip(X, indices)]
+        new = [k for k in dict.fromkeys(keys) if k not in self.seen]
+        if len(new) > self.left():
+            raise RuntimeError(f"search stage {stage} asked for {len(new)} episodes with {self.left()} left")
+        out = self.evaluate(X, indices)
+        self.seen.update(new)
+        self.used[stage] = self.used.get(stage, 0) + len(new)
+        self.X.extend(X)
+        self.index.extend(int(i) for i in indices)
+        self.success.extend(bool(s) for s in out.success)
+        self.mode.extend(out.mode)
+        self.stage.extend([stage] * len(X))
+        return out
+
+
+def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> dict:
+    """The search dict (the ``search`` field of a case's record). ``evaluate``: an
+    :data:`simgate.search.evaluate.Evaluate`; ``replay(params, index) -> str``: the command
+    that replays a row (for the counterexamples)."""
+    from simgate.search import risk
+
+    log = _Log(space, evaluate, space.budget)
+    budget, d = space.budget, space.d
+    quota = {stage: int(math.floor(share * budget)) for stage, share in SHARES.items()}
+    carried = 0
+
+    def allowance(stage: str) -> int:
+        return min(quota[stage] + carried, log.left())
+
+    # 1. per-axis boundaries, the other axes at nominal
+    per_axis, spent = {}, 0
+    share = allowance("boundary")
+    for j, axis in enumerate(space.axes):
+        per_axis[axis.name] = _axis_boundary(space, log, j, share // d, STAGE_INDEX["boundary"] + j * 1_000_000)
+        spent += per_axis[axis.name].pop("episodes")
+    carried = share - spent
+
+    # 2. joint: space-filling, then focused where the model is unsure
+    share = allowance("joint")
+    first = share // 2
+    rng = stage_rng(seed, "joint")
+    from simgate.search import design
+
+    U = design.space_filling(first, d, rng)
+    log("joint", space.to_units(U), STAGE_INDEX["joint"] + np.arange(len(U)))
+    model = _fit(space, log, risk)
+    if model is not None and share - first > 0:
+        V = design.focused(model, share - first, d, rng, space.target)
+        log("joint", space.to_units(V), STAGE_INDEX["joint"] + len(U) + np.arange(len(V)))
+    carried = share - log.used.get("joint", 0)
+    model = _fit(space, log, risk)
+
+    # 3. held-out uniform sample: the risk model's AUC on points it never saw
+    share = allowance("heldout")
+    H = stage_rng(seed, "heldout").random((share, d))
+    held = log("heldout", space.to_units(H), STAGE_INDEX["heldout"] + np.arange(share)) if share else None
+    auc = None
+    if model is not None and held is not None and share:
+        auc = risk.auc(held.success, model.predict(space.to_unit(space.to_units(H))))
+    carried = share - log.used.get("heldout", 0)
+
+    # 4. sensitivity (Saltelli): success and torque
+    share = allowance("sensitivity")
+    sensitivity = _sensitivity(space, log, share, seed)
+    carried = share - log.used.get("sensitivity", 0)
+
+    # 5. certification of the envelope
+    share = allowance("certify")
+    certificate = _certify(space, log, share)
+    carried = share - log.used.get("certify", 0)
+
+    # 6. counterexamples inside the envelope, shrunk toward nominal
+    counterexamples = []
+    if shrink:
+        from simgate.search.counterexamples import find_and_shrink
+
+        counterexamples = find_and_shrink(space, log, log.left(), seed, replay, STAGE_INDEX["counterexamples"])
+    joint = [i for i, s in enumerate(log.stage) if s == "joint"]
+    out = {**space.header(),
+           "boundary": {"per_axis": per_axis,
+                        "joint": {"model": model.to_dict() if model is not None else None,
+                                  "points": [[float(v) for v in log.X[i]] for i in joint],
+                                  "success": [log.success[i] for i in joint]}},
+           "auc": auc, "auc_points": int(log.used.get("heldout", 0)),
+           "sensitivity": sensitivity, "counterexamples": counterexamples, "certificate": certificate,
+           "episodes": {**{stage: int(log.used.get(stage, 0)) for stage in SHARES}, "total": int(log.total)},
+           "budget": budget}
+    return plain(out)
+
+
+def _axis_boundary(space, log, j: int, budget: int, index_start: int) -> dict:
+    from simgate.search import boundary
+
+    axis = space.axes[j]
+    if budget < 2:
+        return {"estimate": None, "low": None, "high": None, "status": "not_run", "levels": [], "successes": [],
+                "trials": [], "episodes": 0}
+
+    def evaluate_axis(levels, indices):
+        X = np.repeat(space.nominal[None], len(levels), axis=0)
+        X[:, j] = levels
+        return log("boundary", X, indices).success
+
+    plan = boundary.plan_levels(evaluate_axis, axis.low, axis.high, budget, space.target,
+                                step=axis.step, index_start=index_start)
+    out = plan.to_dict()
+    out["episodes"] = plan.episodes
+    return out
+
+
+def _fit(space, log, risk):
+    """The risk model on every boundary and joint row so far, or None with one class only."""
+    rows = [i for i, s in enumerate(log.stage) if s in ("boundary", "joint")]
+    if not rows:
+        return None
+    y = np.array([log.success[i] for i in rows], dtype=float)
+    if y.min() == y.max():
+        return None
+    U = space.to_unit(np.array([log.X[i] for i in rows]))
+    return risk.RiskModel.fit(U, y, names=space.names)
+
+
+def _sensitivity(space, log, share: int, seed: int) -> dict | None:
+    from simgate.search import sensitivity
+
+    d = space.d
+    n = share // (d + 2)
+    if n < 8:
+        return None
+    A, B, AB = sensitivity.saltelli_design(n, d, stage_rng(seed, "sensitivity"))
+    U = np.concatenate([A, B, AB.reshape(-1, d)])
+    # row k of A, B and every AB_i shares an episode index: the same seed, so the difference
+    # between f(A) and f(AB_i) is the axis' effect, not the seeds'
+    indices = STAGE_INDEX["sensitivity"] + np.tile(np.arange(n), d + 2)
+    out = log("sensitivity", space.to_units(U), indices)
+    result = {}
+    for name, values in (("success", out.success.astype(float)), ("torque", out.torque)):
+        fA, fB, fAB = values[:n], values[n:2 * n], values[2 * n:].reshape(d, n)
+        found = sensitivity.indices(fA, fB, fAB, stage_rng(seed, f"sensitivity-{name}"))
+        result[name] = {"first": {space.axes[i].name: v for i, v in found["first"].items()},
+                        "total": {space.axes[i].name: v for i, v in found["total"].items()},
+                        "variance": found.get("variance"), "n": n}
+    return result
+
+
+def _certify(space, log, share: int) -> dict:
+    from simgate.search import certify
+
+    U = certify.covering_design(space.envelope_unit, space.levels)
+    X = space.to_units(U)
+    U = np.unique(space.to_unit(X), axis=0)  # snapping can merge two design points
+    X = space.to_units(U)
+    m = len(X)
+
+    def evaluate_points(points, indices):
+        return log("certify", X[points], STAGE_INDEX["certify"] + np.asarray(indices)).success
+
+    cert, k, n, _ = certify.sequential(evaluate_points, m, share, space.target, space.alpha)
+    lower, upper = np.asarray(cert.lower, dtype=float), np.asarray(cert.upper, dtype=float)
+    return {"status": cert.status, "alpha": space.alpha, "level": cert.level,
+            "level_pass": getattr(cert, "level_pass", None),
+            "points": [{"params": space.params(X[i]), "successes": int(k[i]), "trials": int(n[i]),
+                        "lower": float(lower[i]), "upper": float(upper[i])} for i in range(m)]}
+
+
+def plain(value):
+    """Plain JSON: numpy scalars to Python, NaN and infinities to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value

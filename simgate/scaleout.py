@@ -37,6 +37,16 @@ from pathlib import Path
 MAX_RETRIES = 4
 #: episodes per chunk of the reference engine (the batched engine's chunk is one of its lanes)
 REFERENCE_CHUNK = 32
+#: a task runs whole chunks (lanes): at most this many, and a case gets at least TASKS_PER_CPU
+#: tasks per CPU of the cluster; fewer, longer tasks cost the driver less per episode
+MAX_LANES = 8
+TASKS_PER_CPU = 4
+#: seconds the progress line reuses the cluster's node and CPU counts (asking the GCS costs)
+RESOURCES_EVERY = 5.0
+#: seconds a wait for a case's chunks may see no chunk finish beyond the case's own case_timeout
+#: (each chunk is stopped by the worker's watchdog at case_timeout; this is only a backstop for
+#: a worker that cannot be interrupted)
+GRACE = 60.0
 #: never shipped to the workers with the project's root
 EXCLUDES = [".venv", "venv", ".git", "reports", "**/__pycache__", "*.pyc", ".pytest_cache", ".hypothesis",
             "build", "dist", "*.egg-info"]
@@ -48,6 +58,9 @@ class RayError(Exception):
 
 # -- the worker side ----------------------------------------------------------------------------
 _HOSTS: dict = {}
+#: (plugins, case, policy, engine) → (runner, cache context, watchdog): a worker builds a case once,
+#: not once per chunk (building and hashing the inputs cost about a tenth of a lane's run)
+_BUILT: dict = {}
 
 
 def _host(plugins: tuple):
@@ -58,10 +71,11 @@ def _host(plugins: tuple):
     return _HOSTS[plugins]
 
 
-def build_for(case, policy_name: str, host, engine: str):
+def build_for(case, policy_name: str, host, engine: str, watchdog=None):
     """The engine, env, policy spec, loaded policy and cache-keyed case of ``case`` run by
     ``policy_name``: the same calls as :func:`simgate.runner.run_case` (on the driver to plan, on a
-    worker to run)."""
+    worker to run). With ``watchdog`` the engine calls the policy through
+    :class:`simgate.watchdog.GuardedPolicy`, as a local run does."""
     from simgate.engine import make_engine
     from simgate.runner import build_env, check_sizes, perturbations_for
 
@@ -70,7 +84,12 @@ def build_for(case, policy_name: str, host, engine: str):
     spec = regs.policies.get(policy_name)
     check_sizes(spec, env)
     policy = spec.load()
-    runner = make_engine(env, policy, perturbations_for(case, regs), spec.action_size, engine)
+    acting = policy
+    if watchdog is not None:
+        from simgate.watchdog import GuardedPolicy
+
+        acting = GuardedPolicy(policy, watchdog)
+    runner = make_engine(env, acting, perturbations_for(case, regs), spec.action_size, engine)
     keyed = dataclasses.replace(case, policy=policy_name)  # how runner.py keys a baseline's episodes
     return runner, env, spec, policy, keyed
 
@@ -84,19 +103,43 @@ def context_of(case, policy_name: str, host, engine: str, cache_dir) -> tuple:
     return runner, (cache if cache else None)
 
 
-def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str) -> tuple:
-    """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``. Refuses when the
-    worker's inputs (code, versions, model, policy bytes) do not give the driver's cache context."""
-    from simgate.runner import episode_cache
+def _built(plugins: tuple, case, policy_name: str, engine: str):
+    """(runner, the worker's cache context, its watchdog), built once per worker and case."""
+    import pickle
 
-    host = _host(tuple(plugins))
-    runner, env, spec, policy, keyed = build_for(case, policy_name, host, engine)
-    cache = episode_cache(Path("/nonexistent-simgate-cache"), keyed, env, runner, spec, policy)
-    if not cache or cache.context != context:
-        raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the driver's "
-                           "(simgate source, Python/MuJoCo/numpy versions, model, policy file or code); not run here")
+    from simgate.runner import episode_cache
+    from simgate.watchdog import Watchdog
+
+    key = (plugins, pickle.dumps(case), policy_name, engine)
+    if key not in _BUILT:
+        dog = Watchdog(case.case_timeout, case.policy_timeout)
+        with dog:  # loading a policy can hang too
+            runner, env, spec, policy, keyed = build_for(case, policy_name, _host(plugins), engine, dog)
+            cache = episode_cache(Path("/nonexistent-simgate-cache"), keyed, env, runner, spec, policy)
+        _BUILT[key] = (runner, cache.context if cache else None, dog)
+    return _BUILT[key]
+
+
+def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str) -> tuple:
+    """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``, as
+    ``("ok", engine name, episodes)``; ``("timeout", message)`` when the case's time limits
+    stopped it (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call), as
+    :mod:`simgate.watchdog` stops a local case. Refuses when the worker's inputs (code, versions,
+    model, policy bytes) do not give the driver's cache context."""
+    from simgate.watchdog import TimeLimit
+
+    try:
+        runner, worker_context, dog = _built(tuple(plugins), case, policy_name, engine)
+        if worker_context != context:
+            raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the "
+                               "driver's (simgate source, Python/MuJoCo/numpy versions, model, policy file or "
+                               "code); not run here")
+        with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
+            episodes = runner.run(case, indices).episodes
+    except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
+        return ("timeout", str(exc))
     name = type(runner).__name__.removesuffix("Engine").lower()
-    return name, runner.run(case, indices).episodes
+    return ("ok", name, episodes)
 
 
 # -- the driver side ----------------------------------------------------------------------------
@@ -108,6 +151,15 @@ def chunks_for(case, runner) -> list[list[int]]:
 
     size = lane_size(case.episodes, runner.chunk) if isinstance(runner, BatchedEngine) else REFERENCE_CHUNK
     return [list(range(first, min(first + size, case.episodes))) for first in range(0, case.episodes, size)]
+
+
+def tasks_for(lanes: list[list[int]], cpus: int) -> list[list[int]]:
+    """Whole lanes grouped into tasks: at least TASKS_PER_CPU tasks per CPU of the cluster (so the
+    last ones finish together), at most MAX_LANES lanes each (so a lost node loses little). A task
+    of several lanes gives the same bits: the engine splits its indices into the same lanes (only
+    a case's last lane can be short, and it stays last in its task)."""
+    per = max(1, min(MAX_LANES, len(lanes) // max(1, TASKS_PER_CPU * cpus)))
+    return [[i for lane in lanes[k:k + per] for i in lane] for k in range(0, len(lanes), per)]
 
 
 def project_root(config) -> Path:
@@ -125,6 +177,8 @@ class RayScheduler:
         self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes)
         self.by_case: dict = defaultdict(set)  # case id → its pending refs
         self.waiters: dict = {}  # ref → the case ids that wait for it
+        self.siblings: dict = {}  # ref → every ref of its case and policy
+        self._cluster = None  # (when asked, alive nodes, CPUs)
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
         self.cases_planned = 0
@@ -168,6 +222,27 @@ class RayScheduler:
         self.started_here = True
 
     # -- plan and submit ------------------------------------------------------------------------
+    def _cluster_cpus(self) -> int:
+        try:
+            return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        except Exception:  # noqa: BLE001 (only sizes the tasks)
+            return 1
+
+    def _plan(self, case, policy_name: str, host, engine: str, cache_dir):
+        """(runner, cache) of one case and policy, or (None, None) when it runs locally. Loading
+        a policy can hang: the case's own limits apply, as in a local run (whose item then
+        reports the timeout)."""
+        from simgate.watchdog import TimeLimit, Watchdog
+
+        try:
+            with Watchdog(case.case_timeout, case.policy_timeout):
+                return context_of(case, policy_name, host, engine, cache_dir)
+        except TimeLimit as exc:
+            self.failed.append(f"{case.id}: {exc}")
+        except Exception:  # noqa: BLE001 (a setup error: run_case reports it the usual way)
+            pass
+        return None, None
+
     def submit(self, cases: list) -> None:
         from simgate.pytest_plugin import HOST, _cache_dir, _project_plugins
 
@@ -176,17 +251,15 @@ class RayScheduler:
         plugins = tuple(_project_plugins(self.config))
         engine = self.config.getoption("simgate_engine")
         task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
+        cpus = self._cluster_cpus()
         planned: dict = {}  # cache context → its refs (a baseline shared by several candidates: planned once)
         self.t0 = time.monotonic()
         for case in cases:
-            if case.sequential:
-                continue  # its batches depend on earlier outcomes: run locally (runner.collect)
+            if case.sequential or getattr(case, "search", None):
+                continue  # its batches depend on earlier outcomes: run on the driver (runner.collect)
             roles = [case.policy] + ([case.baseline] if case.baseline else [])
             for policy_name in roles:
-                try:
-                    runner, cache = context_of(case, policy_name, host, engine, cache_dir)
-                except Exception:  # noqa: BLE001 (a setup error: run_case reports it the usual way)
-                    cache = None
+                runner, cache = self._plan(case, policy_name, host, engine, cache_dir)
                 if cache is None:
                     continue
                 if cache.context in planned:  # this case waits for them too
@@ -196,68 +269,111 @@ class RayScheduler:
                     continue
                 refs = planned[cache.context] = set()
                 self.cases_planned += 1
-                for indices in chunks_for(case, runner):
-                    missing = [i for i in indices if cache.load(i) is None]
-                    if not missing:
-                        continue
-                    if missing != indices:
-                        continue  # a part-cached lane: computed locally, as the local run would split it
+                # only lanes with no entry at all (an existence test: reading and checking every
+                # entry costs as much as writing it); a part-cached lane is computed locally, as
+                # the local run would split it, and so is one whose entry turns out damaged
+                lanes = [lane for lane in chunks_for(case, runner)
+                         if not any(cache.path(i).exists() for i in lane)]
+                for indices in tasks_for(lanes, cpus):
                     ref = task.remote(plugins, case, policy_name, engine, indices, cache.context)
                     self.pending[ref] = (cache, case.id, len(indices))
                     self.by_case[case.id].add(ref)
                     self.waiters[ref] = [case.id]
+                    self.siblings[ref] = refs
                     refs.add(ref)
                     self.episodes_total += len(indices)
 
     # -- collect ----------------------------------------------------------------------------------
-    def drain(self, until: set | None = None, timeout: float | None = None) -> None:
-        """Store finished chunks; return once every ref of ``until`` is done (all if None)."""
+    def drain(self, until: set | None = None, idle: float | None = None) -> None:
+        """Store finished chunks; return once every ref of ``until`` is done (all if None). When
+        no chunk at all finished for ``idle`` seconds while some of ``until`` are left, those are
+        cancelled (their episodes are then computed locally)."""
         ray = self.ray
-        deadline = None if timeout is None else time.monotonic() + timeout
+        last = time.monotonic()
         while self.pending:
-            wanted = self.pending.keys() if until is None else [r for r in until if r in self.pending]
+            wanted = list(self.pending) if until is None else [r for r in until if r in self.pending]
             if not wanted:
                 return
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            left = None if idle is None else max(0.0, last + idle - time.monotonic())
+            # one call for everything finished: a ready ref's object is fetched here as it completes
             ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0 if left is None else min(1.0, left))
-            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0) if ready else (ready, None)
-            for ref in ready:
-                self._store(ref)
-            if deadline is not None and time.monotonic() >= deadline and any(r in self.pending for r in wanted):
+            if ready:
+                ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+                self._store(ready)
+                last = time.monotonic()
+            elif left is not None and left <= 0:
                 for ref in [r for r in wanted if r in self.pending]:
-                    ray.cancel(ref, force=True)
-                    self._forget(ref)
+                    cache, cid, n = self.pending[ref]
+                    self.failed.append(f"{cid}: no chunk finished for {idle:g} s; cancelled")
+                    self._cancel(ref)
                 return
 
+    def _cancel(self, ref) -> None:
+        try:
+            self.ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 (already finished or gone)
+            pass
+        self._forget(ref)
+
     def _forget(self, ref) -> None:
-        self.pending.pop(ref)
+        self.pending.pop(ref, None)
+        self.siblings.pop(ref, None)
         for cid in self.waiters.pop(ref, ()):  # no ref kept: Ray frees the chunk's result
             self.by_case[cid].discard(ref)
 
-    def _store(self, ref) -> None:
-        cache, cid, n = self.pending[ref]
+    def _store(self, refs: list) -> None:
         try:
-            engine, episodes = self.ray.get(ref)
-        except Exception as exc:  # noqa: BLE001 (the case computes these episodes locally)
-            self.failed.append(f"{cid}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
-            self._forget(ref)
-            return
-        for episode in episodes:
+            results = self.ray.get(refs)
+        except Exception:  # noqa: BLE001 (one of them failed: taken one by one)
+            results = None
+        for k, ref in enumerate(refs):
+            if ref not in self.pending:
+                continue  # cancelled with a sibling that timed out
+            cache, cid, n = self.pending[ref]
             try:
-                cache.put(episode, engine)
-            except OSError:
-                break  # run_case finds the cache unwritable and says so
-        self.episodes_done += n
-        self.steps_done += sum(int(e.length) for e in episodes)
-        self._forget(ref)
+                result = results[k] if results is not None else self.ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 (the case computes these episodes locally)
+                self.failed.append(f"{cid}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
+                self._forget(ref)
+                continue
+            if result[0] == "timeout":
+                # the other chunks of this case and policy would hang the same way: the item runs
+                # the case locally, where its watchdog reports the timeout as in a -n 0 run
+                self.failed.append(f"{cid}: {result[1]}")
+                for sibling in list(self.siblings.get(ref, ())):
+                    if sibling is not ref and sibling in self.pending:
+                        self._cancel(sibling)
+                self._forget(ref)
+                continue
+            _, engine, episodes = result
+            for episode in episodes:
+                try:
+                    cache.put(episode, engine)
+                except OSError:
+                    break  # run_case finds the cache unwritable and says so
+            self.episodes_done += n
+            self.steps_done += sum(int(e.length) for e in episodes)
+            self._forget(ref)
+
+    def _resources(self) -> tuple[int, float]:
+        """(alive nodes, CPUs) of the cluster, asked at most every RESOURCES_EVERY seconds."""
+        now = time.monotonic()
+        if self._cluster is None or now - self._cluster[0] >= RESOURCES_EVERY:
+            try:
+                cpus = float(self.ray.cluster_resources().get("CPU", 0))
+                nodes = len([n for n in self.ray.nodes() if n.get("Alive")])
+            except Exception:  # noqa: BLE001 (a line of progress is not worth failing for)
+                cpus, nodes = 0.0, 0
+            self._cluster = (now, nodes, cpus)
+        return self._cluster[1], self._cluster[2]
 
     def progress_line(self) -> str:
         elapsed = time.monotonic() - (self.t0 or time.monotonic())
         rate = self.episodes_done / elapsed if elapsed > 0 else 0.0
-        resources = self.ray.cluster_resources() if self.ray is not None and self.ray.is_initialized() else {}
-        nodes = len([n for n in self.ray.nodes() if n.get("Alive")]) if resources else 0
+        nodes, cpus = self._resources() if self.ray is not None and self.ray.is_initialized() else (0, 0.0)
         line = (f"simgate ray: chunks left {len(self.pending)}, episodes {self.episodes_done}/{self.episodes_total}, "
-                f"{rate:.0f} episodes/s, {self.steps_done / max(elapsed, 1e-9):.0f} control steps/s, {nodes} node(s), {resources.get('CPU', 0):g} CPU")
+                f"{rate:.0f} episodes/s, {self.steps_done / max(elapsed, 1e-9):.0f} control steps/s, "
+                f"{nodes} node(s), {cpus:g} CPU")
         if rate > 0:
             eta = round((self.episodes_total - self.episodes_done) / rate)
             line += f", ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}"
@@ -295,7 +411,7 @@ class RayScheduler:
         case = _case_of(item)
         if case is None or self.ray is None:
             return
-        self.drain(until=set(self.by_case.get(case.id, ())), timeout=case.case_timeout)
+        self.drain(until=set(self.by_case.get(case.id, ())), idle=case.case_timeout + GRACE)
 
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
         if self.ray is None or not self.episodes_total or not self.config.pluginmanager.get_plugin(
@@ -325,6 +441,7 @@ class RayScheduler:
             except Exception:  # noqa: BLE001
                 pass
         self.pending.clear()
+        self.siblings.clear()
         self.by_case.clear()
         self.waiters.clear()
         if self.started_here:

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("ray")
 
+from tests import ray_cluster  # noqa: E402
 from tests.test_end_to_end import ALL_FORMATS, REPO, SMALL, results_only, summary  # noqa: E402
 
 # two cases per scenario file at most: small enough for a shared 2-core machine
@@ -19,9 +20,7 @@ FILES = ("flat.yaml", "rough.yaml")
 
 
 def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "RAY_ADDRESS"))}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", **extra)
-    return env
+    return ray_cluster.ray_env(**extra)
 
 
 def _cmd(reports: Path, *args):
@@ -75,27 +74,21 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def test_a_killed_worker_changes_nothing(serial, tmp_path):
     """SIGKILL the Ray worker process that runs a chunk (found among the processes this run
     started, by its title ``ray::run_chunk``): Ray runs the chunk again, every episode still comes
     from Ray, and the summary equals the serial run's."""
     proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", "local"), cwd=REPO, env=_env(SIMGATE_RAY_CPUS="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=ray_cluster.pdeathsig)
     killed = None
     try:
         deadline = time.time() + 300
         while killed is None and proc.poll() is None and time.time() < deadline:
             for pid in _descendants(proc.pid):
-                if _cmdline(pid).startswith("ray::run_chunk"):
+                if ray_cluster.cmdline(pid).startswith("ray::run_chunk"):
                     time.sleep(0.3)  # well inside the chunk
-                    if _cmdline(pid).startswith("ray::run_chunk"):
+                    if ray_cluster.cmdline(pid).startswith("ray::run_chunk"):
                         os.kill(pid, signal.SIGKILL)
                         killed = pid
                     break
@@ -124,109 +117,28 @@ def test_ray_refuses_no_cache(tmp_path):
     assert "cannot run with --simgate-cache none" in run.stdout + run.stderr
 
 
-# -- a two-node cluster on this machine ------------------------------------------------------------
-# Each node is one `ray start --block` in its own session (process group == its pid), with
-# PR_SET_PDEATHSIG so it goes if this test process dies; stopped by SIGTERM to that pid, then
-# SIGKILL of whatever its group still holds. Never `ray stop` or a kill by name: other Ray
-# processes on the machine are not ours.
-import ctypes  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import tempfile  # noqa: E402
-
-RAY_CLI = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
-
-
-def _pdeathsig():
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def _group_pids(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(pgid)], capture_output=True, text=True).stdout
-    return [int(pid) for pid, stat in (line.split() for line in out.splitlines()) if not stat.startswith("Z")]
-
-
-def _start_node(name, args, env, logdir, timeout=90):
-    log = logdir / f"{name}.out"
-    with open(log, "w") as handle:
-        p = subprocess.Popen([RAY_CLI, "start", "--block", *args], stdout=handle, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=_pdeathsig)
-    deadline = time.time() + timeout
-    while "Ray runtime started" not in log.read_text():
-        if p.poll() is not None or time.time() > deadline:
-            raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    return p
-
-
-def _stop_node(p, grace=15):
-    try:
-        p.send_signal(signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.time() + grace
-    while (p.poll() is None or _group_pids(p.pid)) and time.time() < deadline:
-        time.sleep(0.1)
-    for pid in _group_pids(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        p.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
+# -- a two-node cluster on this machine (tests/ray_cluster.py: process groups, stopped by pid) ------
 @pytest.fixture
 def two_nodes():
-    work = Path(tempfile.mkdtemp(prefix="r2n.", dir="/tmp"))  # short: unix socket paths < 108 bytes
-    env = _env(RAY_health_check_period_ms="500", RAY_health_check_failure_threshold="3",
-               RAY_health_check_timeout_ms="500", AUTOSCALER_METRIC_PORT=str(_free_port()),
-               DASHBOARD_METRIC_PORT=str(_free_port()))
-    port, memory = _free_port(), f"--object-store-memory={200 * 2**20}"
-    nodes = []
-    try:
-        nodes.append(_start_node("head", ["--head", f"--port={port}", "--num-cpus=1", f"--temp-dir={work}/ray",
-                                          "--include-dashboard=false", "--disable-usage-stats", memory,
-                                          f"--ray-client-server-port={_free_port()}",
-                                          f"--dashboard-agent-listen-port={_free_port()}"], env, work))
-        nodes.append(_start_node("node2", [f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats",
-                                           memory, f"--dashboard-agent-listen-port={_free_port()}"], env, work))
-        yield {"address": f"127.0.0.1:{port}", "head": nodes[0], "node2": nodes[1], "env": env}
-    finally:
-        for p in reversed(nodes):
-            _stop_node(p)
-        left = [pid for p in nodes for pid in _group_pids(p.pid)]
-        shutil.rmtree(work, ignore_errors=True)
-        assert not left, f"Ray processes left over: {left}"
+    with ray_cluster.two_nodes() as cluster:
+        yield cluster
 
 
 def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
     """A head and a second node, one CPU each; once the second node runs a chunk, every process
-    of that node is SIGKILLed: its chunks run again on the head, all from Ray, the same summary."""
+    of that node is SIGKILLed: its chunks run again on the head, all from Ray, the same summary.
+    Every wait is bounded; the fixture checks that no process of either node is left."""
     node2 = two_nodes["node2"]
     proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", two_nodes["address"]), cwd=REPO, env=two_nodes["env"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_pdeathsig)
+                            preexec_fn=ray_cluster.pdeathsig)
     killed = []
     try:
         deadline = time.time() + 300
         while not killed and proc.poll() is None and time.time() < deadline:
-            if any(_cmdline(pid).startswith("ray::run_chunk") for pid in _group_pids(node2.pid)):
+            if any(ray_cluster.cmdline(pid).startswith("ray::run_chunk") for pid in ray_cluster.group_pids(node2.pid)):
                 time.sleep(0.3)
-                for pid in _group_pids(node2.pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-                    except ProcessLookupError:
-                        pass
+                killed = ray_cluster.kill_group(node2.pid)
             time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=600)
     finally:
@@ -238,3 +150,64 @@ def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
     ray_summary = summary(tmp_path)
     _all_from_ray(ray_summary)
     assert results_only(ray_summary) == results_only(serial)
+
+
+# -- time limits on the workers, and no Ray without the option ----------------------------------------
+@pytest.fixture
+def fault_project(tmp_path: Path) -> Path:
+    """tests/test_faults.py's project: a PD policy and policies that hang (in a call, in a busy
+    loop, while loading), with policy_timeout 2 s and case_timeout 8 s."""
+    import textwrap
+
+    from tests import test_faults as faults
+
+    (tmp_path / "conftest.py").write_text('simgate_plugins = ["myplugin"]\n')
+    (tmp_path / "myplugin.py").write_text(faults.PLUGIN)
+    (tmp_path / "controllers.py").write_text(faults.CONTROLLERS)
+    (tmp_path / "test_gate.py").write_text("def test_scenario(simgate_result):\n    simgate_result.check()\n")
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "balance.yaml").write_text(textwrap.dedent(faults.SCENARIO))
+    (tmp_path / "pytest.ini").write_text("[pytest]\nsimgate_candidates =\n    pd\n")
+    return tmp_path
+
+
+def _project_run(project: Path, *args, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--simgate-reports", str(project / "out"), *args]
+    return subprocess.run(cmd, cwd=project, env=_env(SIMGATE_DISABLE_PLUGIN_AUTOLOAD="1", **env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_project):
+    """A policy that hangs in a Ray task (sleeping, spinning) is stopped by the worker's watchdog
+    at policy_timeout, not retried; one that hangs while loading is stopped at case_timeout while
+    the driver plans. Each case then ends as policy_error (timeout), with the message a -n 0 run
+    gives, and the run goes on: the PD policy's episodes all come from Ray and it passes."""
+    names = ("sleeper", "spinner", "slow_start")
+    run = _project_run(fault_project, "--simgate-ray", "local", "-v",
+                       *[arg for name in ("pd", *names) for arg in ("--policy", name)], SIMGATE_RAY_CPUS="2")
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    cases = summary(fault_project / "out")["cases"]
+    assert cases["balance-pd"]["outcome"] == "PASS" and cases["balance-pd"]["episodes_run"] == 0
+    expected = {"sleeper": "a policy call took longer than the limit of 2 s",
+                "spinner": "a policy call took longer than the limit of 2 s",
+                "slow_start": "the case ran longer than its limit of 8 s"}
+    for name, words in expected.items():
+        hung = cases[f"balance-{name}"]
+        assert hung["outcome"] == "ERROR" and "policy_error" in hung["failure_modes"], hung
+        assert hung["error"].startswith("policy_error (timeout)") and words in hung["error"], hung["error"]
+        # stopped on Ray (or while the driver planned it), not by the driver's backstop
+        assert f"(run locally): balance-{name}: {words}" in out and "no chunk finished" not in out, out[-3000:]
+
+
+def test_without_the_option_nothing_imports_ray(fault_project):
+    """Ray installed, a run without --simgate-ray: no module of Ray is ever imported."""
+    script = ("import sys, pytest; rc = pytest.main(['-p', 'no:cacheprovider', '--simgate-reports', 'out', "
+              "'--simgate-cache', 'none', '-n', '0', '--policy', 'pd']); "
+              "print('RAY-IMPORTED', sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))[:3]); "
+              "sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", script], cwd=fault_project, capture_output=True, text=True,
+                         timeout=300, env=_env(SIMGATE_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "1 passed" in run.stdout and "RAY-IMPORTED []" in run.stdout, run.stdout[-3000:]

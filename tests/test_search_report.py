@@ -295,3 +295,36 @@ def test_the_promotion_overview_has_a_line_per_search_case():
     assert "apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17 (fell)" in page
     assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in page
     assert "envelope FAIL" in overview.description_html(results, {"decision": "BLOCKED"})
+
+
+def test_a_counterexample_is_named_by_what_moved_and_reported_once(tmp_path):
+    from simgate.reporting import allure
+
+    search = search_dict()
+    row = {"params": {a["name"]: a["nominal"] for a in AXES} | {"delay_actions.delay_ms": 10.0}, "index": 0,
+           "mode": "slipped"}
+    search["counterexamples"] = [row, dict(row), dict(row, index=4)]
+    assert [sp.counterexample_title(c, AXES) for c in sp.counterexamples_of(search)] == [
+        "delay_actions.delay_ms=10 ms (others nominal), episode 0",
+        "delay_actions.delay_ms=10 ms (others nominal), episode 4"]
+    allure.write_counterexamples(tmp_path, _case(), search)
+    results = _results(tmp_path)
+    assert [r["name"] for r in results] == [
+        "counterexample: delay_actions.delay_ms=10 ms (others nominal), episode 0",
+        "counterexample: delay_actions.delay_ms=10 ms (others nominal), episode 4"]
+    # every axis is still a parameter of the result
+    assert {p["name"] for p in results[0]["parameters"]} >= {a["name"] for a in AXES}
+
+
+def test_a_search_case_whose_episodes_all_succeeded_is_filed_under_its_counterexamples_mode():
+    from simgate.reporting import allure
+
+    case = SimpleNamespace(gate=True)
+    failed = SimpleNamespace(kind="envelope", name="holds inside envelope", outcome="FAIL")
+    result = SimpleNamespace(case=case, outcome="FAIL", failure_modes={}, requirements=[failed], search=search_dict())
+    line = allure.headline(result)
+    assert line == "FAIL (gate) · primary failure mode: fell · found by the search · failed: holds inside envelope"
+    import re
+
+    cat = next(c for c in allure.categories({}) if c["name"] == "Failure mode: fell")
+    assert re.fullmatch(cat["messageRegex"], line)

@@ -39,12 +39,22 @@ def headline(result) -> str:
     """The one-line status of a case that did not pass: outcome, gate, primary mode, what failed."""
     case = result.case
     modes = list(result.failure_modes)
-    primary = modes[0] if modes else "none (every episode succeeded)"
+    found = _search_modes(result)
+    primary = modes[0] if modes else f"{found[0]} · found by the search" if found else "none (every episode succeeded)"
     failed = [_PHRASES.get(r.kind, r.name) for r in result.requirements if r.outcome != "PASS"]
     line = f"{result.outcome} ({'gate' if case.gate else INFORMATIONAL}) · primary failure mode: {primary}"
     if failed:
         line += f" · {'failed' if result.outcome == 'FAIL' else 'undecided'}: {', '.join(dict.fromkeys(failed))}"
     return line
+
+
+def _search_modes(result) -> list[str]:
+    """Failure modes of a search case's counterexamples, in their order: what failed when the
+    case's own episodes all succeeded (its Categories entry)."""
+    from simgate.reporting.search_plots import counterexamples_of
+
+    search = getattr(result, "search", None) or {}
+    return list(dict.fromkeys(c.get("mode") for c in counterexamples_of(search) if c.get("mode")))
 
 
 _PENDING: dict[str, dict] = {}  # case id → what the rewriting hook puts into its result
@@ -191,6 +201,7 @@ def search_html(search: dict) -> str:
 def _report_search(allure, result, search: dict, host) -> None:
     """A search case's pictures, its dict and summary, and one Allure result per counterexample."""
     from simgate.reporting import search_plots
+    from simgate.reporting.search_plots import counterexamples_of
 
     try:
         drawn = search_plots.pictures(search)
@@ -205,7 +216,7 @@ def _report_search(allure, result, search: dict, host) -> None:
     allure.attach(json.dumps(search, indent=1, sort_keys=True), name="search.json",
                   attachment_type=allure.attachment_type.JSON)
     out = results_dir()
-    if out is not None and search.get("counterexamples"):
+    if out is not None and counterexamples_of(search):
         write_counterexamples(out, result.case, search, host)
 
 
@@ -241,7 +252,7 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
     import uuid
     from pathlib import Path
 
-    from simgate.reporting.search_plots import axes_of, fmt
+    from simgate.reporting.search_plots import axes_of, counterexamples_of, fmt
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +261,7 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
     # holds_inside_envelope, gate on); otherwise it is shown the informational way (skipped)
     gate = bool(getattr(case, "gate", True)) and bool((getattr(case, "search", None) or {}).get("require"))
     written = []
-    for n, c in enumerate(x for x in (search.get("counterexamples") or []) if isinstance(x, dict)):
+    for n, c in enumerate(counterexamples_of(search)):
         name = counterexample_name(c, search)
         params = c.get("params") or {}
         mode = c.get("mode") or "unclassified"
@@ -279,12 +290,13 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
         attach("replay", text.encode(), "txt", "text/plain")
         attach("counterexample.json", json.dumps(c, indent=1, sort_keys=True).encode(), "json", "application/json")
         e = html.escape
-        rows = "".join(f"<tr><td>{e(k)}</td><td><b>{e(fmt(v, (axes.get(k) or {}).get('unit', '')))}</b></td>"
-                       f"<td>nominal {e(fmt((axes.get(k) or {}).get('nominal'), (axes.get(k) or {}).get('unit', '')))}</td>"
-                       f"<td>envelope {e(_envelope_text(axes.get(k)))}</td></tr>" for k, v in params.items())
+        # one line each: Allure 2 flattens a table's cells into one run of text
+        rows = "".join(f"<li>{e(k)} = <b>{e(fmt(v, (axes.get(k) or {}).get('unit', '')))}</b> (nominal "
+                       f"{e(fmt((axes.get(k) or {}).get('nominal'), (axes.get(k) or {}).get('unit', '')))}, envelope "
+                       f"{e(_envelope_text(axes.get(k)))})</li>" for k, v in params.items())
         description = (f"<p>A failing episode inside the operating envelope of <b>{e(case.id)}</b>, shrunk toward "
                        f"nominal: primary failure mode <b>{e(mode)}</b>, episode index {e(str(c.get('index')))}.</p>"
-                       f"<table>{rows}</table>"
+                       f"<ul>{rows}</ul>"
                        + (f"<p>Before shrinking: {e(', '.join(f'{k}={fmt(v)}' for k, v in shrunk.get('params', {}).items()))}"
                           "</p>" if shrunk.get("params") else "")
                        + (f"<p>Replay it: <code>{e(command)}</code></p>" if command else ""))

@@ -192,6 +192,8 @@ def description_html(results: dict[str, dict], verdict: dict | None) -> str:
 def search_rows(results: dict[str, dict]) -> list[dict]:
     """Per search case (a record with a ``search`` dict, issue 17): its certificate, its
     counterexamples, the risk model's AUC and the episodes it used."""
+    from simgate.reporting.search_plots import counterexamples_of
+
     rows = []
     for payload in sorted(results.values(), key=case_key):
         search = payload.get("search")
@@ -200,7 +202,7 @@ def search_rows(results: dict[str, dict]) -> list[dict]:
         case = payload.get("case", {})
         rows.append({"case": case_key(payload), "policy": case.get("policy"), "gate": case.get("gate", True),
                      "outcome": payload.get("outcome"), "certificate": (search.get("certificate") or {}).get("status"),
-                     "counterexamples": len(search.get("counterexamples") or []), "auc": search.get("auc"),
+                     "counterexamples": len(counterexamples_of(search)), "auc": search.get("auc"),
                      "episodes": (search.get("episodes") or {}).get("total"), "search": search})
     return rows
 
@@ -368,7 +370,7 @@ def _search_table(results: dict[str, dict]) -> list[str]:
     rows = search_rows(results)
     if not rows:
         return []
-    from simgate.reporting.search_plots import axes_of, caption, confidence, counterexample_title
+    from simgate.reporting.search_plots import axes_of, caption, confidence, counterexample_title, counterexamples_of
 
     e = html.escape
     out = ["<h3>Searches: the operating envelope</h3>",
@@ -382,7 +384,7 @@ def _search_table(results: dict[str, dict]) -> list[str]:
         search = row["search"]
         cert = row["certificate"] or "not certified"
         colour = FG.get(cert, "#333")
-        counter = [c for c in search.get("counterexamples") or [] if isinstance(c, dict)]
+        counter = counterexamples_of(search)
         found = (f"{len(counter)}: {e(counterexample_title(counter[0], axes_of(search)))} "
                  f"({e(str(counter[0].get('mode') or 'failed'))})" if counter else "none")
         per_axis = (search.get("boundary") or {}).get("per_axis") or {}

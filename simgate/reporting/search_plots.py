@@ -239,14 +239,15 @@ def _boundary_panel(ax, axis, entry, target, level, model, nominal, d_index) -> 
         x = np.array([p[0] for p in points])
         rate = np.array([p[1] / p[2] for p in points])
         bounds = np.array([exact_interval(p[1], p[2], level) for p in points])
-        colour = [OK if target is not None and b[0] >= target else BAD if target is not None and b[1] < target else UNSURE
-                  for b in bounds]
+        # colour: the observed rate against the target; the bar says how sure (few episodes per
+        # level make wide bars: the crossing's interval pools them through the fitted curve)
+        colour = [UNSURE if target is None else OK if r >= target else BAD for r in rate]
         ax.errorbar(x, rate, yerr=[rate - bounds[:, 0], bounds[:, 1] - rate], fmt="none", ecolor="#34495e",
                     capsize=3, linewidth=1, alpha=0.8)
         ax.scatter(x, rate, c=colour, s=16 + 40 * np.sqrt([p[2] for p in points]) / np.sqrt(max(p[2] for p in points)),
                    zorder=3, edgecolors="#2c3e50", linewidths=0.5)
         ax.scatter([], [], c="#bdc3c7", edgecolors="#2c3e50", s=30,
-                   label=f"success rate per level, exact {_pct(level)} interval (size: episodes)")
+                   label=f"success rate per level (green ≥ target, red below), exact {_pct(level)} interval; size: episodes")
     ax.set_ylim(-0.03, 1.03)
     if low is not None and high is not None and high > low:
         pad = 0.02 * (high - low)  # points and nominal at the ends of the range stay visible
@@ -277,7 +278,7 @@ def map_figure(search: dict):
     points = [p for p in (joint.get("points") or []) if isinstance(p, (list, tuple)) and len(p) == len(axes)]
     success = list(joint.get("success") or [])[: len(points)]
     points = points[: len(success)]
-    counter = [c for c in (search.get("counterexamples") or []) if isinstance(c, dict)]
+    counter = counterexamples_of(search)
     if not points and model is None and not counter:
         return None
     from simgate.reporting.plots import _figure
@@ -396,9 +397,15 @@ def sensitivity_figure(search: dict):
                 if np.isnan(e):
                     ax.text(0.01, yy, "n/a", va="center", fontsize=7, color="#7f8c8d")
         ax.axvline(0, color="#555555", linewidth=0.8)
-        ax.set_xlim(min(-0.05, ax.get_xlim()[0]), max(1.0, ax.get_xlim()[1]))
-        ax.set_title(f"Sobol indices of {'success' if what == 'success' else 'mean |torque|'}", fontsize=10)
-        ax.set_xlabel("share of the variance (bars: interval)")
+        # an index is a share of the variance: estimates and bars far outside [0, 1] are noise
+        # of a small design, shown clipped (the numbers are in search.json)
+        low_x, high_x = ax.get_xlim()
+        clipped = low_x < -0.2 or high_x > 1.2
+        ax.set_xlim(max(min(-0.05, low_x), -0.2), min(max(1.0, high_x), 1.2))
+        base = indices.get("n")
+        ax.set_title(f"Sobol indices of {'success' if what == 'success' else 'mean |torque|'}"
+                     + (f" (n = {base} base points)" if base else ""), fontsize=10)
+        ax.set_xlabel("share of the variance (bars: interval" + ("; clipped to −0.2…1.2)" if clipped else ")"))
         ax.grid(axis="x", alpha=0.3)
     grid[0][0].set_yticks(y, names)
     grid[0][0].legend(loc="lower right", fontsize=8)
@@ -492,11 +499,31 @@ def pictures(search: dict) -> list[tuple[str, bytes]]:
 
 # -- words ---------------------------------------------------------------------------------------
 def counterexample_title(c: dict, axes: list[dict]) -> str:
-    """'apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17'."""
+    """'apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17': the params away from
+    nominal (a shrunk counterexample sits at nominal on most axes; all of them are its parameters)."""
     units = {a["name"]: a.get("unit") or "" for a in axes}
-    params = ", ".join(f"{k}={fmt(v, units.get(k, ''))}" for k, v in (c.get("params") or {}).items())
+    nominal = {a["name"]: _num(a.get("nominal")) for a in axes}
+    params = c.get("params") or {}
+    moved = {k: v for k, v in params.items() if nominal.get(k) is None or _num(v) is None or not math.isclose(
+        float(v), nominal[k], rel_tol=1e-9, abs_tol=1e-12)}
+    text = ", ".join(f"{k}={fmt(v, units.get(k, ''))}" for k, v in moved.items())
+    if text and len(moved) < len(params):
+        text += " (others nominal)"
     index = c.get("index")
-    return f"{params or 'nominal'}, episode {'?' if index is None else index}"
+    return f"{text or 'nominal'}, episode {'?' if index is None else index}"
+
+
+def counterexamples_of(search: dict) -> list[dict]:
+    """The counterexamples, each (params, episode) once: two shrinks can end on the same row."""
+    seen, out = set(), []
+    for c in search.get("counterexamples") or []:
+        if not isinstance(c, dict):
+            continue
+        key = (repr(sorted((c.get("params") or {}).items())), c.get("index"))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
 
 
 def summary_lines(search: dict) -> list[str]:
@@ -522,7 +549,7 @@ def summary_lines(search: dict) -> list[str]:
         if ranked:
             lines.append("most sensitive (total-order index of success): " + ", ".join(
                 f"{n} {_triple(total[n])[0]:.2f}" for n in ranked))
-    counter = [c for c in (search.get("counterexamples") or []) if isinstance(c, dict)]
+    counter = counterexamples_of(search)
     lines.append(f"counterexamples inside the envelope: {len(counter)}" if counter
                  else "counterexamples inside the envelope: none found")
     for c in counter:

@@ -1,0 +1,110 @@
+// Screenshots of a search case (issue 17) in a generated Allure 2 report, as a reader sees it in Chromium.
+//   node docs/screenshots/shoot_search.js REPORT_DIR [OUT_DIR] [CASE_SUBSTRING]
+// Needs puppeteer-core and Chromium as shoot.js does. Finds the search case by its "search.json"
+// attachment (CASE_SUBSTRING narrows it by name) and its counterexamples by the
+// simgate_counterexample_of label; writes search-*.png.
+const fs = require('fs');
+const path = require('path');
+const http = require('http');
+const puppeteer = require('puppeteer-core');
+
+const report = path.resolve(process.argv[2] || 'reports/allure-report');
+const out = path.resolve(process.argv[3] || path.join(__dirname));
+const want = process.argv[4] || '';
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+const types = {'.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
+  '.png': 'image/png', '.mp4': 'video/mp4', '.svg': 'image/svg+xml', '.txt': 'text/plain', '.csv': 'text/csv',
+  '.woff': 'font/woff', '.woff2': 'font/woff2', '.ico': 'image/x-icon'};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    const file = path.join(report, decodeURIComponent(req.url.split('?')[0]).replace(/\/$/, '/index.html'));
+    if (!file.startsWith(report) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+const dir = path.join(report, 'data', 'test-cases');
+const full = fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
+const attachmentsOf = (r) => [r.testStage || {}, ...(r.afterStages || [])].flatMap(s => s.attachments || []);
+const label = (r, name) => ((r.labels || []).find(l => l.name === name) || {}).value;
+
+async function clickText(page, selector, text) {
+  const ok = await page.evaluate((selector, text) => {
+    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text));
+    if (!els.length) return false;
+    els[0].scrollIntoView(); els[0].click(); return true;
+  }, selector, text);
+  if (!ok) console.log('not found:', selector, text);
+  await sleep(1200);
+  return ok;
+}
+
+(async () => {
+  const server = await serve();
+  const base = `http://127.0.0.1:${server.address().port}/`;
+  const browser = await puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run']});
+  const page = await browser.newPage();
+  const shots = [];
+  async function shot(name, url, clicks = [], height = 1300, scrollTo = null, after = null) {
+    await page.setViewport({width: 1400, height});
+    await page.goto(base + url, {waitUntil: 'networkidle0'});
+    await sleep(1500);
+    for (const [selector, text] of clicks) await clickText(page, selector, text);
+    if (after) await after();
+    // Allure scrolls its panes, not the window: to the top, or to the named attachment
+    await page.evaluate((scrollTo) => {
+      document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; });
+      if (scrollTo) {
+        const row = [...document.querySelectorAll('.attachment-row')].find(e => e.innerText.includes(scrollTo));
+        if (row) {  // the row just under the pane's top, not hidden by it
+          row.scrollIntoView();
+          let pane = row.parentElement;
+          while (pane && !pane.scrollTop) pane = pane.parentElement;
+          if (pane) pane.scrollTop = Math.max(0, pane.scrollTop - 90);
+        }
+      }
+    }, scrollTo);
+    await sleep(600);
+    const file = path.join(out, name);
+    await page.screenshot({path: file});
+    shots.push(file);
+  }
+  const searched = full.filter(r => attachmentsOf(r).some(a => a.name === 'search.json') && r.name.includes(want));
+  for (const r of searched.slice(0, 1)) {
+    const stem = 'search-case';
+    await shot(`${stem}.png`, `#testresult/${r.uid}`, [], 1400);
+    await shot(`${stem}-boundary.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: failure boundary per axis']],
+      1200, 'search: failure boundary per axis');
+    await shot(`${stem}-map.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: 2-D map']], 1000, 'search: 2-D map');
+    await shot(`${stem}-sensitivity.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: sensitivity']], 900,
+      'search: sensitivity');
+    await shot(`${stem}-certificate.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: envelope certificate']],
+      900, 'search: envelope certificate');
+  }
+  const counter = full.filter(r => label(r, 'simgate_counterexample_of') && r.name.includes(want) ||
+    label(r, 'simgate_counterexample_of') && searched.some(s => label(s, 'simgate_case') === label(r, 'simgate_counterexample_of')));
+  let video = null;
+  if (counter.length) {
+    const r = counter[0];
+    await shot('search-counterexample.png', `#testresult/${r.uid}`, [['.attachment-row', 'how it ended'],
+      ['.attachment-row', 'episode ']], 2000, null, async () => {
+        video = await page.evaluate(async () => {
+          const v = document.querySelector('video');
+          if (!v) return null;
+          v.pause(); v.currentTime = Math.max(0, v.duration - 0.5);
+          await new Promise(r => setTimeout(r, 1500));
+          return {ready: v.readyState, width: v.videoWidth, height: v.videoHeight, duration: v.duration};
+        });
+      });
+    await shot('search-suites.png', '#suites', [['.node__title', label(r, 'parentSuite') || 'gate'],
+      ['.node__title', label(r, 'suite') || 'search']], 1000);
+  }
+  console.log(JSON.stringify({searched: searched.map(r => r.name), counterexamples: counter.map(r => r.name), shots, video}));
+  await browser.close();
+  server.close();
+})();

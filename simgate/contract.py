@@ -59,6 +59,9 @@ class CaseRecord(_Strict):
     worst_episode: int | None = None
     #: why episodes were not cached, if they were not (an unhashable input, an unwritable folder)
     cache_note: str | None = None
+    #: a search case's findings (simgate.search.run): boundary, counterexamples, sensitivity, auc,
+    #: certificate, episodes; None for a case without a search: block
+    search: dict[str, Any] | None = None
 
 
 class ContractError(Exception):

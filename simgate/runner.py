@@ -37,6 +37,7 @@ class CaseResult:
     policy_sha256: str | None = None  # of the policy file (of its code, for a scripted one)
     worst: int | None = None  # the failed episode a person should watch first
     cache_note: str | None = None  # why the cache was not used, if it was not
+    search: dict[str, Any] | None = None  # a search case's findings (simgate.search.run)
 
     def to_dict(self) -> dict[str, Any]:
         """The record the controller receives (:mod:`simgate.contract`), checked on this side too."""
@@ -48,7 +49,7 @@ class CaseResult:
             failure_modes=self.failure_modes, metrics=self.metrics, error=self.error, examples=self.examples,
             engine=self.engine, episodes_run=self.episodes_run, episodes_cached=self.episodes_cached,
             feasibility=self.feasibility, policy_sha256=self.policy_sha256, worst_episode=self.worst,
-            cache_note=self.cache_note)
+            cache_note=self.cache_note, search=self.search)
         return contract.dump(record)
 
 
@@ -102,6 +103,14 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
             requirements.append(verdict.frequency_requirement(response))
         _mark_nondeterministic(rollouts, repeats or [])
         _mark_overspeed(case, rollouts)
+        search = None
+        if case.search:  # a search scenario is a normal scenario plus the search: block
+            search, evaluator = run_search_case(case, host, runner, spec, policy, perturbations, source.cache)
+            if case.search.get("require"):
+                requirements.append(verdict.envelope_requirement(search))
+            source.computed += evaluator.computed
+            source.cached += evaluator.cached
+            source.engines.update(evaluator.engines)
         if base_spec is not None:
             paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)
             requirements += paired
@@ -123,7 +132,27 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
                       engine=source.engines, examples=examples, table=table,
                       episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
                       policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts),
-                      cache_note=source.cache_note)
+                      cache_note=source.cache_note, search=search)
+
+
+def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache=None):
+    """The case's search (:mod:`simgate.search`) on its engine, its rows cached per episode
+    beside the case's own. Returns the search dict and the Evaluator (its episode counts)."""
+    import hashlib
+    import json
+
+    from simgate.cli.replay import row_command
+    from simgate.search import space as spaces
+    from simgate.search.evaluate import Evaluator
+    from simgate.search.run import run_search
+
+    ref = getattr(runner, "ref", runner)
+    space = spaces.from_case(case, perturbations, ref.nominal.opt.timestep, runner.control_dt)
+    evaluator = Evaluator(case, runner, space, cache, classify=host.classify, budget=space.budget)
+    identity = json.dumps([case.seed, case.scenario, case.point, "search"], sort_keys=True)
+    seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "little")  # the policy's not in it
+    found = run_search(space, evaluator, seed, replay=lambda params, index: row_command(case.id, index, params))
+    return found, evaluator
 
 
 class EpisodeSource:

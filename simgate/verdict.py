@@ -22,11 +22,13 @@ INFERENCE_LATENCY = "inference_latency"
 ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE = "estop_share", "joint_speed", "contact_force"
 #: a policy inspection, reported with its numbers; it never fails a case
 FREQUENCY_RESPONSE = "frequency_response"
+#: a search's certified operating envelope (simgate.search; ``search.require``)
+HOLDS_INSIDE_ENVELOPE = "holds_inside_envelope"
 #: findings against the promoted policy: one family, corrected together on the controller
 REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
 KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
          POLICY_ERRORS, INFERENCE_LATENCY, ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE,
-         FREQUENCY_RESPONSE) + REGRESSION_KINDS
+         FREQUENCY_RESPONSE, HOLDS_INSIDE_ENVELOPE) + REGRESSION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +216,35 @@ def frequency_requirement(numbers: dict) -> Requirement:
              f"gain within half of its {f[0]:g} Hz value up to {f[-1]:g} Hz")
     return Requirement(FREQUENCY_RESPONSE, f"frequency response (observation {numbers['channel']} -> action "
                        f"{numbers['action']})", stats.PASS, observed, bound, "inspection (no limit)", numbers)
+
+
+def envelope_requirement(search: dict) -> Requirement:
+    """The search's certificate as a requirement: PASS when success ≥ target is shown at every
+    point of the envelope's covering design, FAIL when some point is shown below it (with the
+    shrunk counterexamples), INCONCLUSIVE when the budget ran out first."""
+    cert, target = search["certificate"], search["target"]
+    points = cert["points"]
+    k, n = sum(p["successes"] for p in points), sum(p["trials"] for p in points)
+    worst = min(points, key=lambda p: (p["lower"], p["upper"])) if points else None
+    where = lambda p: ", ".join(f"{a}={v:g}" for a, v in p["params"].items())  # noqa: E731
+    observed = f"{k}/{n} episodes over {len(points)} design points of the envelope"
+    if cert["status"] == stats.FAIL:
+        below = min(points, key=lambda p: p["upper"])
+        bound = f"at {where(below)}: upper bound {below['upper']:.3f} < {target:g} (level {cert['level']:.3g} per point)"
+        shown = search.get("counterexamples") or []
+        if shown:
+            c = shown[0]
+            bound += f"; smallest counterexample: {where(c)} episode {c['index']} ({c['mode']})"
+    elif cert["status"] == stats.PASS:
+        bound = f"every point's lower bound ≥ {target:g} (lowest {worst['lower']:.3f} at {where(worst)})"
+    else:
+        bound = (f"undecided at the budget ({search['episodes']['total']} of {search.get('budget')} episodes): "
+                 f"lowest lower bound {worst['lower']:.3f} at {where(worst)}" if worst else "no design point was run")
+    numbers = {"status": cert["status"], "alpha": cert["alpha"], "level": cert["level"], "target": target,
+               "points": points, "counterexamples": search.get("counterexamples") or [],
+               "episodes": search["episodes"]["total"]}
+    return Requirement(HOLDS_INSIDE_ENVELOPE, "holds inside envelope", cert["status"], observed, bound,
+                       f"success ≥ {target:g} everywhere in the envelope", numbers)
 
 
 def overall(requirements: list[Requirement]) -> str:

@@ -148,6 +148,14 @@ def matrix(**axes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def search(axis: str = "scale_friction.sliding: [0.2, 1.0]", budget: str = "  budget: 10", extra: str = "",
+           shift: int = 0):
+    """A search: block after the thresholds (lines 11-14 of the scenario, ``shift`` lines later
+    when the row adds lines above)."""
+    block = f"search:\n  space:\n    {axis}\n{budget}\n" + (extra + "\n" if extra else "")
+    return lambda root: (root / S).write_text((root / S).read_text() + block)
+
+
 @dataclass
 class Row:
     id: str
@@ -280,6 +288,24 @@ ROWS = [
     Row("unknown-env", edit(S, "env: balancebot", "env: balancebott"), (f"{S}:2", "env", "did you mean 'balancebot'?")),
     Row("same-scenario-name-twice", write("scenarios/other.yaml", SCENARIO),
         ("scenarios/other.yaml:1", "scenario 'flat' is already defined in scenarios/flat.yaml", "unique")),
+    # -- search: blocks (simgate.search): lines 11- are the block SEARCH appends ----------------------
+    Row("search-key-typo", search(budget="  budjet: 10"), (f"{S}:14", "search.budjet", "did you mean 'budget'?")),
+    Row("search-axis-not-listed", search(axis="apply_pushes.force: [1, 30]"),
+        (f"{S}:13", "search.space.apply_pushes.force", "no perturbation of kind 'apply_pushes'", "list it there")),
+    Row("search-param-typo", search(axis="scale_friction.slidng: [0.2, 1.0]"),
+        (f"{S}:13", "search.space.scale_friction.slidng", "did you mean 'sliding'?")),
+    Row("search-range-misses-nominal", search(axis="scale_friction.sliding: [0.9, 1.0]"),
+        (f"{S}:13", "search.space.scale_friction.sliding", "nominal value 0.8", "widen the range")),
+    Row("search-envelope-outside-space", search(extra="  envelope:\n    scale_friction.sliding: [0.1, 1.0]"),
+        (f"{S}:16", "search.envelope.scale_friction.sliding", "should lie inside search.space")),
+    Row("search-envelope-axis-typo", search(extra="  envelope:\n    scale_friction.slding: [0.5, 1.0]"),
+        (f"{S}:16", "search.envelope.scale_friction.slding", "did you mean 'scale_friction.sliding'?")),
+    Row("search-of-a-range", both(edit(S, "sliding: 0.8", "sliding: [0.5, 0.9]"), search()),
+        (f"{S}:13", "search.space.scale_friction.sliding", "a single number there")),
+    Row("search-per-step-kind", both(edit(S, "    params: {sliding: 0.8}\n", "    params: {sliding: 0.8}\n"
+                                          "  - kind: mask_observations\n    params: {groups: [imu], probability: 0.5}\n"),
+                                     search(axis="mask_observations.probability: [0.1, 0.9]", shift=2)),
+        (f"{S}:15", "search.space.mask_observations.probability", "reads its params at every control step", "matrix")),
 ]
 
 

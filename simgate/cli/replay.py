@@ -31,12 +31,41 @@ def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
     return cases[case_id]
 
 
+def row_command(case_id: str, episode: int, params: dict) -> str:
+    """The command replaying a search row (``params``: {axis: value}, episode ``episode``), as it
+    runs when pasted (this interpreter)."""
+    import shlex
+    import sys
+
+    shown = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return (f"{shlex.quote(sys.executable)} -m simgate.cli.replay {shlex.quote(case_id)} {episode} "
+            f"--params {shlex.quote(shown)} --video")
+
+
+def row_starts(case, perturbations: list, params: dict) -> list:
+    """The perturbation instances that draw a search row's world (``params``: {axis: value},
+    an axis being ``kind.param`` of one of the case's perturbations)."""
+    from simgate.engine.reference import row_perturbations
+    from simgate.errors import SimgateError
+
+    by_index: dict[int, dict] = {}
+    for name, value in params.items():
+        kind, _, param = name.partition(".")
+        found = [i for i, p in enumerate(case.perturbations) if p["kind"] == kind]
+        if len(found) != 1 or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SimgateError(f"--params: {name!r}={value!r} is not a number for one perturbation of case {case.id!r} "
+                               f"(its kinds: {', '.join(p['kind'] for p in case.perturbations) or 'none'})")
+        by_index.setdefault(found[0], dict(case.perturbations[found[0]]["params"]))[param] = float(value)
+    return row_perturbations(perturbations, by_index)
+
+
 def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25, cache_dir: Path | None = None,
-           failure_mode: str | None = None) -> dict:
+           failure_mode: str | None = None, params: dict | None = None) -> dict:
     """Run episode ``index`` of ``case`` on the reference engine, recording every control step;
     with ``cache_dir``, also say whether the suite's cached run of it had the same trajectory
     (``matches_suite_run``: None when it is not cached). ``failure_mode``: the episode's primary
-    mode, written on the video's last frame."""
+    mode, written on the video's last frame. ``params``: a search row's values ({axis: value}),
+    which draw the episode's world instead of the case's own."""
     from simgate.engine.reference import ReferenceEngine
     from simgate.runner import build_env, check_sizes, episode_cache, perturbations_for
 
@@ -46,6 +75,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     check_sizes(spec, env)
     policy = spec.load()
     engine = ReferenceEngine(env, policy, perturbations_for(case, regs), spec.action_size)
+    starts = row_starts(case, engine.perturbations, params) if params else None
     n_steps = int(round(case.horizon / engine.control_dt))
     frames, qpos, qvel, times = [], [], [], []
     view = None
@@ -68,19 +98,24 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
             frames.append(view.frame(model, data, (step + 1) * engine.control_dt))
 
     try:
-        episode = engine.run_episode(case, index, n_steps, observer=record)
+        episode = engine.run_episode(case, index, n_steps, observer=record, perturbations=starts)
     finally:
         if view is not None:
             view.close()
     pushed = view.pushed if view is not None else []
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{case.id}-episode{index}"
+    if params:  # a search row: its params in the name, so two rows never overwrite each other
+        import hashlib
+
+        tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+        stem = out / f"{case.id}-row{tag}-episode{index}"
     np.savez_compressed(stem.with_suffix(".npz"), time=np.array(times), qpos=np.array(qpos), qvel=np.array(qvel),
                         actions=episode.actions, step_hashes=episode.step_hashes)
     trajectory.actions = episode.actions
     written = {"trajectory": str(stem.with_suffix(".npz")), "mcap": str(write_mcap(stem.with_suffix(".mcap"), trajectory)),
                "state_hash": episode.state_hash, "success": episode.success, "terminated": episode.terminated,
-               "length": episode.length}
+               "length": episode.length, "params": params}
     if frames:
         import imageio.v2 as imageio
 
@@ -99,7 +134,8 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         written["video"] = None
         written["video_error"] = _RENDER_HELP
     if cache_dir is not None:
-        cached = episode_cache(cache_dir, case, env, engine, spec, policy).get(index)
+        row = {k: float(v) for k, v in params.items()} if params else None
+        cached = episode_cache(cache_dir, case, env, engine, spec, policy).get(index, row)
         written["matches_suite_run"] = None if cached is None else cached.state_hash == episode.state_hash
     return written
 
@@ -133,9 +169,13 @@ def main(args) -> int:
     sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
     host = Host(project_plugins=_project_plugins(rootdir))
     case = find_case(args.case_id, rootdir / args.scenarios, rootdir, host)
-    if not 0 <= args.episode < case.episodes:
+    params = _parse_params(getattr(args, "params", None))
+    if params is None and not 0 <= args.episode < case.episodes:
         raise SystemExit(f"episode should be between 0 and {case.episodes - 1} for {case.id}, received {args.episode}")
-    written = replay(case, args.episode, host, rootdir / args.out, video=args.video, cache_dir=rootdir / args.cache)
+    if args.episode < 0:
+        raise SystemExit(f"episode should be ≥ 0, received {args.episode}")
+    written = replay(case, args.episode, host, rootdir / args.out, video=args.video, cache_dir=rootdir / args.cache,
+                     params=params)
     print(json.dumps(written, indent=1))
     return 0 if written["matches_suite_run"] is not False else 1
 
@@ -151,3 +191,46 @@ def _project_plugins(rootdir: Path) -> list[str]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
             return list(ast.literal_eval(node.value))
     return []
+
+
+def _parse_params(text: str | None) -> dict | None:
+    if not text:
+        return None
+    from simgate.errors import SimgateError
+
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SimgateError(f"--params should be a JSON object such as '{{\"apply_pushes.force\": 9.5}}', "
+                           f"received {text!r} ({exc})") from None
+    if not isinstance(params, dict) or not params:
+        raise SimgateError(f"--params should be a non-empty JSON object of axis: value, received {text!r}")
+    return params
+
+
+def add_arguments(parser) -> None:
+    """The replay command's arguments (``python -m simgate replay`` and this module's own entry)."""
+    parser.add_argument("case_id", help="the test id inside [...], e.g. pushes-push_n=10-balancebot-lqr")
+    parser.add_argument("episode", type=int)
+    parser.add_argument("--scenarios", default="scenarios")
+    parser.add_argument("--out", default="reports/replays")
+    parser.add_argument("--cache", default="reports/cache", help="the suite's episode cache, to compare with")
+    parser.add_argument("--video", action="store_true", help="also render an MP4 (needs OSMesa or EGL)")
+    parser.add_argument("--params", default=None,
+                        help="a search row's values as JSON, {\"apply_pushes.force\": 9.5, ...} (a counterexample)")
+
+
+if __name__ == "__main__":  # python -m simgate.cli.replay: a search row's replay (takes --params)
+    import argparse
+    import sys
+
+    from simgate.errors import SimgateError
+
+    parser = argparse.ArgumentParser(prog="python -m simgate.cli.replay", description="replay one episode or search row")
+    parser.add_argument("--rootdir", default=".", help="the project folder (default: here)")
+    add_arguments(parser)
+    try:
+        sys.exit(main(parser.parse_args()))
+    except SimgateError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        sys.exit(4)

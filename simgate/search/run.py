@@ -26,8 +26,8 @@ import math
 import numpy as np
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
-SHARES = {"boundary": 0.20, "joint": 0.20, "heldout": 0.10, "sensitivity": 0.15, "certify": 0.25,
-          "counterexamples": 0.10}
+SHARES = {"boundary": 0.20, "joint": 0.20, "heldout": 0.10, "sensitivity": 0.12, "certify": 0.30,
+          "counterexamples": 0.08}
 #: first episode index of each stage's rows (a row's seed follows from its index)
 STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
                "certify": 40_000_000, "counterexamples": 50_000_000}
@@ -134,8 +134,8 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     sensitivity = _sensitivity(space, log, share, seed)
     carried = share - log.used.get("sensitivity", 0)
 
-    # 5. certification of the envelope
-    share = allowance("certify")
+    # 5. certification of the envelope (the counterexamples' share is kept for them)
+    share = max(0, min(allowance("certify"), log.left() - quota["counterexamples"]))
     certificate = _certify(space, log, share)
     carried = share - log.used.get("certify", 0)
 

@@ -162,7 +162,7 @@ def _axis_boundary(space, log, j: int, budget: int, index_start: int) -> dict:
     from simgate.search import boundary
 
     axis = space.axes[j]
-    if budget < 2:
+    if budget < 16:  # fewer than two episodes per level of the first pass: nothing to fit
         return {"estimate": None, "low": None, "high": None, "status": "not_run", "levels": [], "successes": [],
                 "trials": [], "episodes": 0}
 

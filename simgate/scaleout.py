@@ -14,15 +14,23 @@ verdicts come from the same code path.
 Same bits. A chunk of the batched engine is exactly one of the lanes the local run would use
 (``lane_size`` of the case's episodes, the same indices per lane): the policy sees the same batch
 rows, so even a policy whose outputs depend on the batch (torch) gives the same episodes. A task
-also recomputes the case's cache context on the worker (simgate's source, runtime versions, the
-env's model, the policy's file bytes or code, the perturbations' code) and refuses to run when it
-differs from the driver's: an episode is never stored under a key its inputs do not match.
+runs a few whole lanes (:func:`tasks_for`), which the engine splits into the same lanes again. A
+task also recomputes the case's cache context on the worker (simgate's source, runtime versions,
+the env's model, the policy's file bytes or code, the perturbations' code) and refuses to run when
+it differs from the driver's: an episode is never stored under a key its inputs do not match. A
+worker builds each case once and reuses it for its later chunks.
 
 Faults. Ray retries a task whose worker or node died (``max_retries``). A chunk that fails for
-any other reason (a policy that raises, a worker whose inputs differ) is left out of the cache
-and its case computes those episodes locally, as without Ray, where the error is reported the
-usual way. Sequential cases (their batches depend on earlier outcomes) and cases without a cache
-run locally, as today.
+any other reason (a policy that raises out of the engine, a worker whose inputs differ) is left
+out of the cache and its case computes those episodes locally, as without Ray, where the error is
+reported the usual way. Time limits: a worker runs each chunk under :mod:`simgate.watchdog` with
+the case's limits (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call); a
+chunk stopped there is not retried, the other chunks of that case and policy are cancelled, and
+the item runs the case locally, where the same watchdog ends it as ``policy_error (timeout)`` with
+the message a ``-n 0`` run gives. The driver plans a case (loading its policy) under the same
+limits, and a wait in which no chunk finishes for ``case_timeout`` + GRACE seconds gives up on
+that case's chunks. Sequential cases (their batches depend on earlier outcomes), search cases
+(their next levels depend on earlier ones) and cases without a cache run locally, as today.
 """
 
 from __future__ import annotations

@@ -328,3 +328,11 @@ def test_a_search_case_whose_episodes_all_succeeded_is_filed_under_its_counterex
 
     cat = next(c for c in allure.categories({}) if c["name"] == "Failure mode: fell")
     assert re.fullmatch(cat["messageRegex"], line)
+
+
+def test_certificate_ticks_name_only_the_params_that_vary_over_the_design():
+    search = search_dict()
+    for point in search["certificate"]["points"]:
+        point["params"]["scale_friction.sliding"] = 1.0  # at nominal at every point
+    ticks = [t.get_text() for t in sp.certificate_figure(search).axes[0].get_xticklabels()]
+    assert ticks[0] == "force=0 N\ndelay_ms=0 ms\n50/50" and not any("sliding" in t for t in ticks)

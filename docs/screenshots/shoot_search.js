@@ -60,13 +60,10 @@ async function clickText(page, selector, text) {
     await page.evaluate((scrollTo) => {
       document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; });
       if (scrollTo) {
-        const row = [...document.querySelectorAll('.attachment-row')].find(e => e.innerText.includes(scrollTo));
-        if (row) {  // the row just under the pane's top, not hidden by it
-          row.scrollIntoView();
-          let pane = row.parentElement;
-          while (pane && !pane.scrollTop) pane = pane.parentElement;
-          if (pane) pane.scrollTop = Math.max(0, pane.scrollTop - 90);
-        }
+        const rows = [...document.querySelectorAll('.attachment-row')];
+        const at = rows.findIndex(e => e.innerText.includes(scrollTo));
+        // the row before it at the top: the pane's header would hide the wanted row's title
+        if (at >= 0) rows[Math.max(0, at - 1)].scrollIntoView();
       }
     }, scrollTo);
     await sleep(600);
@@ -84,7 +81,7 @@ async function clickText(page, selector, text) {
     await shot(`${stem}-sensitivity.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: sensitivity']], 900,
       'search: sensitivity');
     await shot(`${stem}-certificate.png`, `#testresult/${r.uid}`, [['.attachment-row', 'search: envelope certificate']],
-      900, 'search: envelope certificate');
+      1100, 'search: envelope certificate');
   }
   const counter = full.filter(r => label(r, 'simgate_counterexample_of') && r.name.includes(want) ||
     label(r, 'simgate_counterexample_of') && searched.some(s => label(s, 'simgate_case') === label(r, 'simgate_counterexample_of')));

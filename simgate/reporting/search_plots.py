@@ -432,7 +432,7 @@ def certificate_figure(search: dict):
     status = cert.get("status") or "?"
     axes = {a["name"]: a for a in axes_of(search)}
     labelled = len(points) <= 24  # beyond that the ticks would overlap: numbered instead
-    fig, ax = _figure(3.4 + (0.25 * len(axes) + 0.3 if labelled else 0.4),
+    fig, ax = _figure(3.4 + (0.25 * max(1, len(axes)) + 0.3 if labelled else 0.4),
                       max(WIDTH, 2.6 + (1.05 if labelled else 0.12) * len(points)) if len(points) > 6 else WIDTH)
     x = np.arange(len(points))
     lower = np.array([_num(p.get("lower")) if _num(p.get("lower")) is not None else np.nan for p in points])
@@ -449,8 +449,12 @@ def certificate_figure(search: dict):
     ax.scatter(x, rate, marker="o", s=16, c="#2c3e50", zorder=4, label="observed success rate")
     if target is not None:
         ax.axhline(target, color=BAD, linestyle="--", linewidth=1.4, label=f"target {target:g}")
+    # under each point the params that vary over the design (the others sit at nominal throughout)
+    varied = [k for k in dict.fromkeys(k for p in points for k in (p.get("params") or {}))
+              if len({repr((p.get("params") or {}).get(k)) for p in points}) > 1]
     if labelled:
-        ticks = ["\n".join(f"{_short(k)}={fmt(v, (axes.get(k) or {}).get('unit', ''))}" for k, v in (p.get("params") or {}).items())
+        ticks = ["\n".join(f"{_short(k)}={fmt((p.get('params') or {}).get(k), (axes.get(k) or {}).get('unit', ''))}"
+                           for k in varied)
                  + (f"\n{p.get('successes')}/{p.get('trials')}" if p.get("trials") is not None else "") for p in points]
         ax.set_xticks(x, ticks, fontsize=7)
     else:

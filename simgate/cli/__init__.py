@@ -17,12 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", default="reports/allure-report")
     report.add_argument("--tools", default="reports/.allure", help="where the Allure generator is installed")
     replay = commands.add_parser("replay", help="re-run one episode of a case exactly: trajectory, check, video")
-    replay.add_argument("case_id", help="the test id inside [...], e.g. pushes-push_n=10-balancebot-lqr")
-    replay.add_argument("episode", type=int)
-    replay.add_argument("--scenarios", default="scenarios")
-    replay.add_argument("--out", default="reports/replays")
-    replay.add_argument("--cache", default="reports/cache", help="the suite's episode cache, to compare with")
-    replay.add_argument("--video", action="store_true", help="also render an MP4 (needs OSMesa or EGL)")
+    from simgate.cli.replay import add_arguments
+
+    add_arguments(replay)
     args = parser.parse_args(argv)
     from simgate.errors import SimgateError
 

@@ -38,7 +38,7 @@ def row_command(case_id: str, episode: int, params: dict) -> str:
     import sys
 
     shown = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return (f"{shlex.quote(sys.executable)} -m simgate.cli.replay {shlex.quote(case_id)} {episode} "
+    return (f"{shlex.quote(sys.executable)} -m simgate replay {shlex.quote(case_id)} {episode} "
             f"--params {shlex.quote(shown)} --video")
 
 
@@ -209,7 +209,7 @@ def _parse_params(text: str | None) -> dict | None:
 
 
 def add_arguments(parser) -> None:
-    """The replay command's arguments (``python -m simgate replay`` and this module's own entry)."""
+    """The replay command's arguments (``python -m simgate replay``)."""
     parser.add_argument("case_id", help="the test id inside [...], e.g. pushes-push_n=10-balancebot-lqr")
     parser.add_argument("episode", type=int)
     parser.add_argument("--scenarios", default="scenarios")
@@ -218,19 +218,3 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video", action="store_true", help="also render an MP4 (needs OSMesa or EGL)")
     parser.add_argument("--params", default=None,
                         help="a search row's values as JSON, {\"apply_pushes.force\": 9.5, ...} (a counterexample)")
-
-
-if __name__ == "__main__":  # python -m simgate.cli.replay: a search row's replay (takes --params)
-    import argparse
-    import sys
-
-    from simgate.errors import SimgateError
-
-    parser = argparse.ArgumentParser(prog="python -m simgate.cli.replay", description="replay one episode or search row")
-    parser.add_argument("--rootdir", default=".", help="the project folder (default: here)")
-    add_arguments(parser)
-    try:
-        sys.exit(main(parser.parse_args()))
-    except SimgateError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        sys.exit(4)

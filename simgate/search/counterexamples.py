@@ -59,16 +59,37 @@ def find_and_shrink(space, log, budget: int, seed: int, replay=None, index_start
         U = box[:, 0] + design.space_filling(n, space.d, stage_rng(seed, "counterexamples")) * (box[:, 1] - box[:, 0])
         log("counterexamples", space.to_units(U), index_start + np.arange(n))
         found = candidates(space, log, COUNTEREXAMPLES)
-    out = []
+    out, shown = [], set()
     for k, (x, index, mode) in enumerate(found):
         share = (stop - log.total) // (len(found) - k)
         x_small, i_small, mode_small = shrink(space, log, x, index, share, _seed(seed, k))
+        row = (tuple(float(v) for v in x_small), int(i_small))
+        if row in shown:  # two found rows shrank to the same one
+            continue
+        shown.add(row)
         entry = {"params": space.params(x_small), "index": int(i_small), "mode": mode_small,
                  "shrunk_from": {"params": space.params(x), "index": int(index), "mode": mode}}
         if replay is not None:
             entry["replay"] = replay(entry["params"], entry["index"])
         out.append(entry)
     return out
+
+
+#: points tried at once on the segment from nominal to a found row, before hypothesis shrinks
+SEGMENT = 7
+
+
+def _along_segment(space, log, x0: np.ndarray, index: int, most: int) -> np.ndarray:
+    """The failing row nearest nominal among ``most`` evenly spaced points of the segment from
+    nominal to ``x0`` (same episode index), run as one batch: a shrink in one step of the
+    engine where hypothesis, trying one row at a time, would spend as many episodes on it."""
+    if most < 1:
+        return x0
+    t = np.arange(1, most + 1) / (most + 1)
+    X = space.snap(space.nominal[None] + t[:, None] * (x0 - space.nominal)[None])
+    ok = log("counterexamples", X, [index] * len(X)).success  # only rows new to the search cost
+    failing = [x for x, good in zip(X, ok) if not good]
+    return failing[0] if failing else x0
 
 
 def _seed(seed: int, k: int) -> int:
@@ -83,8 +104,9 @@ def shrink(space, log, x0: np.ndarray, index0: int, budget: int, seed: int) -> t
     from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 
     nominal = space.nominal
-    varied = [j for j in range(space.d) if x0[j] != nominal[j]]
     stop = log.total + max(budget, 0)
+    x0 = _along_segment(space, log, x0, index0, min(SEGMENT, stop - log.total))
+    varied = [j for j in range(space.d) if x0[j] != nominal[j]]
 
     def row(choice) -> tuple[np.ndarray, int]:
         x = nominal.copy()

@@ -129,10 +129,13 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
         auc = risk.auc(held.success, model.predict(space.to_unit(space.to_units(H))))
     carried = share - log.used.get("heldout", 0)
 
-    # 4. sensitivity (Saltelli): success and torque
+    # 4. sensitivity (Saltelli): success and torque on episodes; success also on the risk model
     share = allowance("sensitivity")
     sensitivity = _sensitivity(space, log, share, seed)
     carried = share - log.used.get("sensitivity", 0)
+    if model is not None:
+        sensitivity = {**(sensitivity or {}), "success_episodes": (sensitivity or {}).get("success"),
+                       "success": _model_sensitivity(space, log, model, seed)}
 
     # 5. certification of the envelope (the counterexamples' share is kept for them)
     share = max(0, min(allowance("certify"), log.left() - quota["counterexamples"]))
@@ -209,8 +212,53 @@ def _sensitivity(space, log, share: int, seed: int) -> dict | None:
         found = sensitivity.indices(fA, fB, fAB, stage_rng(seed, f"sensitivity-{name}"))
         result[name] = {"first": {space.axes[i].name: v for i, v in found["first"].items()},
                         "total": {space.axes[i].name: v for i, v in found["total"].items()},
-                        "variance": found.get("variance"), "n": n}
+                        "variance": found.get("variance"), "n": n, "method": "episodes"}
     return result
+
+
+#: Saltelli base rows on the risk model (it costs no episode) and refits for its interval
+MODEL_ROWS, REFITS = 4096, 40
+
+
+def _model_sensitivity(space, log, model, seed: int) -> dict:
+    """Sobol indices of the fitted success probability p(u) (the model whose AUC is reported).
+
+    A binary outcome's indices from a few hundred episodes are mostly seed noise (a Saltelli
+    design of n rows costs n (d + 2) episodes, and first-order estimates of a 0/1 outcome need
+    thousands), while the model, fitted on every boundary and joint row, is cheap to evaluate:
+    the same estimators on MODEL_ROWS rows of it, the interval from REFITS refits on rows
+    resampled with replacement (the model's own uncertainty, not the estimator's)."""
+    from simgate.search import risk, sensitivity
+
+    d = space.d
+    A, B, AB = sensitivity.saltelli_design(MODEL_ROWS, d, stage_rng(seed, "sensitivity-model"))
+
+    def indices_of(m) -> tuple[np.ndarray, np.ndarray]:
+        fA, fB, fAB = m.predict(A), m.predict(B), m.predict(AB.reshape(-1, d)).reshape(d, MODEL_ROWS)
+        found = sensitivity.indices(fA, fB, fAB, stage_rng(seed, "sensitivity-model-rows"), resamples=1)
+        return (np.array([found["first"][i][0] for i in range(d)]), np.array([found["total"][i][0] for i in range(d)]))
+
+    first, total = indices_of(model)
+    rows = [i for i, s in enumerate(log.stage) if s in ("boundary", "joint")]
+    U = space.to_unit(np.array([log.X[i] for i in rows]))
+    y = np.array([log.success[i] for i in rows], dtype=float)
+    rng = stage_rng(seed, "sensitivity-refits")
+    firsts, totals = [], []
+    for _ in range(REFITS):
+        pick = rng.integers(0, len(rows), len(rows))
+        if y[pick].min() == y[pick].max():
+            continue
+        f, t = indices_of(risk.RiskModel.fit(U[pick], y[pick], l2=model.l2, names=space.names))
+        firsts.append(f)
+        totals.append(t)
+    q = [2.5, 97.5]
+    f_lo, f_hi = np.percentile(firsts, q, axis=0) if firsts else (first, first)
+    t_lo, t_hi = np.percentile(totals, q, axis=0) if totals else (total, total)
+    name = [axis.name for axis in space.axes]
+    return {"first": {name[i]: [float(first[i]), float(f_lo[i]), float(f_hi[i])] for i in range(d)},
+            "total": {name[i]: [float(total[i]), float(t_lo[i]), float(t_hi[i])] for i in range(d)},
+            "n": MODEL_ROWS, "method": "risk model",
+            "refits": len(firsts)}
 
 
 def _certify(space, log, share: int) -> dict:

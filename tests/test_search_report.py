@@ -149,7 +149,7 @@ def test_map_without_a_usable_model_says_nothing_is_fitted_but_shows_the_points(
 def test_sensitivity_has_both_orders_for_success_and_torque():
     fig = sp.sensitivity_figure(search_dict())
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["Sobol indices of success", "Sobol indices of mean |torque|"]
+    assert [ax.get_title() for ax in panels] == ["Sobol indices of success over episodes", "Sobol indices of mean |torque| over episodes"]
     widths = sorted(round(p.get_width(), 3) for p in panels[0].patches)
     assert widths == sorted([0.2, 0.45, 0.08, 0.02, 0.3, 0.6, 0.12, 0.04])
 

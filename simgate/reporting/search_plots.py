@@ -403,8 +403,9 @@ def sensitivity_figure(search: dict):
         clipped = low_x < -0.2 or high_x > 1.2
         ax.set_xlim(max(min(-0.05, low_x), -0.2), min(max(1.0, high_x), 1.2))
         base = indices.get("n")
-        ax.set_title(f"Sobol indices of {'success' if what == 'success' else 'mean |torque|'}"
-                     + (f" (n = {base} base points)" if base else ""), fontsize=10)
+        source = ("the risk model's p(success)" if indices.get("method") == "risk model"
+                  else ("success" if what == "success" else "mean |torque|") + " over episodes")
+        ax.set_title(f"Sobol indices of {source}" + (f" (n = {base} base points)" if base else ""), fontsize=10)
         ax.set_xlabel("share of the variance (bars: interval" + ("; clipped to −0.2…1.2)" if clipped else ")"))
         ax.grid(axis="x", alpha=0.3)
     grid[0][0].set_yticks(y, names)

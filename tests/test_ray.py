@@ -47,15 +47,6 @@ def _all_from_ray(document: dict) -> None:
         assert case["episodes_cached"] > 0, cid
 
 
-def test_ray_local_gives_the_serial_summary(serial, tmp_path):
-    run = _run(tmp_path, "--simgate-ray", "local", SIMGATE_RAY_CPUS="2")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "chunks" in run.stdout and "episodes computed on Ray" in run.stdout
-    ray_summary = summary(tmp_path)
-    _all_from_ray(ray_summary)  # the torchscript policy included: same lanes, same bits
-    assert results_only(ray_summary) == results_only(serial)
-
-
 def _descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -74,11 +65,12 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
-def test_a_killed_worker_changes_nothing(serial, tmp_path):
-    """SIGKILL the Ray worker process that runs a chunk (found among the processes this run
-    started, by its title ``ray::run_chunk``): Ray runs the chunk again, every episode still comes
-    from Ray, and the summary equals the serial run's."""
-    proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", "local"), cwd=REPO, env=_env(SIMGATE_RAY_CPUS="1"),
+def test_ray_local_gives_the_serial_summary_even_when_a_worker_is_killed(serial, tmp_path):
+    """``--simgate-ray local`` on two CPUs, and the Ray worker process that runs a chunk (found
+    among the processes this run started, by its title ``ray::run_chunk``) SIGKILLed mid-chunk:
+    Ray runs the chunk again, every episode still comes from Ray (the TorchScript policy
+    included: same lanes, same bits), and the case entries equal the serial run's."""
+    proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", "local", "-v"), cwd=REPO, env=_env(SIMGATE_RAY_CPUS="2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=ray_cluster.pdeathsig)
     killed = None
@@ -100,6 +92,8 @@ def test_a_killed_worker_changes_nothing(serial, tmp_path):
             proc.wait()
     assert killed is not None, "no Ray worker was seen running a chunk"
     assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
+    assert "chunks" in stdout and "episodes computed on Ray" in stdout
+    assert "simgate ray: chunks left" in stdout and "node(s)" in stdout  # the progress line (-v)
     ray_summary = summary(tmp_path)
     _all_from_ray(ray_summary)  # the killed chunk was retried on Ray, not computed locally
     assert results_only(ray_summary) == results_only(serial)

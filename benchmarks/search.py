@@ -122,7 +122,8 @@ def dense_reference(space, evaluate, grid: int, grid_episodes: int, line_levels:
         ok = run_rows(evaluate, L, idx, f"dense line {axis.name}")
         k = ok.reshape(len(levels), line_episodes).sum(axis=1)
         n = np.full(len(levels), line_episodes)
-        lines[axis.name] = {"boundary": boundary.estimate(levels, k, n, space.target, low=axis.low, high=axis.high),
+        lines[axis.name] = {"boundary": boundary.estimate(levels, k, n, space.target, low=axis.low, high=axis.high,
+                                                        step=axis.step),
                             "levels": levels, "successes": k, "trials": n}
     return X, y, lines, len(X) + sum(int(v["trials"].sum()) for v in lines.values())
 

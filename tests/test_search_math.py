@@ -113,6 +113,11 @@ def test_boundary_statuses_and_an_increasing_axis():
     # friction-like: success rises with the level; separated data: the crossing is in the gap
     b = boundary.estimate([0.2, 0.4, 0.6, 0.8, 1.0], [0, 0, 40, 40, 40], [40] * 5, 0.75)
     assert b.status == "crosses" and b.side == "above" and 0.4 < b.low < b.estimate < b.high < 0.6
+    # a stepped axis (whole 5 ms physics steps): the interval cannot be finer than one step
+    free = boundary.estimate([0, 5, 10, 15], [120, 112, 2, 0], [120] * 4, 0.75)
+    stepped = boundary.estimate([0, 5, 10, 15], [120, 112, 2, 0], [120] * 4, 0.75, step=5.0)
+    assert 5 < free.low < free.high < 10 and (stepped.low, stepped.high) == (5.0, 10.0)
+    assert stepped.estimate == free.estimate
 
 
 def test_adaptive_plan_finds_the_crossing_deterministically_within_budget():

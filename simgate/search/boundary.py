@@ -16,6 +16,7 @@ in docs/search.md.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -71,15 +72,40 @@ def _profile(zstars: np.ndarray, z, k, n, c: float, bmax: float = B_MAX):
     return _loglik(c + b[:, None] * D, k, n), b
 
 
+def _to_steps(b: Boundary, step: float | None, lo_x: float, hi_x: float) -> Boundary:
+    """Widen the interval to whole steps: on a stepped axis (a delay in whole physics steps) no
+    run can land between two steps, so the data cannot place the crossing more finely than that,
+    and an interval inside one step would only repeat the logistic curve's shape."""
+    if not step or b.low is None or b.high is None:
+        return b
+    low = max(lo_x, math.floor(b.low / step + 1e-9) * step)
+    high = min(hi_x, math.ceil(b.high / step - 1e-9) * step)
+    return dataclasses.replace(b, low=float(low), high=float(high))
+
+
 def estimate(levels, successes, trials, target: float, confidence: float = 0.95,
-             low: float | None = None, high: float | None = None) -> Boundary:
+             low: float | None = None, high: float | None = None, step: float | None = None) -> Boundary:
+    """Crossing of `target` along one axis from counts per level (described at `_estimate`);
+    with `step`, the interval widened to whole steps (`_to_steps`)."""
+    return _to_steps(_estimate(levels, successes, trials, target, confidence, low, high),
+                     step, *_range(levels, low, high))
+
+
+def _range(levels, low, high):
+    x = np.asarray(levels, dtype=float)
+    return (float(np.min(x)) if low is None else float(low)), (float(np.max(x)) if high is None else float(high))
+
+
+def _estimate(levels, successes, trials, target: float, confidence: float = 0.95,
+              low: float | None = None, high: float | None = None) -> Boundary:
     """Crossing of `target` along one axis from counts per level.
 
     `low`/`high` give the axis range (default: the smallest/largest level); statuses refer to
     it: "holds_everywhere" = the fitted success stays >= target over the whole range ("holds up
     to the end of the range"), "fails_everywhere" = below target over the whole range. For
     those, estimate is None and low/high bound the crossings inside the range that the data
-    cannot exclude at `confidence` (None, None when none can).
+    cannot exclude at `confidence` (None, None when none can). `step`: the axis only takes
+    values on multiples of step (see `_to_steps`); the interval is widened to whole steps.
     """
     x = np.asarray(levels, dtype=float)
     k = np.asarray(successes, dtype=float)
@@ -234,7 +260,7 @@ def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: flo
         if share <= 0:
             break
         levels, k, n = _aggregate(xs, ys)
-        b = estimate(levels, k, n, target, confidence, low, high)
+        b = estimate(levels, k, n, target, confidence, low, high, step)
         if b.low is not None and b.high is not None:
             width = max(b.high - b.low, spacing / 2)
             a, z = b.low - width / 2, b.high + width / 2
@@ -250,6 +276,6 @@ def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: flo
             per = 1
         run(levels_r, per)
     levels, k, n = _aggregate(xs, ys)
-    final = estimate(levels, k, n, target, confidence, low, high)
+    final = estimate(levels, k, n, target, confidence, low, high, step)
     return AxisPlan(levels=levels, successes=k, trials=n, boundary=final, episodes=len(xs),
                     next_index=index, rounds=rounds_run)

@@ -218,7 +218,7 @@ def _quantise(values, low, high, step):
 def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: float,
                 confidence: float = 0.95, coarse: int = 8, rounds: int = 3,
                 first_share: float = 0.4, focus_levels: int = 6, step: float | None = None,
-                index_start: int = 0) -> AxisPlan:
+                index_start: int = 0, prior: AxisPlan | None = None) -> AxisPlan:
     """Adaptive levels along one axis: a coarse even pass, then rounds near the crossing.
 
     evaluate_axis(levels (m,), episode_indices (m,)) -> success (m,) bool; it is called once per
@@ -231,11 +231,21 @@ def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: flo
     current interval, widened by half its width on each side (when no crossing is in the
     range, over the confidence set inside the range, or the weakest end). `step` rounds every
     level to low + j * step (e.g. whole physics steps of a delay). Deterministic: no randomness.
+
+    `prior`: an earlier plan of this axis (its coarse pass, say) to continue: its rows count in
+    every fit, not in `budget`, the coarse pass is not run again and episode indices go on from
+    its `next_index`; the returned plan holds both, its `episodes` only the new rows.
     """
     budget = int(budget)
     xs: list[float] = []
     ys: list[bool] = []
     index = int(index_start)
+    if prior is not None:
+        for level, k, n in zip(prior.levels, prior.successes, prior.trials):
+            xs += [float(level)] * int(n)
+            ys += [True] * int(k) + [False] * int(n - k)
+        index = int(prior.next_index)
+    spent = len(xs)  # rows of the prior plan: not this call's budget
     spacing = (high - low) / max(coarse - 1, 1)
     rounds_run = []
 
@@ -251,11 +261,12 @@ def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: flo
         ys.extend(out.tolist())
         rounds_run.append([float(v) for v in levels])
 
-    first = _quantise(np.linspace(low, high, coarse), low, high, step)
-    per0 = max(1, int(first_share * budget) // len(first)) if rounds > 1 else max(1, budget // len(first))
-    run(first, min(per0, max(budget // len(first), 0)))
+    if prior is None:
+        first = _quantise(np.linspace(low, high, coarse), low, high, step)
+        per0 = max(1, int(first_share * budget) // len(first)) if rounds > 1 else max(1, budget // len(first))
+        run(first, min(per0, max(budget // len(first), 0)))
     for r in range(1, rounds):
-        left = budget - len(xs)
+        left = budget - (len(xs) - spent)
         share = left // (rounds - r)
         if share <= 0:
             break
@@ -277,5 +288,7 @@ def plan_levels(evaluate_axis, low: float, high: float, budget: int, target: flo
         run(levels_r, per)
     levels, k, n = _aggregate(xs, ys)
     final = estimate(levels, k, n, target, confidence, low, high, step)
-    return AxisPlan(levels=levels, successes=k, trials=n, boundary=final, episodes=len(xs),
+    if prior is not None:
+        rounds_run = list(prior.rounds) + rounds_run
+    return AxisPlan(levels=levels, successes=k, trials=n, boundary=final, episodes=len(xs) - spent,
                     next_index=index, rounds=rounds_run)

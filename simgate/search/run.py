@@ -26,8 +26,10 @@ import math
 import numpy as np
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
-SHARES = {"boundary": 0.20, "joint": 0.20, "heldout": 0.10, "sensitivity": 0.12, "certify": 0.30,
-          "counterexamples": 0.08}
+SHARES = {"boundary": 0.45, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.08, "certify": 0.20,
+          "counterexamples": 0.06}
+#: of the boundary stage, the coarse pass on every axis; the rest refines the axes that cross
+COARSE = 0.3
 #: first episode index of each stage's rows (a row's seed follows from its index)
 STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
                "certify": 40_000_000, "counterexamples": 50_000_000}
@@ -97,13 +99,20 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     def allowance(stage: str) -> int:
         return min(quota[stage] + carried, log.left())
 
-    # 1. per-axis boundaries, the other axes at nominal
-    per_axis, spent = {}, 0
+    # 1. per-axis boundaries, the other axes at nominal: a coarse pass on every axis, then the
+    #    rest on the axes whose crossing is in the range (one that holds or fails everywhere on
+    #    the coarse pass is settled, and its share goes where the boundary is)
     share = allowance("boundary")
-    for j, axis in enumerate(space.axes):
-        per_axis[axis.name] = _axis_boundary(space, log, j, share // d, STAGE_INDEX["boundary"] + j * 1_000_000)
-        spent += per_axis[axis.name].pop("episodes")
-    carried = share - spent
+    coarse = {j: _axis_boundary(space, log, j, int(COARSE * share) // d, STAGE_INDEX["boundary"] + j * 1_000_000,
+                                rounds=1) for j in range(d)}
+    open_axes = [j for j, plan in coarse.items() if plan is not None and plan.boundary.status == "crosses"]
+    left = share - log.used.get("boundary", 0)
+    plans = dict(coarse)
+    for k, j in enumerate(open_axes):
+        plans[j] = _axis_boundary(space, log, j, left // (len(open_axes) - k), 0, prior=coarse[j])
+        left -= plans[j].episodes
+    per_axis = {space.axes[j].name: _plan_dict(plans[j]) for j in range(d)}
+    carried = share - log.used.get("boundary", 0)
 
     # 2. joint: space-filling, then focused where the model is unsure
     share = allowance("joint")
@@ -161,24 +170,28 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     return plain(out)
 
 
-def _axis_boundary(space, log, j: int, budget: int, index_start: int) -> dict:
+def _axis_boundary(space, log, j: int, budget: int, index_start: int, rounds: int = 3, prior=None):
+    """The axis' AxisPlan (boundary.plan_levels), or None when ``budget`` cannot fit anything."""
     from simgate.search import boundary
 
     axis = space.axes[j]
-    if budget < 16:  # fewer than two episodes per level of the first pass: nothing to fit
-        return {"estimate": None, "low": None, "high": None, "status": "not_run", "levels": [], "successes": [],
-                "trials": [], "episodes": 0}
+    if prior is None and budget < 16:  # fewer than two episodes per level of the first pass: nothing to fit
+        return None
 
     def evaluate_axis(levels, indices):
         X = np.repeat(space.nominal[None], len(levels), axis=0)
         X[:, j] = levels
         return log("boundary", X, indices).success
 
-    plan = boundary.plan_levels(evaluate_axis, axis.low, axis.high, budget, space.target,
-                                step=axis.step, index_start=index_start)
-    out = plan.to_dict()
-    out["episodes"] = plan.episodes
-    return out
+    return boundary.plan_levels(evaluate_axis, axis.low, axis.high, budget, space.target, rounds=rounds,
+                                step=axis.step, index_start=index_start, prior=prior)
+
+
+def _plan_dict(plan) -> dict:
+    if plan is None:
+        return {"estimate": None, "low": None, "high": None, "status": "not_run", "levels": [], "successes": [],
+                "trials": []}
+    return plan.to_dict()
 
 
 def _fit(space, log, risk):

@@ -243,14 +243,23 @@ def scale(episodes: int, modes: list[str], repeat: int = 1) -> None:
 
 
 # -- the main gate ------------------------------------------------------------------------------
+#: requirements measured on the wall clock: their outcome must agree, their figures cannot
+TIMED = ("inference_latency",)
+
+
 def entries_differ(a: dict, b: dict) -> list[str]:
     """Case ids whose summary.json entries differ, ignoring who computed the episodes
-    (episodes_run, episodes_cached) and the run's own block."""
+    (episodes_run, episodes_cached), the run's own block and the wall-clock figures of a timed
+    requirement (the inference latency: its outcome still counts)."""
     def clean(document: dict) -> dict:
         cases = json.loads(json.dumps(document["cases"]))
         for entry in cases.values():
             entry.pop("episodes_run", None)
             entry.pop("episodes_cached", None)
+            for requirement in entry.get("requirements") or []:
+                if requirement.get("kind") in TIMED:
+                    for field in ("observed", "numbers", "bound"):
+                        requirement.pop(field, None)
         return cases
 
     ca, cb = clean(a), clean(b)
@@ -326,11 +335,19 @@ def main() -> None:
                         "the fastest of each is kept")
     parser.add_argument("--gate", action="store_true", help="the main gate instead (slow: minutes per mode)")
     parser.add_argument("--gate-modes", default="ray,serial,auto")
+    parser.add_argument("--compare", nargs=2, metavar=("REPORTS_A", "REPORTS_B"),
+                        help="compare two finished runs' summary.json case entries")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--sim-seconds", type=float, default=0.0, help=argparse.SUPPRESS)  # floor: control steps
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.episodes, args.sim_seconds)))
+    elif args.compare:
+        a, b = (json.loads((Path(d) / "summary.json").read_text()) for d in args.compare)
+        diff = entries_differ(a, b)
+        print(f"{len(a['cases'])} / {len(b['cases'])} case entries: "
+              f"{'identical' if not diff else f'{len(diff)} differ: ' + ', '.join(diff)}")
+        raise SystemExit(1 if diff else 0)
     elif args.gate:
         gate(args.gate_modes.split(","))
     else:

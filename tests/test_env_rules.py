@@ -255,10 +255,10 @@ def test_a_cancelled_lane_returns_at_its_next_control_step(bot_engine):
 def test_an_exception_in_a_lane_reaches_the_caller(bot_engine, monkeypatch):
     run_chunk = bot_engine._run_chunk
 
-    def failing(case, indices, n_steps, rows, cancel=None):
+    def failing(case, indices, n_steps, rows, cancel=None, overrides=None):
         if 2 in indices:
             raise RuntimeError("lane broke")
-        return run_chunk(case, indices, n_steps, rows, cancel)
+        return run_chunk(case, indices, n_steps, rows, cancel, overrides)
 
     monkeypatch.setattr(bot_engine, "_run_chunk", failing)
     with pytest.raises(RuntimeError, match="lane broke"):

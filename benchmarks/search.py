@@ -146,9 +146,9 @@ def fmt(value, unit=""):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="quadruped-robust", choices=["quadruped-robust", "quadruped-nominal"])
-    parser.add_argument("--budget", type=int, default=900, help="the search's episodes (default 900)")
+    parser.add_argument("--budget", type=int, default=1500, help="the search's episodes (default 1500)")
     parser.add_argument("--grid", type=int, default=5, help="dense grid levels per axis")
-    parser.add_argument("--grid-episodes", type=int, default=6)
+    parser.add_argument("--grid-episodes", type=int, default=16)
     parser.add_argument("--line-levels", type=int, default=11)
     parser.add_argument("--line-episodes", type=int, default=120)
     parser.add_argument("--no-counterexamples", action="store_true", help="skip the search's shrink stage")

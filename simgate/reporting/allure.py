@@ -266,12 +266,8 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
         params = c.get("params") or {}
         mode = c.get("mode") or "unclassified"
         key = str(uuid.UUID(hashlib.sha256(f"counterexample:{case.id}:{n}".encode()).hexdigest()[:32]))
-        attachments = []
-
-        def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
-            source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"
-            (out / source).write_bytes(body)
-            attachments.append({"name": label, "source": source, "type": mime})
+        attachments: list[dict] = []
+        attach = _attacher(out, key, attachments)
 
         command = c.get("replay") or ""
         shrunk = c.get("shrunk_from") or {}
@@ -532,12 +528,8 @@ def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
     decision = verdict.get("decision", "UNKNOWN")
     name = "promotion overview"
     key = str(uuid.UUID(hashlib.sha256(f"{name}:{verdict.get('run')}".encode()).hexdigest()[:32]))
-    attachments = []
-
-    def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
-        source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"
-        (out / source).write_bytes(body)
-        attachments.append({"name": label, "source": source, "type": mime})
+    attachments: list[dict] = []
+    attach = _attacher(out, key, attachments)
 
     full = f"<!doctype html><meta charset='utf-8'><title>simgate promotion overview</title>{page}"
     attach("promotion overview.html", full.encode(), "html", "text/html")
@@ -558,3 +550,18 @@ def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
               "parameters": [], "attachments": attachments}
     (out / f"{key}-result.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def _attacher(out, key: str, attachments: list):
+    """``attach(label, body, suffix, mime)`` for a result written by hand (the promotion overview,
+    a counterexample): the file beside the results, named from the result's key and the label so
+    a second run overwrites it, and its entry appended to ``attachments``."""
+    import hashlib
+    import uuid
+
+    def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
+        source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"
+        (out / source).write_bytes(body)
+        attachments.append({"name": label, "source": source, "type": mime})
+
+    return attach

@@ -377,9 +377,7 @@ def _search_table(results: dict[str, dict]) -> list[str]:
            "<p style='margin:2px 0'>Each search case certifies its envelope (success ≥ target at every covering "
            "design point, family-wise) or shows the smallest failing combination it found inside it. Pictures and "
            "every counterexample as a result of its own: the case's page in Allure.</p>",
-           "<table style='border-collapse:collapse'><tr>" + "".join(
-               f"<th style='text-align:left;padding:3px 6px'>{h}</th>"
-               for h in ("case", "policy", "envelope", "counterexamples", "boundary per axis")) + "</tr>"]
+           _table_head("case", "policy", "envelope", "counterexamples", "boundary per axis")]
     for row in rows:
         search = row["search"]
         cert = row["certificate"] or "not certified"
@@ -408,9 +406,7 @@ def _modes_table(results: dict[str, dict]) -> list[str]:
            "<p style='margin:2px 0'>Each failed episode counts once, under its primary mode (the first rule that "
            "matches: a robot that fell with saturated motors is <i>saturated</i>). Rate: of all episodes of the cases "
            "where the mode occurs, with an exact 95 % interval (descriptive; verdicts use each case's one-sided bound).</p>",
-           "<table style='border-collapse:collapse'><tr>" + "".join(
-               f"<th style='text-align:left;padding:3px 6px'>{h}</th>"
-               for h in ("mode", "policy", "episodes", "rate [95 % interval]", "where (informational in italics)")) + "</tr>"]
+           _table_head("mode", "policy", "episodes", "rate [95 % interval]", "where (informational in italics)")]
     for row in ranked:
         low, high = row["interval"]
         where = ", ".join((f"{e(k)} {c}/{n}" if gate else f"<i>{e(k)} {c}/{n}</i>") for c, k, n, gate in row["cases"][:6])
@@ -422,3 +418,8 @@ def _modes_table(results: dict[str, dict]) -> list[str]:
                    f"[{low:.1%}, {high:.1%}]</td><td style='padding:3px 6px'>{where}</td></tr>")
     out.append("</table>")
     return out
+
+
+def _table_head(*headers: str) -> str:
+    return ("<table style='border-collapse:collapse'><tr>"
+            + "".join(f"<th style='text-align:left;padding:3px 6px'>{h}</th>" for h in headers) + "</tr>")

@@ -1,30 +1,17 @@
-// Screenshots of a search case (issue 17) in a generated Allure 2 report, as a reader sees it in Chromium.
+// Screenshots of a search case in a generated Allure 2 report, as a reader sees it in Chromium.
 //   node docs/screenshots/shoot_search.js REPORT_DIR [OUT_DIR] [CASE_SUBSTRING]
 // Needs puppeteer-core and Chromium as shoot.js does. Finds the search case by its "search.json"
 // attachment (CASE_SUBSTRING narrows it by name) and its counterexamples by the
 // simgate_counterexample_of label; writes search-*.png.
 const fs = require('fs');
 const path = require('path');
-const http = require('http');
+const {serve} = require('./serve');
 const puppeteer = require('puppeteer-core');
 
 const report = path.resolve(process.argv[2] || 'reports/allure-report');
 const out = path.resolve(process.argv[3] || path.join(__dirname));
 const want = process.argv[4] || '';
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-const types = {'.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
-  '.png': 'image/png', '.mp4': 'video/mp4', '.svg': 'image/svg+xml', '.txt': 'text/plain', '.csv': 'text/csv',
-  '.woff': 'font/woff', '.woff2': 'font/woff2', '.ico': 'image/x-icon'};
-
-function serve() {
-  const server = http.createServer((req, res) => {
-    const file = path.join(report, decodeURIComponent(req.url.split('?')[0]).replace(/\/$/, '/index.html'));
-    if (!file.startsWith(report) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404); res.end(); return; }
-    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 const dir = path.join(report, 'data', 'test-cases');
 const full = fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
@@ -43,7 +30,7 @@ async function clickText(page, selector, text) {
 }
 
 (async () => {
-  const server = await serve();
+  const server = await serve(report);
   const base = `http://127.0.0.1:${server.address().port}/`;
   const browser = await puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',

@@ -178,7 +178,7 @@ def _case_html(result) -> str:
     return "\n".join(out)
 
 
-# -- search cases (issue 17) ------------------------------------------------------------------------
+# -- search cases ----------------------------------------------------------------------------------
 #: counterexamples rendered as videos per case (each is a full episode on the reference engine)
 MAX_COUNTEREXAMPLE_VIDEOS = 4
 #: the label that ties a counterexample's result to its search case

@@ -190,7 +190,7 @@ def description_html(results: dict[str, dict], verdict: dict | None) -> str:
 
 
 def search_rows(results: dict[str, dict]) -> list[dict]:
-    """Per search case (a record with a ``search`` dict, issue 17): its certificate, its
+    """Per search case (a record with a ``search`` dict): its certificate, its
     counterexamples, the risk model's AUC and the episodes it used."""
     from simgate.reporting.search_plots import counterexamples_of
 

@@ -1,4 +1,4 @@
-"""The pictures of a search case (the ``search`` dict of its record, docs: issue 17): the failure
+"""The pictures of a search case (the ``search`` dict of its record, docs/search.md): the failure
 boundary per axis, a 2-D map of the two most sensitive axes with the fitted risk model's
 boundary, the Sobol sensitivity bars, and the envelope's certificate. Each ``*_figure`` function
 builds a matplotlib Figure (tests read it); the function without the suffix returns PNG bytes, or

@@ -1,3 +1,3 @@
-"""Search a box of perturbation params for where a policy fails (issue 17): failure boundaries
+"""Search a box of perturbation params for where a policy fails (docs/search.md): failure boundaries
 per axis and jointly with a fitted risk model, counterexamples shrunk toward nominal, Sobol
 sensitivity, and a certified operating envelope. Nothing heavy is imported here."""

@@ -1,0 +1,21 @@
+// Serves a generated Allure report on 127.0.0.1 for shoot.js and shoot_search.js (the
+// multi-file report does not open from file://).
+const fs = require('fs');
+const path = require('path');
+const http = require('http');
+
+const types = {'.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
+  '.png': 'image/png', '.mp4': 'video/mp4', '.svg': 'image/svg+xml', '.txt': 'text/plain', '.csv': 'text/csv',
+  '.woff': 'font/woff', '.woff2': 'font/woff2', '.ico': 'image/x-icon'};
+
+function serve(report) {
+  const server = http.createServer((req, res) => {
+    const file = path.join(report, decodeURIComponent(req.url.split('?')[0]).replace(/\/$/, '/index.html'));
+    if (!file.startsWith(report) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, {'Content-Type': types[path.extname(file)] || 'application/octet-stream'});
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+module.exports = {serve};

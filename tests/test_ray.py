@@ -175,7 +175,7 @@ def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_proje
     """A policy that hangs in a Ray task (sleeping, spinning) is stopped by the worker's watchdog
     at policy_timeout, not retried; one that hangs while loading is stopped at case_timeout while
     the driver plans. Each case then ends as policy_error (timeout), with the message a -n 0 run
-    gives, and the run goes on: the PD policy's episodes all come from Ray and it passes."""
+    gives, and the run goes on: the PD policy passes."""
     names = ("sleeper", "spinner", "slow_start")
     run = _project_run(fault_project, "--simgate-ray", "local", "-v",
                        *[arg for name in ("pd", *names) for arg in ("--policy", name)], SIMGATE_RAY_CPUS="2")
@@ -183,7 +183,9 @@ def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_proje
     assert run.returncode == 1, out[-3000:]
     assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
     cases = summary(fault_project / "out")["cases"]
-    assert cases["balance-pd"]["outcome"] == "PASS" and cases["balance-pd"]["episodes_run"] == 0
+    # (its episodes normally come from Ray; under heavy load a chunk may outlive the scenario's
+    # 8 s case_timeout and be recomputed on the driver, which is the limit working, not a fault)
+    assert cases["balance-pd"]["outcome"] == "PASS", cases["balance-pd"]
     expected = {"sleeper": "a policy call took longer than the limit of 2 s",
                 "spinner": "a policy call took longer than the limit of 2 s",
                 "slow_start": "the case ran longer than its limit of 8 s"}

@@ -209,6 +209,18 @@ def test_the_search_finds_the_boundary_certifies_and_is_deterministic():
     assert total["apply_pushes.force"][0] > total["scale_friction.sliding"][0]
 
 
+def test_a_small_budget_still_finds_each_axis_boundary():
+    """A budget of 300 over 3 axes (the balancebot's scale): every axis gets its coarse pass and
+    the crossing axes their refinement, rather than an axis left unexplored."""
+    from simgate.search.run import run_search
+
+    found = run_search(synthetic_space(300), synthetic(8.0), seed=2)
+    per_axis = found["boundary"]["per_axis"]
+    assert all(b["status"] != "not_run" and sum(b["trials"]) >= 16 for b in per_axis.values()), per_axis
+    assert per_axis["apply_pushes.force"]["status"] == "crosses"
+    assert sum(per_axis["apply_pushes.force"]["trials"]) > sum(per_axis["scale_friction.sliding"]["trials"])
+
+
 def test_a_counterexample_shrinks_toward_nominal():
     """A failure that needs force > 6 N with latency irrelevant: found at the envelope's edge,
     shrunk to just above 6 N and to no latency."""

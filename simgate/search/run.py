@@ -30,6 +30,8 @@ SHARES = {"boundary": 0.45, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.08,
           "counterexamples": 0.06}
 #: of the boundary stage, the coarse pass on every axis; the rest refines the axes that cross
 COARSE = 0.3
+#: episodes of an axis' coarse pass below which it is not run (two per level of eight)
+MIN_COARSE = 16
 #: first episode index of each stage's rows (a row's seed follows from its index)
 STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
                "certify": 40_000_000, "counterexamples": 50_000_000}
@@ -103,8 +105,10 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     #    rest on the axes whose crossing is in the range (one that holds or fails everywhere on
     #    the coarse pass is settled, and its share goes where the boundary is)
     share = allowance("boundary")
-    coarse = {j: _axis_boundary(space, log, j, int(COARSE * share) // d, STAGE_INDEX["boundary"] + j * 1_000_000,
-                                rounds=1) for j in range(d)}
+    # at least two episodes per coarse level where the stage can afford it (a small budget)
+    each = max(int(COARSE * share) // d, min(MIN_COARSE, share // d))
+    coarse = {j: _axis_boundary(space, log, j, each, STAGE_INDEX["boundary"] + j * 1_000_000, rounds=1)
+              for j in range(d)}
     open_axes = [j for j, plan in coarse.items() if plan is not None and plan.boundary.status == "crosses"]
     left = share - log.used.get("boundary", 0)
     plans = dict(coarse)
@@ -175,7 +179,7 @@ def _axis_boundary(space, log, j: int, budget: int, index_start: int, rounds: in
     from simgate.search import boundary
 
     axis = space.axes[j]
-    if prior is None and budget < 16:  # fewer than two episodes per level of the first pass: nothing to fit
+    if prior is None and budget < MIN_COARSE:  # fewer than two episodes per level of the first pass
         return None
 
     def evaluate_axis(levels, indices):

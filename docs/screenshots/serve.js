@@ -1,5 +1,5 @@
-// Serves a generated Allure report on 127.0.0.1 for shoot.js and shoot_search.js (the
-// multi-file report does not open from file://).
+// What shoot.js and shoot_search.js share: the generated Allure report served on 127.0.0.1 (the
+// multi-file report does not open from file://) and headless Chromium started the same way.
 const fs = require('fs');
 const path = require('path');
 const http = require('http');
@@ -18,4 +18,10 @@ function serve(report) {
   return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-module.exports = {serve};
+function launch(puppeteer) {
+  return puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run']});
+}
+
+module.exports = {serve, launch};

@@ -5,7 +5,7 @@
 // finds the results by name in the report's data/test-cases/*.json.
 const fs = require('fs');
 const path = require('path');
-const {serve} = require('./serve');
+const {serve, launch} = require('./serve');
 const puppeteer = require('puppeteer-core');
 
 const report = path.resolve(process.argv[2] || 'reports/allure-report');
@@ -32,9 +32,7 @@ async function clickText(page, selector, text, exclude = null) {
 (async () => {
   const server = await serve(report);
   const base = `http://127.0.0.1:${server.address().port}/`;
-  const browser = await puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-           '--disable-sync', '--no-first-run']});
+  const browser = await launch(puppeteer);
   const page = await browser.newPage();
   await page.setViewport({width: 1400, height: 1000});
   const all = results();

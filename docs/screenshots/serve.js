@@ -1,5 +1,6 @@
 // What shoot.js and shoot_search.js share: the generated Allure report served on 127.0.0.1 (the
-// multi-file report does not open from file://) and headless Chromium started the same way.
+// multi-file report does not open from file://), headless Chromium started the same way, and a
+// click on the first element whose text holds a string.
 const fs = require('fs');
 const path = require('path');
 const http = require('http');
@@ -24,4 +25,20 @@ function launch(puppeteer) {
            '--disable-sync', '--no-first-run']});
 }
 
-module.exports = {serve, launch};
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+
+// Clicks the first `selector` element whose text contains `text` (and not `exclude`), then waits
+// for the report to redraw; false (and a line on the console) when there is none.
+async function clickText(page, selector, text, exclude = null) {
+  const ok = await page.evaluate((selector, text, exclude) => {
+    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text)
+      && !(exclude && e.innerText.includes(exclude)));
+    if (!els.length) return false;
+    els[0].scrollIntoView(); els[0].click(); return true;
+  }, selector, text, exclude);
+  if (!ok) console.log('not found:', selector, text);
+  await sleep(1200);
+  return ok;
+}
+
+module.exports = {serve, launch, clickText, sleep};

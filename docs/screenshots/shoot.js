@@ -5,28 +5,15 @@
 // finds the results by name in the report's data/test-cases/*.json.
 const fs = require('fs');
 const path = require('path');
-const {serve, launch} = require('./serve');
+const {serve, launch, clickText, sleep} = require('./serve');
 const puppeteer = require('puppeteer-core');
 
 const report = path.resolve(process.argv[2] || 'reports/allure-report');
 const out = path.resolve(process.argv[3] || path.join(__dirname));
-const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 
 function results() {
   const dir = path.join(report, 'data', 'test-cases');
   return fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
-}
-
-async function clickText(page, selector, text, exclude = null) {
-  const ok = await page.evaluate((selector, text, exclude) => {
-    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text)
-      && !(exclude && e.innerText.includes(exclude)));
-    if (!els.length) return false;
-    els[0].scrollIntoView(); els[0].click(); return true;
-  }, selector, text, exclude);
-  if (!ok) console.log('not found:', selector, text);
-  await sleep(1200);
-  return ok;
 }
 
 (async () => {

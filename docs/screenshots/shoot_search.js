@@ -5,29 +5,17 @@
 // simgate_counterexample_of label; writes search-*.png.
 const fs = require('fs');
 const path = require('path');
-const {serve, launch} = require('./serve');
+const {serve, launch, clickText, sleep} = require('./serve');
 const puppeteer = require('puppeteer-core');
 
 const report = path.resolve(process.argv[2] || 'reports/allure-report');
 const out = path.resolve(process.argv[3] || path.join(__dirname));
 const want = process.argv[4] || '';
-const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 
 const dir = path.join(report, 'data', 'test-cases');
 const full = fs.readdirSync(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f))));
 const attachmentsOf = (r) => [r.testStage || {}, ...(r.afterStages || [])].flatMap(s => s.attachments || []);
 const label = (r, name) => ((r.labels || []).find(l => l.name === name) || {}).value;
-
-async function clickText(page, selector, text) {
-  const ok = await page.evaluate((selector, text) => {
-    const els = [...document.querySelectorAll(selector)].filter(e => e.innerText && e.innerText.includes(text));
-    if (!els.length) return false;
-    els[0].scrollIntoView(); els[0].click(); return true;
-  }, selector, text);
-  if (!ok) console.log('not found:', selector, text);
-  await sleep(1200);
-  return ok;
-}
 
 (async () => {
   const server = await serve(report);

@@ -37,6 +37,7 @@ from simgate.engine.limits import SATURATION, actuator_limits, at_stops, joint_s
 from simgate.engine.reference import (
     MAX_QVEL,
     ReferenceEngine,
+    _per_episode,
     divergence,
     joint_speeds,
     signal_maxima,
@@ -165,8 +166,6 @@ class BatchedEngine:
     def run(self, case, indices, overrides=None) -> Rollouts:
         """As :meth:`ReferenceEngine.run`; ``overrides`` (per episode) draw a search row's world,
         each row with its own model in the batch (``set_models``)."""
-        from simgate.engine.reference import _per_episode
-
         indices = list(indices)
         overrides = _per_episode(overrides, len(indices))
         n_steps = int(round(case.horizon / self.control_dt))

@@ -38,14 +38,11 @@ class Evaluator:
     mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
 
     def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None):
-        from simgate.engine.reference import row_perturbations
-
         self.case, self.runner, self.space = case, runner, space
         self.cache = cache if cache else None
         self.classify = classify
         self.budget = budget
         self.starts = list(getattr(getattr(runner, "ref", runner), "perturbations"))
-        self._rebuild = row_perturbations
         self.episodes = 0  # rows run for the first time in this search (cache hits too)
         self.computed = 0  # of them, simulated here
         self.cached = 0  # of them, read from the episode cache
@@ -78,7 +75,9 @@ class Evaluator:
             self.engines[found[1]] += 1
             self._note(key, found[0])
         if missing:
-            overrides = [self._rebuild(self.starts, self.space.row_params(self.case, key[:-1])) for key in missing]
+            from simgate.engine.reference import row_perturbations
+
+            overrides = [row_perturbations(self.starts, self.space.row_params(self.case, key[:-1])) for key in missing]
             rollouts = self.runner.run(self.case, [key[-1] for key in missing], overrides)
             self.computed += len(missing)
             self.engines[self.engine] += len(missing)

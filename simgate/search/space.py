@@ -122,14 +122,19 @@ class Space:
 
     def row_params(self, case, x) -> dict[int, dict]:
         """Perturbation index -> that perturbation's params with this row's values written in."""
-        out: dict[int, dict] = {}
-        for axis, value in zip(self.axes, np.asarray(x, dtype=float)):
-            params = out.setdefault(axis.index, dict(case.perturbations[axis.index]["params"]))
-            params[axis.param] = float(value)
-        return out
+        return written(case, [(a.index, a.param, v) for a, v in zip(self.axes, np.asarray(x, dtype=float))])
 
     def header(self) -> dict:
         return {"target": self.target, "alpha": self.alpha, "axes": [a.to_dict() for a in self.axes]}
+
+
+def written(case, values) -> dict[int, dict]:
+    """``values``: (perturbation index, param, value) triples. Perturbation index -> a copy of
+    that perturbation's params in ``case`` with the values written in (a search row's world)."""
+    out: dict[int, dict] = {}
+    for index, param, value in values:
+        out.setdefault(index, dict(case.perturbations[index]["params"]))[param] = float(value)
+    return out
 
 
 def axis_problem(name: str, spec, registries) -> str | None:

@@ -251,9 +251,7 @@ def _model_sensitivity(space, log, model, seed: int) -> dict:
     A, B, AB = sensitivity.saltelli_design(MODEL_ROWS, d, stage_rng(seed, "sensitivity-model"))
 
     def indices_of(m) -> tuple[np.ndarray, np.ndarray]:
-        fA, fB, fAB = m.predict(A), m.predict(B), m.predict(AB.reshape(-1, d)).reshape(d, MODEL_ROWS)
-        found = sensitivity.indices(fA, fB, fAB, stage_rng(seed, "sensitivity-model-rows"), resamples=1)
-        return (np.array([found["first"][i][0] for i in range(d)]), np.array([found["total"][i][0] for i in range(d)]))
+        return sensitivity.estimates(m.predict(A), m.predict(B), m.predict(AB.reshape(-1, d)).reshape(d, MODEL_ROWS))
 
     first, total = indices_of(model)
     rows = [i for i, s in enumerate(log.stage) if s in ("boundary", "joint")]

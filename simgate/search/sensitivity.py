@@ -45,6 +45,12 @@ def _estimates(fA, fB, fAB):
     return np.where(zero, 0.0, first / safe), np.where(zero, 0.0, total / safe), V
 
 
+def estimates(fA, fB, fAB) -> tuple[np.ndarray, np.ndarray]:
+    """First- and total-order estimates per axis, without an interval (fA, fB: (n,); fAB: (d, n))."""
+    first, total, _ = _estimates(np.asarray(fA, dtype=float), np.asarray(fB, dtype=float), np.asarray(fAB, dtype=float))
+    return first, total
+
+
 def indices(fA, fB, fAB, rng: np.random.Generator, confidence: float = 0.95,
             resamples: int = 500) -> dict:
     """{"first": {i: [est, lo, hi]}, "total": {i: [...]}, "variance": V, "n": n}.

@@ -266,17 +266,26 @@ def entries_differ(a: dict, b: dict) -> list[str]:
     return sorted(cid for cid in set(ca) | set(cb) if ca.get(cid) != cb.get(cid))
 
 
-def gate_floor(document: dict, threads: int) -> tuple[float, float]:
-    """(simulated seconds, wall seconds of raw stepping) of a gate run's cases: each case's
-    episodes x its mean episode length, per env on that env's nominal model."""
-    host = _setup()
+def simulated_per_env(document: dict, ray_stats: dict | None = None) -> tuple[dict[str, float], str]:
+    """Simulated seconds per env of a gate run, and where the figure comes from. A Ray run's
+    ``ray.json`` counts every episode the cluster computed (candidates, baselines, search rows,
+    sequential batches, determinism repeats): exact. Without it, each case's episodes x its mean
+    episode length: an undercount (no baselines, search rows or repeats)."""
+    if ray_stats and ray_stats.get("simulated_s") and not ray_stats.get("not_on_ray"):
+        return dict(ray_stats["simulated_s"]), "every episode computed, from the Ray run's ray.json"
     per_env: dict[str, float] = {}
     for entry in document["cases"].values():
         length = (entry.get("metrics") or {}).get("length_s")
         if length is None or not entry.get("episodes"):
             continue
         per_env[entry["case"]["env"]] = per_env.get(entry["case"]["env"], 0.0) + entry["episodes"] * length
-    return sum(per_env.values()), sum(physics_floor(env, sim, threads, host=host) for env, sim in per_env.items())
+    return per_env, "cases' own episodes only (no baselines, search rows or repeats): an undercount"
+
+
+def gate_floor(per_env: dict[str, float], threads: int) -> float:
+    """Wall seconds of raw stepping of ``per_env`` simulated seconds, each env on its nominal model."""
+    host = _setup()
+    return sum(physics_floor(env, sim, threads, host=host) for env, sim in per_env.items())
 
 
 def gate(modes: list[str]) -> None:
@@ -312,9 +321,16 @@ def gate(modes: list[str]) -> None:
                       "summary": json.loads((reports / "summary.json").read_text())}
         print(f"  {mode}: {seconds:.1f} s, exit {out.returncode}, {reports}", file=sys.stderr, flush=True)
     some = next(iter(runs.values()))["summary"]
-    sim, floor = gate_floor(some, os.cpu_count() or 1)
-    print(f"main gate: {len(some['cases'])} cases, {sim:.0f} simulated seconds; physics floor "
-          f"(raw mujoco.batch, {os.cpu_count()} threads) {floor:.1f} s")
+    stats = None
+    for mode in ("ray", "ray2"):
+        path = Path(runs[mode]["reports"]) / "ray.json" if mode in runs else None
+        if path is not None and path.exists():
+            stats = json.loads(path.read_text())
+            break
+    per_env, source = simulated_per_env(some, stats)
+    floor = gate_floor(per_env, os.cpu_count() or 1)
+    print(f"main gate: {len(some['cases'])} cases, {sum(per_env.values()):.0f} simulated seconds ({source}); "
+          f"physics floor (raw mujoco.batch, {os.cpu_count()} threads) {floor:.1f} s")
     for mode, r in runs.items():
         print(f"  {mode:7s} {r['seconds']:7.1f} s (exit {r['rc']}): floor / wall = {floor / r['seconds']:.2f}x")
         for line in r["tail"]:

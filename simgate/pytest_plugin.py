@@ -289,7 +289,9 @@ def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
     """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
     from simgate.runner import run_case
 
-    result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"), _cache_dir(request.config))
+    ray = request.config.pluginmanager.get_plugin("simgate-ray")  # --simgate-ray: the episodes it still needs go there
+    result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"), _cache_dir(request.config),
+                      remote=getattr(ray, "compute", None))
     request.node.user_properties.append((PROPERTY, result.to_dict()))
     return Checked(result)
 

@@ -53,19 +53,21 @@ class CaseResult:
         return contract.dump(record)
 
 
-def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = None) -> CaseResult:
+def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = None, remote=None) -> CaseResult:
     """Run a case's episodes (sequentially stopped if its scenario says so), and its baseline's
-    on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed."""
+    on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed.
+    ``remote`` (:meth:`simgate.scaleout.RayScheduler.compute`) computes the episodes the case
+    still needs elsewhere, in the same lanes; where it declines, they are computed here."""
     from simgate.watchdog import TimeLimit, Watchdog
 
     with Watchdog(case.case_timeout, case.policy_timeout) as dog:
         try:
-            return _run(case, host, engine, cache_dir, dog)
+            return _run(case, host, engine, cache_dir, dog, remote)
         except TimeLimit as exc:
             return _error(case, exc, POLICY_ERROR, "timeout")
 
 
-def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResult:
+def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
     from simgate.watchdog import GuardedPolicy
 
     regs = host.registries
@@ -89,11 +91,12 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
 
     try:
         runner = make_engine(env, GuardedPolicy(policy, dog), perturbations, spec.action_size, engine)
-        source = EpisodeSource(runner, case, env, episode_cache(cache_dir, case, env, runner, spec, policy))
+        source = EpisodeSource(runner, case, env, episode_cache(cache_dir, case, env, runner, spec, policy),
+                               remote=remote, dog=dog)
         rollouts, decision = collect(case, source)
         repeats = None
         if case.thresholds.get("deterministic"):
-            repeats = runner.run(case, range(min(case.determinism_episodes, case.episodes))).episodes
+            repeats = source.recompute(range(min(case.determinism_episodes, case.episodes)))
         latency = _latency(case, regs, env, spec, policy) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner), latency)
         if case.frequency_response:
@@ -105,14 +108,16 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
         _mark_overspeed(case, rollouts)
         search = None
         if case.search:  # a search scenario is a normal scenario plus the search: block
-            search, evaluator = run_search_case(case, host, runner, spec, policy, perturbations, source.cache)
+            search, evaluator = run_search_case(case, host, runner, spec, policy, perturbations, source.cache,
+                                                source.remote_rows())
             if case.search.get("require"):
                 requirements.append(verdict.envelope_requirement(search))
             source.computed += evaluator.computed
             source.cached += evaluator.cached
             source.engines.update(evaluator.engines)
         if base_spec is not None:
-            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision)
+            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision,
+                                                    remote)
             requirements += paired
             source.computed += base_source.computed
             source.cached += base_source.cached
@@ -135,9 +140,10 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog) -> CaseResu
                       cache_note=source.cache_note, search=search)
 
 
-def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache=None):
+def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache=None, remote=None):
     """The case's search (:mod:`simgate.search`) on its engine, its rows cached per episode
-    beside the case's own. Returns the search dict and the Evaluator (its episode counts)."""
+    beside the case's own (``remote``: see :meth:`EpisodeSource.remote_rows`). Returns the search
+    dict and the Evaluator (its episode counts)."""
     import hashlib
     import json
 
@@ -148,7 +154,7 @@ def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache
 
     ref = getattr(runner, "ref", runner)
     space = spaces.from_case(case, perturbations, ref.nominal.opt.timestep, runner.control_dt)
-    evaluator = Evaluator(case, runner, space, cache, classify=host.classify, budget=space.budget)
+    evaluator = Evaluator(case, runner, space, cache, classify=host.classify, budget=space.budget, remote=remote)
     identity = json.dumps([case.seed, case.scenario, case.point, "search"], sort_keys=True)
     seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "little")  # the policy's not in it
     found = run_search(space, evaluator, seed, replay=lambda params, index: row_command(case.id, index, params))
@@ -164,8 +170,10 @@ class EpisodeSource:
     used (an input that cannot be hashed, a folder that cannot be written) never fails the case:
     caching stops and ``cache_note`` says why."""
 
-    def __init__(self, runner, case: Case, env, cache=None):
+    def __init__(self, runner, case: Case, env, cache=None, remote=None, dog=None, policy: str | None = None):
         self.runner, self.case = runner, case
+        self.remote, self.dog = remote, dog
+        self.policy = policy or case.policy
         self.cache = cache if cache else None  # a Refused cache is falsy: nothing is cached
         self.cache_note: str | None = getattr(cache, "reason", None)
         self.unit = env.progress_unit
@@ -179,19 +187,40 @@ class EpisodeSource:
         found = {i: hit for i, hit in found.items() if hit is not None}
         missing = [i for i in indices if i not in found]
         if missing:
-            for episode in self.runner.run(self.case, missing).episodes:
-                found[episode.index] = (episode, self.engine)
-                self._store(episode)
+            engine, episodes = self._compute(missing)
+            for episode in episodes:
+                found[episode.index] = (episode, engine)
+                self._store(episode, engine)
         self.computed += len(missing)
         self.cached += len(indices) - len(missing)
         self.engines.update(found[i][1] for i in indices)
         return [found[i][0] for i in indices]
 
-    def _store(self, episode) -> None:
+    def _compute(self, indices: list) -> tuple[str, list]:
+        """(engine name, episodes) of ``indices``: on the cluster where ``remote`` takes them (it
+        needs the cache context to check its workers against), else here."""
+        rows = self.remote_rows()
+        got = rows(indices, None) if rows is not None else None
+        return got if got is not None else (self.engine, self.runner.run(self.case, indices).episodes)
+
+    def recompute(self, indices) -> list:
+        """The episodes computed again, never from the cache (the determinism repeats)."""
+        return self._compute(list(indices))[1]
+
+    def remote_rows(self):
+        """``(indices, rows) -> (engine name, episodes) or None`` computing episodes on the
+        cluster (``rows``: a search's row params, one per index, or None); None without one.
+        Where it returns None the caller computes them itself."""
+        if self.remote is None or not self.cache:
+            return None
+        return lambda indices, rows: self.remote(self.case, self.policy, self.runner, self.cache, list(indices), rows,
+                                                 self.dog)
+
+    def _store(self, episode, engine: str | None = None) -> None:
         if not self.cache:
             return
         try:
-            self.cache.put(episode, self.engine)
+            self.cache.put(episode, engine or self.engine)
         except Exception as exc:  # read-only, full, a file where the folder should be: run uncached
             import warnings
 
@@ -312,7 +341,7 @@ def perturbations_for(case: Case, regs) -> list:
     return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
 
 
-def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision=None) -> list:
+def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision=None, remote=None) -> list:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
     tests; a sequential case compares on its pre-declared episodes (``decision.judged``)."""
     from simgate.engine import make_engine
@@ -323,7 +352,7 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, d
     base_policy = base_spec.load()
     runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), base_spec.action_size, engine)
     cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
-    source = EpisodeSource(runner, case, env, cache)
+    source = EpisodeSource(runner, case, env, cache, remote=remote, dog=dog, policy=base_spec.name)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
     return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner)), source
 

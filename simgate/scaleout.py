@@ -35,8 +35,11 @@ that case's chunks. Sequential cases (their batches depend on earlier outcomes),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -128,12 +131,15 @@ def _built(plugins: tuple, case, policy_name: str, engine: str):
     return _BUILT[key]
 
 
-def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str) -> tuple:
+def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str,
+              rows: list | None = None) -> tuple:
     """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``, as
     ``("ok", engine name, episodes)``; ``("timeout", message)`` when the case's time limits
     stopped it (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call), as
-    :mod:`simgate.watchdog` stops a local case. Refuses when the worker's inputs (code, versions,
-    model, policy bytes) do not give the driver's cache context."""
+    :mod:`simgate.watchdog` stops a local case. ``rows`` (one params dict per episode, a search's
+    rows) draws each episode's world from its row, as :class:`simgate.search.evaluate.Evaluator`
+    does locally. Refuses when the worker's inputs (code, versions, model, policy bytes) do not
+    give the driver's cache context."""
     from simgate.watchdog import TimeLimit
 
     try:
@@ -142,8 +148,14 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
             raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the "
                                "driver's (simgate source, Python/MuJoCo/numpy versions, model, policy file or "
                                "code); not run here")
+        overrides = None
+        if rows is not None:
+            from simgate.engine.reference import row_perturbations
+
+            starts = list(getattr(runner, "ref", runner).perturbations)
+            overrides = [row_perturbations(starts, row) for row in rows]
         with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
-            episodes = runner.run(case, indices).episodes
+            episodes = runner.run(case, indices, overrides).episodes if overrides else runner.run(case, indices).episodes
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
     name = type(runner).__name__.removesuffix("Engine").lower()
@@ -155,10 +167,16 @@ def chunks_for(case, runner) -> list[list[int]]:
     """The case's episodes as the local run splits them: the batched engine's lanes (the policy's
     batch is the lane), else runs of REFERENCE_CHUNK episodes (the reference engine runs each
     episode on its own)."""
+    return lanes_of(case.episodes, case, runner)
+
+
+def lanes_of(n: int, case, runner) -> list[list[int]]:
+    """Positions 0..n-1 of one ``runner.run`` call's indices, split as the engine splits them:
+    consecutive lanes of the case's lane size (fixed by the case, never by n), the last one short."""
     from simgate.engine.batched import BatchedEngine, lane_size
 
     size = lane_size(case.episodes, runner.chunk) if isinstance(runner, BatchedEngine) else REFERENCE_CHUNK
-    return [list(range(first, min(first + size, case.episodes))) for first in range(0, case.episodes, size)]
+    return [list(range(first, min(first + size, n))) for first in range(0, n, size)]
 
 
 def tasks_for(lanes: list[list[int]], cpus: int) -> list[list[int]]:
@@ -175,22 +193,36 @@ def project_root(config) -> Path:
 
 
 class RayScheduler:
-    """A pytest plugin: submits the selected cases' episodes at collection end, and before each
-    simgate item waits for its case's chunks (storing every chunk that finished meanwhile)."""
+    """A pytest plugin: submits the selected cases' episodes at collection end; a collector thread
+    stores every chunk in the episode cache as it finishes (so a driver killed mid-run leaves what
+    finished, and a re-run submits only the rest); before each simgate item, waits for its case's
+    chunks. :meth:`compute` runs the episodes an item asks for during the case (a sequential
+    case's batches, a search's rows, the determinism repeats, anything not in the cache) on the
+    cluster too."""
 
     def __init__(self, config, address: str):
         self.config, self.address = config, address
         self.ray = None
         self.started_here = False
-        self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes)
+        #: guards everything below it; notified whenever a chunk finishes or is given up
+        self.lock = threading.Condition()
+        self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes, env, control dt, policy)
+        #: (case id, policy) whose chunks hit a time limit or were given up: computed locally from then on
+        self.gave_up: set = set()
         self.by_case: dict = defaultdict(set)  # case id → its pending refs
         self.waiters: dict = {}  # ref → the case ids that wait for it
         self.siblings: dict = {}  # ref → every ref of its case and policy
         self._cluster = None  # (when asked, alive nodes, CPUs)
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
+        self.simulated: dict[str, float] = defaultdict(float)  # env → simulated seconds computed on Ray
         self.cases_planned = 0
         self.t0 = None
+        self.last_done = time.monotonic()
+        self.task = self.plugins = self.engine = None
+        self.cpus = 1
+        self._stop = threading.Event()
+        self._collector: threading.Thread | None = None
 
     # -- start ----------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -256,67 +288,92 @@ class RayScheduler:
 
         cache_dir = _cache_dir(self.config)
         host = self.config.stash[HOST]
-        plugins = tuple(_project_plugins(self.config))
-        engine = self.config.getoption("simgate_engine")
-        task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
-        cpus = self._cluster_cpus()
+        self.plugins = tuple(_project_plugins(self.config))
+        self.engine = self.config.getoption("simgate_engine")
+        self.task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
+        self.cpus = self._cluster_cpus()
         planned: dict = {}  # cache context → its refs (a baseline shared by several candidates: planned once)
-        self.t0 = time.monotonic()
+        self.t0 = self.last_done = time.monotonic()
+        self._collector = threading.Thread(target=self._collect, name="simgate-ray-collector", daemon=True)
+        self._collector.start()
         for case in cases:
             if case.sequential or getattr(case, "search", None):
-                continue  # its batches depend on earlier outcomes: run on the driver (runner.collect)
+                continue  # its batches depend on earlier outcomes: the item asks for them (compute)
             roles = [case.policy] + ([case.baseline] if case.baseline else [])
             for policy_name in roles:
-                runner, cache = self._plan(case, policy_name, host, engine, cache_dir)
+                runner, cache = self._plan(case, policy_name, host, self.engine, cache_dir)
                 if cache is None:
                     continue
-                if cache.context in planned:  # this case waits for them too
-                    self.by_case[case.id].update(planned[cache.context])
-                    for ref in planned[cache.context]:
-                        self.waiters[ref].append(case.id)
-                    continue
+                with self.lock:
+                    if cache.context in planned:  # this case waits for them too
+                        self.by_case[case.id].update(r for r in planned[cache.context] if r in self.pending)
+                        for ref in planned[cache.context]:
+                            if ref in self.waiters:
+                                self.waiters[ref].append(case.id)
+                        continue
                 refs = planned[cache.context] = set()
                 self.cases_planned += 1
                 # only lanes with no entry at all (an existence test: reading and checking every
-                # entry costs as much as writing it); a part-cached lane is computed locally, as
-                # the local run would split it, and so is one whose entry turns out damaged
+                # entry costs as much as writing it); a part-cached lane is computed when the
+                # item asks for it, as the local run would split it, and so is a damaged one
                 lanes = [lane for lane in chunks_for(case, runner)
                          if not any(cache.path(i).exists() for i in lane)]
-                for indices in tasks_for(lanes, cpus):
-                    ref = task.remote(plugins, case, policy_name, engine, indices, cache.context)
-                    self.pending[ref] = (cache, case.id, len(indices))
-                    self.by_case[case.id].add(ref)
-                    self.waiters[ref] = [case.id]
-                    self.siblings[ref] = refs
-                    refs.add(ref)
-                    self.episodes_total += len(indices)
+                for indices in tasks_for(lanes, self.cpus):
+                    ref = self.task.remote(self.plugins, case, policy_name, self.engine, indices, cache.context)
+                    with self.lock:
+                        self.pending[ref] = (cache, case.id, len(indices), case.env, runner.control_dt, policy_name)
+                        self.by_case[case.id].add(ref)
+                        self.waiters[ref] = [case.id]
+                        self.siblings[ref] = refs
+                        refs.add(ref)
+                        self.episodes_total += len(indices)
+                        self.lock.notify_all()
 
     # -- collect ----------------------------------------------------------------------------------
-    def drain(self, until: set | None = None, idle: float | None = None) -> None:
-        """Store finished chunks; return once every ref of ``until`` is done (all if None). When
-        no chunk at all finished for ``idle`` seconds while some of ``until`` are left, those are
-        cancelled (their episodes are then computed locally)."""
+    def _collect(self) -> None:
+        """The collector thread: stores every chunk as it finishes, whatever the items do."""
         ray = self.ray
-        last = time.monotonic()
-        while self.pending:
-            wanted = list(self.pending) if until is None else [r for r in until if r in self.pending]
-            if not wanted:
-                return
-            left = None if idle is None else max(0.0, last + idle - time.monotonic())
-            # one call for everything finished: a ready ref's object is fetched here as it completes
-            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0 if left is None else min(1.0, left))
+        while not self._stop.is_set():
+            with self.lock:
+                refs = list(self.pending)
+                if not refs:
+                    self.lock.wait(0.5)
+                    continue
+            try:
+                ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+                if ready:  # everything finished by now, in one call
+                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            except Exception:  # noqa: BLE001 (Ray shutting down under us: close() is on its way)
+                if self._stop.wait(0.5):
+                    return
+                continue
             if ready:
-                ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
                 self._store(ready)
-                last = time.monotonic()
-            elif left is not None and left <= 0:
-                for ref in [r for r in wanted if r in self.pending]:
-                    cache, cid, n = self.pending[ref]
-                    self.failed.append(f"{cid}: no chunk finished for {idle:g} s; cancelled")
-                    self._cancel(ref)
-                return
+
+    def wait_for(self, case_id: str, idle: float) -> None:
+        """Return once no chunk of ``case_id`` is pending. When no chunk at all finished for
+        ``idle`` seconds while some of the case's are left, those are cancelled (their episodes
+        are then computed when the item asks for them)."""
+        with self.lock:
+            while True:
+                left = [r for r in self.by_case.get(case_id, ()) if r in self.pending]
+                if not left:
+                    return
+                if self._collector is None or not self._collector.is_alive():
+                    for ref in left:  # nobody stores them any more
+                        self._cancel(ref)
+                    return
+                if time.monotonic() - self.last_done > idle:
+                    for ref in left:
+                        entry = self.pending[ref]
+                        self.failed.append(f"{entry[1]}: no chunk finished for {idle:g} s; cancelled")
+                        self.gave_up.add((entry[1], entry[5]))
+                        self._cancel(ref)
+                    return
+                self.lock.wait(1.0)
 
     def _cancel(self, ref) -> None:
+        """(lock held)"""
         try:
             self.ray.cancel(ref, force=True)
         except Exception:  # noqa: BLE001 (already finished or gone)
@@ -324,34 +381,44 @@ class RayScheduler:
         self._forget(ref)
 
     def _forget(self, ref) -> None:
+        """(lock held)"""
         self.pending.pop(ref, None)
         self.siblings.pop(ref, None)
         for cid in self.waiters.pop(ref, ()):  # no ref kept: Ray frees the chunk's result
             self.by_case[cid].discard(ref)
+        self.lock.notify_all()
 
     def _store(self, refs: list) -> None:
+        """(collector thread) Fetch finished chunks and put their episodes into the cache; the
+        lock is not held while fetching or writing, so an item is never held up by another
+        case's chunk."""
         try:
             results = self.ray.get(refs)
         except Exception:  # noqa: BLE001 (one of them failed: taken one by one)
             results = None
         for k, ref in enumerate(refs):
-            if ref not in self.pending:
+            with self.lock:
+                entry = self.pending.get(ref)
+            if entry is None:
                 continue  # cancelled with a sibling that timed out
-            cache, cid, n = self.pending[ref]
+            cache, cid, n, env, control_dt, policy = entry
             try:
                 result = results[k] if results is not None else self.ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 (the case computes these episodes locally)
-                self.failed.append(f"{cid}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
-                self._forget(ref)
+            except Exception as exc:  # noqa: BLE001 (the case computes these episodes when its item runs)
+                with self.lock:
+                    self.failed.append(f"{cid}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
+                    self._forget(ref)
                 continue
             if result[0] == "timeout":
                 # the other chunks of this case and policy would hang the same way: the item runs
                 # the case locally, where its watchdog reports the timeout as in a -n 0 run
-                self.failed.append(f"{cid}: {result[1]}")
-                for sibling in list(self.siblings.get(ref, ())):
-                    if sibling is not ref and sibling in self.pending:
-                        self._cancel(sibling)
-                self._forget(ref)
+                with self.lock:
+                    self.failed.append(f"{cid}: {result[1]}")
+                    self.gave_up.add((cid, policy))
+                    for sibling in list(self.siblings.get(ref, ())):
+                        if sibling is not ref and sibling in self.pending:
+                            self._cancel(sibling)
+                    self._forget(ref)
                 continue
             _, engine, episodes = result
             for episode in episodes:
@@ -359,9 +426,84 @@ class RayScheduler:
                     cache.put(episode, engine)
                 except OSError:
                     break  # run_case finds the cache unwritable and says so
-            self.episodes_done += n
-            self.steps_done += sum(int(e.length) for e in episodes)
-            self._forget(ref)
+            with self.lock:
+                self._count(env, control_dt, episodes)
+                self.last_done = time.monotonic()
+                self._forget(ref)
+
+    def _count(self, env: str, control_dt: float, episodes: list) -> None:
+        """(lock held)"""
+        steps = sum(int(e.length) for e in episodes)
+        self.episodes_done += len(episodes)
+        self.steps_done += steps
+        self.simulated[env] += steps * control_dt
+
+    # -- episodes an item asks for ----------------------------------------------------------------
+    def compute(self, case, policy_name: str, runner, cache, indices, rows=None, dog=None):
+        """``(engine name, episodes)`` of ``indices`` run by ``policy_name``, computed on the
+        cluster in the lanes ``runner.run(case, indices)`` would use (``rows``: a search's row
+        params, one per index); None when they are to be computed locally instead: no cache
+        context to check the workers against, a chunk that failed or hit its time limit (the
+        local run reports it the usual way), or no chunk finishing for the case's
+        ``case_timeout`` + GRACE. The wait does not count towards the case's own time limit
+        (``dog``): the cluster may first be finishing other cases' chunks."""
+        indices = [int(i) for i in indices]
+        if self.task is None or not cache or not indices or (case.id, policy_name) in self.gave_up:
+            return None
+        tasks = tasks_for(lanes_of(len(indices), case, runner), self.cpus)
+        refs = [self.task.remote(self.plugins, case, policy_name, self.engine, [indices[p] for p in t], cache.context,
+                                 None if rows is None else [rows[p] for p in t]) for t in tasks]
+        with self.lock:
+            self.episodes_total += len(indices)
+        try:
+            with (dog.paused() if dog is not None else _nothing()):
+                ready = self._await(refs, case.case_timeout + GRACE)
+        except BaseException:
+            for ref in refs:
+                self._cancel_direct(ref)
+            raise
+        if not ready:
+            with self.lock:
+                self.gave_up.add((case.id, policy_name))
+                self.failed.append(f"{case.id}: no chunk finished for {case.case_timeout + GRACE:g} s; computed locally")
+            for ref in refs:
+                self._cancel_direct(ref)
+            return None
+        try:
+            results = self.ray.get(refs)
+        except Exception as exc:  # noqa: BLE001 (a chunk raised: the local run reports the error)
+            with self.lock:
+                self.gave_up.add((case.id, policy_name))
+                self.failed.append(f"{case.id}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
+            return None
+        if any(r[0] != "ok" for r in results):
+            with self.lock:
+                self.gave_up.add((case.id, policy_name))
+                self.failed.extend(f"{case.id}: {r[1]}" for r in results if r[0] != "ok")
+            return None
+        episodes = [e for r in results for e in r[2]]
+        with self.lock:
+            self._count(case.env, runner.control_dt, episodes)
+        return results[0][1], episodes
+
+    def _await(self, refs: list, idle: float) -> bool:
+        """Wait in short slices (the watchdog's signal and Ctrl-C get through between them) until
+        every ref is done; False when none finished for ``idle`` seconds."""
+        done, last = 0, time.monotonic()
+        while True:
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=1.0)
+            if len(ready) == len(refs):
+                return True
+            if len(ready) > done:
+                done, last = len(ready), time.monotonic()
+            elif time.monotonic() - last > idle:
+                return False
+
+    def _cancel_direct(self, ref) -> None:
+        try:
+            self.ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 (already finished or gone)
+            pass
 
     def _resources(self) -> tuple[int, float]:
         """(alive nodes, CPUs) of the cluster, asked at most every RESOURCES_EVERY seconds."""
@@ -377,15 +519,24 @@ class RayScheduler:
 
     def progress_line(self) -> str:
         elapsed = time.monotonic() - (self.t0 or time.monotonic())
-        rate = self.episodes_done / elapsed if elapsed > 0 else 0.0
+        with self.lock:
+            done, total, steps, left = self.episodes_done, self.episodes_total, self.steps_done, len(self.pending)
+        rate = done / elapsed if elapsed > 0 else 0.0
         nodes, cpus = self._resources() if self.ray is not None and self.ray.is_initialized() else (0, 0.0)
-        line = (f"simgate ray: chunks left {len(self.pending)}, episodes {self.episodes_done}/{self.episodes_total}, "
-                f"{rate:.0f} episodes/s, {self.steps_done / max(elapsed, 1e-9):.0f} control steps/s, "
+        line = (f"simgate ray: chunks left {left}, episodes {done}/{total}, "
+                f"{rate:.0f} episodes/s, {steps / max(elapsed, 1e-9):.0f} control steps/s, "
                 f"{nodes} node(s), {cpus:g} CPU")
         if rate > 0:
-            eta = round((self.episodes_total - self.episodes_done) / rate)
+            eta = round(max(0, total - done) / rate)
             line += f", ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}"
         return line
+
+    def stats(self) -> dict:
+        """What the cluster computed in this run (``ray.json`` beside the run's summary)."""
+        with self.lock:
+            return {"episodes": self.episodes_done, "control_steps": self.steps_done,
+                    "simulated_s": {env: round(s, 6) for env, s in sorted(self.simulated.items())},
+                    "not_on_ray": list(self.failed)}
 
     # -- pytest hooks -----------------------------------------------------------------------------
     def pytest_collection_finish(self, session) -> None:
@@ -419,7 +570,7 @@ class RayScheduler:
         case = _case_of(item)
         if case is None or self.ray is None:
             return
-        self.drain(until=set(self.by_case.get(case.id, ())), idle=case.case_timeout + GRACE)
+        self.wait_for(case.id, idle=case.case_timeout + GRACE)
 
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
         if self.ray is None or not self.episodes_total or not self.config.pluginmanager.get_plugin(
@@ -431,6 +582,16 @@ class RayScheduler:
 
     def pytest_sessionfinish(self, session) -> None:
         self.close()
+        if self.t0 is None:
+            return
+        from simgate.pytest_plugin import _reports_dir
+
+        try:
+            folder = Path(_reports_dir(self.config))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "ray.json").write_text(json.dumps(self.stats(), indent=1) + "\n")
+        except OSError:
+            pass  # the reports folder's own checks say what is wrong with it
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.ray is None and not self.failed:
@@ -440,20 +601,30 @@ class RayScheduler:
             terminalreporter.write_line(f"simgate ray: chunk not computed on Ray (run locally): {line}")
 
     def close(self) -> None:
+        self._stop.set()
         ray = self.ray
         if ray is None or not ray.is_initialized():
             return
-        for ref in list(self.pending):
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001
-                pass
-        self.pending.clear()
-        self.siblings.clear()
-        self.by_case.clear()
-        self.waiters.clear()
+        with self.lock:
+            for ref in list(self.pending):
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001
+                    pass
+            self.pending.clear()
+            self.siblings.clear()
+            self.by_case.clear()
+            self.waiters.clear()
+            self.lock.notify_all()
+        if self._collector is not None:
+            self._collector.join(timeout=5.0)
         if self.started_here:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 def configure(config) -> None:

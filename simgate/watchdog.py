@@ -18,6 +18,7 @@ not enforced; nothing else changes.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -42,6 +43,7 @@ class Watchdog:
         self.started = 0.0
         self.call_started: float | None = None
         self.armed = False
+        self.paused_depth = 0
         self._previous = None
 
     def __enter__(self) -> Watchdog:
@@ -58,8 +60,22 @@ class Watchdog:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """The case's clock stands still inside: a wait for episodes computed elsewhere (a Ray
+        cluster finishing other cases first) is not this case's running time. Policy calls made
+        elsewhere run under that machine's own watchdog."""
+        begin = time.monotonic()
+        self.paused_depth += 1
+        try:
+            yield self
+        finally:
+            self.paused_depth -= 1
+            if not self.paused_depth:  # the outermost pause moves the clock once
+                self.started += time.monotonic() - begin
+
     def _check(self, signum, frame) -> None:
-        if not self.armed:
+        if not self.armed or self.paused_depth:
             return
         now = time.monotonic()
         call = self.call_started

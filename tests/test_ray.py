@@ -1,6 +1,7 @@
 """--simgate-ray: the episodes on Ray, the verdicts from the driver's episode cache, the same
 summary as ``-n 0``; a Ray worker SIGKILLed in the middle of a chunk changes nothing."""
 
+import json
 import os
 import signal
 import subprocess
@@ -40,10 +41,10 @@ def serial(tmp_path_factory):
     return summary(out)
 
 
-def _all_from_ray(document: dict) -> None:
+def _all_from_ray(document: dict, out: str = "") -> None:
     """Every episode a case used was in the cache: Ray computed them all (none locally)."""
     for cid, case in document["cases"].items():
-        assert case["episodes_run"] == 0, (cid, case["episodes_run"], case["episodes_cached"])
+        assert case["episodes_run"] == 0, (cid, case["episodes_run"], case["episodes_cached"], out[-3000:])
         assert case["episodes_cached"] > 0, cid
 
 
@@ -142,7 +143,7 @@ def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
     assert killed, "the second node never ran a chunk"
     assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
     ray_summary = summary(tmp_path)
-    _all_from_ray(ray_summary)
+    _all_from_ray(ray_summary, stdout + stderr)
     assert results_only(ray_summary) == results_only(serial)
 
 
@@ -207,3 +208,78 @@ def test_without_the_option_nothing_imports_ray(fault_project):
                          timeout=300, env=_env(SIMGATE_DISABLE_PLUGIN_AUTOLOAD="1"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "1 passed" in run.stdout and "RAY-IMPORTED []" in run.stdout, run.stdout[-3000:]
+
+
+# -- what an item asks for during its case: a search's rows, a sequential case's batches, repeats ----
+def _project_scenarios(tmp_path: Path) -> Path:
+    from tests.test_search import SCENARIO
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "tiny_search.yaml").write_text(SCENARIO)
+    sequential = (REPO / "tests" / "data" / "sequential" / "flat_sequential.yaml").read_text()
+    (folder / "flat_sequential.yaml").write_text(sequential + "  deterministic: true\n")  # and its repeats
+    return folder
+
+
+def test_search_rows_sequential_batches_and_repeats_are_computed_on_ray(tmp_path):
+    """A search case (each level depends on the last) and a sequential case (each batch on the
+    outcomes so far) ask for their episodes while their items run: those go to Ray too, in the
+    lanes the local engine would use, so the case entries equal -n 0's and nothing was computed
+    on the driver (ray.json counts at least every episode the serial run computed, plus the
+    determinism repeats, and lists no chunk left to the driver)."""
+    scenarios = _project_scenarios(tmp_path)
+    args = ("--scenarios", str(scenarios), "--policy", "balancebot-lqr")
+
+    def run(reports, *extra, **env):
+        cmd = [sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", "--simgate-reports", str(reports),
+               *args, *extra]
+        return subprocess.run(cmd, cwd=REPO, env=_env(**env), capture_output=True, text=True, timeout=900)
+
+    serial_run = run(tmp_path / "serial", "-n", "0")
+    ray_run = run(tmp_path / "ray", "--simgate-ray", "local", SIMGATE_RAY_CPUS="2")
+    for done in (serial_run, ray_run):  # the tiny search fails its envelope: exit 1, and no crash
+        assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout[-3000:] + done.stderr[-2000:]
+    serial_doc, ray_doc = summary(tmp_path / "serial"), summary(tmp_path / "ray")
+    assert results_only(ray_doc) == results_only(serial_doc)
+    search = ray_doc["cases"]["tiny_search-balancebot-lqr"]["search"]
+    assert search["episodes"]["total"] > 20
+    stats = json.loads((tmp_path / "ray" / "ray.json").read_text())
+    assert stats["not_on_ray"] == [], stats
+    computed = sum(c["episodes_run"] for c in serial_doc["cases"].values())
+    repeats = sum(min(c["case"]["determinism_episodes"], c["episodes"]) for c in serial_doc["cases"].values()
+                  if c["case"]["thresholds"].get("deterministic"))
+    assert repeats > 0 and stats["episodes"] == computed + repeats, (stats, computed, repeats)
+    assert stats["simulated_s"]["balancebot"] > 0
+
+
+def test_a_killed_driver_resumes_where_it_stopped(serial, tmp_path):
+    """Chunks are stored as they finish, by a collector thread, whatever the items are doing: a
+    driver SIGKILLed mid-run (with the Ray runtime it started) leaves them in the cache, and the
+    next run submits only the rest and gives the serial summary."""
+    cache = tmp_path / "cache"
+    first = subprocess.Popen(_cmd(tmp_path / "first", "--simgate-ray", "local", "--simgate-cache", str(cache)),
+                             cwd=REPO, env=_env(SIMGATE_RAY_CPUS="2"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=ray_cluster.pdeathsig)
+    stored = 0
+    try:
+        deadline = time.time() + 300
+        while first.poll() is None and time.time() < deadline:
+            stored = sum(1 for _ in cache.rglob("*.npz")) if cache.exists() else 0
+            if stored >= 40:
+                break
+            time.sleep(0.1)
+    finally:
+        for pid in [first.pid, *_descendants(first.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        first.wait()
+    assert stored >= 40, "the first run stored nothing before it was killed"
+    total = sum(c["episodes_run"] for c in serial["cases"].values())
+    again = _run(tmp_path / "again", "--simgate-ray", "local", "--simgate-cache", str(cache), SIMGATE_RAY_CPUS="2")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    submitted = int(again.stdout.split("simgate ray: ", 1)[1].split(" episodes of", 1)[0])
+    assert submitted <= total - 15, (submitted, total, stored)  # whole stored lanes (15 episodes) not asked for again
+    assert results_only(summary(tmp_path / "again")) == results_only(serial)

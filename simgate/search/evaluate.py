@@ -37,8 +37,11 @@ class Evaluator:
     """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
     mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
 
-    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None):
+    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, remote=None):
         self.case, self.runner, self.space = case, runner, space
+        #: ``(indices, rows) -> (engine name, episodes) or None``: the rows computed elsewhere (a
+        #: Ray cluster), in the lanes this engine would use; None (or a None answer): here
+        self.remote = remote
         self.cache = cache if cache else None
         self.classify = classify
         self.budget = budget
@@ -77,13 +80,18 @@ class Evaluator:
         if missing:
             from simgate.engine.reference import row_perturbations
 
-            overrides = [row_perturbations(self.starts, self.space.row_params(self.case, key[:-1])) for key in missing]
-            rollouts = self.runner.run(self.case, [key[-1] for key in missing], overrides)
+            indices_of = [key[-1] for key in missing]
+            rows = [self.space.row_params(self.case, key[:-1]) for key in missing]
+            got = self.remote(indices_of, rows) if self.remote is not None else None
+            if got is None:
+                overrides = [row_perturbations(self.starts, row) for row in rows]
+                got = self.engine, self.runner.run(self.case, indices_of, overrides).episodes
+            engine, episodes = got
             self.computed += len(missing)
-            self.engines[self.engine] += len(missing)
-            for key, episode in zip(missing, rollouts.episodes):
+            self.engines[engine] += len(missing)
+            for key, episode in zip(missing, episodes):
                 self._note(key, episode)
-                self._store(episode, self.space.params(key[:-1]))
+                self._store(episode, self.space.params(key[:-1]), engine)
         rows = [self.memo[k] for k in keys]
         return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),
                        [r[2] for r in rows])
@@ -94,11 +102,11 @@ class Evaluator:
             mode = (self.classify(self.case, episode) if self.classify else None) or episode.terminated or "failed"
         self.memo[key] = (bool(episode.success), float(np.mean(episode.mean_abs_torque)), str(mode))
 
-    def _store(self, episode, row: dict) -> None:
+    def _store(self, episode, row: dict, engine: str) -> None:
         if not self.cache:
             return
         try:
-            self.cache.put(episode, self.engine, row)
+            self.cache.put(episode, engine, row)
         except Exception as exc:  # an unwritable cache never fails the search: it stops caching
             self.cache, self.cache_note = None, (f"episode cache disabled for the search of {self.case.id!r}: "
                                                  f"{type(exc).__name__}: {exc}")

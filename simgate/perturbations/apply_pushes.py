@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from typing import Literal, Union
@@ -136,3 +137,21 @@ class ApplyPushes(Perturbation):
         i = int(np.searchsorted(state.start, substep, side="right")) - 1
         # xfrc_applied persists across steps, so every step outside a push writes the zero back
         data.xfrc_applied[state.body, :3] = state.force[i] if i >= 0 and substep < state.stop[i] else 0.0
+
+    def physics_block(self, model, ctrl, xfrc, state: PushSchedule, first: int) -> None:
+        # ``physics`` for the block's steps at once. It writes the body's force entry at every
+        # step (zero outside a push), which is what makes the block form exact.
+        n, start = len(xfrc), state.start
+        i = bisect.bisect_right(start, first) - 1  # the push in force at the block's first step
+        if i + 1 < len(start) and start[i + 1] < first + n:  # another starts inside: step by step
+            steps = np.arange(first, first + n)
+            i = np.searchsorted(start, steps, side="right") - 1
+            on = (i >= 0) & (steps < state.stop[i])  # i = -1 reads the last stop, masked by i >= 0
+            xfrc[:, state.body, :3] = np.where(on[:, None], state.force[i], 0.0)
+            return
+        # the common case, in a few scalar operations: the first `pushed` steps under push i
+        pushed = 0 if i < 0 else min(max(int(state.stop[i]) - first, 0), n)
+        rows = xfrc[:, state.body, :3]
+        if pushed:
+            rows[:pushed] = state.force[i]
+        rows[pushed:] = 0.0

@@ -127,6 +127,26 @@ class Perturbation:
         what lets every engine plan a control step's physics steps before running them
         (see :mod:`simgate.engine.substeps`)."""
 
+    #: Optional, a faster form of ``physics`` for a whole control step:
+    #: ``physics_block(self, model, ctrl, xfrc, state, first) -> None``, with ``ctrl`` of shape
+    #: ``(frame_skip, nu)`` and ``xfrc`` of shape ``(frame_skip, nbody, 6)``; row ``k`` is physics
+    #: step ``first + k``. It writes in place what ``physics`` would write at each of those steps.
+    #: The engines use it only when every physics-rate hook of the episode has one (and only from
+    #: the class that also defines the ``physics`` in use: a subclass overriding ``physics`` alone
+    #: keeps the per-step path); ``physics`` stays the reference, and must be kept.
+    #:
+    #: In a block every row of ``ctrl`` starts as the command and every row of ``xfrc`` as the
+    #: forces the previous control step left, whereas per step ``xfrc`` carries over from the step
+    #: before and each hook runs at step k before the next hook does. Both give the same bits only
+    #: if the hook (1) writes the same ``xfrc`` entries at every physics step, whatever the step
+    #: (zero outside its schedule rather than leaving the entry alone: it never relies on a value
+    #: it wrote at an earlier step persisting, since in a block every step starts from the control
+    #: step's starting forces; ``ctrl`` is the command again at every step in both forms, so an
+    #: edit of ``ctrl`` may be limited to some steps), and (2) reads no entry another hook writes,
+    #: except the command in ``ctrl`` for a ``replaces_ctrl`` hook (which runs first). Like
+    #: ``physics``, it writes from the episode state alone.
+    physics_block: ClassVar[Any] = None
+
 
 def range_validator(*fields: str, low: float = 0.0):
     """A pydantic validator checking Sampled ``fields`` (bounds ≥ low, ordered)."""

@@ -64,3 +64,16 @@ class DelayActions(Perturbation):
             state.sent[substep // state.frame_skip] = data.ctrl
         j = (substep - state.delay) // state.frame_skip  # floor: negative until the first command is due
         data.ctrl[:] = state.sent[j] if j >= 0 else state.idle
+
+    def physics_block(self, model, ctrl, xfrc, state: _Latency, first: int) -> None:
+        fs, n = state.frame_skip, len(ctrl)
+        # record first, while every row still holds the command: a step of this block reads at
+        # most the control step it belongs to, so no row reads a command recorded after it
+        for k in range(-first % fs, n, fs):
+            state.sent[(first + k) // fs] = ctrl[k]
+        k = 0
+        while k < n:  # runs of steps due the same command: at most two in a control step
+            lag = first + k - state.delay
+            end = min(n, k + fs - lag % fs)
+            ctrl[k:end] = state.sent[lag // fs] if lag >= 0 else state.idle
+            k = end

@@ -68,3 +68,8 @@ class DropMotor(Perturbation):
     def physics(self, model, data, state: _Window, substep: int) -> None:
         if state.begin <= substep < state.end:
             data.ctrl[state.actuator] = 0.0
+
+    def physics_block(self, model, ctrl, xfrc, state: _Window, first: int) -> None:
+        begin, end = max(state.begin - first, 0), min(state.end - first, len(ctrl))
+        if begin < end:
+            ctrl[begin:end, state.actuator] = 0.0

@@ -12,7 +12,9 @@ within one stage, perturbations compose in the order the file lists them):
 4. every control step: ``observation`` perturbations on what the policy sees, the policy, then
    ``action`` perturbations on what is commanded; the env maps the action onto ``ctrl``;
 5. every physics step, before ``mj_step``: ``action`` perturbations that act at physics rate
-   (latency, motor dropout) rewrite ``ctrl``, then ``force`` perturbations write ``xfrc_applied``.
+   (latency, motor dropout) rewrite ``ctrl``, then ``force`` perturbations write ``xfrc_applied``;
+   such a hook may also define ``physics_block`` (see ``Perturbation.physics_block``) to plan a
+   whole control step's physics steps in one call.
 
 A control-rate change applies to the whole case (it sets the physics steps per control step).
 """

@@ -25,8 +25,12 @@ throughput over the batched engine's.
 ``--gate-modes`` picks, ``ray2`` adds a two-node cluster), each into a fresh reports folder,
 prints their wall times, the case entries that differ from ``-n 0`` (ignoring episodes_run /
 episodes_cached, which say who computed an episode, not what it is), and the physics floor of
-the gate: for each case, episodes x mean episode length (summary.json's length_s) stepped raw on
-its env's nominal model.
+the gate: the simulated seconds of every episode the Ray run computed (its ``ray.json``:
+candidates, baselines, search rows, sequential batches, determinism repeats), per env, stepped
+raw on that env's nominal model. It also splits the Ray run's wall time: the engine's own time
+on the workers (``ray.json``'s worker_engine_s, over the CPUs) against the wall, and the physics
+floor against the engine's time: what scheduling costs, and what the engine's per-step work
+(policy, observations, perturbations, checks) costs over raw stepping.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ def run_ray(episodes: int, address: str) -> tuple[int, float]:
                 if pending:
                     more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
                     ready += more
-                for status, engine, done in ray.get(ready):
+                for status, engine, done, _seconds in ray.get(ready):
                     for episode in done:
                         cache.put(episode, engine)
                     steps += sum(e.length for e in done)
@@ -335,6 +339,13 @@ def gate(modes: list[str]) -> None:
         print(f"  {mode:7s} {r['seconds']:7.1f} s (exit {r['rc']}): floor / wall = {floor / r['seconds']:.2f}x")
         for line in r["tail"]:
             print(f"           {line}")
+    if stats and stats.get("worker_engine_s"):
+        cpus = os.cpu_count() or 1  # a local runtime (ray2: one CPU on each of two nodes, the same count)
+        engine = stats["worker_engine_s"] / cpus
+        wall = runs.get("ray", runs.get("ray2"))["seconds"]
+        print(f"  Ray run: the engine's time on the workers {stats['worker_engine_s']:.1f} s over {cpus} CPUs = "
+              f"{engine:.1f} s; engine / wall = {engine / wall:.2f}x (scheduling, the driver's own work); "
+              f"floor / engine = {floor / engine:.2f}x (the engine's per-step work over raw stepping)")
     if "serial" in runs:
         for mode, r in runs.items():
             if mode != "serial":

@@ -3,13 +3,17 @@ of the test items, straight into the driver's episode cache.
 
 The controller (this pytest process; xdist is not used with Ray) plans, once collection is done,
 every selected fixed-size case's episodes, the candidate's and its baseline's (the same indices),
-into chunks and submits each chunk as a Ray task. A task builds the env, the policy and the
-perturbations through the same plugin host as a local run (the project's root travels as the
-task's ``working_dir``, so the registered modules and the policy files travel by content), runs the
-engine on exactly its indices, and returns the Episode objects. The driver ``put``s them into the
-episode cache (:func:`simgate.runner.episode_cache`) as chunks finish. Each test item then runs
-:func:`simgate.runner.run_case` as in a ``-n 0`` run: it finds its episodes in the cache, so the
-verdicts come from the same code path.
+into chunks, and keeps the cluster fed with them in the items' order (a window of
+WINDOW_PER_CPU tasks per CPU in flight). A task builds the env, the policy and the perturbations
+through the same plugin host as a local run (the project's root travels as the task's
+``working_dir``, so the registered modules and the policy files travel by content), runs the
+engine on exactly its indices, and returns the Episode objects. A collector thread ``put``s them
+into the episode cache (:func:`simgate.runner.episode_cache`) as chunks finish. Each test item
+then runs :func:`simgate.runner.run_case` as in a ``-n 0`` run: it finds its episodes in the
+cache, so the verdicts come from the same code path. What an item asks for while it runs (a
+sequential case's batches, a search's rows, the determinism repeats, a lane not in the cache)
+goes through :meth:`RayScheduler.compute` to the cluster too; with only the window ahead of it in
+the queue, it starts at once while the planned chunks keep the other CPUs busy.
 
 Same bits. A chunk of the batched engine is exactly one of the lanes the local run would use
 (``lane_size`` of the case's episodes, the same indices per lane): the policy sees the same batch
@@ -29,8 +33,7 @@ chunk stopped there is not retried, the other chunks of that case and policy are
 the item runs the case locally, where the same watchdog ends it as ``policy_error (timeout)`` with
 the message a ``-n 0`` run gives. The driver plans a case (loading its policy) under the same
 limits, and a wait in which no chunk finishes for ``case_timeout`` + GRACE seconds gives up on
-that case's chunks. Sequential cases (their batches depend on earlier outcomes), search cases
-(their next levels depend on earlier ones) and cases without a cache run locally, as today.
+that case's chunks. Cases without a cache context run locally, as today.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import json
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 #: how often Ray resubmits a chunk whose worker or node died
@@ -52,6 +55,9 @@ REFERENCE_CHUNK = 32
 #: tasks per CPU of the cluster; fewer, longer tasks cost the driver less per episode
 MAX_LANES = 8
 TASKS_PER_CPU = 4
+#: planned tasks in flight per CPU of the cluster (one running, one queued): enough to keep every
+#: CPU busy, few enough that what an item asks for mid-case (compute) starts almost at once
+WINDOW_PER_CPU = 2
 #: seconds the progress line reuses the cluster's node and CPU counts (asking the GCS costs)
 RESOURCES_EVERY = 5.0
 #: seconds a wait for a case's chunks may see no chunk finish beyond the case's own case_timeout
@@ -134,7 +140,7 @@ def _built(plugins: tuple, case, policy_name: str, engine: str):
 def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str,
               rows: list | None = None) -> tuple:
     """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``, as
-    ``("ok", engine name, episodes)``; ``("timeout", message)`` when the case's time limits
+    ``("ok", engine name, episodes, seconds the engine took)``; ``("timeout", message)`` when the case's time limits
     stopped it (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call), as
     :mod:`simgate.watchdog` stops a local case. ``rows`` (one params dict per episode, a search's
     rows) draws each episode's world from its row, as :class:`simgate.search.evaluate.Evaluator`
@@ -154,12 +160,14 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
 
             starts = list(getattr(runner, "ref", runner).perturbations)
             overrides = [row_perturbations(starts, row) for row in rows]
+        start = time.perf_counter()
         with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
             episodes = runner.run(case, indices, overrides).episodes if overrides else runner.run(case, indices).episodes
+        seconds = time.perf_counter() - start
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
     name = type(runner).__name__.removesuffix("Engine").lower()
-    return ("ok", name, episodes)
+    return ("ok", name, episodes, seconds)
 
 
 # -- the driver side ----------------------------------------------------------------------------
@@ -192,13 +200,31 @@ def project_root(config) -> Path:
     return Path(config.rootpath)
 
 
+@dataclasses.dataclass(eq=False)
+class _Chunk:
+    """One task's worth of a planned case: submitted when the window has room."""
+
+    args: tuple  # run_chunk's
+    cache: object
+    case_id: str
+    policy: str
+    env: str
+    control_dt: float
+    n: int
+    waiters: list  # the case ids that wait for it (a shared baseline: several)
+    siblings: set  # every chunk of its case and policy
+    ref: object = None  # its ObjectRef, once submitted
+
+
 class RayScheduler:
-    """A pytest plugin: submits the selected cases' episodes at collection end; a collector thread
+    """A pytest plugin: plans the selected cases' episodes at collection end and keeps the cluster
+    fed with them (WINDOW_PER_CPU tasks per CPU in flight, in the items' order); a collector thread
     stores every chunk in the episode cache as it finishes (so a driver killed mid-run leaves what
     finished, and a re-run submits only the rest); before each simgate item, waits for its case's
     chunks. :meth:`compute` runs the episodes an item asks for during the case (a sequential
     case's batches, a search's rows, the determinism repeats, anything not in the cache) on the
-    cluster too."""
+    cluster too; having few tasks queued ahead of them, those start at once, and the planned
+    chunks keep the other CPUs busy while the item thinks."""
 
     def __init__(self, config, address: str):
         self.config, self.address = config, address
@@ -206,16 +232,18 @@ class RayScheduler:
         self.started_here = False
         #: guards everything below it; notified whenever a chunk finishes or is given up
         self.lock = threading.Condition()
-        self.pending: dict = {}  # ObjectRef → (cache, case id, n episodes, env, control dt, policy)
+        self.backlog: deque = deque()  # planned chunks not submitted yet, in the items' order
+        self.inflight: dict = {}  # ObjectRef → its _Chunk
+        self.open: set = set()  # every chunk not finished (backlog and in flight)
+        self.by_case: dict = defaultdict(set)  # case id → its open chunks
         #: (case id, policy) whose chunks hit a time limit or were given up: computed locally from then on
         self.gave_up: set = set()
-        self.by_case: dict = defaultdict(set)  # case id → its pending refs
-        self.waiters: dict = {}  # ref → the case ids that wait for it
-        self.siblings: dict = {}  # ref → every ref of its case and policy
         self._cluster = None  # (when asked, alive nodes, CPUs)
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
         self.simulated: dict[str, float] = defaultdict(float)  # env → simulated seconds computed on Ray
+        self.worker_seconds = 0.0  # the engine's time on the workers, summed over chunks
+        self.chunks_planned = 0
         self.cases_planned = 0
         self.t0 = None
         self.last_done = time.monotonic()
@@ -292,7 +320,7 @@ class RayScheduler:
         self.engine = self.config.getoption("simgate_engine")
         self.task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
         self.cpus = self._cluster_cpus()
-        planned: dict = {}  # cache context → its refs (a baseline shared by several candidates: planned once)
+        planned: dict = {}  # cache context → its chunks (a baseline shared by several candidates: planned once)
         self.t0 = self.last_done = time.monotonic()
         self._collector = threading.Thread(target=self._collect, name="simgate-ray-collector", daemon=True)
         self._collector.start()
@@ -306,36 +334,46 @@ class RayScheduler:
                     continue
                 with self.lock:
                     if cache.context in planned:  # this case waits for them too
-                        self.by_case[case.id].update(r for r in planned[cache.context] if r in self.pending)
-                        for ref in planned[cache.context]:
-                            if ref in self.waiters:
-                                self.waiters[ref].append(case.id)
+                        for chunk in planned[cache.context] & self.open:
+                            chunk.waiters.append(case.id)
+                            self.by_case[case.id].add(chunk)
                         continue
-                refs = planned[cache.context] = set()
+                siblings = planned[cache.context] = set()
                 self.cases_planned += 1
                 # only lanes with no entry at all (an existence test: reading and checking every
                 # entry costs as much as writing it); a part-cached lane is computed when the
                 # item asks for it, as the local run would split it, and so is a damaged one
                 lanes = [lane for lane in chunks_for(case, runner)
                          if not any(cache.path(i).exists() for i in lane)]
-                for indices in tasks_for(lanes, self.cpus):
-                    ref = self.task.remote(self.plugins, case, policy_name, self.engine, indices, cache.context)
-                    with self.lock:
-                        self.pending[ref] = (cache, case.id, len(indices), case.env, runner.control_dt, policy_name)
-                        self.by_case[case.id].add(ref)
-                        self.waiters[ref] = [case.id]
-                        self.siblings[ref] = refs
-                        refs.add(ref)
+                with self.lock:
+                    for indices in tasks_for(lanes, self.cpus):
+                        chunk = _Chunk((self.plugins, case, policy_name, self.engine, indices, cache.context), cache,
+                                       case.id, policy_name, case.env, runner.control_dt, len(indices), [case.id],
+                                       siblings)
+                        siblings.add(chunk)
+                        self.open.add(chunk)
+                        self.by_case[case.id].add(chunk)
+                        self.backlog.append(chunk)
                         self.episodes_total += len(indices)
-                        self.lock.notify_all()
+                        self.chunks_planned += 1
+                    self._feed()  # the cluster starts on the first cases while the others are planned
+
+    def _feed(self) -> None:
+        """(lock held) Submit backlog chunks until WINDOW_PER_CPU per CPU are in flight."""
+        while self.backlog and len(self.inflight) < WINDOW_PER_CPU * self.cpus:
+            chunk = self.backlog.popleft()
+            chunk.ref = self.task.remote(*chunk.args)
+            self.inflight[chunk.ref] = chunk
+        self.lock.notify_all()
 
     # -- collect ----------------------------------------------------------------------------------
     def _collect(self) -> None:
-        """The collector thread: stores every chunk as it finishes, whatever the items do."""
+        """The collector thread: stores every chunk as it finishes, whatever the items do, and
+        keeps the window full."""
         ray = self.ray
         while not self._stop.is_set():
             with self.lock:
-                refs = list(self.pending)
+                refs = list(self.inflight)
                 if not refs:
                     self.lock.wait(0.5)
                     continue
@@ -349,43 +387,55 @@ class RayScheduler:
                 continue
             if ready:
                 self._store(ready)
+                with self.lock:
+                    self._feed()
 
     def wait_for(self, case_id: str, idle: float) -> None:
-        """Return once no chunk of ``case_id`` is pending. When no chunk at all finished for
-        ``idle`` seconds while some of the case's are left, those are cancelled (their episodes
-        are then computed when the item asks for them)."""
+        """Return once no chunk of ``case_id`` is open; its chunks still in the backlog go first.
+        When no chunk at all finished for ``idle`` seconds while some of the case's are left,
+        those are cancelled (their episodes are then computed when the item asks for them)."""
         with self.lock:
+            mine = [c for c in self.backlog if c in self.by_case.get(case_id, ())]
+            if mine:  # the item needs them now (their turn had not come: a re-ordered selection)
+                for chunk in mine:
+                    self.backlog.remove(chunk)
+                self.backlog.extendleft(reversed(mine))
+                self._feed()
             while True:
-                left = [r for r in self.by_case.get(case_id, ()) if r in self.pending]
+                left = list(self.by_case.get(case_id, ()))
                 if not left:
                     return
                 if self._collector is None or not self._collector.is_alive():
-                    for ref in left:  # nobody stores them any more
-                        self._cancel(ref)
+                    for chunk in left:  # nobody stores them any more
+                        self._cancel(chunk)
                     return
                 if time.monotonic() - self.last_done > idle:
-                    for ref in left:
-                        entry = self.pending[ref]
-                        self.failed.append(f"{entry[1]}: no chunk finished for {idle:g} s; cancelled")
-                        self.gave_up.add((entry[1], entry[5]))
-                        self._cancel(ref)
+                    for chunk in left:
+                        self.failed.append(f"{chunk.case_id}: no chunk finished for {idle:g} s; cancelled")
+                        self.gave_up.add((chunk.case_id, chunk.policy))
+                        self._cancel(chunk)
                     return
                 self.lock.wait(1.0)
 
-    def _cancel(self, ref) -> None:
+    def _cancel(self, chunk) -> None:
         """(lock held)"""
-        try:
-            self.ray.cancel(ref, force=True)
-        except Exception:  # noqa: BLE001 (already finished or gone)
-            pass
-        self._forget(ref)
+        if chunk.ref is not None:
+            try:
+                self.ray.cancel(chunk.ref, force=True)
+            except Exception:  # noqa: BLE001 (already finished or gone)
+                pass
+        self._forget(chunk)
 
-    def _forget(self, ref) -> None:
+    def _forget(self, chunk) -> None:
         """(lock held)"""
-        self.pending.pop(ref, None)
-        self.siblings.pop(ref, None)
-        for cid in self.waiters.pop(ref, ()):  # no ref kept: Ray frees the chunk's result
-            self.by_case[cid].discard(ref)
+        if chunk not in self.open:
+            return
+        self.open.discard(chunk)
+        if chunk.ref is None:
+            self.backlog.remove(chunk)
+        self.inflight.pop(chunk.ref, None)  # no ref kept: Ray frees the chunk's result
+        for cid in chunk.waiters:
+            self.by_case[cid].discard(chunk)
         self.lock.notify_all()
 
     def _store(self, refs: list) -> None:
@@ -398,41 +448,41 @@ class RayScheduler:
             results = None
         for k, ref in enumerate(refs):
             with self.lock:
-                entry = self.pending.get(ref)
-            if entry is None:
+                chunk = self.inflight.get(ref)
+            if chunk is None:
                 continue  # cancelled with a sibling that timed out
-            cache, cid, n, env, control_dt, policy = entry
             try:
                 result = results[k] if results is not None else self.ray.get(ref)
             except Exception as exc:  # noqa: BLE001 (the case computes these episodes when its item runs)
                 with self.lock:
-                    self.failed.append(f"{cid}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
-                    self._forget(ref)
+                    self.failed.append(f"{chunk.case_id}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
+                    self._forget(chunk)
                 continue
             if result[0] == "timeout":
                 # the other chunks of this case and policy would hang the same way: the item runs
                 # the case locally, where its watchdog reports the timeout as in a -n 0 run
                 with self.lock:
-                    self.failed.append(f"{cid}: {result[1]}")
-                    self.gave_up.add((cid, policy))
-                    for sibling in list(self.siblings.get(ref, ())):
-                        if sibling is not ref and sibling in self.pending:
+                    self.failed.append(f"{chunk.case_id}: {result[1]}")
+                    self.gave_up.add((chunk.case_id, chunk.policy))
+                    for sibling in list(chunk.siblings & self.open):
+                        if sibling is not chunk:
                             self._cancel(sibling)
-                    self._forget(ref)
+                    self._forget(chunk)
                 continue
-            _, engine, episodes = result
+            _, engine, episodes, seconds = result
             for episode in episodes:
                 try:
-                    cache.put(episode, engine)
+                    chunk.cache.put(episode, engine)
                 except OSError:
                     break  # run_case finds the cache unwritable and says so
             with self.lock:
-                self._count(env, control_dt, episodes)
+                self._count(chunk.env, chunk.control_dt, episodes, seconds)
                 self.last_done = time.monotonic()
-                self._forget(ref)
+                self._forget(chunk)
 
-    def _count(self, env: str, control_dt: float, episodes: list) -> None:
+    def _count(self, env: str, control_dt: float, episodes: list, seconds: float) -> None:
         """(lock held)"""
+        self.worker_seconds += seconds
         steps = sum(int(e.length) for e in episodes)
         self.episodes_done += len(episodes)
         self.steps_done += steps
@@ -483,7 +533,7 @@ class RayScheduler:
             return None
         episodes = [e for r in results for e in r[2]]
         with self.lock:
-            self._count(case.env, runner.control_dt, episodes)
+            self._count(case.env, runner.control_dt, episodes, sum(r[3] for r in results))
         return results[0][1], episodes
 
     def _await(self, refs: list, idle: float) -> bool:
@@ -520,7 +570,7 @@ class RayScheduler:
     def progress_line(self) -> str:
         elapsed = time.monotonic() - (self.t0 or time.monotonic())
         with self.lock:
-            done, total, steps, left = self.episodes_done, self.episodes_total, self.steps_done, len(self.pending)
+            done, total, steps, left = self.episodes_done, self.episodes_total, self.steps_done, len(self.open)
         rate = done / elapsed if elapsed > 0 else 0.0
         nodes, cpus = self._resources() if self.ray is not None and self.ray.is_initialized() else (0, 0.0)
         line = (f"simgate ray: chunks left {left}, episodes {done}/{total}, "
@@ -536,6 +586,7 @@ class RayScheduler:
         with self.lock:
             return {"episodes": self.episodes_done, "control_steps": self.steps_done,
                     "simulated_s": {env: round(s, 6) for env, s in sorted(self.simulated.items())},
+                    "worker_engine_s": round(self.worker_seconds, 3),
                     "not_on_ray": list(self.failed)}
 
     # -- pytest hooks -----------------------------------------------------------------------------
@@ -562,7 +613,7 @@ class RayScheduler:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"simgate ray: {self.episodes_total} episodes of {self.cases_planned} case/policy "
-                                f"pair(s) submitted as {len(self.pending)} chunks")
+                                f"pair(s) planned as {self.chunks_planned} chunks")
 
     def pytest_runtest_setup(self, item) -> None:
         from simgate.controller import _case_of
@@ -606,15 +657,15 @@ class RayScheduler:
         if ray is None or not ray.is_initialized():
             return
         with self.lock:
-            for ref in list(self.pending):
+            for ref in list(self.inflight):
                 try:
                     ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001
                     pass
-            self.pending.clear()
-            self.siblings.clear()
+            self.inflight.clear()
+            self.backlog.clear()
+            self.open.clear()
             self.by_case.clear()
-            self.waiters.clear()
             self.lock.notify_all()
         if self._collector is not None:
             self._collector.join(timeout=5.0)

@@ -27,10 +27,11 @@ prints their wall times, the case entries that differ from ``-n 0`` (ignoring ep
 episodes_cached, which say who computed an episode, not what it is), and the physics floor of
 the gate: the simulated seconds of every episode the Ray run computed (its ``ray.json``:
 candidates, baselines, search rows, sequential batches, determinism repeats), per env, stepped
-raw on that env's nominal model. It also splits the Ray run's wall time: the engine's own time
-on the workers (``ray.json``'s worker_engine_s, over the CPUs) against the wall, and the physics
-floor against the engine's time: what scheduling costs, and what the engine's per-step work
-(policy, observations, perturbations, checks) costs over raw stepping.
+raw on that env's nominal model with zero control. It also splits the Ray run's wall time with
+``ray.json``'s worker_s (per CPU): the engine's time on the workers against the wall (the rest
+is scheduling and the driver's own work), and of the engine's time MuJoCo's stepping of the
+gate's own trajectories (timed inside Batch.rollout: the same physics work, perturbed models and
+terrain included) and the policies' calls.
 """
 
 from __future__ import annotations
@@ -339,13 +340,16 @@ def gate(modes: list[str]) -> None:
         print(f"  {mode:7s} {r['seconds']:7.1f} s (exit {r['rc']}): floor / wall = {floor / r['seconds']:.2f}x")
         for line in r["tail"]:
             print(f"           {line}")
-    if stats and stats.get("worker_engine_s"):
+    if stats and (stats.get("worker_s") or {}).get("engine"):
         cpus = os.cpu_count() or 1  # a local runtime (ray2: one CPU on each of two nodes, the same count)
-        engine = stats["worker_engine_s"] / cpus
+        worker = {part: s / cpus for part, s in stats["worker_s"].items()}
         wall = runs.get("ray", runs.get("ray2"))["seconds"]
-        print(f"  Ray run: the engine's time on the workers {stats['worker_engine_s']:.1f} s over {cpus} CPUs = "
-              f"{engine:.1f} s; engine / wall = {engine / wall:.2f}x (scheduling, the driver's own work); "
-              f"floor / engine = {floor / engine:.2f}x (the engine's per-step work over raw stepping)")
+        print(f"  Ray run, per CPU of {cpus}: the engine {worker['engine']:.1f} s (engine / wall "
+              f"{worker['engine'] / wall:.2f}x: the rest is scheduling and the driver's own work), of which "
+              f"MuJoCo's stepping {worker.get('physics', 0):.1f} s and the policies' calls {worker.get('policy', 0):.1f} s")
+        print(f"  the gate's own physics (its trajectories, its perturbed models, timed inside the engine's "
+              f"Batch.rollout in the same run) / wall = {worker.get('physics', 0) / wall:.2f}x; "
+              f"raw floor / the engine's stepping = {floor / max(worker.get('physics', 0), 1e-9):.2f}x")
     if "serial" in runs:
         for mode, r in runs.items():
             if mode != "serial":

@@ -140,7 +140,8 @@ def _built(plugins: tuple, case, policy_name: str, engine: str):
 def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str,
               rows: list | None = None) -> tuple:
     """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``, as
-    ``("ok", engine name, episodes, seconds the engine took)``; ``("timeout", message)`` when the case's time limits
+    ``("ok", engine name, episodes, {"engine": seconds, "physics": ..., "policy": ...})`` (where
+    the engine's time went: MuJoCo's stepping and the policy's calls, batched engine only); ``("timeout", message)`` when the case's time limits
     stopped it (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call), as
     :mod:`simgate.watchdog` stops a local case. ``rows`` (one params dict per episode, a search's
     rows) draws each episode's world from its row, as :class:`simgate.search.evaluate.Evaluator`
@@ -160,10 +161,12 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
 
             starts = list(getattr(runner, "ref", runner).perturbations)
             overrides = [row_perturbations(starts, row) for row in rows]
+        timing = getattr(runner, "timing", {})
+        before = dict(timing)
         start = time.perf_counter()
         with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
             episodes = runner.run(case, indices, overrides).episodes if overrides else runner.run(case, indices).episodes
-        seconds = time.perf_counter() - start
+        seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
     name = type(runner).__name__.removesuffix("Engine").lower()
@@ -242,7 +245,7 @@ class RayScheduler:
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
         self.simulated: dict[str, float] = defaultdict(float)  # env → simulated seconds computed on Ray
-        self.worker_seconds = 0.0  # the engine's time on the workers, summed over chunks
+        self.worker_seconds: dict[str, float] = defaultdict(float)  # engine / physics / policy, over chunks
         self.chunks_planned = 0
         self.cases_planned = 0
         self.t0 = None
@@ -480,9 +483,10 @@ class RayScheduler:
                 self.last_done = time.monotonic()
                 self._forget(chunk)
 
-    def _count(self, env: str, control_dt: float, episodes: list, seconds: float) -> None:
+    def _count(self, env: str, control_dt: float, episodes: list, seconds: dict) -> None:
         """(lock held)"""
-        self.worker_seconds += seconds
+        for part, value in seconds.items():
+            self.worker_seconds[part] += value
         steps = sum(int(e.length) for e in episodes)
         self.episodes_done += len(episodes)
         self.steps_done += steps
@@ -533,7 +537,9 @@ class RayScheduler:
             return None
         episodes = [e for r in results for e in r[2]]
         with self.lock:
-            self._count(case.env, runner.control_dt, episodes, sum(r[3] for r in results))
+            for r in results[:-1]:
+                self._count(case.env, runner.control_dt, [], r[3])
+            self._count(case.env, runner.control_dt, episodes, results[-1][3])
         return results[0][1], episodes
 
     def _await(self, refs: list, idle: float) -> bool:
@@ -586,7 +592,8 @@ class RayScheduler:
         with self.lock:
             return {"episodes": self.episodes_done, "control_steps": self.steps_done,
                     "simulated_s": {env: round(s, 6) for env, s in sorted(self.simulated.items())},
-                    "worker_engine_s": round(self.worker_seconds, 3),
+                    # seconds on the workers: the engine's, and of it MuJoCo's stepping and the policy's calls
+                    "worker_s": {part: round(s, 3) for part, s in sorted(self.worker_seconds.items())},
                     "not_on_ray": list(self.failed)}
 
     # -- pytest hooks -----------------------------------------------------------------------------

@@ -251,6 +251,8 @@ def test_search_rows_sequential_batches_and_repeats_are_computed_on_ray(tmp_path
                   if c["case"]["thresholds"].get("deterministic"))
     assert repeats > 0 and stats["episodes"] == computed + repeats, (stats, computed, repeats)
     assert stats["simulated_s"]["balancebot"] > 0
+    worker = stats["worker_s"]  # where the workers' time went: MuJoCo and the policy are parts of the engine's
+    assert 0 < worker["physics"] + worker["policy"] <= worker["engine"], worker
 
 
 def test_a_killed_driver_resumes_where_it_stopped(serial, tmp_path):

@@ -30,6 +30,7 @@ on the batch size (torch) still gives the same result on every run.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -154,6 +155,9 @@ class BatchedEngine:
         self.env, self.policy, self.action_size = env, policy, action_size
         self.nthread, self.chunk = nthread, chunk
         self.policy_lock = threading.Lock()
+        #: thread-seconds spent in MuJoCo's stepping and in the policy's calls, summed over lanes:
+        #: where a run's time goes (a Ray worker reports them; nothing depends on them)
+        self.timing = {"physics": 0.0, "policy": 0.0}
         read = fields_read(env, self.ref.nominal)
         unknown = sorted(read - set(DATA_FIELDS))
         if unknown:
@@ -256,6 +260,9 @@ class BatchedEngine:
             if run.recorded == len(run.stepped):
                 run.flush()
         run.flush()
+        with self.policy_lock:
+            self.timing["physics"] += run.physics_s
+            self.timing["policy"] += run.policy_s
         return run.episodes(indices)
 
 
@@ -271,6 +278,7 @@ class _ChunkRun:
 
         self.engine, self.env, self.batch, self.fields = engine, engine.env, batch, fields
         self.nominal = engine.ref.nominal  # every episode's model has its layout
+        self.physics_s = self.policy_s = 0.0
         self.mujoco = mujoco
         n, nu = len(starts), engine.ref.nominal.nu
         self.n, self.rows, self.fs, self.nu = n, rows, engine.ref.frame_skip, nu
@@ -373,7 +381,11 @@ class _ChunkRun:
         that got none, why."""
         try:
             with self.engine.policy_lock:
-                out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
+                began = time.perf_counter()
+                try:
+                    out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
+                finally:
+                    self.policy_s += time.perf_counter() - began
             if out.shape != (self.rows, self.engine.action_size):
                 raise ValueError("batch shape")
         except Exception:
@@ -422,6 +434,7 @@ class _ChunkRun:
         failed: dict[int, str] = {}
         every = live.size == self.n  # the common case: no copies, everything in place
         b = self.recorded
+        began = time.perf_counter()
         try:
             record = ("actuator_force", "actuator_velocity")
             if every:  # straight into the block's buffers
@@ -434,6 +447,7 @@ class _ChunkRun:
             self.stepped[b, live] = True
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
+        self.physics_s += time.perf_counter() - began
         if every:
             self.states[b] = self.batch.state
         else:

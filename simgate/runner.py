@@ -216,11 +216,11 @@ class EpisodeSource:
         return lambda indices, rows: self.remote(self.case, self.policy, self.runner, self.cache, list(indices), rows,
                                                  self.dog)
 
-    def _store(self, episode, engine: str | None = None) -> None:
+    def _store(self, episode, engine: str) -> None:
         if not self.cache:
             return
         try:
-            self.cache.put(episode, engine or self.engine)
+            self.cache.put(episode, engine)
         except Exception as exc:  # read-only, full, a file where the folder should be: run uncached
             import warnings
 

@@ -44,7 +44,7 @@ import json
 import os
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 #: how often Ray resubmits a chunk whose worker or node died
@@ -155,17 +155,14 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
             raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the "
                                "driver's (simgate source, Python/MuJoCo/numpy versions, model, policy file or "
                                "code); not run here")
-        overrides = None
-        if rows is not None:
-            from simgate.engine.reference import row_perturbations
+        from simgate.engine.reference import row_overrides
 
-            starts = list(getattr(runner, "ref", runner).perturbations)
-            overrides = [row_perturbations(starts, row) for row in rows]
+        overrides = None if rows is None else row_overrides(runner, rows)
         timing = getattr(runner, "timing", {})
         before = dict(timing)
         start = time.perf_counter()
         with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
-            episodes = runner.run(case, indices, overrides).episodes if overrides else runner.run(case, indices).episodes
+            episodes = runner.run(case, indices, overrides).episodes
         seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
@@ -213,7 +210,6 @@ class _Chunk:
     policy: str
     env: str
     control_dt: float
-    n: int
     waiters: list  # the case ids that wait for it (a shared baseline: several)
     siblings: set  # every chunk of its case and policy
     ref: object = None  # its ObjectRef, once submitted
@@ -351,8 +347,7 @@ class RayScheduler:
                 with self.lock:
                     for indices in tasks_for(lanes, self.cpus):
                         chunk = _Chunk((self.plugins, case, policy_name, self.engine, indices, cache.context), cache,
-                                       case.id, policy_name, case.env, runner.control_dt, len(indices), [case.id],
-                                       siblings)
+                                       case.id, policy_name, case.env, runner.control_dt, [case.id], siblings)
                         siblings.add(chunk)
                         self.open.add(chunk)
                         self.by_case[case.id].add(chunk)
@@ -423,11 +418,14 @@ class RayScheduler:
     def _cancel(self, chunk) -> None:
         """(lock held)"""
         if chunk.ref is not None:
-            try:
-                self.ray.cancel(chunk.ref, force=True)
-            except Exception:  # noqa: BLE001 (already finished or gone)
-                pass
+            self._cancel_ref(chunk.ref)
         self._forget(chunk)
+
+    def _cancel_ref(self, ref) -> None:
+        try:
+            self.ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 (already finished or gone)
+            pass
 
     def _forget(self, chunk) -> None:
         """(lock held)"""
@@ -510,18 +508,18 @@ class RayScheduler:
         with self.lock:
             self.episodes_total += len(indices)
         try:
-            with (dog.paused() if dog is not None else _nothing()):
+            with (dog.paused() if dog is not None else contextlib.nullcontext()):
                 ready = self._await(refs, case.case_timeout + GRACE)
         except BaseException:
             for ref in refs:
-                self._cancel_direct(ref)
+                self._cancel_ref(ref)
             raise
         if not ready:
             with self.lock:
                 self.gave_up.add((case.id, policy_name))
                 self.failed.append(f"{case.id}: no chunk finished for {case.case_timeout + GRACE:g} s; computed locally")
             for ref in refs:
-                self._cancel_direct(ref)
+                self._cancel_ref(ref)
             return None
         try:
             results = self.ray.get(refs)
@@ -536,10 +534,11 @@ class RayScheduler:
                 self.failed.extend(f"{case.id}: {r[1]}" for r in results if r[0] != "ok")
             return None
         episodes = [e for r in results for e in r[2]]
+        seconds: Counter = Counter()
+        for r in results:
+            seconds.update(r[3])
         with self.lock:
-            for r in results[:-1]:
-                self._count(case.env, runner.control_dt, [], r[3])
-            self._count(case.env, runner.control_dt, episodes, results[-1][3])
+            self._count(case.env, runner.control_dt, episodes, seconds)
         return results[0][1], episodes
 
     def _await(self, refs: list, idle: float) -> bool:
@@ -554,12 +553,6 @@ class RayScheduler:
                 done, last = len(ready), time.monotonic()
             elif time.monotonic() - last > idle:
                 return False
-
-    def _cancel_direct(self, ref) -> None:
-        try:
-            self.ray.cancel(ref, force=True)
-        except Exception:  # noqa: BLE001 (already finished or gone)
-            pass
 
     def _resources(self) -> tuple[int, float]:
         """(alive nodes, CPUs) of the cluster, asked at most every RESOURCES_EVERY seconds."""
@@ -665,10 +658,7 @@ class RayScheduler:
             return
         with self.lock:
             for ref in list(self.inflight):
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
+                self._cancel_ref(ref)
             self.inflight.clear()
             self.backlog.clear()
             self.open.clear()
@@ -678,11 +668,6 @@ class RayScheduler:
             self._collector.join(timeout=5.0)
         if self.started_here:
             ray.shutdown()
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield
 
 
 def configure(config) -> None:

@@ -275,6 +275,13 @@ def row_perturbations(perturbations: list, params: dict[int, dict]) -> list:
     return out
 
 
+def row_overrides(runner, rows: list) -> list:
+    """Per episode, ``runner``'s start perturbations with each search row's params written in
+    (:func:`row_perturbations`): the ``overrides`` argument of either engine's ``run``."""
+    starts = list(getattr(runner, "ref", runner).perturbations)  # the batched engine keeps them on its reference
+    return [row_perturbations(starts, row) for row in rows]
+
+
 def signal_maxima(names, peaks: np.ndarray, steps: int) -> dict[str, float]:
     """The env's per-step signals' largest values over the control steps an episode ran."""
     return {name: float(peak) if steps else float("nan") for name, peak in zip(names, peaks)}

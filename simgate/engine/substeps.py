@@ -39,15 +39,15 @@ def plan(hooks, model, command: np.ndarray, xfrc: np.ndarray, frame_skip: int, f
     When every hook has ``physics_block`` the control step is planned one call per hook instead
     of one per hook and physics step: the same arrays, bit for bit, under the rule stated at
     :meth:`simgate.perturbations.base.Perturbation.physics_block`."""
+    if not all(has_block(p) for p, _ in hooks):
+        return plan_per_step(hooks, model, command, xfrc, frame_skip, first)
     ctrl = np.empty((frame_skip, command.shape[0]))
     forces = np.empty((frame_skip,) + xfrc.shape)
-    if all(has_block(p) for p, _ in hooks):
-        ctrl[:] = command
-        forces[:] = xfrc
-        for p, s in hooks:
-            p.physics_block(model, ctrl, forces, s, first)
-        return ctrl, forces
-    return _plan_steps(hooks, model, command, xfrc, ctrl, forces, first)
+    ctrl[:] = command
+    forces[:] = xfrc
+    for p, s in hooks:
+        p.physics_block(model, ctrl, forces, s, first)
+    return ctrl, forces
 
 
 _BLOCK: dict[type, bool] = {}
@@ -76,12 +76,8 @@ def plan_per_step(hooks, model, command: np.ndarray, xfrc: np.ndarray, frame_ski
     semantics a block hook is held to (tests compare the two)."""
     ctrl = np.empty((frame_skip, command.shape[0]))
     forces = np.empty((frame_skip,) + xfrc.shape)
-    return _plan_steps(hooks, model, command, xfrc, ctrl, forces, first)
-
-
-def _plan_steps(hooks, model, command, xfrc, ctrl, forces, first):
     previous = xfrc
-    for k in range(ctrl.shape[0]):
+    for k in range(frame_skip):
         ctrl[k] = command
         forces[k] = previous
         view = SubstepInputs(ctrl[k], forces[k])

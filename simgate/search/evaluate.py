@@ -45,7 +45,6 @@ class Evaluator:
         self.cache = cache if cache else None
         self.classify = classify
         self.budget = budget
-        self.starts = list(getattr(getattr(runner, "ref", runner), "perturbations"))
         self.episodes = 0  # rows run for the first time in this search (cache hits too)
         self.computed = 0  # of them, simulated here
         self.cached = 0  # of them, read from the episode cache
@@ -78,14 +77,13 @@ class Evaluator:
             self.engines[found[1]] += 1
             self._note(key, found[0])
         if missing:
-            from simgate.engine.reference import row_perturbations
+            from simgate.engine.reference import row_overrides
 
             indices_of = [key[-1] for key in missing]
             rows = [self.space.row_params(self.case, key[:-1]) for key in missing]
             got = self.remote(indices_of, rows) if self.remote is not None else None
             if got is None:
-                overrides = [row_perturbations(self.starts, row) for row in rows]
-                got = self.engine, self.runner.run(self.case, indices_of, overrides).episodes
+                got = self.engine, self.runner.run(self.case, indices_of, row_overrides(self.runner, rows)).episodes
             engine, episodes = got
             self.computed += len(missing)
             self.engines[engine] += len(missing)

@@ -60,11 +60,11 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     still needs elsewhere, in the same lanes; where it declines, they are computed here."""
     from simgate.watchdog import TimeLimit, Watchdog
 
-    with Watchdog(case.case_timeout, case.policy_timeout) as dog:
-        try:
-            return _run(case, host, engine, cache_dir, dog, remote)
-        except TimeLimit as exc:
-            return _error(case, exc, POLICY_ERROR, "timeout")
+    dog = Watchdog(case.case_timeout, case.policy_timeout)
+    try:
+        return dog.run(_run, case, host, engine, cache_dir, dog, remote)
+    except TimeLimit as exc:
+        return _error(case, exc, POLICY_ERROR, "timeout")
 
 
 def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:

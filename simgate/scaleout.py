@@ -130,9 +130,9 @@ def _built(plugins: tuple, case, policy_name: str, engine: str):
     key = (plugins, pickle.dumps(case), policy_name, engine)
     if key not in _BUILT:
         dog = Watchdog(case.case_timeout, case.policy_timeout)
-        with dog:  # loading a policy can hang too
-            runner, env, spec, policy, keyed = build_for(case, policy_name, _host(plugins), engine, dog)
-            cache = episode_cache(Path("/nonexistent-simgate-cache"), keyed, env, runner, spec, policy)
+        # loading a policy can hang too
+        runner, env, spec, policy, keyed = dog.run(build_for, case, policy_name, _host(plugins), engine, dog)
+        cache = episode_cache(Path("/nonexistent-simgate-cache"), keyed, env, runner, spec, policy)
         _BUILT[key] = (runner, cache.context if cache else None, dog)
     return _BUILT[key]
 
@@ -161,8 +161,7 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
         timing = getattr(runner, "timing", {})
         before = dict(timing)
         start = time.perf_counter()
-        with dog:  # a Ray task runs in its worker's main thread, where SIGALRM is delivered
-            episodes = runner.run(case, indices, overrides).episodes
+        episodes = dog.run(runner.run, case, indices, overrides).episodes
         seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
@@ -302,8 +301,8 @@ class RayScheduler:
         from simgate.watchdog import TimeLimit, Watchdog
 
         try:
-            with Watchdog(case.case_timeout, case.policy_timeout):
-                return context_of(case, policy_name, host, engine, cache_dir)
+            return Watchdog(case.case_timeout, case.policy_timeout).run(context_of, case, policy_name, host, engine,
+                                                                        cache_dir)
         except TimeLimit as exc:
             self.failed.append(f"{case.id}: {exc}")
         except Exception:  # noqa: BLE001 (a setup error: run_case reports it the usual way)

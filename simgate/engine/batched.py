@@ -13,9 +13,9 @@ closed loop, and ``nthread`` lanes run at once in Python threads: MuJoCo release
 it steps, so one lane's bookkeeping and policy call overlap the other lanes' physics instead of
 leaving the physics threads idle. Policy calls are serialised by a lock (a scripted controller
 need not be thread-safe); the env's rules must be (a MujocoEnv keeps no state of its own). The
-lane threads are daemons and stop at their next control step once the caller's wait ends by an
-exception (a time limit's signal handler raising in the main thread): a policy call that never
-returns cannot keep the process from exiting.
+lane threads are daemons and stop at their next control step once the caller's wait ends (an
+error in another lane, or a watchdog giving up on the case: :mod:`simgate.watchdog`): a policy
+call that never returns cannot keep the process from exiting.
 
 The env's per-step rules are its row rules (``observe_rows``, ...), asked once for all live
 episodes; the reference engine asks the same rules on one row at a time (MujocoEnv derives the
@@ -187,37 +187,47 @@ class BatchedEngine:
         """``work(lane, cancel)`` for every lane on ``nthread`` daemon threads, each taking the
         next lane when it is done with one; the results in lane order.
 
-        Not a ThreadPoolExecutor: Python joins its threads at exit, so a lane stuck in a policy
-        call would hang the process after a time limit gave up on it. The main thread waits in
-        short slices, which a signal handler's exception interrupts; whatever ends the wait,
-        ``cancel`` is set and the lanes return at their next control step. A lane's exception is
-        raised here once every lane has run, the first in lane order, as ThreadPoolExecutor.map
-        raised it: which one does not depend on timing."""
+        Not a ThreadPoolExecutor, and no ``Thread.join``: Python joins its pool threads at exit,
+        so a lane stuck in a policy call would hang the process after a time limit gave up on it;
+        and an exception raised in a waiting ``join`` marks a lane that still runs as stopped
+        (CPython 3.11, gh-90882). The caller waits on an event that the last lane sets; whatever
+        ends the wait (an error in a lane, an exception in the caller), ``cancel`` is set and
+        the lanes return at their next control step. A lane's exception is raised here once
+        every lane has run, the first in lane order, as ThreadPoolExecutor.map raised it: which
+        one does not depend on timing."""
         cancel = threading.Event()
         results: list = [None] * len(lanes)
         errors: dict[int, BaseException] = {}
         claim = threading.Lock()
         queue = iter(range(len(lanes)))
+        n_threads = min(self.nthread, len(lanes))
+        running = [n_threads]
+        finished = threading.Event()
 
         def lane_thread() -> None:
-            while not cancel.is_set():
+            try:
+                while not cancel.is_set():
+                    with claim:
+                        i = next(queue, None)
+                    if i is None:
+                        return
+                    try:
+                        results[i] = work(lanes[i], cancel)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller of run
+                        errors[i] = exc
+            finally:
                 with claim:
-                    i = next(queue, None)
-                if i is None:
-                    return
-                try:
-                    results[i] = work(lanes[i], cancel)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller of run
-                    errors[i] = exc
+                    running[0] -= 1
+                    if not running[0]:
+                        finished.set()
 
         threads = [threading.Thread(target=lane_thread, name=f"simgate-lane-{k}", daemon=True)
-                   for k in range(min(self.nthread, len(lanes)))]
+                   for k in range(n_threads)]
         try:
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.2)
+            while not finished.wait(0.2):
+                pass
         finally:
             cancel.set()
         if errors:

@@ -219,9 +219,12 @@ def policy_sha256(spec, policy) -> str:
 
 
 def env_inputs(env) -> dict:
-    """The env's rules: its class's packages; for the gymnasium adapter, gymnasium's version and
+    """The env's rules: its class's packages (and, for a YAML robot, its files' digests); for the gymnasium adapter, gymnasium's version and
     the wrapped task's class too (the adapter itself is simgate's, keyed by simgate's digest)."""
     out = {"code": class_digests(env)}
+    described = getattr(env, "inputs", None)
+    if callable(described):  # a YAML robot: its robot file and the policy's contract, beside the model
+        out["described"] = described()
     from simgate.envs.gymnasium_adapter import GymnasiumEnv
 
     if isinstance(env, GymnasiumEnv):

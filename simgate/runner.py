@@ -72,12 +72,12 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
 
     regs = host.registries
     try:
-        env = build_env(regs.envs.get(case.env))
         spec = regs.policies.get(case.policy)
+        env = build_env(regs.envs.get(case.env), spec)
         check_sizes(spec, env)
         base_spec = regs.policies.get(case.baseline) if case.baseline else None
         if base_spec is not None:
-            check_sizes(base_spec, env)
+            check_sizes(base_spec, env_for(env, base_spec))
         perturbations = perturbations_for(case, regs)
     except Exception as exc:
         return _error(case, exc, SETUP_ERROR)
@@ -350,6 +350,7 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, d
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)
     base_policy = base_spec.load()
+    env = env_for(env, base_spec)
     runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), base_spec.action_size, engine)
     cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache, remote=remote, dog=dog, policy=base_spec.name)
@@ -375,11 +376,27 @@ def episode_cache(cache_dir, case: Case, env, runner, spec, policy):
     return cache.EpisodeCache(Path(cache_dir), context)
 
 
-def build_env(factory):
+def build_env(factory, spec=None):
+    """The env a registry's factory makes; bound to ``spec``'s contract when the env is a YAML
+    robot (each policy brings its own observation/action contract)."""
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
-    return factory()
+    env = factory()
+    return env_for(env, spec) if spec is not None else env
+
+
+def env_for(env, spec):
+    """``env`` as ``spec`` drives it: a YAML robot bound to the policy's contract; any other env
+    as is (a contract on a Python env is refused: the env's code fixes its own layout)."""
+    bind = getattr(env, "for_policy", None)
+    if bind is not None:
+        return bind(spec) if getattr(env, "contract", None) is not getattr(spec, "contract", None) else env
+    if getattr(spec, "contract", None) is not None:
+        raise ValueError(f"policy {spec.name!r} ({spec.manifest}) carries a contract, but env {env.name!r} is a Python "
+                         "env whose code fixes the observation and action layout; a contract needs a YAML robot "
+                         "(envs/<name>/robot.yaml, kind: mjcf)")
+    return env
 
 
 def check_sizes(spec, env) -> None:

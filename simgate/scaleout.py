@@ -97,8 +97,8 @@ def build_for(case, policy_name: str, host, engine: str, watchdog=None):
     from simgate.runner import build_env, check_sizes, perturbations_for
 
     regs = host.registries
-    env = build_env(regs.envs.get(case.env))
     spec = regs.policies.get(policy_name)
+    env = build_env(regs.envs.get(case.env), spec)
     check_sizes(spec, env)
     policy = spec.load()
     acting = policy

@@ -406,3 +406,43 @@ def test_manifest_files_are_confined_and_listed(tmp_path):
     (folder / "gains.json").unlink()
     assert "files:" in spec.problem() and "gains.json does not exist" in spec.problem()
 
+
+
+# -- push params and joint_limit_exclude (tests/test_contract_fixes.py) --------------------------
+
+def push_entry(params: str):
+    """An apply_pushes entry after scale_friction: its params are line 10 of the scenario."""
+    return edit(S, "thresholds:", f"  - kind: apply_pushes\n    params: {{{params}}}\nthresholds:")
+
+
+PUSH_ROWS = [
+    Row("push-zero-direction", push_entry("body: chassis, force: 5, interval: 1, direction: [0, 0, 0]"),
+        (f"{S}:10", "perturbations[1].params.direction", "non-zero [x, y, z] vector")),
+    Row("push-body-list-typo", push_entry("body: [chassis, chasis], force: 5, interval: 1"),
+        (f"{S}:10", "perturbations[1].params.body", "no body named 'chasis'", "did you mean 'chassis'?")),
+    Row("push-body-list-empty", push_entry("body: [], force: 5, interval: 1"),
+        (f"{S}:10", "perturbations[1].params.body", "list the bodies")),
+    Row("push-count-zero", push_entry("body: chassis, force: 5, interval: 1, count: 0"),
+        (f"{S}:10", "perturbations[1].params.count", "count should be ≥ 1")),
+    Row("push-without-time", push_entry("body: chassis, force: 5"),
+        (f"{S}:10", "perturbations[1].params", "for a single push write count: 1 and first: <seconds>")),
+]
+
+
+@pytest.mark.parametrize("row", PUSH_ROWS, ids=[r.id for r in PUSH_ROWS])
+def test_a_hostile_push_stops_the_run_with_one_located_message(project, monkeypatch, row):
+    test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row)
+
+
+def test_a_misspelt_joint_limit_exclusion_fails_its_case_naming_the_closest_joint(host, monkeypatch):
+    """An env's joint_limit_exclude is code, not a scenario: a name that is no joint of the model
+    fails the case as a setup error (both engines), never excluding nothing in silence."""
+    from envs.balancebot.env import BalanceBot
+    from simgate.runner import run_case
+    from tests.test_engine import make_case
+
+    monkeypatch.setattr(BalanceBot, "joint_limit_exclude", ("pich",))
+    for engine in ("reference", "batched"):
+        result = run_case(make_case(episodes=2, horizon=0.2), host, engine, None)
+        assert result.outcome == "ERROR" and "setup_error" in result.error, result.error
+        assert "joint_limit_exclude lists 'pich', which is no joint of its model; did you mean 'pitch'?" in result.error

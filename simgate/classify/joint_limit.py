@@ -1,4 +1,7 @@
-"""joint_limit: a limited joint sat at its stop for a sustained share of the control steps."""
+"""joint_limit: a limited joint sat at its stop for a sustained share of the control steps.
+
+The share (``episode.at_stops``) leaves out the joints the env lists in ``joint_limit_exclude``
+(:mod:`simgate.engine.limits`): a joint that rests on its stop in the home pose is no failure."""
 
 DEFAULT_SHARE = 0.1
 

@@ -71,8 +71,8 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     from simgate.runner import build_env, check_sizes, episode_cache, perturbations_for
 
     regs = host.registries
-    env = build_env(regs.envs.get(case.env))
     spec = regs.policies.get(case.policy)
+    env = build_env(regs.envs.get(case.env), spec)
     check_sizes(spec, env)
     policy = spec.load()
     engine = ReferenceEngine(env, policy, perturbations_for(case, regs), spec.action_size)

@@ -325,7 +325,7 @@ class _ChunkRun:
         self.signal_peak = np.full((n, len(self.env.signals)), -np.inf)
         self.speed_peak = np.zeros((n, nu))
         limits = np.array([actuator_limits(m) for m in self.models]).reshape(n, nu)  # per episode: weakened motors
-        self.stops = joint_stops(self.nominal)  # joint ranges: no perturbation edits them
+        self.stops = joint_stops(self.nominal, self.env)  # joint ranges: no perturbation edits them
         self.saturated = np.zeros(n, dtype=np.int64)
         self.stop_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
@@ -386,32 +386,38 @@ class _ChunkRun:
         return np.array([self.env.observe(self.models[j], self.data[j]) for j in live])
 
     def _act(self, live) -> tuple[np.ndarray, dict]:
-        """One policy call on the case's fixed number of rows; per-row calls only to find out
-        which episode a raising policy failed on. Returns the actions and, for the episodes
-        that got none, why."""
-        try:
-            with self.engine.policy_lock:
-                began = time.perf_counter()
-                try:
-                    out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
-                finally:
-                    self.policy_s += time.perf_counter() - began
-            if out.shape != (self.rows, self.engine.action_size):
-                raise ValueError("batch shape")
-        except Exception:
-            out, errors = np.zeros((self.rows, self.engine.action_size)), {}
-            for j in live:
-                with self.engine.policy_lock:
-                    action, message = self.engine.ref.act_one(self.obs[j])
-                if action is None:
-                    errors[int(j)] = message
-                else:
-                    out[j] = action
-            return out, errors
+        """One policy call on the case's fixed number of rows. Returns the actions and, for the
+        live episodes that got none, why. A call that raises or returns the wrong shape has no
+        action for any row: every live episode of the lane ends as a policy_error with the
+        message the reference engine gives (the policy is not retried row by row: a policy that
+        can only take one observation at a time says so when it is loaded, and is called row by
+        row by its loader)."""
+        size = self.engine.action_size
+        with self.engine.policy_lock:
+            began = time.perf_counter()
+            try:
+                out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
+            except Exception as exc:  # a policy bug ends these episodes, not the run
+                return np.zeros((self.rows, size)), self._failed(live, f"policy raised {type(exc).__name__}: {exc}")
+            finally:
+                self.policy_s += time.perf_counter() - began
+        if out.ndim != 2 or out.shape[1] != size:  # as the reference engine words it for one row
+            shown = out.shape[1:] if out.ndim > 1 else out.shape
+            return np.zeros((self.rows, size)), self._failed(live, f"policy returned shape {shown}, expected ({size},)")
+        if out.shape[0] != self.rows:
+            return np.zeros((self.rows, size)), self._failed(
+                live, f"policy returned {out.shape[0]} actions for a batch of {self.rows} observations; act(obs) must "
+                      "return one action per row of obs (export an ONNX policy with a dynamic batch dimension, or "
+                      "a batch dimension of 1, which simgate calls row by row)")
         if np.isfinite(out).all():
             return out, {}
         bad = live[~np.isfinite(out[live]).all(axis=1)]
         return out, {int(j): f"policy returned a non-finite action {out[j].tolist()}" for j in bad}
+
+    @staticmethod
+    def _failed(live: np.ndarray, message: str) -> dict[int, str]:
+        """The same reason for every live episode."""
+        return {int(j): message for j in live}
 
     def _command(self, live: np.ndarray, actions: np.ndarray, step: int) -> None:
         """Each live episode's controls (and applied forces) for the physics steps ahead."""

@@ -170,7 +170,7 @@ class ReferenceEngine:
         signal_peak = np.full(len(self.env.signals), -np.inf)
         speed_peak = np.zeros(model.nu)
         signal_steps = 0
-        limits, stops = actuator_limits(model), joint_stops(model)
+        limits, stops = actuator_limits(model), joint_stops(model, self.env)
         saturated = stop_steps = 0
         hashes = np.zeros(n_steps, dtype=np.uint64)
         actions = np.zeros((n_steps, self.action_size))

@@ -80,7 +80,9 @@ class MujocoEnv:
       to ``MujocoEnv``'s (``terminated_rows = MujocoEnv.terminated_rows``);
     * the end-of-episode rules ``succeeded`` and ``progress``, per episode: both engines call them
       once per episode, on that episode's model and data;
-    * optional descriptions: ``observation_groups``, ``task_feasibility``, ``signals``, ...
+    * optional descriptions: ``observation_groups``, ``task_feasibility``, ``signals``,
+      ``neutral_action`` (the action of the default pose, when it is not zeros),
+      ``joint_limit_exclude``, ...
 
     When each is called, with which model: ``reset`` once per episode on its MjData (model-stage
     perturbations already applied, ``mj_forward`` follows). After each control step, in this
@@ -115,6 +117,11 @@ class MujocoEnv:
     signals: ClassVar[tuple[str, ...]] = ()
     #: the MJCF file, if the model is one: then build_model and build_spec need no code
     xml_path: ClassVar[Path | None] = None
+    #: joints the joint-limit failure mode ignores: joints that rest on a stop in the robot's
+    #: home pose (a wrist folded against its limit) would otherwise label every failure
+    #: ``joint_limit``. Both engines leave them out of the at-stops share; a name that is not a
+    #: joint of the model stops the case with the closest joint name.
+    joint_limit_exclude: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -202,6 +209,27 @@ class MujocoEnv:
     def signal_rows(self, model: mujoco.MjModel, data) -> np.ndarray:
         """The ``signals`` of every row after a control step, in their order: ``(n, len(signals))``."""
         return np.zeros((len(data.time), len(self.signals)))
+
+    # -- the command at rest ---------------------------------------------------------------------
+    def neutral_action(self, model: mujoco.MjModel) -> np.ndarray:
+        """The action that holds the robot's default pose: what a driver sends before any
+        command arrives (an actuation delay's command until the first one is due). Default:
+        zeros, right for an action that is an offset from the default pose; an env whose action
+        is normalised to the joint range (where zero means mid-range) returns the action of its
+        default pose."""
+        return np.zeros(self.action_size)
+
+    def idle_ctrl(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+        """The ``ctrl`` the env's mapping gives for ``neutral_action``, leaving the episode as it
+        was: ``data.ctrl`` and ``data.userdata`` are restored, since a mapping may keep
+        per-episode state in ``userdata`` (an action filter) that this probe must not advance."""
+        ctrl, userdata = data.ctrl.copy(), data.userdata.copy()
+        try:
+            self.apply_action(model, data, self.neutral_action(model))
+            return data.ctrl.copy()
+        finally:
+            data.ctrl[:] = ctrl
+            data.userdata[:] = userdata
 
     # -- the same rules per episode: derived, not overridden ----------------------------------
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""ApplyPushes: shoves on one body at random times (a bump from a passer-by, a gust)."""
+"""ApplyPushes: shoves on one body at random times (a bump from a passer-by, a gust), or a single
+shove at a chosen moment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from typing import Literal, Union
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from simgate.envs.info import unknown_names
 from simgate.perturbations.base import (
@@ -27,20 +28,57 @@ Direction = Union[Literal[NAMED], tuple[float, float, float]]
 
 
 class ApplyPushesParams(Params):
-    body: str
+    """Where, how hard, when and which way to push.
+
+    * ``body``: the body pushed, or a list of bodies: one of them, drawn per episode (uniformly,
+      from the episode's own random stream), takes all of that episode's pushes.
+    * ``force`` (N) and ``duration`` (s) of each push.
+    * when: pushes start at ``first`` (default: one ``interval`` drawn) and every ``interval``
+      after it, while before the horizon and ``until``; ``count`` caps their number. Exactly one
+      push at a chosen time is ``count: 1`` with ``first: <seconds>`` (``interval`` is then not
+      needed); ``count: 1`` with ``first: [low, high]``, one push at a random time.
+    * ``direction``: ``lateral`` (a random heading in the xy plane), ``any`` (uniform on the
+      sphere), ``x`` or ``y`` (that world axis with a random sign), or a fixed world-frame
+      ``[x, y, z]`` vector (normalised; its length does not matter, ``force`` sets the magnitude).
+    """
+
+    body: Union[str, tuple[str, ...]]
     force: Sampled  # N, the magnitude of each push
-    interval: Sampled  # s between the starts of two pushes
+    interval: Sampled | None = None  # s between the starts of two pushes; needed unless count is 1
     duration: float = 0.1  # s
     first: Sampled | None = None  # s, start of the first push; None: one interval drawn
     until: float | None = None  # s, no push starts later (time to recover before the horizon)
-    #: "lateral" (random heading in the xy plane), "any" (uniform on the sphere), "x" or "y"
-    #: (that axis with a random sign), or a fixed [x, y, z] vector
+    count: int | None = None  # at most this many pushes per episode; None: as many as fit
     direction: Direction = "lateral"
+
+    @field_validator("body")
+    @classmethod
+    def _bodies(cls, value):
+        if isinstance(value, tuple) and not value:
+            raise ValueError("body should name a body, or list the bodies to draw one from per episode; received []")
+        return value
 
     @field_validator("force", "interval", "duration")
     @classmethod
     def _positive(cls, value, info):
+        if value is None:  # interval left out: _schedule says when that is allowed
+            return value
         return check_positive(value, info.field_name, "N" if info.field_name == "force" else "s")
+
+    @field_validator("count")
+    @classmethod
+    def _at_least_one(cls, value):
+        if value is not None and value < 1:
+            raise ValueError(f"count should be ≥ 1 (leave it out for pushes until the horizon), received {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule(self):
+        # without an interval only one push is defined, and only if its time is given
+        if self.interval is None and not (self.count == 1 and self.first is not None):
+            raise ValueError("interval (s between pushes) is required; for a single push write count: 1 and "
+                             "first: <seconds> instead")
+        return self
 
     @field_validator("first", "until")
     @classmethod
@@ -56,7 +94,9 @@ class ApplyPushesParams(Params):
         if not (named or vector):
             raise ValueError(f"direction should be one of {', '.join(map(repr, NAMED))} or an [x, y, z] vector, "
                              f"received {value!r}")
-        return value
+        # a tuple: the loader validates strictly, and strict validation refuses the list a YAML
+        # vector arrives as once this validator has handed it on
+        return tuple(value) if vector else value
 
     @field_validator("direction")
     @classmethod
@@ -78,8 +118,8 @@ class PushSchedule:
 class ApplyPushes(Perturbation):
     """Pushes ``body`` at its centre of mass through ``xfrc_applied`` (so no torque about it).
 
-    The whole schedule (times, directions, magnitudes) is drawn when the episode starts, so two
-    policies meet the same pushes at the same moments. Times resolve to physics steps: a push
+    The whole schedule (body, times, directions, magnitudes) is drawn when the episode starts, so
+    two policies meet the same pushes at the same moments. Times resolve to physics steps: a push
     starts at the step nearest its time and lasts ``duration`` rounded to whole steps (at least
     one). A planar robot ignores the out-of-plane part of a push, so on one, ``lateral`` and
     ``any`` pushes are weaker on average than ``force``; pick the robot's axis (``x``) instead.
@@ -93,28 +133,44 @@ class ApplyPushes(Perturbation):
     Params = ApplyPushesParams
 
     def check(self, info):
-        if self.params.body == "world":
+        bodies = self._bodies()
+        if "world" in bodies:
             return [("body", "the world body is fixed and cannot be pushed; name a body of the robot")]
-        return unknown_names([self.params.body], info.bodies, "body", "body")
+        return unknown_names(list(bodies), info.bodies, "body", "body")
+
+    def _bodies(self) -> tuple[str, ...]:
+        body = self.params.body
+        return (body,) if isinstance(body, str) else body
 
     def start(self, ctx: EpisodeContext) -> PushSchedule:
         import mujoco
 
         dt = ctx.physics_dt
+        name = self._body(ctx.rng)
         times = self._times(ctx.rng, ctx.n_steps * ctx.control_dt)
         forces = np.array([draw(self.params.force, ctx.rng) * self._direction(ctx.rng) for _ in times]).reshape(-1, 3)
         start = np.round(np.asarray(times) / dt).astype(np.int64)
         steps = max(1, round(self.params.duration / dt))
-        body = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_BODY, self.params.body)
+        body = mujoco.mj_name2id(ctx.model, mujoco.mjtObj.mjOBJ_BODY, name)
         return PushSchedule(body, start, start + steps, forces)
 
+    def _body(self, rng: np.random.Generator) -> str:
+        """This episode's body. One named body draws nothing: episodes written before lists of
+        bodies existed keep every random draw, so their bits."""
+        if isinstance(self.params.body, str):
+            return self.params.body
+        return self.params.body[int(rng.integers(len(self.params.body)))]
+
     def _times(self, rng: np.random.Generator, horizon: float) -> list[float]:
-        """Push start times in seconds, up to the horizon (or ``until``)."""
+        """Push start times in seconds, up to the horizon (or ``until``), at most ``count``."""
         first = self.params.first if self.params.first is not None else self.params.interval
         last = horizon if self.params.until is None else min(horizon, self.params.until)
+        most = self.params.count
         t, times = draw(first, rng), []
         while t < last:
             times.append(t)
+            if len(times) == most:  # no interval drawn after the last push: none is needed
+                break
             t += draw(self.params.interval, rng)
         return times
 

@@ -2,8 +2,10 @@
 
 The ctrl applied at physics step ``k`` is the env's mapping (``env.apply_action``) of the action
 commanded at the latest control step ``j`` with ``j * frame_skip <= k - d``, ``d`` being the delay
-in physics steps. Before any action is that old, the robot runs on its initial control: the env's
-mapping of an all-zero action (a driver that has not yet received a command).
+in physics steps. Before any action is that old, the robot runs on its idle control: the env's
+mapping of its ``neutral_action`` (``env.idle_ctrl``), what a driver sends before any command
+arrives. Not an all-zero action: under a mapping normalised to the joint range, zero commands
+every joint to mid-range, a torque spike no real robot sees at start-up.
 
 What is delayed is the ``ctrl`` the env wrote at each control step, after every control-rate
 action perturbation (noise, clipping), so their order in the file does not matter.
@@ -34,7 +36,7 @@ class DelayActionsParams(Params):
 class _Latency:
     delay: int  # physics steps
     frame_skip: int
-    idle: np.ndarray  # ctrl before any command is due: the env's mapping of an all-zero action
+    idle: np.ndarray  # ctrl before any command is due: the env's mapping of its neutral action
     sent: np.ndarray  # (control steps, nu): the ctrl written at each control step
 
 
@@ -53,10 +55,7 @@ class DelayActions(Perturbation):
         delay = whole_periods(self.params.delay_ms / 1000, ctx.physics_dt)
         if delay is None:  # configure-time checks normally stop this first
             raise ValueError(not_whole_message("delay_ms", self.params.delay_ms, ctx.physics_dt, "physics steps"))
-        saved = ctx.data.ctrl.copy()
-        ctx.env.apply_action(ctx.model, ctx.data, np.zeros(ctx.env.action_size))
-        idle = ctx.data.ctrl.copy()
-        ctx.data.ctrl[:] = saved
+        idle = ctx.env.idle_ctrl(ctx.model, ctx.data)  # leaves the episode's ctrl and userdata as they are
         return _Latency(delay, ctx.frame_skip, idle, np.zeros((ctx.n_steps, ctx.model.nu)))
 
     def physics(self, model, data, state: _Latency, substep: int) -> None:

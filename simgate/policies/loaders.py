@@ -30,7 +30,18 @@ def load(spec: PolicySpec):
 
 
 class OnnxPolicy:
-    """onnxruntime with one intra-op thread: outputs independent of batch size and core count."""
+    """onnxruntime with one intra-op thread: outputs independent of batch size and core count.
+
+    A graph exported with a fixed batch dimension of 1 (input shape ``[1, n]``, common for
+    on-robot exports) cannot take the engines' batches: it is found here, once, and such a
+    policy is called row by row, one observation per run, stated by ``row_by_row`` and ``note``.
+    Its actions are the same bits either way; only the batched engine's speed-up is lost.
+    """
+
+    #: whether ``act`` runs the graph once per observation (its batch dimension is fixed at 1)
+    row_by_row: bool = False
+    #: what a report says about this policy, or None
+    note: str | None = None
 
     def __init__(self, spec: PolicySpec):
         import onnxruntime as ort
@@ -49,8 +60,23 @@ class OnnxPolicy:
             raise PolicyLoadError(f"policy {spec.name!r}: the ONNX input {self.input!r} takes {width} observations "
                                   f"but the manifest says {spec.observation_size}")
         self.dtype = np.float64 if "double" in inputs[0].type else np.float32
+        batch = inputs[0].shape[0] if len(inputs[0].shape or ()) > 1 else None  # int if fixed, else a name or None
+        if batch == 1:
+            self.row_by_row = True
+            self.note = (f"policy {spec.name!r}: the ONNX input {self.input!r} has a fixed batch dimension of 1, "
+                         "so simgate runs it once per observation; export it with a dynamic batch dimension "
+                         "to run the episodes of a case in one call")
+        elif isinstance(batch, int) and batch > 1:
+            raise PolicyLoadError(f"policy {spec.name!r}: the ONNX input {self.input!r} has a fixed batch dimension "
+                                  f"of {batch}; simgate feeds any number of observations: export it with a dynamic "
+                                  "batch dimension (or a batch of 1)")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.row_by_row:
+            return np.concatenate([self._run(obs[i:i + 1]) for i in range(len(obs))])
+        return self._run(obs)
+
+    def _run(self, obs: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input: obs.astype(self.dtype)})[0]
         return np.asarray(out, dtype=np.float64)
 

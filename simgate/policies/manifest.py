@@ -27,6 +27,9 @@ class ManifestEntry(BaseModel):
     action_size: int = Field(gt=0)
     description: str = ""
     provenance: dict = Field(default_factory=dict)
+    #: the policy's observation/action contract (for a YAML robot): a mapping, or a YAML file
+    #: next to the manifest that holds one
+    contract: dict | str | None = None
 
 
 class Manifest(BaseModel):
@@ -60,16 +63,37 @@ def read_manifest(path: Path, display: str | None = None) -> list[PolicySpec]:
         file = _confined(entry.file, folder, display, at["file"], f"policies[{i}].file", problems) if entry.file else None
         files = tuple(_confined(f, folder, display, yaml_lines.line_of(lines, ("policies", i, "files", j)),
                                 f"policies[{i}].files[{j}]", problems) for j, f in enumerate(entry.files))
+        contract = _contract(entry.contract, folder, display, lines, i, at["contract"], problems)
         specs.append(PolicySpec(
             name=entry.name, env=entry.env, format=entry.format, observation_size=entry.observation_size,
             action_size=entry.action_size, file=file, files=files,
             entry=entry.entry, sha256=entry.sha256, provenance=entry.provenance, manifest=display,
             line=at["file"] or yaml_lines.line_of(lines, ("policies", i)),
-            lines={key: line for key, line in at.items() if line is not None},
+            lines={key: line for key, line in at.items() if line is not None}, contract=contract,
         ))
     if problems:
         raise SimgateError("\n".join(problems))
     return specs
+
+
+def _contract(value, folder: Path, display: str, lines: dict, i: int, line, problems: list):
+    """The entry's contract: inline, or read from a file beside the manifest."""
+    if value is None:
+        return None
+    from simgate.robots.load import contract_file, read_contract
+
+    try:
+        if isinstance(value, str):
+            path = _confined(value, folder, display, line, f"policies[{i}].contract", problems)
+            if not path.is_file():
+                problems.append(located(display, line, f"policies[{i}].contract: {value!r} does not exist next to the "
+                                                       "manifest; give the contract file's name, or write it inline"))
+                return None
+            return contract_file(path, f"{display.rsplit('/', 1)[0]}/{value}" if "/" in display else value)
+        return read_contract(value, display, lines, ("policies", i, "contract"), folder)
+    except SimgateError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _confined(name: str, folder: Path, display: str, line: int | None, key: str, problems: list) -> Path:

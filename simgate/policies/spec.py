@@ -32,6 +32,9 @@ class PolicySpec:
     files: tuple[Path, ...] = ()
     #: manifest line of each key of the entry ("env", "sha256", "files", ...), for error messages
     lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    #: the observation/action contract (:class:`simgate.robots.load.ContractDef`) a policy for a
+    #: YAML robot brings: how its training env built each observation and used each action
+    contract: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def problem(self, check_digest: bool = False) -> str | None:
         """Why this policy cannot run, found without loading it (cheap: collection time).

@@ -1,0 +1,342 @@
+"""MjcfEnv: a robot from its MJCF and a YAML file, bound to one policy's contract.
+
+The robot (``robot.yaml``) says what the world is: the scene, the reset keyframe and its noise,
+the control rate, the feet, termination and success. The contract (the policy manifest's
+``contract:``) says how that policy sees and drives it: ordered observation terms
+(:mod:`simgate.robots.terms`) and the action mapping (:mod:`simgate.robots.actions`). One robot
+serves policies with different contracts: :meth:`MjcfEnv.for_policy` binds one.
+
+The contract's stateful pieces (previous action, filter, delay line, history frames, the
+episode's command and start pose, the tracking error so far) are per-episode state, kept in
+MuJoCo's ``userdata`` slots that this env appends to the model for them (layout in
+:class:`Layout`): the engines carry a simulation's whole integration state, userdata included,
+so the reference engine, the batched engine, replay and Ray give the same bits, and neither the
+policy object nor the user's MJCF holds any of it.
+
+Every per-step rule is a row rule (one implementation over rows, elementwise numpy).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from simgate.envs.base import MujocoEnv, frame_skip_for
+from simgate.robots import quat
+from simgate.robots.load import ContractDef, RobotDef
+
+CONTACT_PREFIX = "simgate_contact_"
+
+
+class Layout:
+    """Where the contract's per-episode state sits in ``userdata`` (after the scene's own slots)."""
+
+    def __init__(self, first: int, n_action: int, delay: int, history: list[int]):
+        slots = {}
+        at = first
+        for name, size in (("start", 3), ("command", 3), ("track", 2), ("raw", n_action), ("applied", n_action),
+                           ("delay", delay * n_action), ("filled", 1), ("history", sum(history))):
+            slots[name] = slice(at, at + size)
+            at += size
+        self.slots, self.end = slots, at
+
+    def __getitem__(self, name: str) -> slice:
+        return self.slots[name]
+
+
+class MjcfEnv(MujocoEnv):
+    """A robot described by YAML; with a contract (``for_policy``) it can run a policy."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, robot: RobotDef, contract: ContractDef | None = None):
+        import mujoco
+
+        self.robot, self.contract = robot, contract
+        self.name = robot.robot.name
+        spec = self._scene_spec()
+        self._scene_userdata = int(spec.nuserdata)
+        nominal = spec.compile()
+        self.control_hz = (robot.robot.control_hz if robot.robot.control_hz is not None
+                           else 1.0 / (robot.robot.decimation * nominal.opt.timestep))
+        frame_skip_for(self.control_hz, nominal.opt.timestep, f"robot {self.name!r} ({robot.where('control_hz')})")
+        self.joint_limit_exclude = tuple(robot.robot.joint_limit_exclude)
+        from simgate.robots.check import check_robot
+
+        check_robot(robot, nominal)
+        self._feet = list(robot.robot.feet)
+        self._touching = list(robot.robot.terminate.touching)
+        self.terms = []
+        self.actions = None
+        self.layout = Layout(self._scene_userdata, 0, 0, [])
+        if contract is not None:
+            from simgate.robots.actions import ActionMap
+            from simgate.robots.terms import build_terms
+
+            self.actions = ActionMap(contract, robot, nominal)
+            self.terms = build_terms(contract, robot, nominal, self.actions)
+            self.layout = Layout(self._scene_userdata, self.actions.size, contract.contract.action.delay_steps,
+                                 [t.size * (t.history - 1) for t in self.terms])
+            offset = 0
+            for term in self.terms:
+                term.history_slice = slice(self.layout["history"].start + offset,
+                                           self.layout["history"].start + offset + term.size * (term.history - 1))
+                offset += term.size * (term.history - 1)
+        self.observation_size = sum(t.size * t.history for t in self.terms)
+        self.action_size = self.actions.size if self.actions is not None else 0
+        self.command = next((t for t in self.terms if t.kind == "velocity_commands"), None)
+        success = robot.robot.success
+        self.progress_unit = "m" if success.distance is not None else ""
+        signals = []
+        if self.command is not None:
+            signals.append("velocity_error")
+        if self._feet:
+            signals.append("contact_force")
+        self.signals = tuple(signals)
+        self._ids: dict | None = None
+
+    # -- binding -----------------------------------------------------------------------------
+    def for_policy(self, spec) -> MjcfEnv:
+        """This robot under ``spec``'s contract (a policy without one cannot drive a YAML robot)."""
+        contract = getattr(spec, "contract", None)
+        if contract is None:
+            raise ValueError(f"policy {spec.name!r} ({spec.manifest}) has no contract, and robot {self.name!r} "
+                             f"({self.robot.display}) is described by YAML: add 'contract:' to the policy's manifest "
+                             "entry (observation terms and action mapping), or gate it on a Python env")
+        return MjcfEnv(self.robot, contract)
+
+    def inputs(self) -> dict:
+        """What this env's rules depend on beyond simgate's code and the compiled model (cache key)."""
+        return {"robot": self.robot.digest, "contract": self.contract.digest if self.contract else None}
+
+    # -- model -------------------------------------------------------------------------------
+    def _scene_spec(self):
+        import mujoco
+
+        try:
+            return mujoco.MjSpec.from_file(str(self.robot.scene))
+        except Exception as exc:  # MuJoCo's parser: a missing include or mesh folder, a bad attribute
+            raise ValueError(f"{self.robot.where('scene')}: scene {self.robot.robot.scene!r} cannot be loaded by "
+                             f"MuJoCo: {exc}") from None
+
+    def build_spec(self):
+        """The scene plus what the rules read: a contact sensor per foot / touching part, and the
+        contract's userdata slots."""
+        import mujoco
+
+        spec = self._scene_spec()
+        names = {g.name for g in spec.geoms}
+        for part in dict.fromkeys(self._feet + self._touching + self._contact_parts()):
+            kind = mujoco.mjtObj.mjOBJ_GEOM if part in names else mujoco.mjtObj.mjOBJ_BODY
+            sensor = spec.add_sensor(name=CONTACT_PREFIX + part, type=mujoco.mjtSensor.mjSENS_CONTACT, objtype=kind,
+                                     objname=part)
+            sensor.intprm[0] = 1 | 2  # data: found (how many contacts), force (the net force, world frame)
+            sensor.intprm[1] = 3  # reduce: netforce over the part's contacts
+            sensor.intprm[2] = 1
+        spec.nuserdata = max(self.layout.end, self._scene_userdata) if hasattr(self, "layout") else self._scene_userdata
+        return spec
+
+    def build_model(self):
+        try:
+            return self.build_spec().compile()
+        except Exception as exc:
+            raise ValueError(f"{self.robot.where('scene')}: scene {self.robot.robot.scene!r} does not compile: {exc}") from None
+
+    def _contact_parts(self) -> list[str]:
+        return [p for t in self.terms if t.kind in ("contact", "contact_forces") for p in t.parts]
+
+    def index(self, model) -> dict:
+        """Addresses by name, looked up once: perturbed copies share the nominal layout."""
+        if self._ids is None:
+            base = model.body(self.robot.robot.base)
+            free = next(j for j in range(model.njnt) if model.jnt_bodyid[j] == base.id
+                        and model.jnt_type[j] == 0)  # mjJNT_FREE (checked by check_robot)
+            contact = {p: model.sensor(CONTACT_PREFIX + p).adr[0]
+                       for p in dict.fromkeys(self._feet + self._touching + self._contact_parts())}
+            hinge = [j for j in range(model.njnt) if model.jnt_type[j] in (2, 3)]  # slide, hinge
+            self._ids = {"qpos": model.jnt_qposadr[free], "qvel": model.jnt_dofadr[free], "contact": contact,
+                         "joints_qpos": np.array([model.jnt_qposadr[j] for j in hinge], dtype=int),
+                         "joints_qvel": np.array([model.jnt_dofadr[j] for j in hinge], dtype=int)}
+        return self._ids
+
+    def base_quat(self, model, data) -> np.ndarray:
+        a = self.index(model)["qpos"]
+        return data.qpos[:, a + 3:a + 7]
+
+    # -- episode -----------------------------------------------------------------------------
+    def reset(self, model, data, rng: np.random.Generator) -> None:
+        """The keyframe, then the draws in a fixed order: yaw, joint positions, joint velocities,
+        then the contract's sampled commands."""
+        reset = self.robot.robot.reset
+        key = model.key(reset.keyframe).id
+        ids = self.index(model)
+        data.qpos[:] = model.key_qpos[key]
+        data.qvel[:] = model.key_qvel[key]
+        if model.na:
+            data.act[:] = model.key_act[key]
+        a = ids["qpos"]
+        yaw = None  # the start heading as drawn (not re-derived from the quaternion: same bits as the draw)
+        if reset.yaw is not None:
+            yaw = rng.uniform(reset.yaw[0], reset.yaw[1])
+            data.qpos[a + 3:a + 7] = quat.yaw_times(yaw, np.array(model.key_qpos[key][a + 3:a + 7]))
+        joints = ids["joints_qpos"]
+        if reset.joint_pos is not None:
+            data.qpos[joints] = data.qpos[joints] + _draw(rng, reset.joint_pos, len(joints))
+        if reset.joint_vel is not None:
+            dofs = ids["joints_qvel"]
+            data.qvel[dofs] = data.qvel[dofs] + _draw(rng, reset.joint_vel, len(dofs))
+        data.ctrl[:] = model.key_ctrl[key] if reset.ctrl == "keyframe" else 0.0
+        if reset.ctrl == "start_pose":
+            for i in range(model.nu):
+                if model.actuator_trntype[i] == 0:  # a joint's actuator: hold where the joint starts
+                    data.ctrl[i] = data.qpos[model.jnt_qposadr[model.actuator_trnid[i, 0]]]
+        if self.contract is not None:
+            self._start_contract(model, data, rng, yaw)
+
+    def _start_contract(self, model, data, rng, yaw) -> None:
+        lay, a = self.layout, self.index(model)["qpos"]
+        if yaw is None:
+            w, x, y, z = data.qpos[a + 3:a + 7]
+            yaw = quat.yaw_of(w, x, y, z)
+        data.userdata[lay["start"]] = (data.qpos[a], data.qpos[a + 1], yaw)
+        data.userdata[lay["command"]] = self.command.draw(rng) if self.command is not None else 0.0
+        data.userdata[lay["track"]] = 0.0
+        initial = self.actions.initial(model)
+        data.userdata[lay["raw"]] = self.actions.last_action_initial(model)
+        data.userdata[lay["applied"]] = initial
+        if lay["delay"].stop > lay["delay"].start:
+            data.userdata[lay["delay"]] = np.tile(initial, self.contract.contract.action.delay_steps)
+        data.userdata[lay["filled"]] = 0.0  # history frames start as copies of the first one
+
+    def set_command(self, model, data, forward: float, yaw_rate: float) -> None:
+        """The ``command_velocity`` perturbation's way in: forward speed (m/s) and yaw rate (rad/s)."""
+        if self.command is None:
+            raise ValueError(f"robot {self.name!r}: this policy's contract has no velocity_commands term to set")
+        slot = self.layout["command"]
+        data.userdata[slot.start] = forward
+        data.userdata[slot.start + 2] = yaw_rate
+
+    def neutral_action(self, model) -> np.ndarray:
+        return self.actions.neutral(model) if self.actions is not None else np.zeros(0)
+
+    # -- rules over rows -----------------------------------------------------------------------
+    def observe_rows(self, model, data) -> np.ndarray:
+        filled = data.userdata[:, self.layout["filled"].start] > 0
+        parts = []
+        for term in self.terms:
+            frame = term.value(self, model, data)
+            parts.append(frame)
+            if term.history > 1:
+                old = data.userdata[:, term.history_slice]
+                parts.append(np.where(filled[:, None], old, np.tile(frame, term.history - 1)))
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(data.time), 0))
+
+    def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
+        u = np.array(data.userdata, dtype=np.float64)
+        ctrl = self.actions.ctrl_rows(model, data, np.asarray(actions, dtype=np.float64), u, self.layout)
+        if any(t.history > 1 for t in self.terms):
+            filled = u[:, self.layout["filled"].start] > 0
+            for term in self.terms:
+                if term.history > 1:
+                    frame = term.value(self, model, data)
+                    old = np.where(filled[:, None], u[:, term.history_slice], np.tile(frame, term.history - 1))
+                    u[:, term.history_slice] = np.concatenate([frame, old[:, :-term.size]], axis=1)
+            u[:, self.layout["filled"].start] = 1.0
+        data.userdata = u
+        return ctrl
+
+    def terminated_rows(self, model, data) -> list[str | None]:
+        stop = self.robot.robot.terminate
+        a = self.index(model)["qpos"]
+        qpos = data.qpos
+        fell = np.zeros(len(qpos), dtype=bool)
+        if stop.tilt_above_deg is not None:
+            up_z = 1.0 - 2.0 * (qpos[:, a + 4] ** 2 + qpos[:, a + 5] ** 2)  # the base's up axis, world z
+            fell |= up_z < math.cos(math.radians(stop.tilt_above_deg))
+        if stop.base_height_below is not None:
+            fell |= qpos[:, a + 2] < stop.base_height_below
+        for part in self._touching:
+            fell |= data.sensordata[:, self.index(model)["contact"][part]] > 0
+        return ["fell" if f else None for f in fell]
+
+    def signal_rows(self, model, data) -> np.ndarray:
+        columns = []
+        if self.command is not None:
+            error = self._velocity_error(model, data)
+            columns.append(error)
+            if self.robot.robot.success.velocity_tracking is not None:
+                u = np.array(data.userdata, dtype=np.float64)
+                track = self.layout["track"]
+                u[:, track.start] += error
+                u[:, track.start + 1] += 1.0
+                data.userdata = u
+        if self._feet:
+            s, adr = data.sensordata, self.index(model)["contact"]
+            columns.append(np.stack([_force_norm(s, adr[f]) for f in self._feet], axis=1).max(axis=1))
+        return np.stack(columns, axis=1) if columns else np.zeros((len(data.time), 0))
+
+    def _velocity_error(self, model, data) -> np.ndarray:
+        """|v_xy − v_cmd| (m/s): the base's horizontal velocity against the command, which is
+        given in the heading frame."""
+        a, b = self.index(model)["qpos"], self.index(model)["qvel"]
+        q = data.qpos[:, a + 3:a + 7]
+        yaw = quat.yaw_of(q[:, 0], q[:, 1], q[:, 2], q[:, 3])
+        c = data.userdata[:, self.layout["command"]]
+        ex = data.qvel[:, b] - (c[:, 0] * np.cos(yaw) - c[:, 1] * np.sin(yaw))
+        ey = data.qvel[:, b + 1] - (c[:, 0] * np.sin(yaw) + c[:, 1] * np.cos(yaw))
+        return np.hypot(ex, ey)
+
+    # -- end of episode ------------------------------------------------------------------------
+    def succeeded(self, model, data) -> bool:
+        if self.terminated(model, data) is not None:
+            return False
+        success = self.robot.robot.success
+        if success.distance is not None and self.progress(model, data) < success.distance.at_least:
+            return False
+        if success.velocity_tracking is not None:
+            track = self.layout["track"]
+            total, steps = data.userdata[track.start], data.userdata[track.start + 1]
+            if steps == 0 or total / steps > success.velocity_tracking:
+                return False
+        return True
+
+    def progress(self, model, data) -> float:
+        """Metres along world x or along the start heading (``success.distance.along``)."""
+        distance = self.robot.robot.success.distance
+        if distance is None:
+            return 0.0
+        a = self.index(model)["qpos"]
+        start = self.layout["start"].start if self.contract is not None else None
+        x0, y0, yaw0 = (data.userdata[start:start + 3] if start is not None else (0.0, 0.0, 0.0))
+        dx, dy = data.qpos[a] - x0, data.qpos[a + 1] - y0
+        if distance.along == "x":
+            return float(dx)
+        return float(dx * math.cos(yaw0) + dy * math.sin(yaw0))
+
+    # -- description -------------------------------------------------------------------------
+    def observation_groups(self) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        at = 0
+        for term in self.terms:
+            width = term.size * term.history
+            groups.setdefault(term.group, []).extend(range(at, at + width))
+            at += width
+        return groups or {"all": []}
+
+    def observation_noise(self) -> np.ndarray:
+        """The std the training added to each channel (the contract's ``noise:``; 0 where none)."""
+        return np.concatenate([np.full(t.size * t.history, t.noise or 0.0) for t in self.terms]) \
+            if self.terms else np.zeros(0)
+
+
+def _draw(rng: np.random.Generator, noise, n: int) -> np.ndarray:
+    if noise.uniform is not None:
+        return rng.uniform(-noise.uniform, noise.uniform, size=n)
+    return rng.normal(0.0, noise.normal, size=n)
+
+
+def _force_norm(sensordata: np.ndarray, adr: int) -> np.ndarray:
+    f = sensordata[:, adr + 1:adr + 4]
+    return np.sqrt(np.sum(f * f, axis=-1))

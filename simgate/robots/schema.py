@@ -1,0 +1,229 @@
+"""The YAML of a robot (``kind: mjcf``) and of a policy's contract, as strict pydantic models.
+
+Unknown keys are errors (with the closest valid key); every variant a real exporter differs in
+(quaternion order, frames, the first previous action, the filter constant) is a stated field with
+a default that says what it assumes, never a guess. Names of MJCF elements are checked against
+the compiled model later (:mod:`simgate.robots.check`), with the file and line of the YAML key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+Number = float | int
+Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]  # [low, high]
+
+
+class Noise(BaseModel):
+    """Noise added to a reset quantity: ``{uniform: a}`` (±a) or ``{normal: s}`` (std s)."""
+
+    model_config = _STRICT
+    uniform: Number | None = Field(default=None, ge=0)
+    normal: Number | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.uniform is None) == (self.normal is None):
+            raise ValueError("give exactly one of 'uniform: a' (±a) or 'normal: s' (standard deviation s)")
+        return self
+
+
+class Reset(BaseModel):
+    """Each episode starts from a keyframe; the draws happen in this order: yaw, joint_pos, joint_vel."""
+
+    model_config = _STRICT
+    keyframe: str
+    #: the base's heading drawn uniformly from [low, high] rad about the world z axis (a free base only)
+    yaw: Pair | None = None
+    joint_pos: Noise | None = None  # added to the keyframe's hinge/slide joint positions
+    joint_vel: Noise | None = None
+    #: the control before the first command: the keyframe's ``ctrl``, the start pose (each
+    #: position actuator's joint as drawn), or zeros
+    ctrl: Literal["keyframe", "start_pose", "zero"] = "keyframe"
+
+
+class Terminate(BaseModel):
+    model_config = _STRICT
+    base_height_below: Number | None = None  # m, the base body's origin
+    tilt_above_deg: Number | None = Field(default=None, gt=0, le=180)
+    #: geoms or bodies of the robot whose touching anything ends the episode (a fallen torso)
+    touching: list[str] = Field(default_factory=list)
+
+
+class Distance(BaseModel):
+    model_config = _STRICT
+    along: Literal["x", "start_heading"] = "x"
+    at_least: Number  # m
+
+
+class Success(BaseModel):
+    """Success at the horizon: alive (not terminated), and each stated bound."""
+
+    model_config = _STRICT
+    distance: Distance | None = None
+    #: the mean over the episode's control steps of |v_xy - v_cmd| (m/s) below this bound; needs a
+    #: velocity command (the contract's velocity_commands term)
+    velocity_tracking: Number | None = Field(default=None, gt=0)
+
+
+class Robot(BaseModel):
+    """``envs/<name>/robot.yaml``: a robot from its MJCF, no Python."""
+
+    model_config = _STRICT
+    kind: Literal["mjcf"]
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+    scene: str  # the MJCF file, relative to this YAML (its includes and meshes resolved by MuJoCo)
+    base: str  # the floating base's body (height, tilt, pushes, velocities from the free joint)
+    control_hz: Number | None = Field(default=None, gt=0)
+    decimation: int | None = Field(default=None, gt=0)  # physics steps per control step
+    reset: Reset
+    #: geoms or bodies that are feet: contact terms may name them, the ``slip`` signal reads them
+    feet: list[str] = Field(default_factory=list)
+    terminate: Terminate = Field(default_factory=Terminate)
+    success: Success = Field(default_factory=Success)
+    #: joints left out of the joint-limit failure rule (e.g. wrists resting on their stops at home)
+    joint_limit_exclude: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _rate(self):
+        if (self.control_hz is None) == (self.decimation is None):
+            raise ValueError("give exactly one of 'control_hz' (policy calls per second) or 'decimation' "
+                             "(physics steps per policy call)")
+        return self
+
+
+TERMS = ("projected_gravity", "base_quat", "base_ang_vel", "base_lin_vel", "joint_pos", "joint_pos_rel",
+         "joint_pos_norm", "joint_vel", "joint_vel_rel", "joint_vel_norm", "contact", "contact_forces",
+         "last_action", "velocity_commands", "gait_phase", "constant", "padding")
+
+#: the keys each term takes besides the common ones (size, scale, offset, clip, noise, history, group)
+TERM_KEYS = {
+    "projected_gravity": {"source", "quat_order"},
+    "base_quat": {"source", "quat_order"},
+    "base_ang_vel": {"source", "frame", "quat_source", "quat_order"},
+    "base_lin_vel": {"source", "frame", "quat_source", "quat_order"},
+    "joint_pos": {"joints", "source"},
+    "joint_pos_rel": {"joints", "source"},
+    "joint_pos_norm": {"joints", "source"},
+    "joint_vel": {"joints", "source"},
+    "joint_vel_rel": {"joints", "source"},
+    "joint_vel_norm": {"joints", "source", "max_velocity"},
+    "contact": {"bodies", "threshold", "force"},
+    "contact_forces": {"bodies", "force"},
+    "last_action": {"which", "initial"},
+    "velocity_commands": {"components", "ranges", "value", "heading_gain", "max_yaw_rate", "quat_source",
+                          "quat_order"},
+    "gait_phase": {"hz"},
+    "constant": {"value"},
+    "padding": set(),
+}
+COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "noise", "history", "group"}
+COMMAND_COMPONENTS = ("vx", "vy", "yaw_rate", "heading_hold")
+
+
+class Term(BaseModel):
+    """One observation term: ``{term: name, ...}``. The value is ``scale * clip(raw - offset)``."""
+
+    model_config = _STRICT
+    term: Literal[TERMS]  # type: ignore[valid-type]
+    size: int | None = Field(default=None, gt=0)  # stated for a check (padding: required)
+    scale: Number | list[Number] = 1.0
+    offset: Number | list[Number] = 0.0
+    clip: Pair | None = None
+    noise: Number | None = Field(default=None, ge=0)  # std the training added (observation units)
+    history: int = Field(default=1, gt=0)  # frames stacked, newest first
+    group: str | None = None  # an observation group name for perturbations (default: the term)
+    # term-specific (see TERM_KEYS)
+    source: str | None = None  # a sensor name, "freejoint", "qpos"/"qvel" or "sensors"
+    quat_order: Literal["wxyz", "xyzw", "wxyz_read_as_xyzw"] | None = None
+    quat_source: str | None = None
+    frame: Literal["body", "heading", "world"] | None = None
+    joints: list[str] | None = None
+    max_velocity: Number | list[Number] | None = None
+    bodies: list[str] | None = None
+    threshold: Number | None = Field(default=None, ge=0)
+    force: Literal["norm", "z"] | None = None
+    which: Literal["raw", "applied"] | None = None
+    initial: Literal["zeros", "default_pose"] | None = None
+    components: list[Literal[COMMAND_COMPONENTS]] | None = None  # type: ignore[valid-type]
+    ranges: list[Pair] | None = None
+    value: list[Number] | None = None
+    heading_gain: Number | None = None
+    max_yaw_rate: Number | None = Field(default=None, gt=0)
+    hz: Number | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _keys_of_the_term(self):
+        given = {k for k in self.model_fields_set if k not in COMMON_KEYS}
+        wrong = sorted(given - TERM_KEYS[self.term])
+        if wrong:
+            takes = sorted(TERM_KEYS[self.term]) or ["no keys of its own"]
+            raise ValueError(f"term {self.term!r} does not take {', '.join(wrong)}; it takes: {', '.join(takes)} "
+                             f"(and {', '.join(sorted(COMMON_KEYS - {'term'}))})")
+        if self.term == "padding" and self.size is None:
+            raise ValueError("term 'padding' needs 'size' (how many zeros)")
+        if self.term == "constant" and not self.value:
+            raise ValueError("term 'constant' needs 'value: [numbers]'")
+        if self.term == "gait_phase" and self.hz is None:
+            raise ValueError("term 'gait_phase' needs 'hz' (gait cycles per second)")
+        if self.term == "contact" and self.threshold is None:
+            raise ValueError("term 'contact' needs 'threshold' (newtons; 0 means any contact)")
+        if self.term == "joint_vel_norm" and self.max_velocity is None:
+            raise ValueError("term 'joint_vel_norm' needs 'max_velocity' (rad/s, one or per joint)")
+        if self.term == "last_action" and (self.which is None or self.initial is None):
+            raise ValueError("term 'last_action' needs 'which' (raw: the network's output, or applied: after clip "
+                             "and filter) and 'initial' (zeros, or default_pose: the default pose in action space); "
+                             "exporters differ in both, so the contract states them")
+        if self.term == "velocity_commands":
+            if not self.components:
+                raise ValueError("term 'velocity_commands' needs 'components' (a list of vx, vy, yaw_rate, "
+                                 "heading_hold)")
+            if (self.ranges is None) == (self.value is None):
+                raise ValueError("term 'velocity_commands' needs exactly one of 'value' (constant, one number per "
+                                 "component but heading_hold) or 'ranges' (sampled per episode)")
+        if self.term in ("projected_gravity", "base_quat") and self.source is None:
+            raise ValueError(f"term {self.term!r} needs 'source': a framequat sensor's name or freejoint")
+        return self
+
+
+class Action(BaseModel):
+    """How the network's output becomes ``ctrl``: clip, filter, delay, then the mapping."""
+
+    model_config = _STRICT
+    actuators: list[str] = Field(min_length=1)  # by name, in the network's output order
+    #: offset: target = default + scale·a (position actuators); range: [-1, 1] onto the joint's
+    #: range; torque: ctrl = scale·a
+    mapping: Literal["offset", "range", "torque"]
+    scale: Number | list[Number] = 1.0
+    sign: list[Literal[1, -1]] | None = None  # per actuator, applied to a first
+    clip: Pair | None = None  # on the network's output
+    clip_to_range: bool = True  # targets inside the joints' (offset) / ctrl ranges
+    #: first-order low-pass: applied = alpha·a + (1 − alpha)·previous applied (1: no filter)
+    filter_alpha: Number = Field(default=1.0, gt=0, le=1)
+    #: the filter's and the delay line's value before the first action: the default pose in
+    #: action space, or zeros
+    initial: Literal["default_pose", "zeros"] = "default_pose"
+    delay_steps: int = Field(default=0, ge=0)  # control steps between the network and the actuators
+
+
+class LogCheck(BaseModel):
+    model_config = _STRICT
+    file: str  # a log recorded in the training env (.npz), relative to the manifest
+    tolerance: Number = Field(default=1e-4, gt=0)  # largest allowed difference, observation units
+
+
+class Contract(BaseModel):
+    """A policy's observation/action contract (a manifest entry's ``contract:``)."""
+
+    model_config = _STRICT
+    #: the joints that joint terms read, in the network's order (default: the actuators' joints)
+    joints: list[str] | None = None
+    #: the default pose the contract is relative to, by joint name (default: the reset keyframe's)
+    default_pose: dict[str, Number] | None = None
+    observation: list[Term] = Field(min_length=1)
+    action: Action
+    log: LogCheck | None = None

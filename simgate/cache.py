@@ -196,6 +196,8 @@ def policy_inputs(spec, policy) -> dict:
     claim), format, sizes and runtime version. A scripted policy: every file of its entry
     module's package, the code of the object it returned, and the files its manifest names."""
     sizes = [spec.observation_size, spec.action_size]
+    if spec.format == "hold":  # the null policy: its action is all it is
+        return {"format": "hold", "action": np.asarray(policy.action, dtype=np.float64).tolist()}
     if spec.format != "scripted":
         runtime = {"onnx": "onnxruntime", "torchscript": "torch"}.get(spec.format, spec.format)
         return {"format": spec.format, "file": file_sha256(Path(spec.file)), "sizes": sizes,

@@ -19,12 +19,18 @@ from simgate.registry import Registry
 
 hookimpl = pluggy.HookimplMarker("simgate")
 
+#: a project-plugin entry ``folder:<path>`` is no module: the YAML robots (``envs/*/robot.yaml``)
+#: and policy manifests (``policies/*/manifest.yaml``) of that folder not registered otherwise,
+#: so a project of YAML files alone, with no Python, is gated
+FOLDER = "folder:"
+
 #: the modules that ship with simgate, registered first (so their classifiers run last)
 BUILTIN_PLUGINS = (
     "simgate.builtin.envs",
     "simgate.builtin.perturbations",
     "simgate.builtin.metrics",
     "simgate.builtin.classifiers",
+    "simgate.builtin.policies",
 )
 
 
@@ -50,10 +56,27 @@ class Host:
             autoload = not os.environ.get("SIMGATE_DISABLE_PLUGIN_AUTOLOAD")
         if autoload:
             self._load_entry_points()
+        folders = [n[len(FOLDER):] for n in project_plugins if n.startswith(FOLDER)]
         for name in project_plugins:
-            self.register_module(name)
+            if not name.startswith(FOLDER):
+                self.register_module(name)
         self._check()
         self.registries = self._collect()
+        for folder in folders:
+            self._discover(folder)
+
+    def _discover(self, folder: str) -> None:
+        from pathlib import Path
+
+        from simgate.policies.manifest import register_manifests
+        from simgate.robots.load import register_robots
+
+        root = Path(folder)
+        for registry, sub, register in ((self.registries.envs, "envs", register_robots),
+                                        (self.registries.policies, "policies", register_manifests)):
+            if (root / sub).is_dir():
+                registry.current_plugin = f"the project folder {root}"
+                register(registry, root / sub, rootdir=root)
 
     def _load_entry_points(self) -> None:
         """The ``simgate`` entry-point group, one at a time, so a broken one is named (pluggy's

@@ -96,6 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                          baselines=_baselines(config), **_max_cases(config),
                                          check_digests=not is_worker(config))
         if config.stash[CASES] and not is_worker(config):
+            from simgate.robots.configure import check_contracts
+
+            check_contracts(config.stash[CASES], host.registries)
             _check_outputs(config)
             if config.getoption("simgate_ray"):
                 from simgate import scaleout  # imports Ray only once it runs
@@ -169,13 +172,16 @@ def _path(config: pytest.Config, value: str) -> Path:
 
 
 def _project_plugins(config: pytest.Config) -> list[str]:
-    """Module names listed in ``simgate_plugins`` by loaded conftest files (like pytest_plugins)."""
+    """Module names listed in ``simgate_plugins`` by loaded conftest files (like pytest_plugins),
+    then the project folder itself (its YAML robots and manifests: :data:`plugin_manager.FOLDER`)."""
+    from simgate.plugin_manager import FOLDER
+
     names: list[str] = []
     for plugin in config.pluginmanager.get_plugins():
         listed = getattr(plugin, "simgate_plugins", None)
         if isinstance(listed, (list, tuple)) and getattr(plugin, "__file__", "").endswith("conftest.py"):
             names.extend(n for n in listed if n not in names)
-    return names
+    return names + [FOLDER + str(config.rootpath)]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -28,6 +28,9 @@ class Registry:
         self._entries: dict[str, Any] = {}
         self._owners: dict[str, str] = {}
         self.current_plugin = "?"
+        #: resolved paths of the YAML files whose entries are registered (a file registered by a
+        #: plugin is not registered again by the project folder's discovery)
+        self.sources: set[str] = set()
 
     def add(self, name: str, entry: Any) -> None:
         if not isinstance(name, str) or not name:

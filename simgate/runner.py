@@ -349,9 +349,9 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, d
 
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)
-    base_policy = base_spec.load()
     env = env_for(env, base_spec)
-    runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), base_spec.action_size, engine)
+    base_policy = load_policy(base_spec, env)
+    runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), env.action_size, engine)
     cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache, remote=remote, dog=dog, policy=base_spec.name)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
@@ -386,9 +386,20 @@ def build_env(factory, spec=None):
     return env_for(env, spec) if spec is not None else env
 
 
+def load_policy(spec, env):
+    """``spec``'s runnable policy; the built-in ``hold`` takes its action from ``env``."""
+    from simgate.policies import hold
+
+    return hold.for_env(env) if hold.is_hold(spec) else spec.load()
+
+
 def env_for(env, spec):
     """``env`` as ``spec`` drives it: a YAML robot bound to the policy's contract; any other env
     as is (a contract on a Python env is refused: the env's code fixes its own layout)."""
+    from simgate.policies import hold
+
+    if hold.is_hold(spec):
+        return env  # the null policy sends the neutral action through the env as it is bound
     bind = getattr(env, "for_policy", None)
     if bind is not None:
         return bind(spec) if getattr(env, "contract", None) is not getattr(spec, "contract", None) else env
@@ -400,6 +411,10 @@ def env_for(env, spec):
 
 
 def check_sizes(spec, env) -> None:
+    from simgate.policies import hold
+
+    if hold.is_hold(spec):
+        return  # sized by the env it holds
     for what, theirs, ours in (("observation", spec.observation_size, env.observation_size),
                                ("action", spec.action_size, env.action_size)):
         if theirs != ours:

@@ -94,19 +94,20 @@ def build_for(case, policy_name: str, host, engine: str, watchdog=None):
     worker to run). With ``watchdog`` the engine calls the policy through
     :class:`simgate.watchdog.GuardedPolicy`, as a local run does."""
     from simgate.engine import make_engine
-    from simgate.runner import build_env, check_sizes, perturbations_for
+    from simgate.runner import build_env, check_sizes, env_for, load_policy, perturbations_for
 
     regs = host.registries
     spec = regs.policies.get(policy_name)
-    env = build_env(regs.envs.get(case.env), spec)
+    # a baseline runs in the candidate's env (the built-in hold sends its neutral action)
+    env = env_for(build_env(regs.envs.get(case.env), regs.policies.get(case.policy)), spec)
     check_sizes(spec, env)
-    policy = spec.load()
+    policy = load_policy(spec, env)
     acting = policy
     if watchdog is not None:
         from simgate.watchdog import GuardedPolicy
 
         acting = GuardedPolicy(policy, watchdog)
-    runner = make_engine(env, acting, perturbations_for(case, regs), spec.action_size, engine)
+    runner = make_engine(env, acting, perturbations_for(case, regs), env.action_size, engine)
     keyed = dataclasses.replace(case, policy=policy_name)  # how runner.py keys a baseline's episodes
     return runner, env, spec, policy, keyed
 

@@ -182,16 +182,20 @@ def main(args) -> int:
 
 
 def _project_plugins(rootdir: Path) -> list[str]:
-    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``."""
+    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``, then
+    the project folder (its YAML robots and manifests), as the gate registers them."""
     import ast
 
+    from simgate.plugin_manager import FOLDER
+
+    folder = [FOLDER + str(rootdir.resolve())]
     conftest = rootdir / "conftest.py"
     if not conftest.is_file():
-        return []
+        return folder
     for node in ast.walk(ast.parse(conftest.read_text())):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    return []
+            return list(ast.literal_eval(node.value)) + folder
+    return folder
 
 
 def _parse_params(text: str | None) -> dict | None:

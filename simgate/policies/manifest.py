@@ -109,6 +109,9 @@ def _confined(name: str, folder: Path, display: str, line: int | None, key: str,
 def register_manifests(registry, directory: Path, rootdir: Path | None = None) -> None:
     """Register every ``*/manifest.yaml`` under ``directory`` (sorted, so order is stable)."""
     for path in sorted(directory.glob("*/manifest.yaml")):
+        if str(path.resolve()) in registry.sources:
+            continue
+        registry.sources.add(str(path.resolve()))
         display = str(path.relative_to(rootdir)) if rootdir else str(path)
         for spec in read_manifest(path, display):
             if spec.name in registry:

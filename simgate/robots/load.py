@@ -110,6 +110,9 @@ def _robot(path: str, display: str) -> RobotDef:
 def register_robots(registry, directory: Path, rootdir: Path | None = None) -> None:
     """Register every ``*/robot.yaml`` under ``directory`` (sorted) as an env named by its ``name:``."""
     for path in sorted(Path(directory).glob("*/robot.yaml")):
+        if str(path.resolve()) in registry.sources:
+            continue
+        registry.sources.add(str(path.resolve()))
         display = str(path.relative_to(rootdir)) if rootdir else str(path)
         robot = _robot(str(path.resolve()), display)
         if robot.robot.name in registry:

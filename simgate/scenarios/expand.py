@@ -102,7 +102,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
         raise SimgateError("\n".join(problems))
     baseline_for: dict[str, str] = {}
     for name in baselines:
-        baseline_for.setdefault(registries.policies.get(name).env, name)
+        baseline_for.setdefault(registries.policies.get(name).env, name)  # "*": the built-in hold, any env
     cases, names, sizes, used = [], {}, {}, set(baselines)
     for path in scenario_files(directory):
         display = _display(path, rootdir)
@@ -119,7 +119,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
         used.update(chosen)
         sizes[display] = n_points(sc.spec) * len(chosen)
         if sum(sizes.values()) <= max_cases:  # past the cap, count but do not build
-            cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env)) for c in expand(sc, chosen))
+            cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env, baseline_for.get("*"))) for c in expand(sc, chosen))
     for name in sorted(used):  # file present, digest right: once per run, not once per case
         problem = registries.policies.get(name).problem(check_digest=check_digests)
         if problem:
@@ -178,7 +178,7 @@ def _policy_envs(registries) -> list[str]:
                        f"{type(spec).__name__}; register a simgate.policies.spec.PolicySpec")
             continue
         env = spec.env
-        if env not in registries.envs:
+        if env not in registries.envs and env != "*":  # "*": the built-in hold, for any env
             out.append(located(spec.manifest, spec.lines.get("env", spec.line),
                                f"env: policy {name!r} is for env {env!r}, which is not registered"
                                f"{did_you_mean(str(env), registries.envs.names())}"))

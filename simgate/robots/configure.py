@@ -1,0 +1,52 @@
+"""Before any worker starts: every (robot, policy) pair a run will evaluate is bound and checked,
+so a contract that does not fit its robot, its network or its training log stops the run with
+exit 4 instead of becoming a confident FAIL (or PASS)."""
+
+from __future__ import annotations
+
+from simgate.errors import SimgateError
+
+
+def check_contracts(cases, registries) -> None:
+    """Raise SimgateError listing every problem of the contracts the cases use."""
+    from simgate.runner import build_env, env_for
+
+    pairs = sorted({(c.env, p) for c in cases for p in (c.policy, c.baseline) if p})
+    built: dict[str, object] = {}
+    problems: list[str] = []
+    for env_name, policy_name in pairs:
+        spec = registries.policies.get(policy_name)
+        if spec.format == "hold":
+            continue  # sends the candidate's neutral action: nothing of its own to check
+        if env_name not in built:
+            try:
+                built[env_name] = build_env(registries.envs.get(env_name))
+            except ValueError as exc:  # a scene MuJoCo cannot load: the message names the file
+                raise SimgateError(f"env {env_name!r}: {exc}") from None
+        env = built[env_name]
+        if not hasattr(env, "for_policy") and getattr(spec, "contract", None) is None:
+            continue  # a Python env and a plain policy: the env's code is the contract
+        try:
+            bound = env_for(env, spec)
+        except SimgateError as exc:
+            problems.append(str(exc))
+            continue
+        except ValueError as exc:
+            problems.append(f"{spec.manifest}: policy {policy_name!r} on env {env_name!r}: {exc}")
+            continue
+        problems += _checked(spec, bound)
+    if problems:
+        raise SimgateError("\n".join(dict.fromkeys(problems)))
+
+
+def _checked(spec, env) -> list[str]:
+    from simgate.robots.check import check_policy_against_contract
+
+    problems = check_policy_against_contract(spec, env)
+    if not problems and spec.contract.contract.log is not None:
+        from simgate.robots.logcheck import check_manifest_log
+
+        problem = check_manifest_log(spec, env)
+        if problem:
+            problems.append(problem)
+    return problems

@@ -91,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
             return
         # model-aware checks build each env once: on the controller only, before workers start
         env_info = None if is_worker(config) else EnvInfoCache(host.registries.envs)
-        config.stash[CASES] = load_cases(directory, config.rootpath, host.registries,
+        config.stash[CASES] = load_cases(directory, project_dir(config), host.registries,
                                          config.getoption("policy"), config.getini("simgate_candidates"), env_info,
                                          baselines=_baselines(config), **_max_cases(config),
                                          check_digests=not is_worker(config))
@@ -166,9 +166,18 @@ def _cache_dir(config: pytest.Config) -> Path | None:
     return _path(config, value) if value else _reports_dir(config) / "cache"
 
 
+def project_dir(config: pytest.Config) -> Path:
+    """The project's folder: pytest's rootdir where a configuration file fixed it; without one
+    (a folder of YAML files only, ``pytest scenarios/``), the folder pytest was started in, not
+    pytest's guess (the common ancestor of the arguments: the scenarios folder itself)."""
+    if config.inipath is None:
+        return Path(config.invocation_params.dir)
+    return config.rootpath
+
+
 def _path(config: pytest.Config, value: str) -> Path:
     path = Path(value)
-    return path if path.is_absolute() else config.rootpath / path
+    return path if path.is_absolute() else project_dir(config) / path
 
 
 def _project_plugins(config: pytest.Config) -> list[str]:
@@ -181,7 +190,7 @@ def _project_plugins(config: pytest.Config) -> list[str]:
         listed = getattr(plugin, "simgate_plugins", None)
         if isinstance(listed, (list, tuple)) and getattr(plugin, "__file__", "").endswith("conftest.py"):
             names.extend(n for n in listed if n not in names)
-    return names + [FOLDER + str(config.rootpath)]
+    return names + [FOLDER + str(project_dir(config))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

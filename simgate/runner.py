@@ -355,7 +355,10 @@ def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, d
     cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
     source = EpisodeSource(runner, case, env, cache, remote=remote, dog=dog, policy=base_spec.name)
     baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
-    return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner)), source
+    from simgate.policies import hold
+
+    return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner),
+                          torque=not hold.is_hold(base_spec)), source
 
 
 def episode_cache(cache_dir, case: Case, env, runner, spec, policy):

@@ -197,7 +197,9 @@ def tasks_for(lanes: list[list[int]], cpus: int) -> list[list[int]]:
 
 
 def project_root(config) -> Path:
-    return Path(config.rootpath)
+    from simgate.pytest_plugin import project_dir
+
+    return Path(project_dir(config))
 
 
 @dataclasses.dataclass(eq=False)

@@ -419,7 +419,7 @@ def regression_level(case) -> float:
     return case.alpha * SUCCESS_SHARE / max(getattr(case, "regression_family", 1), 1)
 
 
-def paired(case, baseline: str, base, cand, ranges=None) -> list[Requirement]:
+def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) -> list[Requirement]:
     """Candidate against baseline on the same episodes. These are findings, not verdicts: one
     case's uncorrected p-value would block an unchanged policy somewhere in a large suite, so the
     requirements here never fail the case (their outcome is PASS) and carry their p-values; the
@@ -428,7 +428,8 @@ def paired(case, baseline: str, base, cand, ranges=None) -> list[Requirement]:
     McNemar p-value of 'worse at all' and, per joint, the betting test's p-value of 'mean |torque|
     above (1 + torque_regression_margin) × the baseline's'. Also reported: whether
     non-inferiority within ``regression_margin`` is shown (exact score test), and the smallest
-    drop this case could detect with 90 % power at its n."""
+    drop this case could detect with 90 % power at its n. ``torque=False`` (against the null
+    policy ``hold``, which barely loads its motors) compares the success rates only."""
     from simgate import paired as tests
 
     th, alpha = case.thresholds, case.alpha
@@ -466,7 +467,7 @@ def paired(case, baseline: str, base, cand, ranges=None) -> list[Requirement]:
         t = tests.ratio_regression(cc, cb, share, value_range, alpha)
         t["relative"] = (t["candidate_mean"] / t["baseline_mean"] - 1) if t["baseline_mean"] > 0 else 0.0
         joints[name] = t
-    if joints:  # one requirement for all joints: the smallest p-value speaks for them
+    if joints and torque:  # one requirement for all joints: the smallest p-value speaks for them
         worst = min(joints, key=lambda k: (joints[k]["p_regression"], -joints[k]["relative"]))
         w = joints[worst]
         out.append(Requirement(

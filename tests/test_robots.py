@@ -110,3 +110,92 @@ def test_the_hold_baseline_sends_the_neutral_action(host, pair):
     episodes = ReferenceEngine(yaml_env, policy, [], 12).run(case, range(3)).episodes
     assert all(np.array_equal(e.actions, np.zeros_like(e.actions)) for e in episodes)  # offset mapping: pose = 0
     assert all(e.terminated is None for e in episodes)  # holding the standing pose stands
+
+
+RICH = """\
+joints: [FL_abduction, FL_flexion, FL_knee, FR_abduction, FR_flexion, FR_knee,
+         HL_abduction, HL_flexion, HL_knee, HR_abduction, HR_flexion, HR_knee]
+observation:
+  - {term: projected_gravity, source: freejoint, noise: 0.05}
+  - {term: base_lin_vel, source: freejoint, frame: heading}
+  - {term: base_ang_vel, source: freejoint, frame: world, history: 3}
+  - {term: joint_pos_norm}
+  - {term: joint_vel_norm, max_velocity: 20.0, clip: [-1, 1]}
+  - {term: contact, threshold: 1.0}
+  - {term: contact_forces, bodies: [trunk, HR_foot], scale: 0.01}
+  - {term: last_action, which: raw, initial: default_pose, history: 2}
+  - {term: velocity_commands, components: [vx, vy, yaw_rate], ranges: [[0.0, 0.4], [-0.1, 0.1], [-0.3, 0.3]]}
+  - {term: gait_phase, hz: 1.5}
+  - {term: constant, value: [1.0]}
+  - {term: padding, size: 2}
+action:
+  actuators: [FL_abduction, FL_flexion, FL_knee, FR_abduction, FR_flexion, FR_knee,
+              HL_abduction, HL_flexion, HL_knee, HR_abduction, HR_flexion, HR_knee]
+  mapping: range
+  sign: [1, 1, 1, -1, 1, 1, 1, 1, 1, -1, 1, 1]
+  clip: [-1, 1]
+  filter_alpha: 0.6
+  delay_steps: 2
+"""
+
+
+class Elementwise:
+    """A fixed random single-layer controller computed elementwise (the same bits for one row
+    and for many), reading every observation channel."""
+
+    def __init__(self, n_obs: int, n_act: int):
+        rng = np.random.default_rng(5)
+        self.w = rng.normal(0.0, 0.3 / np.sqrt(n_obs), size=(n_obs, n_act))
+
+    def act(self, obs):
+        return np.tanh(np.sum(obs[:, :, None] * self.w[None], axis=1))
+
+
+def test_stateful_terms_contacts_filter_and_delay_agree_in_both_engines(host, tmp_path):
+    """Contact switches and forces, history stacks, the previous action, a filter and a delay
+    line: every piece of contract state travels with the simulation, so both engines give the
+    same bits (contact terms need no reference-engine fallback)."""
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / "rich.yaml").write_text(RICH)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="rich",
+                               contract=contract_file(tmp_path / "rich.yaml", "rich.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    assert env.observation_size == 3 + 3 + 9 + 12 + 12 + 4 + 2 + 24 + 3 + 2 + 1 + 2
+    assert env.observation_groups()["contact"] == list(range(39, 43))
+    policy = Elementwise(env.observation_size, 12)
+    case = make_case(env=YAML, policy="rich", horizon=1.5, episodes=5)
+    reference = ReferenceEngine(env, policy, [], 12).run(case, range(5))
+    batched = BatchedEngine(env, policy, [], 12, nthread=2, chunk=3).run(case, range(5))
+    assert_identical(reference, batched)
+    assert type(batched).__name__ == "Rollouts" and all(e.length > 10 for e in batched.episodes)
+
+
+def test_contact_and_history_terms_read_what_they_say(host, tmp_path):
+    import mujoco
+
+    from simgate.envs.base import OneRow
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / "rich.yaml").write_text(RICH)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="rich",
+                               contract=contract_file(tmp_path / "rich.yaml", "rich.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(1))
+    mujoco.mj_step(model, data, nstep=40)  # settle on the feet
+    obs = env.observe(model, data)
+    assert list(obs[39:43]) == [1.0, 1.0, 1.0, 1.0]  # every foot on the floor carries > 1 N
+    assert obs[43] == 0.0 and obs[44] > 0.03  # the trunk touches nothing; a foot carries ~8 N (x 0.01)
+    # the first frame of a history is the current one repeated; the previous action starts at the
+    # default pose in action space (range mapping: not zero), signed as the network outputs it
+    np.testing.assert_array_equal(obs[9:12], obs[6:9])
+    first = obs[45:57]
+    assert np.count_nonzero(first) == 4 and np.array_equal(first, obs[57:69])  # the knees' pose is off-centre
+    env.apply_action(model, data, np.full(12, 0.5))
+    after = env.observe(model, data)
+    np.testing.assert_array_equal(after[45:57], np.full(12, 0.5))
+    np.testing.assert_array_equal(after[57:69], first)

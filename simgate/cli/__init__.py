@@ -1,6 +1,6 @@
-"""simgate's commands, ``python -m simgate report|replay`` (the gate itself is ``pytest``): the
-argument parser here, each command in its own module (:mod:`simgate.cli.report`,
-:mod:`simgate.cli.replay`)."""
+"""simgate's commands, ``python -m simgate report|replay|contract`` (the gate itself is ``pytest``):
+the argument parser here, each command in its own module (:mod:`simgate.cli.report`,
+:mod:`simgate.cli.replay`, :mod:`simgate.cli.contract`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="simgate", description="simgate's report and replay commands (the gate itself is pytest)")
+    parser = argparse.ArgumentParser(prog="simgate", description="simgate's report, replay and contract commands (the gate itself is pytest)")
     parser.add_argument("--rootdir", default=".", help="the project folder (default: here)")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="HTML report from Allure results (Allure 2, history kept)")
@@ -20,12 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     from simgate.cli.replay import add_arguments
 
     add_arguments(replay)
+    contract = commands.add_parser("contract", help="check a policy's contract against a log of its training env")
+    from simgate.cli.contract import add_arguments as contract_arguments
+
+    contract_arguments(contract)
     args = parser.parse_args(argv)
     from simgate.errors import SimgateError
 
     try:
         if args.command == "report":
             from simgate.cli.report import main as run
+        elif args.command == "contract":
+            from simgate.cli.contract import main as run
         else:
             from simgate.cli.replay import main as run
         return run(args)

@@ -70,12 +70,16 @@ class ActionMap:
         """The filter's and delay line's state before the first action (after sign)."""
         return self._unsigned(self.neutral(model)) if self.cfg.initial == "default_pose" else np.zeros(self.size)
 
-    def last_action_initial(self, model) -> np.ndarray:
-        term = next((t for t in self.contract.contract.observation if t.term == "last_action"), None)
-        if term is None or term.initial == "zeros":
+    def last_action_initial(self, model, which: str) -> np.ndarray:
+        """What a ``last_action`` term of kind ``which`` shows before the first step: its own
+        ``initial`` (the filter's state when no such term states one)."""
+        term = next((t for t in self.contract.contract.observation if t.term == "last_action" and t.which == which), None)
+        if term is None:
+            return self.initial(model) if which == "applied" else np.zeros(self.size)
+        if term.initial == "zeros":
             return np.zeros(self.size)
         neutral = self.neutral(model)
-        return neutral if term.which == "raw" else self._unsigned(neutral)
+        return neutral if which == "raw" else self._unsigned(neutral)
 
     def _unsigned(self, x: np.ndarray) -> np.ndarray:
         return x * self.sign if self.sign is not None else x
@@ -89,7 +93,8 @@ class ActionMap:
         if cfg.clip is not None:
             a = np.clip(a, cfg.clip[0], cfg.clip[1])
         if cfg.filter_alpha != 1:
-            a = cfg.filter_alpha * a + (1.0 - cfg.filter_alpha) * u[:, layout["applied"]]
+            a = cfg.filter_alpha * a + (1.0 - cfg.filter_alpha) * u[:, layout["filter"]]
+        u[:, layout["filter"]] = a
         u[:, layout["applied"]] = a
         if cfg.delay_steps:
             line = u[:, layout["delay"]]  # oldest first

@@ -37,6 +37,7 @@ class Layout:
         slots = {}
         at = first
         for name, size in (("start", 3), ("command", 3), ("track", 2), ("raw", n_action), ("applied", n_action),
+                           ("filter", n_action),
                            ("delay", delay * n_action), ("filled", 1), ("history", sum(history))):
             slots[name] = slice(at, at + size)
             at += size
@@ -203,9 +204,11 @@ class MjcfEnv(MujocoEnv):
         data.userdata[lay["start"]] = (data.qpos[a], data.qpos[a + 1], yaw)
         data.userdata[lay["command"]] = self.command.draw(rng) if self.command is not None else 0.0
         data.userdata[lay["track"]] = 0.0
+        # the filter's state and what last_action shows before the first step are stated apart
         initial = self.actions.initial(model)
-        data.userdata[lay["raw"]] = self.actions.last_action_initial(model)
-        data.userdata[lay["applied"]] = initial
+        data.userdata[lay["filter"]] = initial
+        data.userdata[lay["raw"]] = self.actions.last_action_initial(model, "raw")
+        data.userdata[lay["applied"]] = self.actions.last_action_initial(model, "applied")
         if lay["delay"].stop > lay["delay"].start:
             data.userdata[lay["delay"]] = np.tile(initial, self.contract.contract.action.delay_steps)
         data.userdata[lay["filled"]] = 0.0  # history frames start as copies of the first one

@@ -1,0 +1,108 @@
+"""A user with an MJCF, an ONNX file and a YAML contract gates the policy from a folder holding
+nothing else (no Python, no pytest configuration): ``pytest scenarios/ -n 2``, for real, in a
+subprocess. A contract that does not fit stops the run at configure time (exit 4), before any
+episode, naming the file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+ROBOT = """\
+kind: mjcf
+name: walker
+scene: walker.xml
+base: trunk
+control_hz: 50
+reset:
+  keyframe: stand
+  yaw: [-3.141592653589793, 3.141592653589793]
+  joint_pos: {uniform: 0.05}
+  ctrl: start_pose
+feet: [FL_foot, FR_foot, HL_foot, HR_foot]
+terminate: {base_height_below: 0.10, tilt_above_deg: 50}
+"""
+
+SCENARIO = """\
+name: flat
+env: walker
+policies: [walker-policy]
+episodes: 12
+horizon: 2.0
+seed: 3
+thresholds:
+  min_success_rate: 0.5
+  deterministic: true
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "envs" / "walker").mkdir(parents=True)
+    shutil.copy(REPO / "envs" / "quadruped" / "quadruped.xml", tmp_path / "envs" / "walker" / "walker.xml")
+    (tmp_path / "envs" / "walker" / "robot.yaml").write_text(ROBOT)
+    policy = tmp_path / "policies" / "walker"
+    policy.mkdir(parents=True)
+    shutil.copy(REPO / "policies" / "quadruped" / "robust.onnx", policy / "policy.onnx")
+    shutil.copy(REPO / "policies" / "quadruped" / "contract.yaml", policy / "contract.yaml")
+    digest = hashlib.sha256((policy / "policy.onnx").read_bytes()).hexdigest()
+    (policy / "manifest.yaml").write_text(textwrap.dedent(f"""\
+        policies:
+          - name: walker-policy
+            env: walker
+            format: onnx
+            file: policy.onnx
+            sha256: {digest}
+            observation_size: 34
+            action_size: 12
+            contract: contract.yaml
+        """))
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "flat.yaml").write_text(SCENARIO)
+    return tmp_path
+
+
+def gate(folder: Path, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["SIMGATE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run([sys.executable, "-m", "pytest", "scenarios/", "-p", "no:cacheprovider", *args], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_folder_of_yaml_files_is_gated_with_no_python(folder):
+    done = gate(folder, "-n", "2", "--baseline", "hold")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    verdict = json.loads((folder / "reports" / "verdict.json").read_text())
+    assert verdict["promote"] and verdict["candidates"]["walker-policy"]["promote"]
+    summary = json.loads((folder / "reports" / "summary.json").read_text())
+    (case,) = summary["cases"].values()
+    assert case["outcome"] == "PASS" and case["case"]["env"] == "walker" and case["case"]["baseline"] == "hold"
+
+
+def test_a_contract_that_does_not_fit_the_network_stops_the_run_before_any_episode(folder):
+    contract = folder / "policies" / "walker" / "contract.yaml"
+    contract.write_text(contract.read_text().replace("  - {term: gait_phase, hz: 2.0, group: clock}\n", ""))
+    done = gate(folder, "-n", "2")
+    assert done.returncode == 4, done.stdout[-3000:]
+    assert "observation_size is 34 in the manifest but its contract gives 32" in done.stderr
+    assert "policies/walker/manifest.yaml" in done.stderr or "contract.yaml" in done.stderr
+    assert "Traceback" not in done.stderr and not (folder / "reports" / "summary.json").exists()
+
+
+def test_a_misspelt_joint_names_the_line_and_the_closest_joint(folder):
+    contract = folder / "policies" / "walker" / "contract.yaml"
+    contract.write_text(contract.read_text().replace("joints: [FL_abduction,", "joints: [FL_abduktion,"))
+    done = gate(folder, "-n", "2")
+    assert done.returncode == 4, done.stdout[-3000:]
+    assert "no joint named 'FL_abduktion'" in done.stderr and "did you mean 'FL_abduction'" in done.stderr
+    assert "contract.yaml:" in done.stderr and "Traceback" not in done.stderr

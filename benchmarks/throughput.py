@@ -14,6 +14,10 @@ and reports control steps and episodes per wall second, best of a few repeats:
 
     python benchmarks/throughput.py [--threads 2] [--episodes 64] [--horizon-steps 200] [--no-suite] [--quick]
 
+A YAML robot driven through a policy's contract (the quadruped as ``envs/quadruped_mjcf`` with
+``quadruped-robust-contract``: observation terms, action map and their per-episode state) is
+measured the same way: the batched engine against Batch.rollout replaying its own controls.
+
 Then, unless --quick or --no-suite, suite-level figures (benchmarks/suite_timing.py). The last
 line is machine-readable, for the batched engine on the light model:
 ``ratio_vs_physics_limit=<x> ratio_vs_plain_loop=<y>``.
@@ -274,6 +278,68 @@ def print_table(work: Work, rates: dict[str, float], timing: str) -> None:
     print(f"physics limit = {limit_label} (the engine's episodes replayed open-loop, same trajectories)")
 
 
+def contract_rates(episodes: int, steps: int, threads: int, repeats: int, python: bool = False) -> dict[str, float]:
+    """Control steps per second of the batched engine on the YAML quadruped with its contract
+    (``python``: the hand-written Python env with the same network), and of Batch.rollout
+    replaying the very controls the engine wrote (the physics limit)."""
+    import mujoco
+
+    from simgate.engine.batched import BatchedEngine
+    from simgate.envs.base import OneRow
+    from simgate.plugin_manager import Host
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.schema import Terminate
+    from simgate.runner import build_env
+    from simgate.scenarios.case import Case
+
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's envs/ and policies/
+    host = Host(project_plugins=["envs", "policies"], autoload=False)
+    spec = host.registries.policies.get("quadruped-robust-contract")
+    bound = build_env(host.registries.envs.get("quadruped-mjcf"), spec)
+    # no termination, so every episode runs the whole horizon in every runner
+    robot = dataclasses.replace(bound.robot, robot=bound.robot.robot.model_copy(update={"terminate": Terminate()}))
+    env = MjcfEnv(robot, spec.contract)
+    if python:
+        from envs.quadruped.env import Quadruped
+
+        class Standing(Quadruped):  # no termination, as above
+            def terminated_rows(self, model, data):
+                return [None] * len(data.time)
+
+        env = Standing()
+    policy = spec.load()
+    engine = BatchedEngine(env, policy, [], env.action_size, nthread=threads)
+    case = Case(id="bench", scenario="bench", source="<benchmark>", env=env.name, policy=spec.name, point={},
+                perturbations=(), episodes=episodes, horizon=steps * engine.control_dt, seed=0, alpha=0.05,
+                determinism_episodes=0, thresholds={})
+    rollouts = engine.run(case, range(episodes))
+    model, starts, controls = engine.ref.nominal, [], []
+    for i, episode in enumerate(rollouts.episodes):
+        data = engine.ref.start_episode(case, i, steps)[2]
+        starts.append(data)
+        scratch = mujoco.MjData(model)  # the contract's ctrl depends on its own state, not on physics
+        mujoco.mj_setState(model, scratch, _state(model, data), mujoco.mjtState.mjSTATE_INTEGRATION)
+        controls.append([env.ctrl_rows(model, OneRow(scratch), a[None])[0] for a in episode.actions])
+    replay = Replay(model, engine.ref.frame_skip, starts, np.array(controls))
+    work = Work("Hopper-v5", episodes, steps, threads)  # only its sizes are read by batch_runner
+
+    def run() -> int:
+        return int(sum(e.length for e in engine.run(case, range(episodes)).episodes))
+
+    return measure({BATCHED: run, "Batch.rollout (no policy)": batch_runner(work, replay, record=True)}, repeats, True)
+
+
+def _state(model, data) -> np.ndarray:
+    import mujoco
+
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    out = np.zeros(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, out, spec)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="T for every multi-threaded runner (2: the cores here)")
@@ -300,6 +366,15 @@ def main() -> None:
         repeats, warmup = timing[env_id]
         results[env_id] = model_rates(work, repeats, warmup)
         print_table(work, results[env_id], f"best of {repeats}" + (" after a warm-up" if warmup else ", no warm-up"))
+
+    print()
+    for python, label, key in ((True, "quadruped (Python env)", "python_ratio"),
+                               (False, "quadruped-mjcf (YAML robot + contract)", "contract_ratio")):
+        rates = contract_rates(episodes, steps, args.threads, 1 if args.quick else 5, python)
+        limit = rates["Batch.rollout (no policy)"]
+        print(f"{label}, {episodes} episodes x {steps} control steps, T={args.threads}: batched "
+              f"{rates[BATCHED]:,.0f} steps/s, Batch.rollout replaying its controls {limit:,.0f} steps/s, "
+              f"{key}_vs_physics_limit={rates[BATCHED] / limit:.2f}")
 
     if suite:
         print("\n" + "\n".join(suite))

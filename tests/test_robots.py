@@ -199,3 +199,21 @@ def test_contact_and_history_terms_read_what_they_say(host, tmp_path):
     after = env.observe(model, data)
     np.testing.assert_array_equal(after[45:57], np.full(12, 0.5))
     np.testing.assert_array_equal(after[57:69], first)
+
+
+def test_observation_noise_as_the_contract_states_it(host, tmp_path):
+    """``add_observation_noise: {std: contract}`` adds the noise each term's ``noise:`` states,
+    and none where a term states none."""
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / "rich.yaml").write_text(RICH)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="rich",
+                               contract=contract_file(tmp_path / "rich.yaml", "rich.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    case = make_case(env=YAML, policy="rich", horizon=1.0, episodes=2)
+    engine = ReferenceEngine(env, Elementwise(env.observation_size, 12), [build(host, "add_observation_noise", {"std": "contract"})], 12)
+    _, _, _, states = engine.start_episode(case, 0, 50)
+    (noise,) = states
+    assert noise.shape == (50, env.observation_size)
+    assert 0.03 < noise[:, :3].std() < 0.07 and not noise[:, 3:].any()  # projected_gravity only, std 0.05

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import field_validator
 
@@ -10,14 +12,17 @@ from simgate.perturbations.base import EpisodeContext, Params, Perturbation
 
 
 class AddObservationNoiseParams(Params):
-    #: standard deviation in observation units: one value for every channel, or per group
-    #: (``{imu: 0.01, encoders: 0.001}``, group names from the env's observation_groups)
-    std: float | dict[str, float]
+    #: standard deviation in observation units: one value for every channel, per group
+    #: (``{imu: 0.01, encoders: 0.001}``, group names from the env's observation_groups), or
+    #: ``contract``: the noise the policy's training added, as its contract states it per term
+    std: float | dict[str, float] | Literal["contract"]
     scale: float = 1.0  # multiplies std; a matrix sweep over it gives 1×, 3×, ...
 
     @field_validator("std", "scale")
     @classmethod
     def _non_negative(cls, value, info):
+        if value == "contract":
+            return value
         values = value.values() if isinstance(value, dict) else [value]
         if any(v < 0 for v in values):
             raise ValueError(f"{info.field_name} should be ≥ 0, received {value}")
@@ -37,7 +42,13 @@ class AddObservationNoise(Perturbation):
     def start(self, ctx: EpisodeContext) -> np.ndarray:
         size = ctx.env.observation_size
         std = np.zeros(size)
-        if isinstance(self.params.std, dict):
+        if self.params.std == "contract":
+            trained = getattr(ctx.env, "observation_noise", None)
+            if trained is None:
+                raise ValueError(f"add_observation_noise std: contract needs a YAML robot driven through a policy "
+                                 f"contract (its terms' noise:); env {ctx.env.name!r} has none: give std in numbers")
+            std[:] = trained()
+        elif isinstance(self.params.std, dict):
             groups = ctx.env.observation_groups()
             for group, value in self.params.std.items():  # names were checked at configure time
                 std[groups[group]] = value

@@ -59,7 +59,7 @@ class MjcfEnv(MujocoEnv):
         self.name = robot.robot.name
         spec = self._scene_spec()
         self._scene_userdata = int(spec.nuserdata)
-        nominal = spec.compile()
+        nominal = self._compiled(spec)
         self.control_hz = (robot.robot.control_hz if robot.robot.control_hz is not None
                            else 1.0 / (robot.robot.decimation * nominal.opt.timestep))
         frame_skip_for(self.control_hz, nominal.opt.timestep, f"robot {self.name!r} ({robot.where('control_hz')})")
@@ -140,10 +140,15 @@ class MjcfEnv(MujocoEnv):
         return spec
 
     def build_model(self):
+        return self._compiled(self.build_spec())
+
+    def _compiled(self, spec):
         try:
-            return self.build_spec().compile()
-        except Exception as exc:
-            raise ValueError(f"{self.robot.where('scene')}: scene {self.robot.robot.scene!r} does not compile: {exc}") from None
+            return spec.compile()
+        except Exception as exc:  # MuJoCo's compiler: a mesh file or folder missing, a keyframe of another size
+            message = " ".join(str(exc).split())
+            raise ValueError(f"{self.robot.where('scene')}: scene {self.robot.robot.scene!r} does not compile: "
+                             f"{message}; fix the MJCF (paths are relative to it)") from None
 
     def _contact_parts(self) -> list[str]:
         return [p for t in self.terms if t.kind in ("contact", "contact_forces") for p in t.parts]

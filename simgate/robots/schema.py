@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 Number = float | int
@@ -129,7 +129,7 @@ class Term(BaseModel):
     """One observation term: ``{term: name, ...}``. The value is ``scale * clip(raw - offset)``."""
 
     model_config = _STRICT
-    term: Literal[TERMS]  # type: ignore[valid-type]
+    term: str  # one of TERMS
     size: int | None = Field(default=None, gt=0)  # stated for a check (padding: required)
     scale: Number | list[Number] = 1.0
     offset: Number | list[Number] = 0.0
@@ -155,6 +155,23 @@ class Term(BaseModel):
     heading_gain: Number | None = None
     max_yaw_rate: Number | None = Field(default=None, gt=0)
     hz: Number | None = Field(default=None, gt=0)
+
+    @field_validator("term")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in TERMS:
+            from simgate.registry import did_you_mean
+
+            raise ValueError(f"unknown term {value!r}{did_you_mean(value, TERMS)}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_first(cls, data):
+        # an unknown term makes every key look foreign: say only what is wrong
+        if isinstance(data, dict) and data.get("term") not in TERMS:
+            return {"term": data.get("term")}
+        return data
 
     @model_validator(mode="after")
     def _keys_of_the_term(self):

@@ -2,7 +2,7 @@
 
 What a plugin author uses, importable from here::
 
-    from simgate import hookimpl, MujocoEnv, PolicySpec, register_manifests, Perturbation, SimgateError
+    from simgate import hookimpl, MujocoEnv, PolicySpec, register_manifests, register_robots, Perturbation, SimgateError
 
 ``import simgate`` stays light (no numpy, MuJoCo or pydantic): each name is imported from its
 module the first time it is used, so a plugin module can be imported at collection time cheaply.
@@ -20,6 +20,7 @@ _EXPORTS = {
     "MujocoEnv": "simgate.envs.base",
     "PolicySpec": "simgate.policies.spec",
     "register_manifests": "simgate.policies.manifest",
+    "register_robots": "simgate.robots.load",
     "Perturbation": "simgate.perturbations.base",
     "Params": "simgate.perturbations.base",
     "EpisodeContext": "simgate.perturbations.base",

@@ -67,11 +67,14 @@ def test_the_wheel_and_an_entry_point_plugin_gate_a_foreign_folder(installed, tm
     run = subprocess.run([str(installed), "-m", "pytest", "scenarios/", "-n", "2", "-p", "no:cacheprovider"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "2 passed" in run.stdout and "promotion: ALLOWED" in run.stdout
+    assert "4 passed" in run.stdout and "promotion: ALLOWED" in run.stdout
     verdict = json.loads((tmp_path / "reports" / "verdict.json").read_text())
     assert verdict["decision"] == "ALLOWED" and verdict["complete"] and verdict["candidates"]["acme-pendulum-lqr"]["promote"]
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
-    assert sorted(summary["cases"]) == ["upright-strength=0.6-acme-pendulum-lqr", "upright-strength=1-acme-pendulum-lqr"]
+    assert sorted(summary["cases"]) == ["upright-strength=0.6-acme-pendulum-lqr", "upright-strength=1-acme-pendulum-lqr",
+                                        "upright_yaml-strength=0.6-acme-pendulum-lqr-yaml",
+                                        "upright_yaml-strength=1-acme-pendulum-lqr-yaml"]
+    # the YAML robot, no Python (its episodes equal the Python env's: tests/test_robots.py)
     assert {c["outcome"] for c in summary["cases"].values()} == {"PASS"}
 
 
@@ -83,6 +86,7 @@ def test_readme_shows_this_package_as_it_is():
     section = readme[readme.index("## Writing a plugin"):readme.index("## Benchmarks")]
     shown = dict(re.findall(r"^`([^`\n]+)`:\n\n```\w+\n(.*?)\n```", section, flags=re.S | re.M))
     assert sorted(shown) == ["acme_pendulum/env.py", "acme_pendulum/plugin.py",
-                             "acme_pendulum/policies/lqr/manifest.yaml", "pyproject.toml", "scenarios/upright.yaml"]
+                             "acme_pendulum/policies/lqr/manifest.yaml", "acme_pendulum/policies/lqr_contract/manifest.yaml",
+                             "acme_pendulum/robots/pendulum/robot.yaml", "pyproject.toml", "scenarios/upright.yaml"]
     for name, text in shown.items():
         assert text == (EXTERNAL / name).read_text().rstrip(), name

@@ -217,3 +217,31 @@ def test_observation_noise_as_the_contract_states_it(host, tmp_path):
     (noise,) = states
     assert noise.shape == (50, env.observation_size)
     assert 0.03 < noise[:, :3].std() < 0.07 and not noise[:, 3:].any()  # projected_gravity only, std 0.05
+
+
+def test_a_fixed_base_robot_with_no_python_equals_its_python_env(host):
+    """The outside-plugin package's pendulum as YAML (tests/data/external_plugin: robots/pendulum)
+    through its contract: joint terms from sensors, a torque mapping, joint-bound termination and
+    success; the same episodes as its hand-written env, with and without a perturbation."""
+    import sys
+    from pathlib import Path
+
+    from simgate.plugin_manager import Host
+    from simgate.runner import build_env
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "data" / "external_plugin"))
+    try:
+        regs = Host(project_plugins=["acme_pendulum.plugin"], autoload=False).registries
+    finally:
+        sys.path.pop(0)
+    python = build_env(regs.envs.get("acme-pendulum"), regs.policies.get("acme-pendulum-lqr"))
+    yaml = build_env(regs.envs.get("acme-pendulum-yaml"), regs.policies.get("acme-pendulum-lqr-yaml"))
+    policy = regs.policies.get("acme-pendulum-lqr").load()
+    case = make_case(env="acme-pendulum", policy="acme-pendulum-lqr", horizon=2.0, episodes=6)
+    for kinds in ([], [("scale_motor_strength", {"scale": 0.6})]):
+        make = lambda: [build(host, k, p) for k, p in kinds]  # noqa: E731
+        a = ReferenceEngine(python, policy, make(), 1).run(case, range(6))
+        b = ReferenceEngine(yaml, policy, make(), 1).run(case, range(6))
+        same_robot(a, b)
+        assert [e.success for e in a.episodes] == [e.success for e in b.episodes]
+        assert_identical(b, BatchedEngine(yaml, policy, make(), 1, nthread=2, chunk=4).run(case, range(6)))

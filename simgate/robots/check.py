@@ -13,7 +13,15 @@ def check_robot(robot, model) -> None:
     names = _names(model)
     problems = []
     r = robot.robot
-    if r.base not in names["body"]:
+    needs_base = [key for key, used in (("reset.yaw", r.reset.yaw is not None),
+                                        ("terminate.base_height_below", r.terminate.base_height_below is not None),
+                                        ("terminate.tilt_above_deg", r.terminate.tilt_above_deg is not None),
+                                        ("success.distance", r.success.distance is not None)) if used]
+    if r.base is None:
+        if needs_base:
+            problems.append(f"{robot.where(needs_base[0].split('.')[0])}: {', '.join(needs_base)} need a floating base: "
+                            "name its body in 'base:'")
+    elif r.base not in names["body"]:
         problems.append(f"{robot.where('base')}: base: no body named {r.base!r} in {r.scene}"
                         f"{did_you_mean(r.base, [n for n in names['body'] if n])}")
     elif not any(model.jnt_bodyid[j] == model.body(r.base).id and model.jnt_type[j] == 0 for j in range(model.njnt)):
@@ -25,6 +33,12 @@ def check_robot(robot, model) -> None:
                 sub = ("terminate", "touching", k) if key == "terminate" else ("feet", k)
                 problems.append(f"{robot.where(*sub)}: no geom or body named {part!r} in {r.scene}"
                                 f"{did_you_mean(part, [n for n in names['geom'] + names['body'] if n])}")
+    for key, joints in (("terminate", r.terminate.joint_beyond), ("success", r.success.joint_within)):
+        for joint in joints:
+            if joint not in names["joint"]:
+                sub = "joint_beyond" if key == "terminate" else "joint_within"
+                problems.append(f"{robot.where(key, sub, joint)}: no joint named {joint!r} in {r.scene}"
+                                f"{did_you_mean(joint, [n for n in names['joint'] if n])}")
     for k, joint in enumerate(r.joint_limit_exclude):
         if joint not in names["joint"]:
             problems.append(f"{robot.where('joint_limit_exclude', k)}: no joint named {joint!r} in {r.scene}"

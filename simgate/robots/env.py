@@ -88,6 +88,11 @@ class MjcfEnv(MujocoEnv):
         self.observation_size = sum(t.size * t.history for t in self.terms)
         self.action_size = self.actions.size if self.actions is not None else 0
         self.command = next((t for t in self.terms if t.kind == "velocity_commands"), None)
+        if self.command is not None and robot.robot.base is None:
+            from simgate.robots.terms import ContractError
+
+            raise ContractError(f"{contract.where('observation')}: a velocity_commands term needs a floating base "
+                                f"(its velocity is tracked): robot {self.name!r} ({robot.display}) names no 'base:'")
         success = robot.robot.success
         self.progress_unit = "m" if success.distance is not None else ""
         signals = []
@@ -156,19 +161,30 @@ class MjcfEnv(MujocoEnv):
     def index(self, model) -> dict:
         """Addresses by name, looked up once: perturbed copies share the nominal layout."""
         if self._ids is None:
-            base = model.body(self.robot.robot.base)
-            free = next(j for j in range(model.njnt) if model.jnt_bodyid[j] == base.id
-                        and model.jnt_type[j] == 0)  # mjJNT_FREE (checked by check_robot)
+            free = None
+            if self.robot.robot.base is not None:
+                base = model.body(self.robot.robot.base)
+                free = next(j for j in range(model.njnt) if model.jnt_bodyid[j] == base.id
+                            and model.jnt_type[j] == 0)  # mjJNT_FREE (checked by check_robot)
             contact = {p: model.sensor(CONTACT_PREFIX + p).adr[0]
                        for p in dict.fromkeys(self._feet + self._touching + self._contact_parts())}
             hinge = [j for j in range(model.njnt) if model.jnt_type[j] in (2, 3)]  # slide, hinge
-            self._ids = {"qpos": model.jnt_qposadr[free], "qvel": model.jnt_dofadr[free], "contact": contact,
+            stop = self.robot.robot
+            self._ids = {"qpos": None if free is None else model.jnt_qposadr[free],
+                         "qvel": None if free is None else model.jnt_dofadr[free], "contact": contact,
+                         "beyond": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_beyond],
+                                             dtype=int), np.array(list(stop.terminate.joint_beyond.values()), dtype=float)),
+                         "within": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.success.joint_within],
+                                             dtype=int), np.array(list(stop.success.joint_within.values()), dtype=float)),
                          "joints_qpos": np.array([model.jnt_qposadr[j] for j in hinge], dtype=int),
                          "joints_qvel": np.array([model.jnt_dofadr[j] for j in hinge], dtype=int)}
         return self._ids
 
     def base_quat(self, model, data) -> np.ndarray:
         a = self.index(model)["qpos"]
+        if a is None:
+            raise ValueError(f"robot {self.name!r} has no floating base ('base:'): a term reading the free joint "
+                             "cannot be computed; name the base body, or read a sensor")
         return data.qpos[:, a + 3:a + 7]
 
     # -- episode -----------------------------------------------------------------------------
@@ -203,10 +219,13 @@ class MjcfEnv(MujocoEnv):
 
     def _start_contract(self, model, data, rng, yaw) -> None:
         lay, a = self.layout, self.index(model)["qpos"]
-        if yaw is None:
+        if a is None:
+            data.userdata[lay["start"]] = 0.0
+        elif yaw is None:
             w, x, y, z = data.qpos[a + 3:a + 7]
             yaw = quat.yaw_of(w, x, y, z)
-        data.userdata[lay["start"]] = (data.qpos[a], data.qpos[a + 1], yaw)
+        if a is not None:
+            data.userdata[lay["start"]] = (data.qpos[a], data.qpos[a + 1], yaw)
         data.userdata[lay["command"]] = self.command.draw(rng) if self.command is not None else 0.0
         data.userdata[lay["track"]] = 0.0
         # the filter's state and what last_action shows before the first step are stated apart
@@ -267,6 +286,9 @@ class MjcfEnv(MujocoEnv):
             fell |= qpos[:, a + 2] < stop.base_height_below
         for part in self._touching:
             fell |= data.sensordata[:, self.index(model)["contact"][part]] > 0
+        adr, bound = self.index(model)["beyond"]
+        if len(adr):
+            fell |= np.any(np.abs(qpos[:, adr]) > bound, axis=1)
         return ["fell" if f else None for f in fell]
 
     def signal_rows(self, model, data) -> np.ndarray:
@@ -301,6 +323,9 @@ class MjcfEnv(MujocoEnv):
         if self.terminated(model, data) is not None:
             return False
         success = self.robot.robot.success
+        adr, bound = self.index(model)["within"]
+        if len(adr) and not np.all(np.abs(data.qpos[adr]) < bound):
+            return False
         if success.distance is not None and self.progress(model, data) < success.distance.at_least:
             return False
         if success.velocity_tracking is not None:

@@ -51,6 +51,8 @@ class Terminate(BaseModel):
     tilt_above_deg: Number | None = Field(default=None, gt=0, le=180)
     #: geoms or bodies of the robot whose touching anything ends the episode (a fallen torso)
     touching: list[str] = Field(default_factory=list)
+    #: joints whose |position| past this bound (rad or m) ends the episode (a pole that fell)
+    joint_beyond: dict[str, Number] = Field(default_factory=dict)
 
 
 class Distance(BaseModel):
@@ -67,6 +69,8 @@ class Success(BaseModel):
     #: the mean over the episode's control steps of |v_xy - v_cmd| (m/s) below this bound; needs a
     #: velocity command (the contract's velocity_commands term)
     velocity_tracking: Number | None = Field(default=None, gt=0)
+    #: joints whose |position| must be within this bound at the horizon (upright, on target)
+    joint_within: dict[str, Number] = Field(default_factory=dict)
 
 
 class Robot(BaseModel):
@@ -76,7 +80,8 @@ class Robot(BaseModel):
     kind: Literal["mjcf"]
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
     scene: str  # the MJCF file, relative to this YAML (its includes and meshes resolved by MuJoCo)
-    base: str  # the floating base's body (height, tilt, pushes, velocities from the free joint)
+    #: the floating base's body (height, tilt, velocities from its free joint); none for a fixed base
+    base: str | None = None
     control_hz: Number | None = Field(default=None, gt=0)
     decimation: int | None = Field(default=None, gt=0)  # physics steps per control step
     reset: Reset

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from simgate import hookimpl, register_manifests
+from simgate import hookimpl, register_manifests, register_robots
 
 HERE = Path(__file__).resolve().parent
 
@@ -11,6 +11,8 @@ HERE = Path(__file__).resolve().parent
 def simgate_register_envs(registry):
     # a "module:callable" string: MuJoCo is imported only when a case runs
     registry.add("acme-pendulum", "acme_pendulum.env:Pendulum")
+    # and every robots/*/robot.yaml: a robot from its MJCF and a YAML file, no Python
+    register_robots(registry, HERE / "robots")
 
 
 @hookimpl

@@ -98,7 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.stash[CASES] and not is_worker(config):
             from simgate.robots.configure import check_contracts
 
-            check_contracts(config.stash[CASES], host.registries)
+            for note in check_contracts(config.stash[CASES], host.registries):
+                config.issue_config_time_warning(UserWarning(note), stacklevel=2)
             _check_outputs(config)
             if config.getoption("simgate_ray"):
                 from simgate import scaleout  # imports Ray only once it runs

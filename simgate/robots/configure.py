@@ -7,13 +7,15 @@ from __future__ import annotations
 from simgate.errors import SimgateError
 
 
-def check_contracts(cases, registries) -> None:
-    """Raise SimgateError listing every problem of the contracts the cases use."""
+def check_contracts(cases, registries) -> list[str]:
+    """Raise SimgateError listing every problem of the contracts the cases use; return the notes
+    (a contract's actuator order that differs from the MJCF's: mapped by name, but worth a look)."""
     from simgate.runner import build_env, env_for
 
     pairs = sorted({(c.env, p) for c in cases for p in (c.policy, c.baseline) if p})
     built: dict[str, object] = {}
     problems: list[str] = []
+    notes: list[str] = []
     for env_name, policy_name in pairs:
         spec = registries.policies.get(policy_name)
         if spec.format == "hold":
@@ -35,8 +37,11 @@ def check_contracts(cases, registries) -> None:
             problems.append(f"{spec.manifest}: policy {policy_name!r} on env {env_name!r}: {exc}")
             continue
         problems += _checked(spec, bound)
+        if getattr(bound, "actuator_order_note", None):
+            notes.append(f"policy {policy_name!r}: {bound.actuator_order_note}")
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
+    return list(dict.fromkeys(notes))
 
 
 def _checked(spec, env) -> list[str]:

@@ -20,8 +20,8 @@ from simgate.registry import Registry
 hookimpl = pluggy.HookimplMarker("simgate")
 
 #: a project-plugin entry ``folder:<path>`` is no module: the YAML robots (``envs/*/robot.yaml``)
-#: and policy manifests (``policies/*/manifest.yaml``) of that folder not registered otherwise,
-#: so a project of YAML files alone, with no Python, is gated
+#: and policy manifests (``policies/*/manifest.yaml``) of that folder, so a project of YAML files
+#: alone, with no Python, is gated (the pytest plugin gives it for a project with no plugin modules)
 FOLDER = "folder:"
 
 #: the modules that ship with simgate, registered first (so their classifiers run last)

@@ -96,9 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                          baselines=_baselines(config), **_max_cases(config),
                                          check_digests=not is_worker(config))
         if config.stash[CASES] and not is_worker(config):
-            from simgate.robots.configure import check_contracts
+            from simgate.robots.configure import check_contracts, load_notes
 
-            for note in check_contracts(config.stash[CASES], host.registries):
+            cases = config.stash[CASES]
+            for note in check_contracts(cases, host.registries) + load_notes(cases, host.registries):
                 config.issue_config_time_warning(UserWarning(note), stacklevel=2)
             _check_outputs(config)
             if config.getoption("simgate_ray"):
@@ -182,8 +183,11 @@ def _path(config: pytest.Config, value: str) -> Path:
 
 
 def _project_plugins(config: pytest.Config) -> list[str]:
-    """Module names listed in ``simgate_plugins`` by loaded conftest files (like pytest_plugins),
-    then the project folder itself (its YAML robots and manifests: :data:`plugin_manager.FOLDER`)."""
+    """Module names listed in ``simgate_plugins`` by loaded conftest files (like pytest_plugins);
+    a project that lists none is a folder of YAML files: the folder itself is the plugin (its
+    robots and manifests, :data:`plugin_manager.FOLDER`). A project with plugin modules
+    registers its YAML files from them (``register_robots``, ``register_manifests``), so every
+    process, a Ray worker's copy of the project included, registers each file once."""
     from simgate.plugin_manager import FOLDER
 
     names: list[str] = []
@@ -191,7 +195,7 @@ def _project_plugins(config: pytest.Config) -> list[str]:
         listed = getattr(plugin, "simgate_plugins", None)
         if isinstance(listed, (list, tuple)) and getattr(plugin, "__file__", "").endswith("conftest.py"):
             names.extend(n for n in listed if n not in names)
-    return names + [FOLDER + str(project_dir(config))]
+    return names or [FOLDER + str(project_dir(config))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

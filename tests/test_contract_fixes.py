@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from simgate.engine.batched import BatchedEngine
 from simgate.engine.limits import joint_stops
 from simgate.engine.reference import ReferenceEngine
+from simgate.engine.substeps import has_block
 from simgate.envs.base import MujocoEnv, OneRow
 from simgate.envs.info import describe
 from simgate.perturbations.apply_pushes import ApplyPushes
 from simgate.perturbations.delay_actions import DelayActions
-from simgate.engine.substeps import has_block
 from tests.test_batched_engine import assert_identical
 from tests.test_engine import make_case
 from tests.test_perturb_world import FLOATERS, context
@@ -127,7 +127,7 @@ class Filtered(MujocoEnv):
         return mujoco.MjModel.from_xml_string(FILTERED_XML)
 
     def reset(self, model, data, rng):
-        data.qpos[:] = (0.25, 0.0)  # the shoulder where its servo holds it, the wrist on its stop (gravity holds it there)
+        data.qpos[:] = (0.25, 0.0)  # the shoulder where its servo holds it, the wrist on its stop (gravity keeps it)
         data.userdata[:] = (0.25, 7.0)  # filter state, and a value the mapping never touches
 
     def observe_rows(self, model, data):
@@ -416,14 +416,44 @@ def test_a_policy_raising_on_the_batch_is_a_policy_error_not_a_silent_row_by_row
 
 
 class FirstRowOnly:
+    """A controller written for one robot: reads obs[0], answers one row."""
+
     def act(self, obs):
-        return np.zeros((1, 1))
+        return np.array([[-4.0 * obs[0, 0] - 0.4 * obs[0, 1]]])
 
 
-def test_a_policy_returning_too_few_actions_is_told_what_act_must_return():
+class OneTooMany:
+    def act(self, obs):
+        return np.zeros((len(obs) + 1, 1))
+
+
+def test_a_policy_answering_one_row_is_asked_row_by_row_as_the_reference_engine_asks_it():
     from envs.balancebot.env import BalanceBot
 
-    batched = BatchedEngine(BalanceBot(), FirstRowOnly(), [], 1).run(make_case(episodes=4, horizon=0.5), range(4))
+    case = make_case(episodes=4, horizon=0.5)
+    reference = ReferenceEngine(BalanceBot(), FirstRowOnly(), [], 1).run(case, range(4))
+    assert_identical(reference, BatchedEngine(BalanceBot(), FirstRowOnly(), [], 1).run(case, range(4)))
+
+
+def test_a_policy_returning_the_wrong_number_of_actions_is_told_what_act_must_return():
+    from envs.balancebot.env import BalanceBot
+
+    batched = BatchedEngine(BalanceBot(), OneTooMany(), [], 1).run(make_case(episodes=4, horizon=0.5), range(4))
     assert all(e.terminated == "policy_error" for e in batched.episodes)
-    assert "policy returned 1 actions for a batch of 2 observations; act(obs) must return one action per row" \
-        in batched.episodes[0].message
+    assert {e.message for e in batched.episodes} == {
+        "policy returned 3 actions for a batch of 2 observations; act(obs) must return one action per row of obs"}
+
+
+def test_the_gate_says_once_at_configure_time_that_a_batch_of_one_runs_row_by_row(batch_of_one):
+    """The run's controller loads each ONNX policy once before any worker starts and says what
+    the load found (pytest prints it in its warnings summary)."""
+    from types import SimpleNamespace
+
+    from simgate.registry import Registry
+    from simgate.robots.configure import load_notes
+
+    policies = Registry("policy")
+    policies.add(batch_of_one.name, batch_of_one)
+    cases = [SimpleNamespace(policy=batch_of_one.name, baseline=None)] * 3  # three cases, one note
+    (note,) = load_notes(cases, SimpleNamespace(policies=policies))
+    assert "'batch-of-one'" in note and "fixed batch dimension of 1" in note

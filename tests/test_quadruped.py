@@ -242,10 +242,12 @@ def specs():
 
 
 def test_manifest_sha256s_match_the_files(specs):
-    assert sorted(specs) == ["quadruped-early", "quadruped-nominal", "quadruped-robust", "quadruped-robust-torchscript"]
+    assert sorted(specs) == ["quadruped-early", "quadruped-nominal", "quadruped-nominal-contract", "quadruped-robust",
+                             "quadruped-robust-contract", "quadruped-robust-torchscript"]
     for spec in specs.values():
         assert spec.file_digest() == spec.sha256, spec.name
-        assert (spec.env, spec.observation_size, spec.action_size) == ("quadruped", 34, 12)
+        env = "quadruped-mjcf" if spec.name.endswith("-contract") else "quadruped"  # the YAML robot, same networks
+        assert (spec.env, spec.observation_size, spec.action_size) == (env, 34, 12)
 
 
 def rollout_observations(env, model, policy, seconds=1.0):

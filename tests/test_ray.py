@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -285,3 +286,40 @@ def test_a_killed_driver_resumes_where_it_stopped(serial, tmp_path):
     submitted = int(again.stdout.split("simgate ray: ", 1)[1].split(" episodes of", 1)[0])
     assert submitted <= total - 15, (submitted, total, stored)  # whole stored lanes (15 episodes) not asked for again
     assert results_only(summary(tmp_path / "again")) == results_only(serial)
+
+
+def test_a_yaml_robot_and_its_contract_give_the_serial_results_on_ray(tmp_path):
+    """A robot described by YAML, driven through its policy's contract (whose state lives in the
+    simulation): its episodes on Ray workers, which rebuild the robot from its file, equal -n 0's,
+    the baseline (another network under the same contract) included."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "walk.yaml").write_text(textwrap.dedent("""\
+        name: walk
+        env: quadruped-mjcf
+        episodes: 12
+        horizon: 1.5
+        seed: 5
+        perturbations:
+          - kind: apply_pushes
+            params: {body: trunk, force: [5, 15], interval: [0.3, 0.6], direction: x}
+        thresholds:
+          min_success_rate: 0.5
+          deterministic: true
+        """))
+    args = ("--scenarios", str(folder), "--policy", "quadruped-nominal-contract", "--baseline", "quadruped-robust-contract")
+
+    def run(reports, *extra, **env):
+        cmd = [sys.executable, "-m", "pytest", "suites/", "-p", "no:cacheprovider", "--simgate-reports", str(reports),
+               *args, *extra]
+        return subprocess.run(cmd, cwd=REPO, env=_env(**env), capture_output=True, text=True, timeout=900)
+
+    serial_run = run(tmp_path / "serial", "-n", "0")
+    ray_run = run(tmp_path / "ray", "--simgate-ray", "local", SIMGATE_RAY_CPUS="2")
+    for done in (serial_run, ray_run):  # 1.5 s is too short to walk the 0.5 m success asks: FAIL, no crash
+        assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stdout[-3000:] + done.stderr[-2000:]
+    serial_doc, ray_doc = summary(tmp_path / "serial"), summary(tmp_path / "ray")
+    assert results_only(ray_doc) == results_only(serial_doc)
+    _all_from_ray(ray_doc)
+    (case,) = ray_doc["cases"].values()
+    assert case["case"]["env"] == "quadruped-mjcf" and case["case"]["baseline"] == "quadruped-robust-contract"

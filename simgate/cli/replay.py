@@ -182,7 +182,7 @@ def main(args) -> int:
 
 
 def _project_plugins(rootdir: Path) -> list[str]:
-    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``, then
+    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``; none:
     the project folder (its YAML robots and manifests), as the gate registers them."""
     import ast
 
@@ -194,7 +194,7 @@ def _project_plugins(rootdir: Path) -> list[str]:
         return folder
     for node in ast.walk(ast.parse(conftest.read_text())):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
-            return list(ast.literal_eval(node.value)) + folder
+            return list(ast.literal_eval(node.value)) or folder
     return folder
 
 

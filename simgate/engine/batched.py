@@ -387,11 +387,14 @@ class _ChunkRun:
 
     def _act(self, live) -> tuple[np.ndarray, dict]:
         """One policy call on the case's fixed number of rows. Returns the actions and, for the
-        live episodes that got none, why. A call that raises or returns the wrong shape has no
-        action for any row: every live episode of the lane ends as a policy_error with the
-        message the reference engine gives (the policy is not retried row by row: a policy that
-        can only take one observation at a time says so when it is loaded, and is called row by
-        row by its loader)."""
+        live episodes that got none, why.
+
+        A policy that answers one row for the batch (a controller written for one robot, reading
+        ``obs[0]``) is then asked row by row, as the reference engine asks it. Nothing else is
+        retried: a call that raises or returns any other wrong shape has no action for any row,
+        and every live episode of the lane ends as a policy_error with the reference engine's
+        message. (An ONNX export whose batch dimension is fixed at 1 is found when it is loaded,
+        and its loader calls it row by row: :class:`simgate.policies.loaders.OnnxPolicy`.)"""
         size = self.engine.action_size
         with self.engine.policy_lock:
             began = time.perf_counter()
@@ -401,18 +404,35 @@ class _ChunkRun:
                 return np.zeros((self.rows, size)), self._failed(live, f"policy raised {type(exc).__name__}: {exc}")
             finally:
                 self.policy_s += time.perf_counter() - began
+        if out.ndim == 2 and out.shape[0] == 1 != self.rows:
+            return self._act_row_by_row(live)
         if out.ndim != 2 or out.shape[1] != size:  # as the reference engine words it for one row
             shown = out.shape[1:] if out.ndim > 1 else out.shape
             return np.zeros((self.rows, size)), self._failed(live, f"policy returned shape {shown}, expected ({size},)")
         if out.shape[0] != self.rows:
             return np.zeros((self.rows, size)), self._failed(
-                live, f"policy returned {out.shape[0]} actions for a batch of {self.rows} observations; act(obs) must "
-                      "return one action per row of obs (export an ONNX policy with a dynamic batch dimension, or "
-                      "a batch dimension of 1, which simgate calls row by row)")
+                live, f"policy returned {out.shape[0]} actions for a batch of {self.rows} observations; act(obs) "
+                      "must return one action per row of obs")
         if np.isfinite(out).all():
             return out, {}
         bad = live[~np.isfinite(out[live]).all(axis=1)]
         return out, {int(j): f"policy returned a non-finite action {out[j].tolist()}" for j in bad}
+
+    def _act_row_by_row(self, live) -> tuple[np.ndarray, dict]:
+        """``_act`` for a policy that takes one observation at a time: one call per live row."""
+        out, errors = np.zeros((self.rows, self.engine.action_size)), {}
+        for j in live:
+            with self.engine.policy_lock:
+                began = time.perf_counter()
+                try:
+                    action, message = self.engine.ref.act_one(self.obs[j])
+                finally:
+                    self.policy_s += time.perf_counter() - began
+            if action is None:
+                errors[int(j)] = message
+            else:
+                out[j] = action
+        return out, errors
 
     @staticmethod
     def _failed(live: np.ndarray, message: str) -> dict[int, str]:

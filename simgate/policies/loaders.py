@@ -60,16 +60,12 @@ class OnnxPolicy:
             raise PolicyLoadError(f"policy {spec.name!r}: the ONNX input {self.input!r} takes {width} observations "
                                   f"but the manifest says {spec.observation_size}")
         self.dtype = np.float64 if "double" in inputs[0].type else np.float32
-        batch = inputs[0].shape[0] if len(inputs[0].shape or ()) > 1 else None  # int if fixed, else a name or None
+        batch = inputs[0].shape[0] if len(inputs[0].shape or ()) > 1 else None  # an int only if fixed
         if batch == 1:
             self.row_by_row = True
             self.note = (f"policy {spec.name!r}: the ONNX input {self.input!r} has a fixed batch dimension of 1, "
                          "so simgate runs it once per observation; export it with a dynamic batch dimension "
                          "to run the episodes of a case in one call")
-        elif isinstance(batch, int) and batch > 1:
-            raise PolicyLoadError(f"policy {spec.name!r}: the ONNX input {self.input!r} has a fixed batch dimension "
-                                  f"of {batch}; simgate feeds any number of observations: export it with a dynamic "
-                                  "batch dimension (or a batch of 1)")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.row_by_row:

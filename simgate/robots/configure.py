@@ -44,6 +44,25 @@ def check_contracts(cases, registries) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
+def load_notes(cases, registries) -> list[str]:
+    """What loading each ONNX policy of the run found worth saying once (a graph exported with a
+    batch of 1, which is then run one observation at a time)."""
+    from simgate.policies.loaders import PolicyLoadError
+
+    notes = []
+    for name in sorted({p for c in cases for p in (c.policy, c.baseline) if p}):
+        spec = registries.policies.get(name)
+        if spec.format != "onnx":
+            continue
+        try:
+            note = getattr(spec.load(), "note", None)
+        except PolicyLoadError:
+            continue  # the case reports it as its policy's error
+        if note:
+            notes.append(note)
+    return notes
+
+
 def _checked(spec, env) -> list[str]:
     from simgate.robots.check import check_policy_against_contract
 

@@ -39,3 +39,14 @@ def test_verbose_shows_the_full_table():
 
 def test_a_narrower_width_is_kept_too():
     assert max(len(line) for line in table_lines(RESULTS, list(RESULTS), width=60)) <= 60
+
+
+def test_the_baseline_s_own_successes_are_in_the_table():
+    with_baseline = record("flat-walker")
+    with_baseline["requirements"].append({"kind": "not_worse", "observed": "...", "outcome": "PASS",
+                                          "numbers": {"n": 100, "baseline_rate": 0.89}})
+    lines = table_lines({"flat-walker": with_baseline, **RESULTS}, ["flat-walker", *RESULTS])
+    assert "baseline" in lines[0]
+    row = next(line for line in lines if line.startswith("flat-walker "))
+    assert row.split()[1:4] == ["94/100", "p≥0.885", "89/100"]
+    assert next(line for line in lines if line.startswith("pushes-")).split()[3] == "-"  # no baseline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import simgate
 from simgate.contract import VERSION as CONTRACT
-from simgate.verdict import SUCCESS_RATE
+from simgate.verdict import NOT_WORSE, SUCCESS_RATE
 
 
 def summary_document(results: dict[str, dict], run: dict) -> dict:
@@ -17,7 +17,7 @@ def summary_document(results: dict[str, dict], run: dict) -> dict:
 
 
 #: the columns a table cut to the terminal's width keeps (the torque columns are in summary.json)
-COMPACT = ("case", "success", "bound", "modes", "verdict")
+COMPACT = ("case", "success", "bound", "baseline", "modes", "verdict")
 MODES_WIDTH = 24
 MIN_CASE_WIDTH = 16
 
@@ -25,15 +25,18 @@ MIN_CASE_WIDTH = 16
 def table_lines(results: dict[str, dict], order: list[str] = (), width: int = 100, verbose: bool = False) -> list[str]:
     """One row per case, in ``order`` (the scenario files' order), then any others sorted. Cut to
     ``width`` columns (fewer columns, shortened case ids and failure modes) unless ``verbose``."""
-    rows = [("case", "success", "bound", "mean|τ|", "peak|τ|", "modes", "verdict")]
+    rows = [("case", "success", "bound", "baseline", "mean|τ|", "peak|τ|", "modes", "verdict")]
     ids = [cid for cid in order if cid in results]
     for cid in ids + sorted(set(results) - set(ids)):
         rows.append(_row(cid, results[cid]))
     if not verbose:
-        keep = [rows[0].index(name) for name in COMPACT]
+        # the baseline column only when some case has a baseline: the width goes to the case ids
+        columns = [c for c in COMPACT if c != "baseline" or any(row[3] != "-" for row in rows[1:])]
+        keep = [rows[0].index(name) for name in columns]
         rows = [tuple(row[i] for i in keep) for row in rows]
-        rows = [row[:3] + (_shorten(row[3], MODES_WIDTH, middle=False),) + row[4:] for row in rows]
-        others = sum(max(len(r[i]) for r in rows) for i in range(1, len(COMPACT))) + 2 * (len(COMPACT) - 1)
+        at = columns.index("modes")
+        rows = [row[:at] + (_shorten(row[at], MODES_WIDTH, middle=False),) + row[at + 1:] for row in rows]
+        others = sum(max(len(r[i]) for r in rows) for i in range(1, len(columns))) + 2 * (len(columns) - 1)
         case_width = max(width - others, MIN_CASE_WIDTH)
         rows = [(_shorten(row[0], case_width),) + row[1:] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -55,16 +58,19 @@ def _shorten(text: str, width: int, middle: bool = True) -> str:
 
 
 def _row(cid: str, payload: dict) -> tuple[str, ...]:
-    success = bound = "-"
+    success = bound = baseline = "-"
     for req in payload.get("requirements", []):
         if req["kind"] == SUCCESS_RATE:
             success, bound = req["observed"].split(" ")[0], _bound(req)
+        elif req["kind"] == NOT_WORSE:  # the baseline's own successes on the same episodes
+            n = req["numbers"]
+            baseline = f"{round(n['baseline_rate'] * n['n'])}/{n['n']}"
     metrics = payload.get("metrics") or {}
     mean = _max_of(metrics, "mean_abs_torque[")
     peak = _max_of(metrics, "peak_abs_torque[")
     modes = ",".join(f"{m}:{c}" for m, c in (payload.get("failure_modes") or {}).items()) or "-"
     verdict = payload["outcome"] if payload.get("case", {}).get("gate", True) else f"{payload['outcome']} (info)"
-    return (cid, success, bound, mean, peak, modes, verdict)
+    return (cid, success, bound, baseline, mean, peak, modes, verdict)
 
 
 def _bound(req: dict) -> str:

@@ -11,8 +11,6 @@ import functools
 import hashlib
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from simgate.errors import SimgateError, located
 from simgate.robots.schema import Contract, Robot
 from simgate.scenarios import errors, yaml_lines
@@ -60,12 +58,7 @@ class ContractDef:
 def read_robot(path: Path, display: str | None = None) -> RobotDef:
     display = display or str(path)
     data, lines = yaml_lines.read(path, display, what="robot")
-    if not isinstance(data, dict):
-        raise SimgateError(located(display, 1, "a robot file is a mapping: kind: mjcf, name, scene, base, reset, ..."))
-    try:
-        robot = Robot.model_validate(data)
-    except ValidationError as exc:
-        raise SimgateError("\n".join(errors.describe(exc, Robot, display, lines))) from None
+    robot = errors.validated(Robot, data, display, lines, "a robot file is a mapping: kind: mjcf, name, scene, base, reset, ...")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out = RobotDef(robot, path.resolve(), display, lines, digest)
     if not out.scene.is_file():
@@ -78,13 +71,8 @@ def read_contract(data, display: str, lines: dict, prefix: tuple, folder: Path) 
     """A contract from its parsed YAML (``data`` found at ``prefix`` of the file ``display``)."""
     import json
 
-    if not isinstance(data, dict):
-        raise SimgateError(located(display, yaml_lines.line_of(lines, prefix),
-                                   "contract: expected a mapping with observation: [...] and action: {...}"))
-    try:
-        contract = Contract.model_validate(data)
-    except ValidationError as exc:
-        raise SimgateError("\n".join(errors.describe(exc, Contract, display, lines, prefix=prefix))) from None
+    contract = errors.validated(Contract, data, display, lines,
+                                "contract: expected a mapping with observation: [...] and action: {...}", prefix)
     digest = hashlib.sha256(json.dumps(contract.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     return ContractDef(contract, display, lines, prefix, folder, digest)
 

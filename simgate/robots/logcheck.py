@@ -112,26 +112,20 @@ class CheckResult:
         return "; ".join(f"{d.name} max |diff| {_num(d.max_diff)} (first over {self.tolerance:g} at step {d.first_bad})"
                          for d in self.failing)
 
+    def _row(self, d, head: str, where: str) -> list[str]:
+        """One compared quantity's line (and its first failing values when past the tolerance)."""
+        verdict = "ok" if d.max_diff <= self.tolerance else "FAIL"
+        line = f"{head}  max |diff| {_num(d.max_diff)}" + (where if d.max_diff > 0 else "")
+        return [f"{line}  {verdict}"] + (_detail(d) if verdict == "FAIL" else [])
+
     def table(self) -> str:
         width = max(len(d.name) for d in self.terms + [self.ctrl])
         lines = [f"{self.path}: {self.steps} control steps, tolerance {self.tolerance:g}"]
         for d in self.terms:
-            verdict = "ok" if d.max_diff <= self.tolerance else "FAIL"
             cols = f"cols {d.columns[0]}-{d.columns[1] - 1}"
-            line = f"  {d.name:<{width}}  {cols:<11}  max |diff| {_num(d.max_diff)}"
-            if d.max_diff > 0:
-                line += f" (col {d.at_column}, step {d.at_step})"
-            lines.append(f"{line}  {verdict}")
-            if verdict == "FAIL":
-                lines += _detail(d)
+            lines += self._row(d, f"  {d.name:<{width}}  {cols:<11}", f" (col {d.at_column}, step {d.at_step})")
         d = self.ctrl
-        verdict = "ok" if d.max_diff <= self.tolerance else "FAIL"
-        line = f"  {d.name:<{width}}  max |diff| {_num(d.max_diff)}"
-        if d.max_diff > 0:
-            line += f" at actuator {d.label} step {d.at_step}"
-        lines.append(f"{line}  {verdict}")
-        if verdict == "FAIL":
-            lines += _detail(d)
+        lines += self._row(d, f"  {d.name:<{width}}", f" at actuator {d.label} step {d.at_step}")
         if self.ok:
             lines.append(f"PASS: the contract reproduces the log: all {len(self.terms)} observation terms and ctrl "
                          f"within {self.tolerance:g}")

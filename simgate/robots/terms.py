@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simgate.errors import SimgateError, located
+from simgate.errors import SimgateError
 from simgate.registry import did_you_mean
 from simgate.robots import quat
 
@@ -303,7 +303,3 @@ def _command_term(model, cfg, where: str, at) -> Term:
             columns.append(np.clip(c[:, 2] + gain * error, -limit, limit)[:, None])
         return np.concatenate(columns, axis=1)
     return Term(cfg, raw, len(components), where)
-
-
-def located_in(contract, *keys) -> str:
-    return located(contract.display, contract.line(*keys), "").rstrip(": ")

@@ -40,6 +40,19 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
     return messages
 
 
+def validated(model: type[BaseModel], data, source: str, lines: dict, hint: str, prefix: tuple = ()):
+    """``data`` (a parsed YAML mapping) as ``model``, or SimgateError with one located message per
+    problem; ``hint`` says what the mapping holds, for data that is no mapping at all."""
+    from simgate.errors import SimgateError
+
+    if not isinstance(data, dict):
+        raise SimgateError(located(source, line_of(lines, prefix) or 1, hint))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SimgateError("\n".join(describe(exc, model, source, lines, prefix=prefix))) from None
+
+
 def _without_type_names(loc: tuple, prefix: tuple, lines: dict) -> tuple:
     """Pydantic names the member of a union that failed (``sliding.float``,
     ``sliding.tuple[float, float]``); the file has no such key, so the place is the key itself."""

@@ -46,12 +46,8 @@ def load_file(path: Path, display: str, registries, env_info=None, max_cases: in
     env's model (names, timestep, actuators); simgate passes it on the controller only.
     """
     data, lines = yaml_lines.read(path, display)
-    if not isinstance(data, dict):
-        raise SimgateError(located(display, 1, "a scenario file must be a mapping with name, env, episodes, horizon, ..."))
-    try:
-        spec = ScenarioSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SimgateError("\n".join(errors.describe(exc, ScenarioSpec, display, lines))) from None
+    spec = errors.validated(ScenarioSpec, data, display, lines,
+                            "a scenario file must be a mapping with name, env, episodes, horizon, ...")
     loaded = LoadedScenario(spec, display, lines)
     problems = _check_requirements(loaded) + _check_names(loaded, registries)
     size = _check_matrix(loaded, max_cases)

@@ -457,3 +457,28 @@ def test_the_gate_says_once_at_configure_time_that_a_batch_of_one_runs_row_by_ro
     cases = [SimpleNamespace(policy=batch_of_one.name, baseline=None)] * 3  # three cases, one note
     (note,) = load_notes(cases, SimpleNamespace(policies=policies))
     assert "'batch-of-one'" in note and "fixed batch dimension of 1" in note
+
+
+# -- 5. a scripted controller's files are checked like an ONNX file's bytes ----------------------------
+
+def test_a_scripted_policy_s_files_are_checked_by_their_sha256(tmp_path):
+    import hashlib
+
+    from simgate.policies.manifest import read_manifest
+
+    folder = tmp_path / "ctrl"
+    folder.mkdir()
+    (folder / "gains.json").write_text('{"k": [1.0, 2.0]}')
+    digest = hashlib.sha256((folder / "gains.json").read_bytes()).hexdigest()
+    entry = ("policies:\n  - name: ctrl\n    env: balancebot\n    format: scripted\n    entry: ctrl:make\n"
+             "    files: [gains.json]\n    observation_size: 4\n    action_size: 1\n")
+    (folder / "manifest.yaml").write_text(entry)
+    (spec,) = read_manifest(folder / "manifest.yaml", "policies/ctrl/manifest.yaml")
+    problem = spec.problem(check_digest=True)
+    assert problem.startswith("policies/ctrl/manifest.yaml:") and f"files_sha256: {{gains.json: {digest}}}" in problem
+    (folder / "manifest.yaml").write_text(entry + f"    files_sha256: {{gains.json: {digest}}}\n")
+    (spec,) = read_manifest(folder / "manifest.yaml", "policies/ctrl/manifest.yaml")
+    assert spec.problem(check_digest=True) is None
+    (folder / "gains.json").write_text('{"k": [1.0, 2.5]}')  # the weights changed under the same name
+    problem = spec.problem(check_digest=True)
+    assert "files_sha256: gains.json has digest" in problem and f"the manifest says {digest}" in problem

@@ -401,8 +401,10 @@ def test_manifest_files_are_confined_and_listed(tmp_path):
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "gains.json").write_text("{}")
+    digest = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # of "{}"
     (folder / "manifest.yaml").write_text("policies:\n  - name: a\n    env: e\n    format: scripted\n    entry: m:f\n"
-                                          "    files: [gains.json]\n    observation_size: 1\n    action_size: 1\n")
+                                          "    files: [gains.json]\n    observation_size: 1\n    action_size: 1\n"
+                                          f"    files_sha256: {{gains.json: {digest}}}\n")
     [spec] = read_manifest(folder / "manifest.yaml")
     assert spec.files == (folder / "gains.json",) and spec.problem(check_digest=True) is None
     (folder / "gains.json").unlink()

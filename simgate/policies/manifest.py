@@ -21,6 +21,9 @@ class ManifestEntry(BaseModel):
     file: str | None = None
     #: other files the policy reads, next to the manifest like ``file``
     files: list[str] = Field(default_factory=list)
+    #: each ``files:`` entry's sha256 (``{gains.json: <hex>}``): a scripted controller's weights
+    #: and tables are checked like an ONNX file's bytes, before any episode runs
+    files_sha256: dict[str, str] = Field(default_factory=dict)
     entry: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     observation_size: int = Field(gt=0)
@@ -66,7 +69,7 @@ def read_manifest(path: Path, display: str | None = None) -> list[PolicySpec]:
         contract = _contract(entry.contract, folder, display, lines, i, at["contract"], problems)
         specs.append(PolicySpec(
             name=entry.name, env=entry.env, format=entry.format, observation_size=entry.observation_size,
-            action_size=entry.action_size, file=file, files=files,
+            action_size=entry.action_size, file=file, files=files, files_sha256=dict(entry.files_sha256),
             entry=entry.entry, sha256=entry.sha256, provenance=entry.provenance, manifest=display,
             line=at["file"] or yaml_lines.line_of(lines, ("policies", i)),
             lines={key: line for key, line in at.items() if line is not None}, contract=contract,

@@ -30,6 +30,8 @@ class PolicySpec:
     line: int | None = None  # of the entry in the manifest, for error messages
     #: other files the policy reads (gains, normalisation tables): part of what a result depends on
     files: tuple[Path, ...] = ()
+    #: the sha256 of each ``files`` entry, by the name the manifest gives it
+    files_sha256: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     #: manifest line of each key of the entry ("env", "sha256", "files", ...), for error messages
     lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
     #: the observation/action contract (:class:`simgate.robots.load.ContractDef`) a policy for a
@@ -49,6 +51,10 @@ class PolicySpec:
             if not extra.is_file():
                 return located(self.manifest, self.lines.get("files", self.line),
                                f"policy {self.name!r}: files: {extra} does not exist; fix 'files:' or restore the file")
+        if check_digest:
+            problem = self._files_problem()
+            if problem:
+                return problem
         if not check_digest or self.file is None:
             return None
         digest = self.file_digest()
@@ -62,6 +68,23 @@ class PolicySpec:
             return located(self.manifest, self.lines.get("sha256", self.line),
                            f"policy {self.name!r}: sha256: {self.file.name} has digest {digest}, the manifest says "
                            f"{self.sha256}; re-export the policy, or write the new digest if the change is intended")
+        return None
+
+    def _files_problem(self) -> str | None:
+        """Each ``files:`` entry against its ``files_sha256`` digest (required: such a file may
+        hold weights, e.g. a scripted controller's gains)."""
+        line = self.lines.get("files_sha256", self.lines.get("files", self.line))
+        for extra in self.files:
+            digest = hashlib.sha256(extra.read_bytes()).hexdigest()
+            stated = self.files_sha256.get(extra.name)
+            if stated is None:
+                return located(self.manifest, line, f"policy {self.name!r}: files_sha256 needs the digest of "
+                                                    f"{extra.name} (it may hold weights): add "
+                                                    f"'files_sha256: {{{extra.name}: {digest}}}' to its manifest entry")
+            if stated != digest:
+                return located(self.manifest, line, f"policy {self.name!r}: files_sha256: {extra.name} has digest "
+                                                    f"{digest}, the manifest says {stated}; restore the file, or write "
+                                                    "the new digest if the change is intended")
         return None
 
     def file_digest(self) -> str:

@@ -245,3 +245,71 @@ def test_a_fixed_base_robot_with_no_python_equals_its_python_env(host):
         same_robot(a, b)
         assert [e.success for e in a.episodes] == [e.success for e in b.episodes]
         assert_identical(b, BatchedEngine(yaml, policy, make(), 1, nthread=2, chunk=4).run(case, range(6)))
+
+
+STACKED = """\
+joints: [FL_abduction, FL_flexion, FL_knee, FR_abduction, FR_flexion, FR_knee,
+         HL_abduction, HL_flexion, HL_knee, HR_abduction, HR_flexion, HR_knee]
+observation:
+  - {term: gait_phase, hz: 1.25, offsets: [0.0, 3.141592653589793], order: cos_sin}
+  - {term: base_euler, source: "body:trunk"}
+  - {term: sensor, sensors: [imu_accel, imu_gyro]}
+  - {term: joint_pos_rel, history: 3, history_order: oldest_first}
+  - {term: last_action, which: applied, initial: zeros}
+frame_stack: {length: 3, order: oldest_first}
+action:
+  actuators: [FL_abduction, FL_flexion, FL_knee, FR_abduction, FR_flexion, FR_knee,
+              HL_abduction, HL_flexion, HL_knee, HR_abduction, HR_flexion, HR_knee]
+  mapping: offset
+  scale: 0.25
+"""
+
+
+def _stacked_env(host, tmp_path):
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / "stacked.yaml").write_text(STACKED)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="stacked",
+                               contract=contract_file(tmp_path / "stacked.yaml", "stacked.yaml"))
+    return build_env(host.registries.envs.get(YAML), spec)
+
+
+def test_frame_stacks_history_orders_phases_euler_and_raw_sensors_agree_in_both_engines(host, tmp_path):
+    env = _stacked_env(host, tmp_path)
+    frame = 4 + 3 + 6 + 36 + 12
+    assert (env.frame_size, env.observation_size) == (frame, 3 * frame)
+    policy = Elementwise(env.observation_size, 12)
+    case = make_case(env=YAML, policy="stacked", horizon=1.0, episodes=4)
+    reference = ReferenceEngine(env, policy, [], 12).run(case, range(4))
+    assert_identical(reference, BatchedEngine(env, policy, [], 12, nthread=2, chunk=3).run(case, range(4)))
+
+
+def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
+    import mujoco
+
+    from simgate.robots import quat
+
+    env = _stacked_env(host, tmp_path)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(4))
+    mujoco.mj_forward(model, data)
+    first = env.observe(model, data)
+    f = env.frame_size
+    np.testing.assert_array_equal(first[:f], first[f:2 * f])  # before any step every frame is the first
+    np.testing.assert_array_equal(first[:f], first[2 * f:])
+    np.testing.assert_allclose(first[:4], [1.0, -1.0, 0.0, np.sin(np.pi)])  # cos(0), cos(π), sin(0), sin(π)
+    w, x, y, z = data.qpos[3:7]
+    np.testing.assert_allclose(first[6], quat.yaw_of(w, x, y, z), atol=1e-12)  # the trunk's yaw, from body:trunk
+    accel = model.sensor("imu_accel")
+    np.testing.assert_array_equal(first[7:10], data.sensordata[accel.adr[0]:accel.adr[0] + 3])
+    env.apply_action(model, data, np.full(12, 0.4))
+    mujoco.mj_step(model, data, nstep=4)
+    second = env.observe(model, data)
+    np.testing.assert_array_equal(second[f:2 * f], first[2 * f:])  # oldest first: the last frame is the newest
+    np.testing.assert_array_equal(second[2 * f - 12:2 * f], np.zeros(12))  # last applied action before step 1: zeros
+    np.testing.assert_array_equal(second[-12:], np.full(12, 0.4))  # ... and after it
+    joints = second[2 * f + 13:2 * f + 49]  # joint_pos_rel's own history, oldest first: the newest is last
+    np.testing.assert_array_equal(joints[:12], joints[12:24])  # its two oldest are still the first frame
+    assert not np.array_equal(joints[24:], joints[12:24])

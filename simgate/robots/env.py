@@ -71,6 +71,7 @@ class MjcfEnv(MujocoEnv):
         self._touching = list(robot.robot.terminate.touching)
         self.terms = []
         self.actions = None
+        self.frames, self.frames_order = 1, "newest_first"
         self.layout = Layout(self._scene_userdata, 0, 0, [])
         if contract is not None:
             from simgate.robots.actions import ActionMap
@@ -78,14 +79,19 @@ class MjcfEnv(MujocoEnv):
 
             self.actions = ActionMap(contract, robot, nominal)
             self.terms = build_terms(contract, robot, nominal, self.actions)
+            frame = sum(t.size * t.history for t in self.terms)
+            stack = contract.contract.frame_stack
+            self.frames = stack.length if stack is not None else 1
+            self.frames_order = stack.order if stack is not None else "newest_first"
             self.layout = Layout(self._scene_userdata, self.actions.size, contract.contract.action.delay_steps,
-                                 [t.size * (t.history - 1) for t in self.terms])
-            offset = 0
+                                 [t.size * (t.history - 1) for t in self.terms] + [frame * (self.frames - 1)])
+            at = self.layout["history"].start
             for term in self.terms:
-                term.history_slice = slice(self.layout["history"].start + offset,
-                                           self.layout["history"].start + offset + term.size * (term.history - 1))
-                offset += term.size * (term.history - 1)
-        self.observation_size = sum(t.size * t.history for t in self.terms)
+                term.history_slice = slice(at, at + term.size * (term.history - 1))
+                at = term.history_slice.stop
+            self.frames_slice = slice(at, at + frame * (self.frames - 1))
+        self.frame_size = sum(t.size * t.history for t in self.terms)
+        self.observation_size = self.frame_size * self.frames
         self.action_size = self.actions.size if self.actions is not None else 0
         self.command = next((t for t in self.terms if t.kind == "velocity_commands"), None)
         if self.command is not None and robot.robot.base is None:
@@ -251,25 +257,34 @@ class MjcfEnv(MujocoEnv):
     # -- rules over rows -----------------------------------------------------------------------
     def observe_rows(self, model, data) -> np.ndarray:
         filled = data.userdata[:, self.layout["filled"].start] > 0
+        frame = self._frame(model, data, filled)
+        if self.frames == 1:
+            return frame
+        return _stacked(frame, data.userdata[:, self.frames_slice], filled, self.frames, self.frames_order)
+
+    def _frame(self, model, data, filled) -> np.ndarray:
+        """One observation frame: every term, each with its own history stack."""
         parts = []
         for term in self.terms:
-            frame = term.value(self, model, data)
-            parts.append(frame)
-            if term.history > 1:
-                old = data.userdata[:, term.history_slice]
-                parts.append(np.where(filled[:, None], old, np.tile(frame, term.history - 1)))
+            value = term.value(self, model, data)
+            parts.append(value if term.history == 1 else
+                         _stacked(value, data.userdata[:, term.history_slice], filled, term.history, term.history_order))
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(data.time), 0))
 
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
         u = np.array(data.userdata, dtype=np.float64)
         ctrl = self.actions.ctrl_rows(model, data, np.asarray(actions, dtype=np.float64), u, self.layout)
-        if any(t.history > 1 for t in self.terms):
+        if self.frames > 1 or any(t.history > 1 for t in self.terms):
+            # the frames this step's observation showed become the past of the next one (read
+            # from ``data``, whose userdata is still this step's)
             filled = u[:, self.layout["filled"].start] > 0
             for term in self.terms:
                 if term.history > 1:
-                    frame = term.value(self, model, data)
-                    old = np.where(filled[:, None], u[:, term.history_slice], np.tile(frame, term.history - 1))
-                    u[:, term.history_slice] = np.concatenate([frame, old[:, :-term.size]], axis=1)
+                    u[:, term.history_slice] = _pushed(term.value(self, model, data), u[:, term.history_slice], filled,
+                                                       term.history)
+            if self.frames > 1:
+                u[:, self.frames_slice] = _pushed(self._frame(model, data, filled), u[:, self.frames_slice], filled,
+                                                  self.frames)
             u[:, self.layout["filled"].start] = 1.0
         data.userdata = u
         return ctrl
@@ -356,12 +371,32 @@ class MjcfEnv(MujocoEnv):
             width = term.size * term.history
             groups.setdefault(term.group, []).extend(range(at, at + width))
             at += width
+        groups = {g: [i + k * self.frame_size for k in range(self.frames) for i in idx] for g, idx in groups.items()}
         return groups or {"all": []}
 
     def observation_noise(self) -> np.ndarray:
         """The std the training added to each channel (the contract's ``noise:``; 0 where none)."""
-        return np.concatenate([np.full(t.size * t.history, t.noise or 0.0) for t in self.terms]) \
-            if self.terms else np.zeros(0)
+        if not self.terms:
+            return np.zeros(0)
+        frame = np.concatenate([np.full(t.size * t.history, t.noise or 0.0) for t in self.terms])
+        return np.tile(frame, self.frames)
+
+
+def _stacked(frame: np.ndarray, past: np.ndarray, filled: np.ndarray, length: int, order: str) -> np.ndarray:
+    """``length`` frames: this one and the ``past`` ones (kept newest first); before the first
+    step has passed, the first frame repeated (as Isaac Lab's and legged_gym's buffers start)."""
+    past = np.where(filled[:, None], past, np.tile(frame, length - 1))
+    if order == "newest_first":
+        return np.concatenate([frame, past], axis=1)
+    size = frame.shape[1]
+    older = [past[:, k * size:(k + 1) * size] for k in range(length - 2, -1, -1)]
+    return np.concatenate(older + [frame], axis=1)
+
+
+def _pushed(frame: np.ndarray, past: np.ndarray, filled: np.ndarray, length: int) -> np.ndarray:
+    """The past frames (newest first) once ``frame`` is one of them."""
+    past = np.where(filled[:, None], past, np.tile(frame, length - 1))
+    return np.concatenate([frame, past[:, :-frame.shape[1]]], axis=1)
 
 
 def _draw(rng: np.random.Generator, noise, n: int) -> np.ndarray:

@@ -42,6 +42,15 @@ def yaw_of(qw, qx, qy, qz):
     return np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
 
 
+def euler_xyz(qw, qx, qy, qz) -> np.ndarray:
+    """Roll, pitch, yaw (rad, each in [-π, π]; pitch in [-π/2, π/2]), ``(n, 3)``: the x-y-z
+    angles isaacgym's ``get_euler_xyz`` gives, wrapped as humanoid-gym wraps them."""
+    roll = np.arctan2(2.0 * (qw * qx + qy * qz), 1.0 - 2.0 * (qx * qx + qy * qy))
+    pitch = np.arcsin(np.clip(2.0 * (qw * qy - qz * qx), -1.0, 1.0))
+    yaw = np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+    return np.stack([roll, pitch, yaw], axis=1)
+
+
 def to_heading(yaw, v: np.ndarray) -> np.ndarray:
     """World vectors seen from the yaw-only (heading) frame: Rz(−yaw)·v."""
     c, s = np.cos(yaw), np.sin(yaw)

@@ -101,14 +101,15 @@ class Robot(BaseModel):
         return self
 
 
-TERMS = ("projected_gravity", "base_quat", "base_ang_vel", "base_lin_vel", "joint_pos", "joint_pos_rel",
+TERMS = ("projected_gravity", "base_quat", "base_euler", "base_ang_vel", "base_lin_vel", "joint_pos", "joint_pos_rel",
          "joint_pos_norm", "joint_vel", "joint_vel_rel", "joint_vel_norm", "contact", "contact_forces",
-         "last_action", "velocity_commands", "gait_phase", "constant", "padding")
+         "last_action", "velocity_commands", "gait_phase", "sensor", "constant", "padding")
 
 #: the keys each term takes besides the common ones (size, scale, offset, clip, noise, history, group)
 TERM_KEYS = {
     "projected_gravity": {"source", "quat_order"},
     "base_quat": {"source", "quat_order"},
+    "base_euler": {"source", "quat_order"},
     "base_ang_vel": {"source", "frame", "quat_source", "quat_order"},
     "base_lin_vel": {"source", "frame", "quat_source", "quat_order"},
     "joint_pos": {"joints", "source"},
@@ -122,11 +123,12 @@ TERM_KEYS = {
     "last_action": {"which", "initial"},
     "velocity_commands": {"components", "ranges", "value", "heading_gain", "max_yaw_rate", "quat_source",
                           "quat_order"},
-    "gait_phase": {"hz"},
+    "gait_phase": {"hz", "offsets", "order"},
+    "sensor": {"sensors"},
     "constant": {"value"},
     "padding": set(),
 }
-COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "noise", "history", "group"}
+COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "noise", "history", "history_order", "group"}
 COMMAND_COMPONENTS = ("vx", "vy", "yaw_rate", "heading_hold")
 
 
@@ -140,7 +142,9 @@ class Term(BaseModel):
     offset: Number | list[Number] = 0.0
     clip: Pair | None = None
     noise: Number | None = Field(default=None, ge=0)  # std the training added (observation units)
-    history: int = Field(default=1, gt=0)  # frames stacked, newest first
+    history: int = Field(default=1, gt=0)  # this term's last frames, stacked
+    #: newest_first (this frame, then older ones) or oldest_first (Isaac Lab's flattened history)
+    history_order: Literal["newest_first", "oldest_first"] = "newest_first"
     group: str | None = None  # an observation group name for perturbations (default: the term)
     # term-specific (see TERM_KEYS)
     source: str | None = None  # a sensor name, "freejoint", "qpos"/"qvel" or "sensors"
@@ -160,6 +164,11 @@ class Term(BaseModel):
     heading_gain: Number | None = None
     max_yaw_rate: Number | None = Field(default=None, gt=0)
     hz: Number | None = Field(default=None, gt=0)
+    #: gait_phase: one phase per offset (rad; e.g. [0, 3.14159] for two feet), and whether the
+    #: sines come first (sin_cos: sin of every phase, then cos) or the cosines (cos_sin)
+    offsets: list[Number] | None = None
+    order: Literal["sin_cos", "cos_sin"] | None = None
+    sensors: list[str] | None = None  # sensor: the raw readings of these MJCF sensors, in order
 
     @field_validator("term")
     @classmethod
@@ -207,7 +216,9 @@ class Term(BaseModel):
             if (self.ranges is None) == (self.value is None):
                 raise ValueError("term 'velocity_commands' needs exactly one of 'value' (constant, one number per "
                                  "component but heading_hold) or 'ranges' (sampled per episode)")
-        if self.term in ("projected_gravity", "base_quat") and self.source is None:
+        if self.term == "sensor" and not self.sensors:
+            raise ValueError("term 'sensor' needs 'sensors: [names]' (MJCF sensors read as they are)")
+        if self.term in ("projected_gravity", "base_quat", "base_euler") and self.source is None:
             raise ValueError(f"term {self.term!r} needs 'source': a framequat sensor's name or freejoint")
         return self
 
@@ -232,6 +243,15 @@ class Action(BaseModel):
     delay_steps: int = Field(default=0, ge=0)  # control steps between the network and the actuators
 
 
+class FrameStack(BaseModel):
+    """The whole observation frame stacked over the last ``length`` control steps (legged_gym's
+    and humanoid-gym's ``frame_stack``), as opposed to one term's ``history``."""
+
+    model_config = _STRICT
+    length: int = Field(gt=1)
+    order: Literal["newest_first", "oldest_first"] = "oldest_first"
+
+
 class LogCheck(BaseModel):
     model_config = _STRICT
     file: str  # a log recorded in the training env (.npz), relative to the manifest
@@ -247,5 +267,6 @@ class Contract(BaseModel):
     #: the default pose the contract is relative to, by joint name (default: the reset keyframe's)
     default_pose: dict[str, Number] | None = None
     observation: list[Term] = Field(min_length=1)
+    frame_stack: FrameStack | None = None
     action: Action
     log: LogCheck | None = None

@@ -29,6 +29,7 @@ class Term:
     def __init__(self, cfg, raw, size: int, where: str, parts=()):
         self.kind, self.cfg, self._raw, self.size = cfg.term, cfg, raw, size
         self.history, self.noise, self.group = cfg.history, cfg.noise, cfg.group or cfg.term
+        self.history_order = cfg.history_order
         self.parts = list(parts)
         self.history_slice = slice(0, 0)
         if cfg.size is not None and cfg.size != size:
@@ -80,9 +81,11 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
     where = contract.where("observation", i)
     at = lambda key: contract.where("observation", i, key)  # noqa: E731
     kind = cfg.term
-    if kind in ("projected_gravity", "base_quat"):
+    if kind in ("projected_gravity", "base_quat", "base_euler"):
         read = _quat(model, cfg.source, at("source"))
         order = cfg.quat_order or "wxyz"
+        if kind == "base_euler":
+            return Term(cfg, lambda env, m, d: quat.euler_xyz(*quat.split(read(env, m, d), order)), 3, where)
         if kind == "projected_gravity":
             if order == "xyzw":
                 raise ContractError(f"{at('quat_order')}: quat_order: MuJoCo's quaternions are wxyz; say wxyz, or "
@@ -122,17 +125,42 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
     if kind == "velocity_commands":
         return _command_term(model, cfg, where, at)
     if kind == "gait_phase":
-        hz = cfg.hz
-
-        def clock(env, m, d):
-            phase = 2.0 * np.pi * hz * np.asarray(d.time, dtype=np.float64).reshape(-1)
-            return np.stack([np.sin(phase), np.cos(phase)], axis=1)
-        return Term(cfg, clock, 2, where)
+        return _clock(cfg, where)
+    if kind == "sensor":
+        adrs = [np.arange(a, a + n) for a, n in (_any_sensor(model, name, at("sensors")) for name in cfg.sensors)]
+        columns = np.concatenate(adrs)
+        return Term(cfg, lambda env, m, d: d.sensordata[:, columns], len(columns), where)
     if kind == "constant":
         value = np.asarray(cfg.value, dtype=np.float64)
         return Term(cfg, lambda env, m, d: np.tile(value, (len(d.time), 1)), len(value), where)
     size = cfg.size  # padding
     return Term(cfg, lambda env, m, d: np.zeros((len(d.time), size)), size, where)
+
+
+def _clock(cfg, where: str) -> Term:
+    """sin and cos of 2π·hz·t + offset, one phase per offset (a foot each, say)."""
+    hz, offsets = cfg.hz, cfg.offsets or [0.0]
+    cos_first = cfg.order == "cos_sin"
+
+    def clock(env, m, d):
+        time = np.asarray(d.time, dtype=np.float64).reshape(-1)
+        if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
+            phase = 2.0 * np.pi * hz * time
+            pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
+            return np.stack(pair, axis=1)
+        phase = (2.0 * np.pi * hz * time)[:, None] + np.asarray(offsets, dtype=np.float64)[None]
+        pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
+        return np.concatenate(pair, axis=1)
+    return Term(cfg, clock, 2 * len(offsets), where)
+
+
+def _any_sensor(model, name: str, where: str) -> tuple[int, int]:
+    """(address, dimension) of sensor ``name`` in sensordata."""
+    names = [n for n in _names(model)["sensor"] if n]
+    if name not in names:
+        raise ContractError(f"{where}: no sensor named {name!r} in the MJCF{did_you_mean(name, names)}")
+    sensor = model.sensor(name)
+    return int(sensor.adr[0]), int(sensor.dim[0])
 
 
 def _names(model) -> dict[str, list[str]]:
@@ -161,8 +189,17 @@ def _sensor(model, name: str, kinds: tuple[str, ...], where: str) -> int:
 
 
 def _quat(model, source: str, where: str):
+    """The orientation a term reads: the base's free joint, a framequat sensor, or any body's
+    ``xquat`` (``body:NAME``, e.g. a torso that carries the IMU)."""
     if source in (None, "freejoint"):
         return lambda env, m, d: env.base_quat(m, d)
+    if source.startswith("body:"):
+        body = source[len("body:"):]
+        bodies = [n for n in _names(model)["body"] if n]
+        if body not in bodies:
+            raise ContractError(f"{where}: no body named {body!r} in the MJCF{did_you_mean(body, bodies)}")
+        i = model.body(body).id
+        return lambda env, m, d: d.xquat[:, i]
     adr = _sensor(model, source, ("framequat",), where)
     return lambda env, m, d: d.sensordata[:, adr:adr + 4]
 

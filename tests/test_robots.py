@@ -11,6 +11,7 @@ full-state step hashes differ, so those are compared between the two engines onl
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,3 +314,38 @@ def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
     joints = second[2 * f + 13:2 * f + 49]  # joint_pos_rel's own history, oldest first: the newest is last
     np.testing.assert_array_equal(joints[:12], joints[12:24])  # its two oldest are still the first frame
     assert not np.array_equal(joints[24:], joints[12:24])
+
+
+def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path):
+    """unitree_rl_gym's MuJoCo deployment writes ctrl = kp·(target − q) − kd·q̇ to torque motors at
+    every physics step; the contract's ``pd`` makes those actuators servos computing exactly that,
+    through the motor's gear and within its ctrl range."""
+    import mujoco
+
+    from simgate.robots.env import _pd_servos
+    from simgate.robots.load import read_contract
+
+    xml = (Path(__file__).resolve().parent / "data" / "external_plugin" / "acme_pendulum" / "pendulum.xml").read_text()
+    model = mujoco.MjModel.from_xml_string(xml)
+    data = mujoco.MjData(model)
+    kp, kd, target = 20.0, 1.0, 0.3
+    data.qpos[0] = 0.1
+    for _ in range(500):
+        data.ctrl[0] = kp * (target - data.qpos[0]) - kd * data.qvel[0]  # clipped to ±1 by the motor, gear 5
+        mujoco.mj_step(model, data)
+    spec = mujoco.MjSpec.from_string(xml)
+    contract = read_contract({"observation": [{"term": "joint_pos"}],
+                              "action": {"actuators": ["motor"], "mapping": "offset", "pd": {"kp": kp, "kd": kd}}},
+                             "manifest.yaml", {}, (), tmp_path)
+    _pd_servos(spec, contract)
+    servo_model = spec.compile()
+    servo = mujoco.MjData(servo_model)
+    servo.qpos[0] = 0.1
+    saturated = 0
+    for _ in range(500):
+        servo.ctrl[0] = target
+        mujoco.mj_step(servo_model, servo)
+        saturated += abs(servo.actuator_force[0]) >= 1.0
+    # the same loop to round-off (kd/gear·(gear·q̇) is not kd·q̇ in the last bit)
+    np.testing.assert_allclose([servo.qpos[0], servo.qvel[0]], [data.qpos[0], data.qvel[0]], rtol=1e-9, atol=1e-12)
+    assert saturated > 0  # the torque limit was reached, and held as the motor's was

@@ -148,6 +148,8 @@ class MjcfEnv(MujocoEnv):
             sensor.intprm[1] = 3  # reduce: netforce over the part's contacts
             sensor.intprm[2] = 1
         spec.nuserdata = max(self.layout.end, self._scene_userdata) if hasattr(self, "layout") else self._scene_userdata
+        if self.contract is not None and self.contract.contract.action.pd is not None:
+            _pd_servos(spec, self.contract)
         return spec
 
     def build_model(self):
@@ -397,6 +399,37 @@ def _pushed(frame: np.ndarray, past: np.ndarray, filled: np.ndarray, length: int
     """The past frames (newest first) once ``frame`` is one of them."""
     past = np.where(filled[:, None], past, np.tile(frame, length - 1))
     return np.concatenate([frame, past[:, :-frame.shape[1]]], axis=1)
+
+
+def _pd_servos(spec, contract) -> None:
+    """The contract's actuators as PD servos: actuator force kp·(ctrl − q) − kd·q̇ at every
+    physics step (ctrl the target, q the joint), through the actuator's own gear, within what
+    it could give before (its ctrl range, the torque a training env writing ``ctrl = tau``
+    was clipped to, or else its force range)."""
+    import mujoco
+
+    cfg = contract.contract.action
+    n = len(cfg.actuators)
+    if np.size(cfg.pd.kp) not in (1, n) or np.size(cfg.pd.kd) not in (1, n):
+        from simgate.robots.terms import ContractError
+
+        raise ContractError(f"{contract.where('action', 'pd')}: kp and kd take one number or one per actuator ({n})")
+    kp = np.broadcast_to(np.asarray(cfg.pd.kp, dtype=np.float64), (n,))
+    kd = np.broadcast_to(np.asarray(cfg.pd.kd, dtype=np.float64), (n,))
+    by_name = {a.name: a for a in spec.actuators}
+    for k, name in enumerate(cfg.actuators):
+        act = by_name[name]
+        gear = float(act.gear[0])  # the servo sees the actuator length gear·q: undo it in the bias
+        limited = act.ctrllimited == mujoco.mjtLimited.mjLIMITED_TRUE or (
+            act.ctrllimited == mujoco.mjtLimited.mjLIMITED_AUTO and act.ctrlrange[1] > act.ctrlrange[0])
+        if limited:
+            act.forcerange = [float(act.ctrlrange[0]), float(act.ctrlrange[1])]
+            act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        act.gaintype, act.biastype, act.dyntype = (mujoco.mjtGain.mjGAIN_FIXED, mujoco.mjtBias.mjBIAS_AFFINE,
+                                                   mujoco.mjtDyn.mjDYN_NONE)
+        act.gainprm[0] = kp[k]
+        act.biasprm[0:3] = [0.0, -kp[k] / gear, -kd[k] / gear]
 
 
 def _draw(rng: np.random.Generator, noise, n: int) -> np.ndarray:

@@ -128,19 +128,21 @@ TERM_KEYS = {
     "constant": {"value"},
     "padding": set(),
 }
-COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "noise", "history", "history_order", "group"}
+COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "clip_scaled", "noise", "history", "history_order", "group"}
 COMMAND_COMPONENTS = ("vx", "vy", "yaw_rate", "heading_hold")
 
 
 class Term(BaseModel):
-    """One observation term: ``{term: name, ...}``. The value is ``scale * clip(raw - offset)``."""
+    """One observation term: ``{term: name, ...}``. The value is
+    ``clip_scaled(scale * clip(raw - offset))``."""
 
     model_config = _STRICT
     term: str  # one of TERMS
     size: int | None = Field(default=None, gt=0)  # stated for a check (padding: required)
     scale: Number | list[Number] = 1.0
     offset: Number | list[Number] = 0.0
-    clip: Pair | None = None
+    clip: Pair | None = None  # on raw − offset, before the scale (Isaac Lab's order)
+    clip_scaled: Pair | None = None  # on the scaled value (legged_gym's clip_observations)
     noise: Number | None = Field(default=None, ge=0)  # std the training added (observation units)
     history: int = Field(default=1, gt=0)  # this term's last frames, stacked
     #: newest_first (this frame, then older ones) or oldest_first (Isaac Lab's flattened history)
@@ -223,6 +225,16 @@ class Term(BaseModel):
         return self
 
 
+class PD(BaseModel):
+    """A PD loop the training env ran at the physics rate on torque actuators (unitree_rl_gym's
+    and humanoid-gym's MuJoCo deployments): torque = kp·(target − q) − kd·q̇, limited to the
+    actuator's former torque range."""
+
+    model_config = _STRICT
+    kp: Number | list[Number]
+    kd: Number | list[Number]
+
+
 class Action(BaseModel):
     """How the network's output becomes ``ctrl``: clip, filter, delay, then the mapping."""
 
@@ -241,6 +253,15 @@ class Action(BaseModel):
     #: action space, or zeros
     initial: Literal["default_pose", "zeros"] = "default_pose"
     delay_steps: int = Field(default=0, ge=0)  # control steps between the network and the actuators
+    #: torque actuators driven by a PD loop at the physics rate: the actuators become MuJoCo
+    #: position servos with these gains (the same loop, computed inside the physics step)
+    pd: PD | None = None
+
+    @model_validator(mode="after")
+    def _pd_needs_targets(self):
+        if self.pd is not None and self.mapping == "torque":
+            raise ValueError("pd needs position targets: use mapping offset or range (torque sends torques itself)")
+        return self
 
 
 class FrameStack(BaseModel):

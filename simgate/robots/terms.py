@@ -45,6 +45,8 @@ class Term:
             v = np.clip(v, self.cfg.clip[0], self.cfg.clip[1])
         if self.scale is not None:
             v = v * self.scale
+        if self.cfg.clip_scaled is not None:
+            v = np.clip(v, self.cfg.clip_scaled[0], self.cfg.clip_scaled[1])
         return v
 
     # a velocity_commands term also draws the episode's command

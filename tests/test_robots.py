@@ -349,3 +349,17 @@ def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path
     # the same loop to round-off (kd/gear·(gear·q̇) is not kd·q̇ in the last bit)
     np.testing.assert_allclose([servo.qpos[0], servo.qvel[0]], [data.qpos[0], data.qvel[0]], rtol=1e-9, atol=1e-12)
     assert saturated > 0  # the torque limit was reached, and held as the motor's was
+
+
+def test_the_physics_step_a_training_env_set_in_code(host, tmp_path):
+    """Playground sets ``opt.timestep = sim_dt`` in Python, not in the MJCF: the robot states it."""
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.load import read_robot
+
+    robot = (Path(__file__).resolve().parent.parent / "envs" / "quadruped_mjcf" / "robot.yaml").read_text()
+    (tmp_path / "robot.yaml").write_text(robot.replace("scene: ../quadruped/quadruped.xml",
+                                                       f"scene: {Path(__file__).resolve().parent.parent}/envs/quadruped/quadruped.xml")
+                                         .replace("control_hz: 50", "decimation: 10\ntimestep: 0.002"))
+    env = MjcfEnv(read_robot(tmp_path / "robot.yaml", "robot.yaml"))
+    model = env.build_model()
+    assert model.opt.timestep == 0.002 and env.control_hz == 50.0 and env.frame_skip(model) == 10

@@ -128,10 +128,13 @@ class MjcfEnv(MujocoEnv):
         import mujoco
 
         try:
-            return mujoco.MjSpec.from_file(str(self.robot.scene))
+            spec = mujoco.MjSpec.from_file(str(self.robot.scene))
         except Exception as exc:  # MuJoCo's parser: a missing include or mesh folder, a bad attribute
             raise ValueError(f"{self.robot.where('scene')}: scene {self.robot.robot.scene!r} cannot be loaded by "
                              f"MuJoCo: {exc}") from None
+        if self.robot.robot.timestep is not None:  # a training env that set the step in code (Playground's sim_dt)
+            spec.option.timestep = self.robot.robot.timestep
+        return spec
 
     def build_spec(self):
         """The scene plus what the rules read: a contact sensor per foot / touching part, and the

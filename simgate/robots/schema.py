@@ -84,6 +84,8 @@ class Robot(BaseModel):
     base: str | None = None
     control_hz: Number | None = Field(default=None, gt=0)
     decimation: int | None = Field(default=None, gt=0)  # physics steps per control step
+    #: the physics step (s), when the training env set it in code instead of the MJCF's <option>
+    timestep: Number | None = Field(default=None, gt=0)
     reset: Reset
     #: geoms or bodies that are feet: contact terms may name them, the ``slip`` signal reads them
     feet: list[str] = Field(default_factory=list)

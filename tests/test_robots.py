@@ -252,7 +252,7 @@ STACKED = """\
 joints: [FL_abduction, FL_flexion, FL_knee, FR_abduction, FR_flexion, FR_knee,
          HL_abduction, HL_flexion, HL_knee, HR_abduction, HR_flexion, HR_knee]
 observation:
-  - {term: gait_phase, hz: 1.25, offsets: [0.0, 3.141592653589793], order: cos_sin}
+  - {term: gait_phase, hz: [1.25, 1.5], offsets: [0.0, 3.141592653589793], order: cos_sin}
   - {term: base_euler, source: "body:trunk"}
   - {term: sensor, sensors: [imu_accel, imu_gyro]}
   - {term: joint_pos_rel, history: 3, history_order: oldest_first}
@@ -301,6 +301,8 @@ def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
     np.testing.assert_array_equal(first[:f], first[f:2 * f])  # before any step every frame is the first
     np.testing.assert_array_equal(first[:f], first[2 * f:])
     np.testing.assert_allclose(first[:4], [1.0, -1.0, 0.0, np.sin(np.pi)])  # cos(0), cos(π), sin(0), sin(π)
+    hz = data.userdata[env.layout["gait"].start]
+    assert 1.25 <= hz <= 1.5  # drawn for this episode
     w, x, y, z = data.qpos[3:7]
     np.testing.assert_allclose(first[6], quat.yaw_of(w, x, y, z), atol=1e-12)  # the trunk's yaw, from body:trunk
     accel = model.sensor("imu_accel")
@@ -308,6 +310,8 @@ def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
     env.apply_action(model, data, np.full(12, 0.4))
     mujoco.mj_step(model, data, nstep=4)
     second = env.observe(model, data)
+    np.testing.assert_allclose(second[2 * f:2 * f + 4], np.r_[np.cos(2 * np.pi * hz * 0.02 + np.array([0, np.pi])),
+                                                             np.sin(2 * np.pi * hz * 0.02 + np.array([0, np.pi]))])
     np.testing.assert_array_equal(second[f:2 * f], first[2 * f:])  # oldest first: the last frame is the newest
     np.testing.assert_array_equal(second[2 * f - 12:2 * f], np.zeros(12))  # last applied action before step 1: zeros
     np.testing.assert_array_equal(second[-12:], np.full(12, 0.4))  # ... and after it

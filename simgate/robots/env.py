@@ -38,7 +38,8 @@ class Layout:
         at = first
         for name, size in (("start", 3), ("command", 3), ("track", 2), ("raw", n_action), ("applied", n_action),
                            ("filter", n_action),
-                           ("delay", delay * n_action), ("filled", 1), ("history", sum(history))):
+                           ("delay", delay * n_action), ("filled", 1), ("gait", 1),
+                           ("history", sum(history))):
             slots[name] = slice(at, at + size)
             at += size
         self.slots, self.end = slots, at
@@ -238,6 +239,9 @@ class MjcfEnv(MujocoEnv):
         if a is not None:
             data.userdata[lay["start"]] = (data.qpos[a], data.qpos[a + 1], yaw)
         data.userdata[lay["command"]] = self.command.draw(rng) if self.command is not None else 0.0
+        gait = next((t for t in self.terms if t.kind == "gait_phase"), None)
+        if gait is not None and isinstance(gait.cfg.hz, list):  # drawn after the command
+            data.userdata[lay["gait"]] = rng.uniform(gait.cfg.hz[0], gait.cfg.hz[1])
         data.userdata[lay["track"]] = 0.0
         # the filter's state and what last_action shows before the first step are stated apart
         initial = self.actions.initial(model)

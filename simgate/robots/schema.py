@@ -167,7 +167,8 @@ class Term(BaseModel):
     value: list[Number] | None = None
     heading_gain: Number | None = None
     max_yaw_rate: Number | None = Field(default=None, gt=0)
-    hz: Number | None = Field(default=None, gt=0)
+    #: gait_phase: cycles per second, or [low, high] drawn per episode (Playground's gait_freq)
+    hz: Number | Pair | None = None
     #: gait_phase: one phase per offset (rad; e.g. [0, 3.14159] for two feet), and whether the
     #: sines come first (sin_cos: sin of every phase, then cos) or the cosines (cos_sin)
     offsets: list[Number] | None = None
@@ -203,8 +204,8 @@ class Term(BaseModel):
             raise ValueError("term 'padding' needs 'size' (how many zeros)")
         if self.term == "constant" and not self.value:
             raise ValueError("term 'constant' needs 'value: [numbers]'")
-        if self.term == "gait_phase" and self.hz is None:
-            raise ValueError("term 'gait_phase' needs 'hz' (gait cycles per second)")
+        if self.term == "gait_phase" and (self.hz is None or min(self.hz if isinstance(self.hz, list) else [self.hz]) <= 0):
+            raise ValueError("term 'gait_phase' needs 'hz' > 0 (gait cycles per second, or [low, high] drawn per episode)")
         if self.term == "contact" and self.threshold is None:
             raise ValueError("term 'contact' needs 'threshold' (newtons; 0 means any contact)")
         if self.term == "joint_vel_norm" and self.max_velocity is None:

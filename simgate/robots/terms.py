@@ -140,12 +140,15 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
 
 
 def _clock(cfg, where: str) -> Term:
-    """sin and cos of 2π·hz·t + offset, one phase per offset (a foot each, say)."""
-    hz, offsets = cfg.hz, cfg.offsets or [0.0]
+    """sin and cos of 2π·hz·t + offset, one phase per offset (a foot each, say); hz fixed, or
+    drawn per episode."""
+    offsets = cfg.offsets or [0.0]
     cos_first = cfg.order == "cos_sin"
+    drawn = isinstance(cfg.hz, list)  # per episode: the value the reset drew, in userdata
 
     def clock(env, m, d):
         time = np.asarray(d.time, dtype=np.float64).reshape(-1)
+        hz = d.userdata[:, env.layout["gait"].start] if drawn else cfg.hz
         if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
             phase = 2.0 * np.pi * hz * time
             pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]

@@ -68,7 +68,7 @@ class EnvInfoCache:
     def __call__(self, name: str) -> EnvInfo:
         if name not in self.known:
             from simgate.errors import SimgateError
-            from simgate.runner import build_env
+            from simgate.envs.factory import build_env
 
             try:
                 self.known[name] = describe(build_env(self.envs.get(name)))

@@ -4,14 +4,16 @@ exit 4 instead of becoming a confident FAIL (or PASS)."""
 
 from __future__ import annotations
 
+from simgate.envs.factory import build_env, env_for
 from simgate.errors import SimgateError
+from simgate.policies.loaders import PolicyLoadError
+from simgate.robots.check import check_policy_against_contract
+from simgate.robots.logcheck import check_manifest_log
 
 
 def check_contracts(cases, registries) -> list[str]:
     """Raise SimgateError listing every problem of the contracts the cases use; return the notes
     (a contract's actuator order that differs from the MJCF's: mapped by name, but worth a look)."""
-    from simgate.runner import build_env, env_for
-
     pairs = sorted({(c.env, p) for c in cases for p in (c.policy, c.baseline) if p})
     built: dict[str, object] = {}
     problems: list[str] = []
@@ -47,8 +49,6 @@ def check_contracts(cases, registries) -> list[str]:
 def load_notes(cases, registries) -> list[str]:
     """What loading each ONNX policy of the run found worth saying once (a graph exported with a
     batch of 1, which is then run one observation at a time)."""
-    from simgate.policies.loaders import PolicyLoadError
-
     notes = []
     for name in sorted({p for c in cases for p in (c.policy, c.baseline) if p}):
         spec = registries.policies.get(name)
@@ -64,12 +64,8 @@ def load_notes(cases, registries) -> list[str]:
 
 
 def _checked(spec, env) -> list[str]:
-    from simgate.robots.check import check_policy_against_contract
-
     problems = check_policy_against_contract(spec, env)
     if not problems and spec.contract.contract.log is not None:
-        from simgate.robots.logcheck import check_manifest_log
-
         problem = check_manifest_log(spec, env)
         if problem:
             problems.append(problem)

@@ -19,13 +19,18 @@ Every per-step rule is a row rule (one implementation over rows, elementwise num
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from simgate.envs.base import MujocoEnv, frame_skip_for
 from simgate.robots import quat
-from simgate.robots.load import ContractDef, RobotDef
+from simgate.robots.actions import ActionMap
+from simgate.robots.check import check_robot
+from simgate.robots.terms import ContractError, build_terms
+
+if TYPE_CHECKING:  # the definitions' module builds this env: no import back
+    from simgate.robots.load import ContractDef, RobotDef
 
 CONTACT_PREFIX = "simgate_contact_"
 
@@ -65,8 +70,6 @@ class MjcfEnv(MujocoEnv):
                            else 1.0 / (robot.robot.decimation * nominal.opt.timestep))
         frame_skip_for(self.control_hz, nominal.opt.timestep, f"robot {self.name!r} ({robot.where('control_hz')})")
         self.joint_limit_exclude = tuple(robot.robot.joint_limit_exclude)
-        from simgate.robots.check import check_robot
-
         check_robot(robot, nominal)
         self._feet = list(robot.robot.feet)
         self._touching = list(robot.robot.terminate.touching)
@@ -75,9 +78,6 @@ class MjcfEnv(MujocoEnv):
         self.frames, self.frames_order = 1, "newest_first"
         self.layout = Layout(self._scene_userdata, 0, 0, [])
         if contract is not None:
-            from simgate.robots.actions import ActionMap
-            from simgate.robots.terms import build_terms
-
             self.actions = ActionMap(contract, robot, nominal)
             self.terms = build_terms(contract, robot, nominal, self.actions)
             frame = sum(t.size * t.history for t in self.terms)
@@ -96,8 +96,6 @@ class MjcfEnv(MujocoEnv):
         self.action_size = self.actions.size if self.actions is not None else 0
         self.command = next((t for t in self.terms if t.kind == "velocity_commands"), None)
         if self.command is not None and robot.robot.base is None:
-            from simgate.robots.terms import ContractError
-
             raise ContractError(f"{contract.where('observation')}: a velocity_commands term needs a floating base "
                                 f"(its velocity is tracked): robot {self.name!r} ({robot.display}) names no 'base:'")
         success = robot.robot.success
@@ -418,8 +416,6 @@ def _pd_servos(spec, contract) -> None:
     cfg = contract.contract.action
     n = len(cfg.actuators)
     if np.size(cfg.pd.kp) not in (1, n) or np.size(cfg.pd.kd) not in (1, n):
-        from simgate.robots.terms import ContractError
-
         raise ContractError(f"{contract.where('action', 'pd')}: kp and kd take one number or one per actuator ({n})")
     kp = np.broadcast_to(np.asarray(cfg.pd.kp, dtype=np.float64), (n,))
     kd = np.broadcast_to(np.asarray(cfg.pd.kd, dtype=np.float64), (n,))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 from pathlib import Path
 
 from simgate.errors import SimgateError, located
+from simgate.robots.env import MjcfEnv
 from simgate.robots.schema import Contract, Robot
 from simgate.scenarios import errors, yaml_lines
 
@@ -69,8 +71,6 @@ def read_robot(path: Path, display: str | None = None) -> RobotDef:
 
 def read_contract(data, display: str, lines: dict, prefix: tuple, folder: Path) -> ContractDef:
     """A contract from its parsed YAML (``data`` found at ``prefix`` of the file ``display``)."""
-    import json
-
     contract = errors.validated(Contract, data, display, lines,
                                 "contract: expected a mapping with observation: [...] and action: {...}", prefix)
     digest = hashlib.sha256(json.dumps(contract.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
@@ -85,8 +85,6 @@ def contract_file(path: Path, display: str) -> ContractDef:
 
 def make_env(path: str, display: str):
     """The env factory a registry holds: picklable (Ray workers rebuild it), builds at run time."""
-    from simgate.robots.env import MjcfEnv
-
     return MjcfEnv(_robot(path, display))
 
 

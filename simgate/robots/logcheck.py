@@ -66,7 +66,12 @@ from pathlib import Path
 
 import numpy as np
 
+from simgate.envs.base import OneRow
+from simgate.envs.factory import env_for
 from simgate.errors import SimgateError
+from simgate.registry import did_you_mean
+from simgate.robots import quat
+from simgate.robots.env import CONTACT_PREFIX
 
 DEFAULT_TOLERANCE = 1e-4
 REQUIRED = ("obs", "action", "ctrl", "qpos", "qvel")
@@ -170,7 +175,6 @@ def read_log(path: Path, env, model) -> dict[str, np.ndarray]:
                            f"with numpy.savez ({FORMAT_HELP})") from None
     with archive:
         keys = list(archive.files)
-        from simgate.registry import did_you_mean
 
         for key in keys:
             if key not in REQUIRED + OPTIONAL:
@@ -243,7 +247,6 @@ def _check_shapes(path: Path, log: dict, env, model) -> None:
 
 def _scene_nsensordata(env, model) -> int:
     """The sensor values of the scene itself: simgate's contact sensors come after them."""
-    from simgate.robots.env import CONTACT_PREFIX
 
     import mujoco
 
@@ -275,7 +278,6 @@ def check_log(env, path: Path, tolerance: float | None = None, model=None) -> Ch
     """Replay the log at ``path`` through ``env`` (a YAML robot bound to a contract)."""
     import mujoco
 
-    from simgate.envs.base import OneRow
 
     if getattr(env, "contract", None) is None or getattr(env, "actions", None) is None:
         raise SimgateError(f"env {getattr(env, 'name', env)!r} is not bound to a contract: a log is checked against a "
@@ -298,7 +300,6 @@ def check_log(env, path: Path, tolerance: float | None = None, model=None) -> Ch
     if "start_yaw" in log:
         start_yaw = float(log["start_yaw"].reshape(-1)[0])
     else:
-        from simgate.robots import quat
 
         w, x, y, z = qpos[0, a + 3:a + 7]
         start_yaw = float(quat.yaw_of(w, x, y, z))
@@ -368,8 +369,6 @@ def check_manifest_log(spec, env) -> str | None:
         return (f"{where_file}: log.file: {cfg.file!r} is outside the manifest's folder {folder}; put the log next "
                 "to the manifest")
     if getattr(env, "contract", None) is not contract:
-        from simgate.runner import env_for
-
         env = env_for(env, spec)
     try:
         result = check_log(env, path, cfg.tolerance)

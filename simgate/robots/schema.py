@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simgate.registry import did_you_mean
+
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 Number = float | int
 Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]  # [low, high]
@@ -179,8 +181,6 @@ class Term(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in TERMS:
-            from simgate.registry import did_you_mean
-
             raise ValueError(f"unknown term {value!r}{did_you_mean(value, TERMS)}")
         return value
 

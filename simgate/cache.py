@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from simgate.engine.rollouts import Episode
+from simgate.errors import SimgateError
 
 #: bump when an engine change alters any episode's result
 ENGINE_VERSION = "4"
@@ -51,6 +52,11 @@ _VERSIONED = ("mujoco", "numpy", "gymnasium", "onnxruntime", "torch")
 
 class Undigestable(Exception):
     """An input of the episode whose content cannot be hashed: the case is not cached."""
+
+
+class LinkOutside(SimgateError):
+    """A hashed folder holds a link that leaves it: refused, not followed (a link to /usr/share
+    would make every case hash tens of thousands of files that are no part of the policy)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +94,9 @@ def _skipped(name: str) -> bool:
 
 def source_digest(path) -> str:
     """sha256 over the sorted (relative path, file sha256) of every regular file under ``path``
-    (hidden files and dirs, ``__pycache__`` and bytecode skipped; symlinks followed once), or of
-    the file itself. Walked in sorted order, so the digest never depends on directory order."""
+    (hidden files and dirs, ``__pycache__`` and bytecode skipped; symlinks inside it followed
+    once, a symlink out of it refused: :class:`LinkOutside`), or of the file itself. Walked in
+    sorted order, so the digest never depends on directory order."""
     root = os.path.realpath(path)
     if os.path.isfile(root):
         return hashlib.sha256(f"file\0{file_sha256(root)}".encode()).hexdigest()
@@ -100,8 +107,8 @@ def source_digest(path) -> str:
     for folder, dirs, files in os.walk(root, followlinks=True):
         keep = []
         for name in sorted(dirs):
-            real = os.path.realpath(os.path.join(folder, name))
-            if not _skipped(name) and real not in seen:  # a symlink loop is walked once
+            real = _confined_link(path, root, os.path.join(folder, name)) if not _skipped(name) else None
+            if real is not None and real not in seen:  # a symlink loop is walked once
                 seen.add(real)
                 keep.append(name)
         dirs[:] = keep
@@ -109,11 +116,23 @@ def source_digest(path) -> str:
             full = os.path.join(folder, name)
             if _skipped(name) or not os.path.isfile(full):  # sockets, fifos, dangling links
                 continue
+            _confined_link(path, root, full)
             entries.append((Path(os.path.relpath(full, root)).as_posix(), file_sha256(full)))
     digest = hashlib.sha256(b"tree\0")
     for rel, sha in sorted(entries):
         digest.update(f"{rel}\0{sha}\n".encode())
     return digest.hexdigest()
+
+
+def _confined_link(path, root: str, entry: str) -> str:
+    """``entry``'s real path, which must lie under ``root`` (the hashed folder's real path)."""
+    real = os.path.realpath(entry)
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        shown = os.path.join(str(path), os.path.relpath(entry, root))
+        raise LinkOutside(f"{shown} is a link to {real}, outside {path}: simgate hashes (and a Ray run ships) every "
+                          "file of a policy's or plugin's folder, never what lies outside it; copy what is needed into "
+                          "the folder, or remove the link")
+    return real
 
 
 def module_location(module) -> tuple[str, Path]:
@@ -126,7 +145,9 @@ def module_location(module) -> tuple[str, Path]:
     file = getattr(module, "__file__", None)
     if name == "__main__" or not file:
         raise Undigestable(f"module {name!r} has no source file to hash (defined in __main__ or built in)")
-    path = Path(file).resolve()
+    # the folder's real place, but not the file's own link: a module file linked in from elsewhere
+    # is its package's problem (source_digest refuses it), not a licence to hash the link's folder
+    path = Path(os.path.realpath(os.path.dirname(os.path.abspath(file)))) / os.path.basename(file)
     if path.stem == "__init__":
         return name, path.parent
     if "." in name:

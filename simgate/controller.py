@@ -253,7 +253,9 @@ class Controller:
         if self.verdict is not None:
             from simgate.reporting.promotion import verdict_lines
 
-            for line in verdict_lines(self.verdict, str(self.reports / "verdict.json")):
+            # a verdict that could not be written is not the file there: that one is an earlier run's
+            where = str(self.reports / "verdict.json") if not self.write_error else "NOT WRITTEN, see the error above"
+            for line in verdict_lines(self.verdict, where):
                 terminalreporter.write_line(line)
 
 

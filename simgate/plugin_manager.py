@@ -50,8 +50,12 @@ class Host:
     def __init__(self, project_plugins: list[str] = (), autoload: bool | None = None):
         self.pm = pluggy.PluginManager("simgate")
         self.pm.add_hookspecs(hookspecs)
+        #: plugin name -> (where it comes from, how to get rid of it): a message about a plugin
+        #: names its distribution and the way out, not only the name it registered under
+        self.origins: dict[str, tuple[str, str]] = {}
         for name in BUILTIN_PLUGINS:
             self.pm.register(importlib.import_module(name), name=name)
+            self.origins[name] = ("built into simgate", "")
         if autoload is None:
             autoload = not os.environ.get("SIMGATE_DISABLE_PLUGIN_AUTOLOAD")
         if autoload:
@@ -76,23 +80,28 @@ class Host:
                                         (self.registries.policies, "policies", register_manifests)):
             if (root / sub).is_dir():
                 registry.current_plugin = f"the project folder {root}"
-                register(registry, root / sub, rootdir=root)
+                try:
+                    register(registry, root / sub, rootdir=root)
+                except SimgateError as exc:  # a clash with a plugin's name: say where that plugin comes from
+                    raise SimgateError(self._explained(str(exc))) from None
 
     def _load_entry_points(self) -> None:
         """The ``simgate`` entry-point group, one at a time, so a broken one is named (pluggy's
         own loader would let the first exception out as a traceback)."""
         from importlib.metadata import entry_points
 
-        fix = "uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1"
         for ep in entry_points(group="simgate"):
             if self.pm.has_plugin(ep.name) or self.pm.is_blocked(ep.name):
                 continue
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed distribution"
-            what = f"simgate plugin {ep.name!r} (entry point {ep.value!r} of {dist})"
+            dist = getattr(getattr(ep, "dist", None), "name", None)
+            fix = "uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1"
+            self.origins[ep.name] = (f"the entry point '{ep.name} = {ep.value}' of the installed distribution "
+                                     f"{dist or '(unknown)'}", fix)
+            what = f"simgate plugin {ep.name!r} (entry point {ep.value!r} of {dist or 'an installed distribution'})"
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 (any import-time failure is the plugin's)
-                raise SimgateError(f"{what} cannot be imported: {type(exc).__name__}: {exc}; {fix}") from None
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 (any import-time failure is the plugin's)
+                raise SimgateError(f"{what} cannot be imported: {_failure(exc)}; {fix}") from None
             self._register(plugin, ep.name, what, fix)
 
     def register_module(self, dotted: str) -> None:
@@ -100,10 +109,12 @@ class Host:
             return
         what = f"simgate plugin module {dotted!r} (listed in simgate_plugins of a conftest.py)"
         fix = "fix the module or remove it from simgate_plugins"
+        self.origins[dotted] = (f"the module {dotted!r} listed in simgate_plugins of a conftest.py",
+                                "remove it from simgate_plugins")
         try:
             module = importlib.import_module(dotted)
-        except Exception as exc:  # noqa: BLE001 (not only ImportError: the module's own code may raise)
-            raise SimgateError(f"{what} cannot be imported: {type(exc).__name__}: {exc}; {fix}") from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 (not only ImportError: the module's own code may raise)
+            raise SimgateError(f"{what} cannot be imported: {_failure(exc)}; {fix}") from None
         self._register(module, dotted, what, fix)
 
     def _register(self, plugin, name: str, what: str, fix: str) -> None:
@@ -135,16 +146,39 @@ class Host:
                 registry.current_plugin = impl.plugin_name
                 try:
                     impl.function(**({"registry": registry} if "registry" in impl.argnames else {}))
-                except SimgateError:
-                    raise  # already names the plugin or the file
-                except Exception as exc:  # noqa: BLE001 (a plugin's bug, not simgate's)
-                    raise SimgateError(f"simgate plugin {impl.plugin_name}: {hook_name} raised {type(exc).__name__}: "
-                                       f"{exc}; fix the plugin, or uninstall it / remove it from simgate_plugins"
-                                       ) from None
+                except SimgateError as exc:  # names the plugins or the file; say where each plugin comes from
+                    raise SimgateError(self._explained(str(exc))) from None
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 (a plugin's bug, not simgate's)
+                    origin, fix = self.origins.get(impl.plugin_name, ("", "uninstall it / remove it from simgate_plugins"))
+                    raise SimgateError(f"simgate plugin {impl.plugin_name}{f' ({origin})' if origin else ''}: {hook_name} "
+                                       f"{_failure(exc, 'raised ')}; fix the plugin, or {fix or 'report it'}") from None
         return regs
+
+    def _explained(self, message: str) -> str:
+        """``message`` with where each plugin it names comes from (an entry point's distribution,
+        a project module, simgate itself) and how to drop a third-party one: a name clash names
+        both owners, not only the names they registered under."""
+        import re
+
+        named = [name for name in self.origins if re.search(rf"plugin {re.escape(name)}(?![\w.-])", message)]
+        if not named:
+            return message
+        notes = []
+        for name in sorted(named, key=message.index):
+            origin, fix = self.origins[name]
+            third_party = "entry point" in origin  # the one a clash is fixed by dropping, not renaming
+            notes.append(f"plugin {name} is {origin}" + (f": {fix}" if third_party else ""))
+        return f"{message} ({'; '.join(notes)})"
 
     def plugin_names(self) -> list[str]:
         return sorted(name for name, _ in self.pm.list_name_plugin())
 
     def classify(self, case, episode) -> str | None:
         return self.pm.hook.simgate_classify_failure(case=case, episode=episode)
+
+
+def _failure(exc: BaseException, verb: str = "") -> str:
+    """What a plugin did, for a person: ``sys.exit()`` is no exception type they would recognise."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({'' if exc.code is None else repr(exc.code)})"
+    return f"{verb}{type(exc).__name__}: {exc}"

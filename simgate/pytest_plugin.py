@@ -126,10 +126,11 @@ def _record_refusal(config: pytest.Config, message: str) -> None:
 
 def _check_outputs(config: pytest.Config) -> None:
     """The reports and cache folders can be written: found now, not after every episode ran."""
-    from simgate.reporting.store import ReportsError, check_writable
+    from simgate.reporting.store import ReportsError, check_replaceable, check_writable
 
     try:
         check_writable(_reports_dir(config))
+        check_replaceable(_reports_dir(config))
         cache = _cache_dir(config)
         if cache is not None:
             if cache.exists() and not cache.is_dir():

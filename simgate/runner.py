@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from simgate import verdict
+from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts
 from simgate.scenarios.case import Case
 
@@ -294,11 +294,11 @@ def _worst(rollouts) -> int | None:
 
 
 def _policy_sha256(spec, policy) -> str | None:
-    from simgate.cache import Undigestable, policy_sha256
+    from simgate.cache import LinkOutside, Undigestable, policy_sha256
 
     try:
         return policy_sha256(spec, policy)
-    except (OSError, Undigestable):
+    except (OSError, Undigestable, LinkOutside):  # only the summary's digest: the cache refuses such a link
         return None
 
 
@@ -377,52 +377,6 @@ def episode_cache(cache_dir, case: Case, env, runner, spec, policy):
     except (cache.Undigestable, OSError) as exc:
         return cache.Refused(f"episode cache off for case {case.id!r}: {exc}")
     return cache.EpisodeCache(Path(cache_dir), context)
-
-
-def build_env(factory, spec=None):
-    """The env a registry's factory makes; bound to ``spec``'s contract when the env is a YAML
-    robot (each policy brings its own observation/action contract)."""
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    env = factory()
-    return env_for(env, spec) if spec is not None else env
-
-
-def load_policy(spec, env):
-    """``spec``'s runnable policy; the built-in ``hold`` takes its action from ``env``."""
-    from simgate.policies import hold
-
-    return hold.for_env(env) if hold.is_hold(spec) else spec.load()
-
-
-def env_for(env, spec):
-    """``env`` as ``spec`` drives it: a YAML robot bound to the policy's contract; any other env
-    as is (a contract on a Python env is refused: the env's code fixes its own layout)."""
-    from simgate.policies import hold
-
-    if hold.is_hold(spec):
-        return env  # the null policy sends the neutral action through the env as it is bound
-    bind = getattr(env, "for_policy", None)
-    if bind is not None:
-        return bind(spec) if getattr(env, "contract", None) is not getattr(spec, "contract", None) else env
-    if getattr(spec, "contract", None) is not None:
-        raise ValueError(f"policy {spec.name!r} ({spec.manifest}) carries a contract, but env {env.name!r} is a Python "
-                         "env whose code fixes the observation and action layout; a contract needs a YAML robot "
-                         "(envs/<name>/robot.yaml, kind: mjcf)")
-    return env
-
-
-def check_sizes(spec, env) -> None:
-    from simgate.policies import hold
-
-    if hold.is_hold(spec):
-        return  # sized by the env it holds
-    for what, theirs, ours in (("observation", spec.observation_size, env.observation_size),
-                               ("action", spec.action_size, env.action_size)):
-        if theirs != ours:
-            raise ValueError(f"policy {spec.name!r} has {what} size {theirs} ({spec.manifest}) but env "
-                             f"{env.name!r} has {ours}; this policy was built for another robot or observation layout")
 
 
 def _build_perturbation(cls, params: dict):

@@ -64,6 +64,9 @@ RESOURCES_EVERY = 5.0
 #: (each chunk is stopped by the worker's watchdog at case_timeout; this is only a backstop for
 #: a worker that cannot be interrupted)
 GRACE = 60.0
+#: seconds a TCP connection to a cluster's address may take at configure time; past it the address
+#: is refused (ray.init itself retries an unreachable address forever, deaf to Ctrl-C)
+CONNECT_TIMEOUT = 10.0
 #: never shipped to the workers with the project's root
 EXCLUDES = [".venv", "venv", ".git", "reports", "**/__pycache__", "*.pyc", ".pytest_cache", ".hypothesis",
             "build", "dist", "*.egg-info"]
@@ -683,4 +686,35 @@ def configure(config) -> None:
                            "run without -n (or with -n 0)")
     if _cache_dir(config) is None:
         raise SimgateError("--simgate-ray streams episodes into the episode cache: it cannot run with --simgate-cache none")
+    problem = unreachable(address)
+    if problem:
+        raise SimgateError(problem)
     config.pluginmanager.register(RayScheduler(config, address), "simgate-ray")
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port``, ``ray://host:port`` or ``[v6]:port``; None for the
+    addresses Ray resolves itself (``local``, ``auto``) or any other form (Ray judges those)."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why nothing answers at ``address``, or None. A TCP connection first, with a time limit:
+    ray.init on an address where nothing listens retries forever and ignores Ctrl-C."""
+    import socket
+
+    target = host_port(address)
+    if target is None:
+        return None
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            return None
+    except OSError as exc:
+        why = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        return (f"--simgate-ray {address}: cannot reach the Ray cluster at {target[0]}:{target[1]} ({why}); start it (ray start --head --port {target[1]}), fix the address "
+                "(the head node's GCS port, 6379 by default, or ray://host:10001 for Ray Client), "
+                "or pass --simgate-ray local")

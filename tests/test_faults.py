@@ -359,3 +359,91 @@ def test_a_k_expression_with_equals_is_a_clean_usage_error_under_xdist(project):
     assert result.returncode == 4
     assert_clean(result)
     assert "Wrong expression passed to '-k'" in result.stderr and "does not accept '='" in result.stderr
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_configure_time(project):
+    """ray.init retries such an address forever, deaf to Ctrl-C: the address is tried first, with a time limit."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--simgate-ray", "127.0.0.1:1",
+                             *policies("pd")], cwd=project, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+    assert_clean(result)
+    assert "--simgate-ray 127.0.0.1:1: cannot reach the Ray cluster at 127.0.0.1:1" in result.stderr
+    assert " passed" not in result.stdout
+    assert verdict(project)["decision"] == "ERROR"
+
+
+ALLOWED = '{"promote": true, "decision": "ALLOWED", "run": "old"}\n'
+
+
+def _reports_refusal(project: Path) -> subprocess.CompletedProcess:
+    result = run(project, "-n", "0", *policies("pd"))
+    assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+    assert_clean(result)
+    assert " passed" not in result.stdout and "ALLOWED" not in result.stdout + result.stderr
+    return result
+
+
+def test_a_latest_that_is_a_real_folder_is_refused_before_any_episode(project):
+    """``latest`` is the link to the newest run; a real folder there would keep an old ALLOWED in place."""
+    (project / "reports" / "latest").mkdir(parents=True)
+    (project / "reports" / "latest" / "verdict.json").write_text(ALLOWED)
+    result = _reports_refusal(project)
+    assert f"{project / 'reports' / 'latest'} is a real folder" in result.stderr and "rm -r" in result.stderr
+    assert verdict(project)["decision"] == "ERROR"
+
+
+def test_a_verdict_json_that_is_a_folder_is_refused_before_any_episode(project):
+    (project / "reports" / "verdict.json").mkdir(parents=True)
+    result = _reports_refusal(project)
+    assert f"{project / 'reports' / 'verdict.json'} is a folder, not a file" in result.stderr
+    assert "could not replace it" in result.stderr and "--simgate-reports" in result.stderr
+
+
+def test_an_immutable_verdict_json_is_refused_before_any_episode(project):
+    path = project / "reports" / "verdict.json"
+    path.parent.mkdir()
+    path.write_text(ALLOWED)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (not root, or the filesystem has no such flag)")
+    try:
+        result = _reports_refusal(project)
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    assert f"{path} is immutable (chattr +i)" in result.stderr and f"chattr -i {path}" in result.stderr
+
+
+def test_a_latest_folder_made_during_the_run_is_an_error_not_a_silent_stale_copy(tmp_path):
+    from simgate.reporting.store import ReportsError, RunStore
+
+    (tmp_path / "latest").mkdir()
+    with pytest.raises(ReportsError, match="is a real folder"):
+        RunStore(tmp_path).finish({"cases": {}}, {"promote": False, "decision": "BLOCKED"})
+    assert json.loads((tmp_path / "verdict.json").read_text())["decision"] == "BLOCKED"
+
+
+def test_a_policy_package_linking_out_of_its_folder_fails_its_case_instead_of_hashing_the_target(project):
+    """A scripted policy's package is hashed whole for the episode cache: a link in it to a folder
+    elsewhere (the testers': /usr/share, 50,086 files per case) is refused, never followed."""
+    (project / "ctl").mkdir()
+    (project / "ctl" / "__init__.py").write_text("from controllers import pd  # noqa: F401\n")
+    (project / "ctl" / "share").symlink_to(Path(__file__).resolve().parents[1] / "envs", target_is_directory=True)
+    (project / "linkedplug.py").write_text(textwrap.dedent("""
+        from simgate.plugin_manager import hookimpl
+        from simgate.policies.spec import PolicySpec
+
+
+        @hookimpl
+        def simgate_register_policies(registry):
+            registry.add("linked", PolicySpec(name="linked", env="InvertedPendulum-v5", format="scripted", entry="ctl:pd",
+                                              observation_size=4, action_size=1, manifest="linkedplug.py"))
+        """))
+    (project / "conftest.py").write_text('simgate_plugins = ["myplugin", "linkedplug"]\n')
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *policies("pd", "linked")],
+                            cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert_clean(result)
+    cases = summary(project)["cases"]
+    assert cases["balance-pd"]["outcome"] == "PASS"
+    linked = cases["balance-linked"]
+    assert linked["outcome"] == "ERROR" and "ctl/share is a link to" in linked["error"], linked
+    assert "remove the link" in linked["error"] and not verdict(project)["promote"]

@@ -639,3 +639,237 @@ def test_contract_a_network_whose_input_is_not_the_contract_s(tmp_path, host):
     env = build_env(host.registries.envs.get("quadruped-mjcf"), spec)
     (problem,) = check_policy_against_contract(spec, env)
     assert "the ONNX model's input" in problem and "has 34 values per row" in problem and "contract gives 36" in problem
+
+
+# -- held-out rows: a search too large to build or too poor to run, entry-point plugins that
+# fail or collide, policy folders that link out, an episodes: auto that cannot reach its drop --
+
+#: nine searchable params of the balancebot: (axis, nominal perturbation entry, space, envelope)
+_AXES = [
+    ("scale_friction.sliding", None, "[0.5, 1.0]", "[0.6, 0.9]"),
+    ("scale_friction.torsional", None, "[0.5, 1.5]", "[0.8, 1.2]"),
+    ("scale_friction.rolling", None, "[0.5, 1.5]", "[0.8, 1.2]"),
+    ("scale_joint_damping.damping", "  - kind: scale_joint_damping\n    params: {damping: 1.0}\n", "[0.5, 1.5]", "[0.8, 1.2]"),
+    ("scale_joint_damping.armature", None, "[0.5, 1.5]", "[0.8, 1.2]"),
+    ("scale_joint_damping.frictionloss", None, "[0.5, 1.5]", "[0.8, 1.2]"),
+    ("set_gravity.scale", "  - kind: set_gravity\n    params: {scale: 1.0}\n", "[0.8, 1.2]", "[0.9, 1.1]"),
+    ("scale_body_mass.scale", "  - kind: scale_body_mass\n    params: {scale: 1.0}\n", "[0.8, 1.2]", "[0.9, 1.1]"),
+    ("add_payload.fraction", "  - kind: add_payload\n    params: {body: chassis, fraction: 0.0}\n", "[0.0, 0.5]", "[0.0, 0.2]"),
+]
+
+
+def wide_search(axes: int, envelope: int, tail: str) -> tuple[str, dict]:
+    """The scenario with ``axes`` search axes, the first ``envelope`` of them in the envelope, and
+    ``tail`` (budget, levels) last; with the line of each search key."""
+    entries = "".join(entry for _, entry, _, _ in _AXES[:axes] if entry)
+    text = SCENARIO.replace("    params: {sliding: 0.8}\n", "    params: {sliding: 0.8}\n" + entries)
+    text += "search:\n  space:\n" + "".join(f"    {name}: {space}\n" for name, _, space, _ in _AXES[:axes])
+    if envelope:
+        text += "  envelope:\n" + "".join(f"    {name}: {box}\n" for name, _, _, box in _AXES[:envelope])
+    text += tail
+    lines = {line.strip().split(":")[0]: i + 1 for i, line in enumerate(text.splitlines()) if line.startswith("  ")}
+    return text, lines
+
+
+_BIG, _BIG_LINES = wide_search(8, 8, "  budget: 100000\n  levels: 9\n")
+_POOR, _POOR_LINES = wide_search(9, 9, "  budget: 3\n  levels: 2\n")
+_THIN, _THIN_LINES = wide_search(2, 2, "  budget: 60\n  levels: 2\n")
+
+HELD_OUT_ROWS = [
+    Row("search-design-over-the-cap", write(S, _BIG),
+        (f"{S}:{_BIG_LINES['levels']}", "search.levels", "43,046,721 points", "9 levels on each of its 8 axes",
+         "100,000", "lower search.levels")),
+    Row("search-budget-cannot-cover-nine-axes", write(S, _POOR),
+        (f"{S}:{_POOR_LINES['budget']}", "search.budget: 3 episodes cannot cover this search",
+         "boundary stage's share is 1, fewer than the 144 episodes", "512 covering-design points",
+         "raise search.budget to at least 10,240")),
+    Row("search-budget-cannot-certify-the-envelope", write(S, _THIN),
+        (f"{S}:{_THIN_LINES['budget']}", "search.budget: 60", "certification's share is 12, fewer than the 16 episodes",
+         "4 covering-design points need (4 each", "success ≥ 0.3 at alpha 0.05", "raise search.budget to at least 80")),
+]
+
+
+@pytest.mark.parametrize("row", HELD_OUT_ROWS, ids=[r.id for r in HELD_OUT_ROWS])
+def test_a_held_out_input_stops_the_run_with_one_located_message(project, monkeypatch, row):
+    test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row)
+
+
+def test_a_search_budget_that_covers_its_envelope_is_accepted(tmp_path, host):
+    """The smallest budget the message names is enough: one less is refused."""
+    from simgate.scenarios.loader import load_file
+
+    text, _ = wide_search(2, 2, "  budget: 80\n  levels: 2\n")
+    (tmp_path / "flat.yaml").write_text(text)
+    load_file(tmp_path / "flat.yaml", "flat.yaml", host.registries)
+    (tmp_path / "flat.yaml").write_text(text.replace("budget: 80", "budget: 79"))
+    with pytest.raises(SimgateError, match="raise search.budget to at least 80"):
+        load_file(tmp_path / "flat.yaml", "flat.yaml", host.registries)
+
+
+def test_the_covering_design_refuses_to_allocate_past_the_cap():
+    from simgate.search.certify import covering_design
+
+    with pytest.raises(ValueError, match="43,046,721 points"):
+        covering_design([[0.2, 0.8]] * 8, 9)
+
+
+def _hook(name: str, body: str) -> str:
+    return f"from simgate.plugin_manager import hookimpl\n\n\n@hookimpl\ndef {name}(registry):\n    {body}\n"
+
+
+_EP = "the entry point 'acme = acme_bad' of the installed distribution acme-bad"
+PLUGIN_ROWS = [
+    Row("entry-point-hook-raises", entry_point("acme_bad", _hook("simgate_register_envs", "raise KeyError('mjcf')")),
+        ("simgate plugin acme", _EP, "simgate_register_envs raised KeyError: 'mjcf'",
+         "uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+    Row("entry-point-hook-calls-sys-exit", entry_point("acme_bad", "import sys\n\n" + _hook("simgate_register_envs",
+                                                                                           "sys.exit(3)")),
+        ("simgate plugin acme", _EP, "simgate_register_envs called sys.exit(3)", "SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+    Row("entry-point-import-calls-sys-exit", entry_point("acme_bad", "import sys\nsys.exit()\n"),
+        ("simgate plugin 'acme'", "acme-bad", "cannot be imported: called sys.exit()",
+         "SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+    Row("project-plugin-hook-calls-sys-exit", project_plugin(_hook("simgate_register_envs", "raise SystemExit(1)")),
+        ("simgate plugin badplug", "simgate_plugins", "simgate_register_envs called sys.exit(1)", "fix the plugin")),
+    Row("entry-point-name-clashes-with-a-built-in", entry_point("acme_bad", _hook(
+        "simgate_register_perturbations", "registry.add('scale_friction', object)")),
+        ("plugin acme: perturbation 'scale_friction' is already registered by plugin simgate.builtin.perturbations",
+         f"plugin acme is {_EP}: uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1",
+         "plugin simgate.builtin.perturbations is built into simgate")),
+    Row("entry-point-name-clashes-with-the-repos-env", entry_point("acme_bad", _hook(
+        "simgate_register_envs", "registry.add('balancebot', 'acme_bad:make')")),
+        ("plugin envs: env 'balancebot' is already registered by plugin acme", f"plugin acme is {_EP}",
+         "SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1", "plugin envs is the module 'envs' listed in simgate_plugins")),
+    Row("entry-point-name-clashes-with-the-repos-robot", entry_point("acme_bad", _hook(
+        "simgate_register_envs", "registry.add('quadruped-mjcf', 'acme_bad:make')")),
+        ("quadruped_mjcf/robot.yaml:6", "env 'quadruped-mjcf' is already registered (by plugin acme)",
+         f"plugin acme is {_EP}: uninstall it or set SIMGATE_DISABLE_PLUGIN_AUTOLOAD=1")),
+]
+
+
+@pytest.mark.parametrize("row", PLUGIN_ROWS, ids=[r.id for r in PLUGIN_ROWS])
+def test_a_held_out_plugin_fault_stops_the_run_with_one_located_message(project, monkeypatch, row):
+    test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row)
+
+
+OUTSIDE = str(REPO / "envs")  # any folder outside the project (the testers used /usr/share)
+
+
+def _linked_tables(root: Path) -> None:
+    (root / "pols/bb/tables").mkdir(parents=True)
+    (root / "pols/bb/tables/data").symlink_to(OUTSIDE, target_is_directory=True)
+
+
+LINK_ROWS = [
+    Row("policy-folder-links-out", symlink("pols/bb/share", OUTSIDE),
+        (f"{M}:1", f"share in the policy's folder is a link to {OUTSIDE}, outside it", "remove the link")),
+    Row("files-folder-links-out", both(_linked_tables, edit(M, "file: lqr.onnx", "file: lqr.onnx\n    files: [tables]")),
+        (f"{M}:12", f"policies[1].files[0]: 'tables' holds tables/data, a link to {OUTSIDE}, outside the policy's folder",
+         "remove the link")),
+]
+
+
+@pytest.mark.parametrize("row", LINK_ROWS, ids=[r.id for r in LINK_ROWS])
+def test_a_link_out_of_a_policy_folder_stops_the_run_naming_the_link(project, monkeypatch, row):
+    test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row)
+
+
+def test_a_files_folder_is_named_as_a_folder_not_as_missing(tmp_path):
+    from simgate.policies.manifest import read_manifest
+
+    folder = tmp_path / "p"
+    (folder / "tables").mkdir(parents=True)
+    (folder / "manifest.yaml").write_text("policies:\n  - name: a\n    env: e\n    format: scripted\n    entry: m:f\n"
+                                          "    files: [tables]\n    observation_size: 1\n    action_size: 1\n")
+    [spec] = read_manifest(folder / "manifest.yaml")
+    assert "is a folder; list the files in it" in spec.problem() and "does not exist" not in spec.problem()
+    (folder / "tables" / "up").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(SimgateError, match="'tables' holds tables/up, a link to .*outside the policy's folder") as info:
+        read_manifest(folder / "manifest.yaml")
+    assert "does not exist" not in str(info.value)
+
+
+def test_the_cache_hash_refuses_a_link_out_of_the_folder_and_follows_one_inside(tmp_path):
+    from simgate.cache import LinkOutside, source_digest
+
+    package = tmp_path / "pkg"
+    (package / "data").mkdir(parents=True)
+    (package / "data" / "gains.json").write_text("{}")
+    (package / "same").symlink_to(package / "data", target_is_directory=True)  # inside: followed
+    inside = source_digest(package)
+    (package / "share").symlink_to(OUTSIDE, target_is_directory=True)
+    with pytest.raises(LinkOutside, match=f"pkg/share is a link to {OUTSIDE}, outside .*remove the link"):
+        source_digest(package)
+    (package / "share").unlink()
+    (package / "notes.txt").symlink_to(REPO / "README.md")  # a file link out too
+    with pytest.raises(LinkOutside, match="notes.txt is a link to"):
+        source_digest(package)
+    (package / "notes.txt").unlink()
+    assert source_digest(package) == inside
+
+
+def test_a_module_file_linked_in_from_elsewhere_hashes_its_own_package(tmp_path, monkeypatch):
+    import types
+
+    from simgate.cache import module_location
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").symlink_to(REPO / "simgate" / "errors.py")
+    module = types.ModuleType("pkg.mod")
+    module.__file__ = str(tmp_path / "pkg" / "mod.py")
+    assert module_location(module) == ("pkg", (tmp_path / "pkg").resolve())
+
+
+# episodes: auto plans with scipy's binomial tails: loaded before any pytester snapshot (see the top)
+import scipy.special  # noqa: E402,F401
+
+
+def auto_episodes(drop: float, most: int):
+    """``episodes: auto`` for a drop of ``drop``, ``most`` on line 6 of the scenario."""
+    return edit(S, "episodes: 4\n", f"episodes: auto\ndetect:\n  drop: {drop}\n  most: {most}\n")
+
+
+AUTO_ROWS = [
+    Row("auto-drop-out-of-reach", auto_episodes(0.01, 200),
+        (f"{S}:6", "detect: a drop of 0.01 from a baseline success rate of 0.3 cannot be detected with power 0.9 "
+                   "within most: 200 episodes", "level 0.025", "raise detect.most to about 49,000"),
+        ("--baseline", "bb-lqr")),
+    Row("auto-drop-beyond-any-most", auto_episodes(0.002, 5000),
+        (f"{S}:6", "a drop of 0.002", "within most: 5,000 episodes", "more than detect.most may be (100,000)",
+         "detect a larger drop"), ("--baseline", "bb-lqr")),
+]
+
+
+@pytest.mark.parametrize("row", AUTO_ROWS, ids=[r.id for r in AUTO_ROWS])
+def test_an_auto_episode_count_that_cannot_reach_its_drop_stops_the_run(project, monkeypatch, row):
+    test_a_hostile_input_stops_the_run_with_one_located_message(project, monkeypatch, row)
+
+
+def test_an_auto_episode_count_within_most_is_planned(tmp_path, host):
+    from simgate.paired import episodes_for
+    from simgate.scenarios.expand import load_cases
+
+    needed = episodes_for(0.2, 0.9, 0.3, 0.025)
+    (tmp_path / "s").mkdir()
+    for most, fits in ((needed, True), (needed - 25, False)):
+        text = SCENARIO.replace("episodes: 4\n", f"episodes: auto\ndetect:\n  drop: 0.2\n  most: {most}\n")
+        (tmp_path / "s" / "flat.yaml").write_text(text)
+        args = (tmp_path / "s", tmp_path, host.registries, ["balancebot-lqr"], [])
+        if fits:
+            [case] = load_cases(*args, baselines=["balancebot-lqr"])
+            assert case.episodes == needed
+        else:
+            with pytest.raises(SimgateError, match=f"s/flat.yaml:6: detect: a drop of 0.2 .* within most: {most} "):
+                load_cases(*args, baselines=["balancebot-lqr"])
+
+
+def test_an_inconclusive_envelope_advises_raising_the_search_budget_not_episodes():
+    from types import SimpleNamespace
+
+    from simgate.reporting.message import extension_advice
+
+    case = SimpleNamespace(sequential=None, search={"budget": 90}, source=S, episodes=4)
+    requirement = lambda kind, outcome: SimpleNamespace(kind=kind, outcome=outcome)  # noqa: E731
+    result = SimpleNamespace(case=case, episodes=4, requirements=[requirement("success_rate", "PASS"),
+                                                                   requirement("holds_inside_envelope", "INCONCLUSIVE")])
+    advice = extension_advice(result)
+    assert "raise search.budget (now 90)" in advice and "'episodes'" not in advice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -74,8 +75,11 @@ def read_manifest(path: Path, display: str | None = None) -> list[PolicySpec]:
             line=at["file"] or yaml_lines.line_of(lines, ("policies", i)),
             lines={key: line for key, line in at.items() if line is not None}, contract=contract,
         ))
+    named = {folder / e.file for e in manifest.policies if e.file} | {folder / f for e in manifest.policies
+                                                                       for f in e.files}
+    _folder_links(folder, display, lines, named, problems)
     if problems:
-        raise SimgateError("\n".join(problems))
+        raise SimgateError("\n".join(dict.fromkeys(problems)))
     return specs
 
 
@@ -101,12 +105,45 @@ def _contract(value, folder: Path, display: str, lines: dict, i: int, line, prob
 
 def _confined(name: str, folder: Path, display: str, line: int | None, key: str, problems: list) -> Path:
     """``folder/name``, which must stay inside ``folder`` once ``..`` and symlinks are resolved:
-    a manifest describes its own folder, not the machine it runs on."""
+    a manifest describes its own folder, not the machine it runs on. A folder named there must
+    hold no link out of it either (the cache would hash, and a Ray run ship, what it points at)."""
     path = folder / name
     if not path.resolve().is_relative_to(folder.resolve()):
         problems.append(located(display, line, f"{key}: {name!r} is outside the policy's folder {folder.resolve()}; "
                                                "put the file next to the manifest"))
+    elif path.is_dir():
+        for link, target in links_out(path, folder.resolve()):
+            problems.append(located(display, line, f"{key}: {name!r} holds {link.relative_to(folder)}, a link to "
+                                                   f"{target}, outside the policy's folder {folder.resolve()}; copy what "
+                                                   "the policy needs into the folder, or remove the link"))
     return path
+
+
+def links_out(top: Path, folder: Path, most: int = 5) -> list[tuple[Path, Path]]:
+    """(link, its target) for the first ``most`` symlinks under ``top`` whose target lies outside
+    ``folder`` (a resolved path). Hidden entries and ``__pycache__`` are skipped, as the cache
+    skips them; links are not followed, so a link to /usr/share costs one check, not a walk."""
+    found = []
+    for current, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in dirs + sorted(f for f in files if not f.startswith(".")):
+            entry = Path(current) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(folder):
+                found.append((entry, entry.resolve()))
+                if len(found) == most:
+                    return found
+    return found
+
+
+def _folder_links(folder: Path, display: str, lines: dict, named: set, problems: list) -> None:
+    """Links anywhere in the policy's folder that leave it (not only in what ``files:`` names): a
+    scripted policy's package is this folder, hashed whole for the episode cache."""
+    for link, target in links_out(folder, folder.resolve()):
+        if any(link.is_relative_to(path) for path in named):  # its own entry already says so, with the key
+            continue
+        problems.append(located(display, yaml_lines.line_of(lines, ("policies",)),
+                                f"{link.relative_to(folder)} in the policy's folder is a link to {target}, outside "
+                                f"it ({folder.resolve()}); copy what the policy needs into the folder, or remove the link"))
 
 
 def register_manifests(registry, directory: Path, rootdir: Path | None = None) -> None:

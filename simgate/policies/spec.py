@@ -48,6 +48,9 @@ class PolicySpec:
             return located(self.manifest, self.line, f"policy {self.name!r}: file {self.file} does not exist; "
                                                      "fix 'file:' or restore the file")
         for extra in self.files:
+            if extra.is_dir():  # each file is checked against its own files_sha256 entry
+                return located(self.manifest, self.lines.get("files", self.line),
+                               f"policy {self.name!r}: files: {extra} is a folder; list the files in it one by one")
             if not extra.is_file():
                 return located(self.manifest, self.lines.get("files", self.line),
                                f"policy {self.name!r}: files: {extra} does not exist; fix 'files:' or restore the file")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simgate.verdict import REGRESSION_KINDS, SUCCESS_RATE
+from simgate.verdict import HOLDS_INSIDE_ENVELOPE, REGRESSION_KINDS, SUCCESS_RATE
 
 
 def case_message(result) -> str:
@@ -55,6 +55,11 @@ def extension_advice(result) -> str:
         return (f"an SPRT that stopped without PASS has spent its level on these episodes: re-running it longer is a "
                 f"second look. For a valid continuation switch {case.source} to sequential.method: anytime (its PASS "
                 "holds however far it is continued) before the next decision, or run a new fixed-size scenario")
+    envelope = next((r for r in result.requirements if r.kind == HOLDS_INSIDE_ENVELOPE), None)
+    if envelope is not None and envelope.outcome == "INCONCLUSIVE" and (success is None or success.outcome != "INCONCLUSIVE"):
+        # the certificate's episodes come from the search's budget, not from 'episodes'
+        return (f"to give the envelope's certification more episodes, raise search.budget (now "
+                f"{(case.search or {}).get('budget')}) in {case.source}")
     if success is None or success.outcome != "INCONCLUSIVE":
         return ("the mean-torque bounds are valid however far the same episodes continue; other tests (p95, power) "
                 f"judge again at full alpha if you raise 'episodes' in {case.source}: a second look")

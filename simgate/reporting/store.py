@@ -74,6 +74,64 @@ def check_writable(directory: Path, option: str = "--simgate-reports") -> None:
                            f"fix its permissions or free space, or pass {option} DIR") from None
 
 
+#: the files a run replaces at its end, where readers (CI, dashboards, people) look
+REPLACED = ("verdict.json", "summary.json")
+#: Linux's FS_IOC_GETFLAGS and the inode flags that forbid replacing a file (chattr +i, +a)
+_GETFLAGS, _IMMUTABLE, _APPEND = 0x80086601, 0x10, 0x20
+
+
+def check_replaceable(reports: Path, option: str = "--simgate-reports") -> None:
+    """The files the run replaces at its end, and ``latest``, can be replaced: otherwise the run
+    would end with an earlier run's verdict (perhaps ALLOWED) still where a reader looks."""
+    for name in REPLACED:
+        problem = _unreplaceable(reports / name)
+        if problem:
+            raise ReportsError(f"{reports / name} {problem}, so this run could not replace it and an earlier run's "
+                               f"file would stay in its place; {_fix(problem, reports / name)}, or pass {option} DIR")
+    latest = reports / "latest"
+    if latest.is_dir() and not latest.is_symlink():
+        raise ReportsError(f"{latest} is a real folder, not the link to the newest run that simgate keeps there, so "
+                           "this run could not replace it and the earlier files in it would stay; move or remove it "
+                           f"(rm -r {latest}), or pass {option} DIR")
+
+
+def _unreplaceable(path: Path) -> str | None:
+    if path.is_dir() and not path.is_symlink():
+        return "is a folder, not a file"
+    flags = _inode_flags(path)
+    if flags & _IMMUTABLE:
+        return "is immutable (chattr +i)"
+    if flags & _APPEND:
+        return "is append-only (chattr +a)"
+    return None
+
+
+def _fix(problem: str, path: Path) -> str:
+    if "chattr +i" in problem:
+        return f"clear the flag (chattr -i {path})"
+    if "chattr +a" in problem:
+        return f"clear the flag (chattr -a {path})"
+    return f"move or remove it (rm -r {path})"
+
+
+def _inode_flags(path: Path) -> int:
+    """The file's inode flags; 0 where they cannot be read (not Linux, a filesystem without them,
+    a symlink: replacing a symlink replaces the link, whatever its target's flags)."""
+    try:
+        import fcntl
+        import struct
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except (ImportError, OSError):
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, bytes(8))[:4])[0]  # the kernel writes an int
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
 class RunStore:
     """The folders and files of one run."""
 
@@ -116,6 +174,9 @@ class RunStore:
             os.replace(tmp, link)
         except OSError:  # no symlinks here (some filesystems): the copies above still tell
             tmp.unlink(missing_ok=True)
+            if link.is_dir() and not link.is_symlink():  # made since configure time: its files are stale
+                raise ReportsError(f"{link} is a real folder, so it still holds an earlier run's files; "
+                                   f"remove it (rm -r {link})") from None
 
     def _prune(self) -> None:
         runs = self.reports / "runs"

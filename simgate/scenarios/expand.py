@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
     baseline_for: dict[str, str] = {}
     for name in baselines:
         baseline_for.setdefault(registries.policies.get(name).env, name)  # "*": the built-in hold, any env
-    cases, names, sizes, used = [], {}, {}, set(baselines)
+    cases, names, sizes, used, loaded = [], {}, {}, set(baselines), {}
     for path in scenario_files(directory):
         display = _display(path, rootdir)
         try:
@@ -115,6 +116,7 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
             problems.append(located(display, sc.line("name"), f"name: scenario {sc.spec.name!r} is already defined in {names[sc.spec.name]}; names must be unique"))
             continue
         names[sc.spec.name] = display
+        loaded[display] = sc
         chosen = policies_for(sc, registries, selected, candidates)
         used.update(chosen)
         sizes[display] = n_points(sc.spec) * len(chosen)
@@ -134,16 +136,17 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
         problems = _duplicate_ids(cases) + _unevaluated(cases, registries, selected, candidates,
                                                          _display(directory, rootdir))
     if not problems:
-        cases, problems = _regression_families(cases)
+        cases, problems = _regression_families(cases, loaded)
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases
 
 
-def _regression_families(cases: list[Case]) -> tuple[list[Case], list[str]]:
+def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple[list[Case], list[str]]:
     """Each case learns the size of its policy's regression family (its gating cases with a
-    baseline); ``episodes: auto`` is planned at the level that family leaves one case."""
-    from simgate.paired import episodes_for
+    baseline); ``episodes: auto`` is planned at the level that family leaves one case.
+    ``loaded``: display path -> LoadedScenario, for the lines of a detect it cannot reach."""
+    from simgate.paired import episodes_for, window_power
     from simgate.verdict import regression_level
 
     sizes: dict[str, int] = {}
@@ -160,10 +163,47 @@ def _regression_families(cases: list[Case]) -> tuple[list[Case], list[str]]:
                 continue
             rate = c.detect.get("baseline_rate") or c.thresholds.get("min_success_rate")
             level = regression_level(c)
-            n = episodes_for(c.detect["drop"], c.detect["power"], rate, level, c.detect.get("most", 5000))
+            most = c.detect.get("most", 5000)
+            n = episodes_for(c.detect["drop"], c.detect["power"], rate, level, most)
+            reached = window_power(n, c.detect["drop"], rate, level)
+            if n >= most and reached < c.detect["power"]:  # episodes_for stops at most, power or not
+                problems.append(_unreachable_drop(c, (loaded or {}).get(c.source), rate, level, reached))
+                continue
             c = dataclasses.replace(c, episodes=n, detect={**c.detect, "baseline_rate": rate, "level": level, "episodes": n})
         out.append(c)
     return out, problems
+
+
+def _unreachable_drop(case: Case, sc: LoadedScenario | None, rate: float, level: float, reached: float) -> str:
+    """``episodes: auto`` asked for a drop it cannot detect within ``detect.most``: said now, not
+    after ``most`` episodes that PASS without the power the scenario declared."""
+    from simgate.paired import approximate_episodes
+    from simgate.scenarios.schema import Detect
+
+    detect = case.detect
+    most, cap = detect.get("most", 5000), Detect.model_fields["most"].metadata
+    largest = next((m.le for m in cap if getattr(m, "le", None) is not None), 100_000)
+    needed = _round_up(1.1 * approximate_episodes(detect["drop"], detect["power"], rate, level))
+    if needed <= most:  # the saw-tooth's edge: the approximation says most, the exact test does not
+        needed = _round_up(2 * most)
+    line = sc.line("detect", "most") or sc.line("detect") if sc is not None else None
+    if needed > largest:
+        fix = (f"it would need about {needed:,} episodes, more than detect.most may be ({largest:,}): detect a larger "
+               "drop, lower detect.power, or give the policy fewer gating cases against the baseline (each one "
+               "lowers the level)")
+    else:
+        fix = f"raise detect.most to about {needed:,} (what this drop needs), or detect a larger drop, or lower detect.power"
+    return located(case.source, line,
+                   f"detect: a drop of {detect['drop']:g} from a baseline success rate of {rate:g} cannot be detected "
+                   f"with power {detect['power']:g} within most: {most:,} episodes (the exact McNemar test, at the "
+                   f"level {level:.3g} a regression family of {case.regression_family} case(s) leaves it, has power "
+                   f"{reached:.2f} there); {fix}")
+
+
+def _round_up(value: float) -> int:
+    """``value`` rounded up to two significant digits (an estimate, not a count)."""
+    step = 10 ** max(0, len(str(math.ceil(value))) - 2)
+    return math.ceil(value / step) * step
 
 
 def _policy_envs(registries) -> list[str]:

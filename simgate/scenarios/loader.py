@@ -258,4 +258,48 @@ def _check_search(sc: LoadedScenario, registries, env_info=None) -> list[str]:
     if search.require and not search.envelope:
         out.append(located(sc.source, sc.line("search", "require"), "search.require: holds_inside_envelope needs "
                            "search.envelope (the box to certify)"))
+    if not out:
+        out += _check_search_size(sc)
     return list(dict.fromkeys(out))
+
+
+def _check_search_size(sc: LoadedScenario) -> list[str]:
+    """A covering design too large to build, and a budget whose stages cannot run: found before
+    the search allocates its design or spends its episodes on a search that cannot conclude."""
+    from simgate.search.certify import MAX_DESIGN_POINTS, design_points
+
+    search = sc.spec.search
+    widths = [high - low for low, high in search.envelope.values()]
+    points = design_points(widths, search.levels)
+    if points > MAX_DESIGN_POINTS:
+        where = sc.line("search", "levels") or sc.line("search", "envelope")
+        return [located(sc.source, where, f"search.levels: the envelope's covering design would have {points:,} points "
+                                          f"({search.levels} levels on each of its {sum(w > 0 for w in widths)} axes), "
+                                          f"more than the {MAX_DESIGN_POINTS:,} a search may certify; lower search.levels "
+                                          "(2 covers the corners) or put fewer axes in search.envelope")]
+    return _check_search_budget(sc, points)
+
+
+def _check_search_budget(sc: LoadedScenario, points: int) -> list[str]:
+    from simgate.search.certify import episodes_to_pass
+    from simgate.search.run import MIN_COARSE, least_budget, quota
+
+    spec, search = sc.spec, sc.spec.search
+    axes = len(search.space)
+    reasons, needed = [], 0
+    if quota("boundary", search.budget) < MIN_COARSE * axes:
+        needed = least_budget("boundary", MIN_COARSE * axes)
+        reasons.append(f"its boundary stage's share is {quota('boundary', search.budget)}, fewer than the "
+                       f"{MIN_COARSE * axes} episodes its first pass needs ({MIN_COARSE} per search.space axis, {axes} axes)")
+    per_point = episodes_to_pass(spec.thresholds.min_success_rate, spec.alpha)
+    if search.envelope and per_point is not None and quota("certify", search.budget) < points * per_point:
+        needed = max(needed, least_budget("certify", points * per_point))
+        reasons.append(f"its certification's share is {quota('certify', search.budget)}, fewer than the "
+                       f"{points * per_point:,} episodes that {points:,} covering-design points need ({per_point} each, all successes, to show success "
+                       f"≥ {spec.thresholds.min_success_rate:g} at alpha {spec.alpha:g})")
+    if not reasons:
+        return []
+    return [located(sc.source, sc.line("search", "budget"),
+                    f"search.budget: {search.budget:,} episodes cannot cover this search: {'; '.join(reasons)}; "
+                    f"raise search.budget to at least {needed:,}"
+                    + (", or lower search.levels or put fewer axes in search.envelope" if search.envelope else ""))]

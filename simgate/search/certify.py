@@ -22,9 +22,32 @@ false claim stays <= alpha whatever the stopping rule, with no exact-distributio
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+
+#: covering-design points a search may certify: levels ** (envelope axes) grows fast (9 levels
+#: on 8 axes is 43 million points, gigabytes before the first episode)
+MAX_DESIGN_POINTS = 100_000
+#: the looks `sequential` spends its budget in
+LOOKS = 3
+
+
+def design_points(widths, levels: int) -> int:
+    """m of :func:`covering_design` without building it: ``widths``, each envelope axis' hi - lo."""
+    return math.prod(levels if width > 0 else 1 for width in widths)
+
+
+def episodes_to_pass(target: float, alpha: float, looks: int = LOOKS) -> int | None:
+    """The fewest episodes at one point whose PASS side can ever reach ``target``: all of them
+    successes, the exact lower bound (alpha / looks) ** (1 / n) >= target. None for target 1."""
+    if target >= 1:
+        return None
+    if target <= 0:
+        return 1
+    return max(1, math.ceil(math.log(alpha / looks) / math.log(target) - 1e-12))
 
 
 def covering_design(envelope_unit, levels: int) -> np.ndarray:
@@ -36,6 +59,9 @@ def covering_design(envelope_unit, levels: int) -> np.ndarray:
     env = np.asarray(envelope_unit, dtype=float)
     if levels < 2:
         raise ValueError("covering_design: levels must be >= 2 (the corners)")
+    m = design_points([hi - lo for lo, hi in env], levels)
+    if m > MAX_DESIGN_POINTS:  # the loader refuses such a search; never allocate it here either
+        raise ValueError(f"covering_design: {m:,} points is more than {MAX_DESIGN_POINTS:,}")
     axes = [np.linspace(lo, hi, levels) if hi > lo else np.array([lo]) for lo, hi in env]
     return np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(env))
 
@@ -104,7 +130,7 @@ def decide(successes, trials, target: float, alpha: float, looks: int = 1) -> Ce
 
 
 def sequential(evaluate_points, m: int, budget: int, target: float, alpha: float,
-               looks: int = 3, index_start: int = 0):
+               looks: int = LOOKS, index_start: int = 0):
     """Spend `budget` episodes over `looks` rounds on the m points not yet decided.
 
     evaluate_points(point_indices (r,), episode_indices (r,)) -> success (r,) bool, called once

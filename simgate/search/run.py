@@ -39,6 +39,21 @@ STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensi
 COUNTEREXAMPLES = 3
 
 
+def quota(stage: str, budget: int) -> int:
+    """Episodes ``stage`` is sure of (its share; what earlier stages leave may add to it)."""
+    return int(math.floor(SHARES[stage] * budget))
+
+
+def least_budget(stage: str, episodes: int) -> int:
+    """The smallest budget whose ``stage`` quota holds ``episodes``."""
+    budget = max(1, math.ceil(episodes / SHARES[stage]))
+    while quota(stage, budget) < episodes:  # float rounding either way: settle on the exact one
+        budget += 1
+    while budget > 1 and quota(stage, budget - 1) >= episodes:
+        budget -= 1
+    return budget
+
+
 def stage_rng(seed: int, stage: str) -> np.random.Generator:
     digest = hashlib.sha256(f"simgate-search\0{seed}\0{stage}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:16], "little"))

@@ -873,3 +873,22 @@ def test_an_inconclusive_envelope_advises_raising_the_search_budget_not_episodes
                                                                    requirement("holds_inside_envelope", "INCONCLUSIVE")])
     advice = extension_advice(result)
     assert "raise search.budget (now 90)" in advice and "'episodes'" not in advice
+
+
+def test_robot_velocity_tracking_without_a_command_in_the_contract_is_refused(tmp_path, host):
+    """Success measured against a command the policy is never given would fail every episode."""
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.load import read_robot
+
+    path = _robot_folder(tmp_path, _ROBOT_YAML.replace("terminate: {base_height_below: 0.1}",
+                                                       "terminate: {base_height_below: 0.1}\nsuccess: {velocity_tracking: 0.2}"))
+    spec = host.registries.policies.get("quadruped-robust-contract")
+    text = (Path(__file__).resolve().parent.parent / "policies" / "quadruped" / "contract.yaml").read_text()
+    start, end = text.index("  - term: velocity_commands"), text.index("  - {term: gait_phase")
+    (tmp_path / "contract.yaml").write_text(text[:start] + text[end:])
+    from simgate.robots.load import contract_file
+
+    with pytest.raises(SimgateError, match=r"robot.yaml:\d+: success.velocity_tracking measures against the policy's "
+                                           r"velocity command.*no velocity_commands term"):
+        MjcfEnv(read_robot(path, "envs/walker/robot.yaml"), contract_file(tmp_path / "contract.yaml", "contract.yaml"))
+    assert spec.contract is not None

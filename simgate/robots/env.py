@@ -59,8 +59,6 @@ class MjcfEnv(MujocoEnv):
     name: ClassVar[str] = ""
 
     def __init__(self, robot: RobotDef, contract: ContractDef | None = None):
-        import mujoco
-
         self.robot, self.contract = robot, contract
         self.name = robot.robot.name
         spec = self._scene_spec()
@@ -99,6 +97,12 @@ class MjcfEnv(MujocoEnv):
             raise ContractError(f"{contract.where('observation')}: a velocity_commands term needs a floating base "
                                 f"(its velocity is tracked): robot {self.name!r} ({robot.display}) names no 'base:'")
         success = robot.robot.success
+        if contract is not None and success.velocity_tracking is not None and self.command is None:
+            # every episode would fail its tracking bound for want of a command: a wrong verdict
+            raise ContractError(f"{robot.where('success', 'velocity_tracking')}: success.velocity_tracking measures "
+                                f"against the policy's velocity command, but the contract of {contract.display} has no "
+                                "velocity_commands term; add one (the command the policy was trained to follow) or "
+                                "drop the bound")
         self.progress_unit = "m" if success.distance is not None else ""
         signals = []
         if self.command is not None:

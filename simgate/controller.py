@@ -17,18 +17,12 @@ from pathlib import Path
 import pytest
 
 from simgate import contract
-from simgate.pytest_plugin import PROPERTY, is_worker
+from simgate.items import PROPERTY, case_of, is_worker
 
 #: the node id of the item that carries a candidate's suite-level blocking (a regression alarm)
 PROMOTION = "simgate::promotion[{}]"
 #: what a worker tells the controller about its collection, through xdist's workeroutput
 DESELECTED = "simgate_deselected"
-
-
-def _case_of(item):
-    callspec = getattr(item, "callspec", None)
-    case = callspec.params.get("simgate_case") if callspec is not None else None
-    return case if hasattr(case, "id") else None  # an empty parametrization gives pytest's NOTSET
 
 
 class Controller:
@@ -53,11 +47,11 @@ class Controller:
 
     # -- collection (every process that collects) ------------------------------------------------
     def pytest_deselected(self, items) -> None:
-        self.deselected.update(case.id for item in items if (case := _case_of(item)) is not None)
+        self.deselected.update(case.id for item in items if (case := case_of(item)) is not None)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
-            case = _case_of(item)
+            case = case_of(item)
             if case is not None:
                 self.nodeids[item.nodeid] = case.id
                 self.selected.add(case.id)

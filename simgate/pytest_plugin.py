@@ -13,13 +13,7 @@ from pathlib import Path
 import pytest
 
 from simgate.errors import SimgateError
-
-PROPERTY = "simgate"  # the user property that carries a case's record (simgate.contract)
-
-
-def is_worker(config: pytest.Config) -> bool:
-    """An xdist worker (the controller alone decides and writes the run's files)."""
-    return hasattr(config, "workerinput")
+from simgate.items import PROPERTY, is_worker
 
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
@@ -78,13 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from simgate.scenarios.expand import load_cases
 
     if getattr(config.option, "allure_report_dir", None):
-        from simgate.cli.replay import choose_gl
+        from simgate.replay import choose_gl
 
         choose_gl()  # before MuJoCo is first imported: the report's worst-episode videos
     explicit = config.getoption("scenarios")
     directory = _scenarios_dir(config)
     try:
-        host = Host(project_plugins=_project_plugins(config))
+        plugins = _project_plugins(config)
+        host = Host(project_plugins=plugins)
         config.stash[HOST] = host
         if explicit is None and not directory.is_dir():
             config.stash[CASES] = []  # a project without scenarios (e.g. simgate's own tests)
@@ -105,7 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
             if config.getoption("simgate_ray"):
                 from simgate import scaleout  # imports Ray only once it runs
 
-                scaleout.configure(config)
+                scaleout.configure(config, root=project_dir(config), cache_dir=_cache_dir(config),
+                                   reports_dir=_reports_dir(config), plugins=plugins, host=host)
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:

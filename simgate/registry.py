@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Any
 
 from simgate.errors import SimgateError
-
-
-def did_you_mean(name: str, choices) -> str:
-    """`` — did you mean 'x'?`` for the closest choice, or a list of the valid ones."""
-    choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    if not choices:
-        return "; none are registered"
-    return "; valid: " + ", ".join(repr(c) for c in choices)
+from simgate.names import did_you_mean  # also importable from here, its former home
 
 
 class Registry:

@@ -14,6 +14,7 @@ from simgate import verdict
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts
 from simgate.scenarios.case import Case
+from simgate.sequential import sequential_design  # also importable from here, its former home
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
 SETUP_ERROR = "setup_error"
@@ -147,7 +148,7 @@ def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache
     import hashlib
     import json
 
-    from simgate.cli.replay import row_command
+    from simgate.commands import row_command
     from simgate.search import space as spaces
     from simgate.search.evaluate import Evaluator
     from simgate.search.run import run_search
@@ -274,15 +275,6 @@ def torque_ranges(runner) -> np.ndarray | None:
     if model is None:
         return None
     return actuator_limits(model) * np.abs(model.actuator_gear[:, 0])
-
-
-def sequential_design(case: Case):
-    """The case's sequential design, its PASS boundary calibrated so the exact false PASS rate is ≤ alpha."""
-    from simgate.sequential import Design, calibrated
-
-    seq = case.sequential
-    return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
-                             case.episodes))
 
 
 def _worst(rollouts) -> int | None:

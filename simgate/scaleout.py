@@ -47,6 +47,8 @@ import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 
+from simgate.items import case_of
+
 #: how often Ray resubmits a chunk whose worker or node died
 MAX_RETRIES = 4
 #: episodes per chunk of the reference engine (the batched engine's chunk is one of its lanes)
@@ -199,12 +201,6 @@ def tasks_for(lanes: list[list[int]], cpus: int) -> list[list[int]]:
     return [[i for lane in lanes[k:k + per] for i in lane] for k in range(0, len(lanes), per)]
 
 
-def project_root(config) -> Path:
-    from simgate.pytest_plugin import project_dir
-
-    return Path(project_dir(config))
-
-
 @dataclasses.dataclass(eq=False)
 class _Chunk:
     """One task's worth of a planned case: submitted when the window has room."""
@@ -228,10 +224,17 @@ class RayScheduler:
     chunks. :meth:`compute` runs the episodes an item asks for during the case (a sequential
     case's batches, a search's rows, the determinism repeats, anything not in the cache) on the
     cluster too; having few tasks queued ahead of them, those start at once, and the planned
-    chunks keep the other CPUs busy while the item thinks."""
+    chunks keep the other CPUs busy while the item thinks.
 
-    def __init__(self, config, address: str):
+    What it needs of the run, simgate's pytest plugin gives it (this module imports neither the
+    plugin nor its controller): the project's folder ``root`` (shipped to the workers), the
+    episode cache and reports folders, the project's plugin modules (``plugins``, each worker
+    builds its host from them) and the driver's plugin ``host``."""
+
+    def __init__(self, config, address: str, *, root: Path, cache_dir: Path, reports_dir: Path, plugins, host):
         self.config, self.address = config, address
+        self.root, self.cache_dir, self.reports_dir = Path(root), Path(cache_dir), Path(reports_dir)
+        self.project_plugins, self.host = tuple(plugins), host
         self.ray = None
         self.started_here = False
         #: guards everything below it; notified whenever a chunk finishes or is given up
@@ -263,11 +266,9 @@ class RayScheduler:
         except ImportError:
             raise RayError("--simgate-ray needs Ray: pip install -e \".[ray]\"") from None
         self.ray = ray
-        from simgate.pytest_plugin import _cache_dir, _reports_dir
-
-        root = project_root(self.config)
+        root = self.root
         excludes = list(EXCLUDES)
-        for folder in (_cache_dir(self.config), _reports_dir(self.config)):  # never upload results
+        for folder in (self.cache_dir, self.reports_dir):  # never upload results
             try:
                 excludes.append("/" + Path(folder).resolve().relative_to(root.resolve()).as_posix())
             except ValueError:
@@ -316,11 +317,9 @@ class RayScheduler:
         return None, None
 
     def submit(self, cases: list) -> None:
-        from simgate.pytest_plugin import HOST, _cache_dir, _project_plugins
-
-        cache_dir = _cache_dir(self.config)
-        host = self.config.stash[HOST]
-        self.plugins = tuple(_project_plugins(self.config))
+        cache_dir = self.cache_dir
+        host = self.host
+        self.plugins = self.project_plugins
         self.engine = self.config.getoption("simgate_engine")
         self.task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
         self.cpus = self._cluster_cpus()
@@ -596,13 +595,11 @@ class RayScheduler:
 
     # -- pytest hooks -----------------------------------------------------------------------------
     def pytest_collection_finish(self, session) -> None:
-        from simgate.controller import _case_of
-
         if self.config.option.collectonly:
             return
         cases, ids = [], set()
         for item in session.items:
-            case = _case_of(item)
+            case = case_of(item)
             if case is not None and case.id not in ids:
                 ids.add(case.id)
                 cases.append(case)
@@ -621,9 +618,7 @@ class RayScheduler:
                                 f"pair(s) planned as {self.chunks_planned} chunks")
 
     def pytest_runtest_setup(self, item) -> None:
-        from simgate.controller import _case_of
-
-        case = _case_of(item)
+        case = case_of(item)
         if case is None or self.ray is None:
             return
         self.wait_for(case.id, idle=case.case_timeout + GRACE)
@@ -640,10 +635,8 @@ class RayScheduler:
         self.close()
         if self.t0 is None:
             return
-        from simgate.pytest_plugin import _reports_dir
-
         try:
-            folder = Path(_reports_dir(self.config))
+            folder = self.reports_dir
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "ray.json").write_text(json.dumps(self.stats(), indent=1) + "\n")
         except OSError:
@@ -675,21 +668,23 @@ class RayScheduler:
             ray.shutdown()
 
 
-def configure(config) -> None:
-    """Called by simgate's pytest plugin when ``--simgate-ray`` is given."""
+def configure(config, *, root: Path, cache_dir: Path | None, reports_dir: Path, plugins, host) -> None:
+    """Called by simgate's pytest plugin when ``--simgate-ray`` is given, with what the scheduler
+    needs of the run (see :class:`RayScheduler`); ``cache_dir`` None: ``--simgate-cache none``."""
     from simgate.errors import SimgateError
-    from simgate.pytest_plugin import _cache_dir
 
     address = config.getoption("simgate_ray")
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         raise SimgateError("--simgate-ray and xdist (-n, --dist) do not go together: Ray schedules the episodes; "
                            "run without -n (or with -n 0)")
-    if _cache_dir(config) is None:
+    if cache_dir is None:
         raise SimgateError("--simgate-ray streams episodes into the episode cache: it cannot run with --simgate-cache none")
     problem = unreachable(address)
     if problem:
         raise SimgateError(problem)
-    config.pluginmanager.register(RayScheduler(config, address), "simgate-ray")
+    scheduler = RayScheduler(config, address, root=root, cache_dir=cache_dir, reports_dir=reports_dir,
+                             plugins=plugins, host=host)
+    config.pluginmanager.register(scheduler, "simgate-ray")
 
 
 def host_port(address: str) -> tuple[str, int] | None:

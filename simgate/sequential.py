@@ -178,6 +178,14 @@ def calibrated(design: Design) -> Design:
     return current
 
 
+def sequential_design(case) -> Design:
+    """A case's sequential design (its ``sequential`` block, ``min_success_rate``, ``alpha`` and
+    episode cap), its PASS boundary calibrated so the exact false PASS rate is ≤ alpha."""
+    seq = case.sequential
+    return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
+                             case.episodes))
+
+
 def fixed_n(p0: float, p1: float, alpha: float, beta: float, most: int = 5000) -> int:
     """Episodes a fixed-size exact binomial test needs for power 1 − β at p1 (the smallest n from
     which power stays ≥ 1 − β over the next 50 n: the power curve is saw-toothed)."""

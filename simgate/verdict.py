@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from simgate import stats
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
+from simgate.outcomes import POLICY_ERROR
 
 
 #: what each requirement tests, for machines: reports and the promotion verdict select by kind,
@@ -110,8 +111,6 @@ def policy_error_requirement(rollouts) -> Requirement | None:
     """An episode the policy could not finish (it raised, returned NaN or a wrong shape) measures
     nothing: its torque over the steps before the error is no evidence of anything. Such an episode
     fails the case outright, whatever the other requirements say about the episodes that ran."""
-    from simgate.engine.rollouts import POLICY_ERROR
-
     failed = [e for e in rollouts.episodes if e.terminated == POLICY_ERROR]
     if not failed:
         return None
@@ -378,8 +377,7 @@ def sequential_requirement(case, decision) -> Requirement:
     the futility line is reported as what it is, "stopped: p1 not reached": the evidence favours
     p0 over p1, which is not evidence that p < p0 (a policy at p = 0.93 against 0.9 stops there
     often), so it is INCONCLUSIVE, never FAIL; it still blocks, as every INCONCLUSIVE does."""
-    from simgate.runner import sequential_design
-    from simgate.sequential import fixed_n, operating_characteristic
+    from simgate.sequential import fixed_n, operating_characteristic, sequential_design
 
     design = sequential_design(case)
     at_p0, at_p1 = operating_characteristic(design, design.p0), operating_characteristic(design, design.p1)

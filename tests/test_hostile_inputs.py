@@ -359,7 +359,7 @@ def test_an_alias_bomb_is_rejected_without_being_expanded():
     import tracemalloc
 
     from simgate.errors import SimgateError
-    from simgate.scenarios import yaml_lines
+    from simgate.yamlfile import lines as yaml_lines
 
     tracemalloc.start()
     with pytest.raises(SimgateError, match="more than 100,000 values"):

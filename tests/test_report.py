@@ -200,7 +200,7 @@ def test_falls_and_failure_modes_add_up():
 VIDEO_CHECK = """
 import json, sys
 import numpy as np
-from simgate.cli.replay import choose_gl
+from simgate.replay import choose_gl
 choose_gl()  # before MuJoCo is imported: EGL or OSMesa
 import mujoco
 sys.path.insert(0, sys.argv[1])

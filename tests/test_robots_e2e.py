@@ -106,3 +106,19 @@ def test_a_misspelt_joint_names_the_line_and_the_closest_joint(folder):
     assert done.returncode == 4, done.stdout[-3000:]
     assert "no joint named 'FL_abduktion'" in done.stderr and "did you mean 'FL_abduction'" in done.stderr
     assert "contract.yaml:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_observation_groups_are_the_contract_s(folder):
+    """A YAML robot's observation groups are its policy's contract's: a scenario naming them
+    runs, a misspelt one is refused at configure time with the contract's groups."""
+    scenario = folder / "scenarios" / "flat.yaml"
+    noisy = SCENARIO.replace("thresholds:", "perturbations:\n  - kind: add_observation_noise\n"
+                                            "    params: {std: {imu: 0.01, encoders: 0.005}}\nthresholds:")
+    scenario.write_text(noisy)
+    done = gate(folder, "-n", "0")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    scenario.write_text(noisy.replace("imu: 0.01", "imuu: 0.01"))
+    done = gate(folder, "-n", "0")
+    assert done.returncode == 4, done.stdout[-3000:]
+    assert "no observation group named 'imuu'" in done.stderr and "did you mean 'imu'" in done.stderr
+    assert "walker-policy" in done.stderr and "Traceback" not in done.stderr

@@ -321,7 +321,7 @@ def test_the_search_dict_is_the_same_under_n0_and_n2(gated):
 
 
 def test_a_counterexample_replays_to_the_same_failure(gated, host):
-    from simgate.cli.replay import replay
+    from simgate.replay import replay
     from simgate.scenarios.expand import load_cases
 
     root, serial, _ = gated

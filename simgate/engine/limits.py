@@ -52,7 +52,7 @@ def excluded_joints(model, env) -> set[int]:
     model is an error naming the closest one: a typo would otherwise exclude nothing, silently."""
     import mujoco
 
-    from simgate.registry import did_you_mean
+    from simgate.names import did_you_mean
 
     names = getattr(env, "joint_limit_exclude", ()) or ()
     # ("wrist") instead of ("wrist",) is one name, not five one-letter ones

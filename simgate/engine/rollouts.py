@@ -6,9 +6,8 @@ import dataclasses
 
 import numpy as np
 
-#: episode-ending reasons that the engine itself detects (envs add their own, e.g. "fell")
-POLICY_ERROR = "policy_error"
-DIVERGED = "diverged"
+#: episode-ending reasons that the engine itself detects, defined in a leaf the verdict reads too
+from simgate.outcomes import DIVERGED, POLICY_ERROR  # noqa: F401 (re-exported)
 
 
 @dataclasses.dataclass

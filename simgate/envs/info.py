@@ -21,7 +21,7 @@ class EnvInfo:
     actuators: tuple[str, ...]
     observation_size: int
     action_size: int
-    observation_groups: dict
+    observation_groups: dict | None  # None: a YAML robot's, known once a policy's contract binds it
     #: per-actuator labels as torque thresholds name them (``env.actuator_names``, what the
     #: verdict matches a per-joint limit against)
     actuator_labels: tuple[str, ...] = ()
@@ -44,15 +44,26 @@ def describe(env) -> EnvInfo:
         frame_skip=env.frame_skip(model), bodies=names(mujoco.mjtObj.mjOBJ_BODY, model.nbody),
         geoms=names(mujoco.mjtObj.mjOBJ_GEOM, model.ngeom), joints=names(mujoco.mjtObj.mjOBJ_JOINT, model.njnt),
         actuators=names(mujoco.mjtObj.mjOBJ_ACTUATOR, model.nu), observation_size=env.observation_size,
-        action_size=env.action_size, observation_groups=env.observation_groups(),
+        action_size=env.action_size, observation_groups=_groups(env),
         actuator_labels=tuple(env.actuator_names(model)),
     )
 
 
-def unknown_names(wanted, available, what: str, param: str) -> list[tuple[str, str]]:
-    """``(param, message)`` for each name in ``wanted`` missing from ``available``."""
-    from simgate.registry import did_you_mean
+def _groups(env) -> dict | None:
+    """The env's observation groups; None for a YAML robot not bound to a policy's contract (its
+    groups are the contract's: checked per policy, simgate.robots.configure)."""
+    if getattr(env, "for_policy", None) is not None and getattr(env, "contract", None) is None:
+        return None
+    return env.observation_groups()
 
+
+def unknown_names(wanted, available, what: str, param: str) -> list[tuple[str, str]]:
+    """``(param, message)`` for each name in ``wanted`` missing from ``available`` (None:
+    not known here, checked where it is)."""
+    from simgate.names import did_you_mean
+
+    if available is None:
+        return []
     valid = [n for n in available if n]
     return [(param, f"no {what} named {name!r} in this model{did_you_mean(name, valid)}")
             for name in (wanted or []) if name not in valid]

@@ -37,7 +37,7 @@ class AddObservationNoise(Perturbation):
     def check(self, info):
         if not isinstance(self.params.std, dict):
             return []
-        return unknown_names(list(self.params.std), list(info.observation_groups), "observation group", "std")
+        return unknown_names(list(self.params.std), info.observation_groups, "observation group", "std")
 
     def start(self, ctx: EpisodeContext) -> np.ndarray:
         size = ctx.env.observation_size

@@ -41,7 +41,7 @@ class BiasObservations(Perturbation):
     def check(self, info):
         if not isinstance(self.params.bias, dict):
             return []
-        return unknown_names(list(self.params.bias), list(info.observation_groups), "observation group", "bias")
+        return unknown_names(list(self.params.bias), info.observation_groups, "observation group", "bias")
 
     def start(self, ctx: EpisodeContext) -> np.ndarray:
         bias = np.zeros(ctx.env.observation_size)

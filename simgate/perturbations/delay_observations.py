@@ -42,7 +42,7 @@ class DelayObservations(Perturbation):
     Params = DelayObservationsParams
 
     def check(self, info):
-        problems = unknown_names(self.params.groups, list(info.observation_groups), "observation group", "groups")
+        problems = unknown_names(self.params.groups, info.observation_groups, "observation group", "groups")
         # the nominal rate: a change_control_rate in the same case is caught when the episode starts
         if whole_periods(self.params.delay_ms / 1000, 1 / info.control_hz) is None:
             problems.append(("delay_ms", not_whole_message("delay_ms", self.params.delay_ms, 1 / info.control_hz,

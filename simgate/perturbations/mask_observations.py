@@ -47,7 +47,7 @@ class MaskObservations(Perturbation):
     per_step_params = True  # the masked value is read per step from self.params
 
     def check(self, info):
-        return unknown_names(self.params.groups, list(info.observation_groups), "observation group", "groups")
+        return unknown_names(self.params.groups, info.observation_groups, "observation group", "groups")
 
     def start(self, ctx: EpisodeContext) -> _Mask:
         groups = ctx.env.observation_groups()  # names were checked at configure time

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simgate.policies.spec import PolicySpec
+if TYPE_CHECKING:  # annotations only: the spec imports this module to load itself
+    from simgate.policies.spec import PolicySpec
 
 
 class PolicyLoadError(Exception):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simgate.errors import SimgateError, located
 from simgate.policies.spec import PolicySpec
-from simgate.scenarios import errors, yaml_lines
+from simgate.yamlfile import errors, lines as yaml_lines
 
 
 class ManifestEntry(BaseModel):

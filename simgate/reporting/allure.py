@@ -335,7 +335,7 @@ def _counterexample_video(case, c: dict, host, attach) -> str:
     import tempfile
     from pathlib import Path
 
-    from simgate.cli.replay import replay
+    from simgate.replay import replay
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -359,7 +359,7 @@ def _attach_worst_episode(allure, result, host) -> None:
     import tempfile
     from pathlib import Path
 
-    from simgate.cli.replay import replay
+    from simgate.replay import replay
 
     command = replay_command(result.case.id, result.worst)
     modes = result.table.get("failure_mode") or []

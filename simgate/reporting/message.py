@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simgate.commands import replay_command  # also importable from here
 from simgate.verdict import HOLDS_INSIDE_ENVELOPE, REGRESSION_KINDS, SUCCESS_RATE
 
 
@@ -67,12 +68,3 @@ def extension_advice(result) -> str:
     return (f"to add episodes and keep the level, set 'episodes: {2 * result.episodes}' and 'earlier_looks: {looks}' "
             f"in {case.source}: the same seeds are extended and the larger run is judged at what these looks left of "
             f"alpha {case.alpha:g} (raising 'episodes' alone is a second look at the same episodes)")
-
-
-def replay_command(case_id: str, episode: int) -> str:
-    """The replay command as it runs when pasted: this interpreter, so it works outside an
-    activated virtual environment too."""
-    import shlex
-    import sys
-
-    return f"{shlex.quote(sys.executable)} -m simgate replay {shlex.quote(case_id)} {episode} --video"

@@ -5,7 +5,7 @@ contact points and forces, applied pushes as red arrows, the time, and the end o
 marked (a red border and the failure held on screen).
 
 Rendering needs a software OpenGL on a CPU machine (MUJOCO_GL=egl or osmesa; see
-:func:`simgate.cli.replay.choose_gl`); :meth:`View.open` returns None where none works."""
+:func:`simgate.replay.choose_gl`); :meth:`View.open` returns None where none works."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 from simgate.robots.terms import ContractError, _names, default_pose
 
 

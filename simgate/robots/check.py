@@ -3,7 +3,7 @@ the YAML file and line, the key, and the fix (a mismatch is an error, never a FA
 
 from __future__ import annotations
 
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 from simgate.robots.terms import ContractError, _names
 
 

@@ -39,11 +39,28 @@ def check_contracts(cases, registries) -> list[str]:
             problems.append(f"{spec.manifest}: policy {policy_name!r} on env {env_name!r}: {exc}")
             continue
         problems += _checked(spec, bound)
+        problems += _perturbations_on(bound, [c for c in cases if c.env == env_name and policy_name in (c.policy, c.baseline)],
+                                      registries, policy_name)
         if getattr(bound, "actuator_order_note", None):
             notes.append(f"policy {policy_name!r}: {bound.actuator_order_note}")
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return list(dict.fromkeys(notes))
+
+
+def _perturbations_on(env, cases, registries, policy_name: str) -> list[str]:
+    """The cases' perturbations checked against the robot as this policy's contract binds it
+    (observation group names are the contract's)."""
+    from simgate.envs.info import describe
+
+    info, out = describe(env), []
+    for case in cases:
+        for p in case.perturbations:
+            cls = registries.perturbations.get(p["kind"])
+            for key, message in cls(cls.Params.model_validate(p["params"])).check(info):
+                out.append(f"{case.source}: case {case.id!r}: {p['kind']}.{key}: {message} (under the contract of policy "
+                           f"{policy_name!r}; its observation groups: {', '.join(sorted(env.observation_groups()))})")
+    return out
 
 
 def load_notes(cases, registries) -> list[str]:

@@ -69,7 +69,7 @@ import numpy as np
 from simgate.envs.base import OneRow
 from simgate.envs.factory import env_for
 from simgate.errors import SimgateError
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 from simgate.robots import quat
 from simgate.robots.env import CONTACT_PREFIX
 

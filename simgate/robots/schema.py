@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 Number = float | int

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from simgate.errors import SimgateError
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 from simgate.robots import quat
 
 # mjtSensor values read here (stable across MuJoCo 3-4; checked against the enum at first use)

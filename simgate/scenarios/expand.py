@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from simgate.errors import SimgateError, located
-from simgate.registry import did_you_mean
+from simgate.names import did_you_mean
 from simgate.scenarios.case import Case, case_id
-from simgate.scenarios.loader import MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, n_points, scenario_files
+from simgate.scenarios.loader import (MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, matrix_targets,
+                                      n_points, scenario_files)
 
 
 def points(spec) -> list[dict[str, Any]]:
@@ -20,20 +21,6 @@ def points(spec) -> list[dict[str, Any]]:
     names = list(spec.matrix)
     values = [spec.matrix[n].values for n in names]
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
-
-
-def matrix_targets(sc: LoadedScenario) -> dict[str, tuple[int, str]]:
-    """``axis → (perturbation index, param name)``; each axis must name exactly one perturbation."""
-    out = {}
-    for name, axis in sc.spec.matrix.items():
-        kind, param = axis.param.split(".")
-        found = [i for i, e in enumerate(sc.spec.perturbations) if e.kind == kind]
-        if len(found) != 1:
-            why = (f"no perturbation of kind {kind!r} is listed under perturbations; add one"
-                   if not found else f"{len(found)} perturbations have kind {kind!r}; a sweep must target one")
-            raise SimgateError(located(sc.source, sc.line("matrix", name, "param"), f"matrix.{name}.param: {why}"))
-        out[name] = (found[0], param)
-    return out
 
 
 def resolve_perturbations(sc: LoadedScenario, point: dict[str, Any]) -> list[dict[str, Any]]:

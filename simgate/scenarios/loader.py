@@ -11,8 +11,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from simgate.errors import SimgateError, located
-from simgate.registry import did_you_mean
-from simgate.scenarios import errors, yaml_lines
+from simgate.names import did_you_mean
+from simgate.yamlfile import errors, lines as yaml_lines
 from simgate.scenarios.case import format_value
 from simgate.scenarios.schema import PER_JOINT, REQUIREMENTS, ScenarioSpec
 
@@ -60,6 +60,20 @@ def load_file(path: Path, display: str, registries, env_info=None, max_cases: in
     if problems:
         raise SimgateError("\n".join(problems))
     return loaded
+
+
+def matrix_targets(sc: LoadedScenario) -> dict[str, tuple[int, str]]:
+    """``axis → (perturbation index, param name)``; each axis must name exactly one perturbation."""
+    out = {}
+    for name, axis in sc.spec.matrix.items():
+        kind, param = axis.param.split(".")
+        found = [i for i, e in enumerate(sc.spec.perturbations) if e.kind == kind]
+        if len(found) != 1:
+            why = (f"no perturbation of kind {kind!r} is listed under perturbations; add one"
+                   if not found else f"{len(found)} perturbations have kind {kind!r}; a sweep must target one")
+            raise SimgateError(located(sc.source, sc.line("matrix", name, "param"), f"matrix.{name}.param: {why}"))
+        out[name] = (found[0], param)
+    return out
 
 
 def n_points(spec: ScenarioSpec) -> int:
@@ -136,8 +150,6 @@ def _check_names(sc: LoadedScenario, registries) -> list[str]:
 def _check_params(sc: LoadedScenario, registries, env_info=None) -> list[str]:
     """Each perturbation's params against its kind's schema, and against the env's model when
     ``env_info`` is given, at every combination of the matrix axes that sweep it."""
-    from simgate.scenarios.expand import matrix_targets
-
     spec = sc.spec
     if any(e.kind not in registries.perturbations for e in spec.perturbations):
         return []  # already reported; params of an unknown kind cannot be checked

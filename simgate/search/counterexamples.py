@@ -22,6 +22,8 @@ import hashlib
 
 import numpy as np
 
+#: counterexamples shrunk at most
+COUNTEREXAMPLES = 3
 #: resolution of the shrink along each axis (steps from nominal to the found value)
 STEPS = 32
 #: most failing rows searched for (share of what is left) when no earlier stage found one
@@ -47,8 +49,6 @@ def candidates(space, log, most: int) -> list[tuple[np.ndarray, int, str]]:
 
 def find_and_shrink(space, log, budget: int, seed: int, replay=None, index_start: int = 0) -> list[dict]:
     """Up to ``COUNTEREXAMPLES`` shrunk counterexamples within ``budget`` episodes."""
-    from simgate.search.run import COUNTEREXAMPLES, stage_rng
-
     stop = log.total + budget
     found = candidates(space, log, COUNTEREXAMPLES)
     if not found and budget >= 4 and np.any(space.envelope_unit[:, 1] > space.envelope_unit[:, 0]):
@@ -56,7 +56,7 @@ def find_and_shrink(space, log, budget: int, seed: int, replay=None, index_start
 
         n = int(budget * SEARCH_SHARE)
         box = space.envelope_unit
-        U = box[:, 0] + design.space_filling(n, space.d, stage_rng(seed, "counterexamples")) * (box[:, 1] - box[:, 0])
+        U = box[:, 0] + design.space_filling(n, space.d, design.stage_rng(seed, "counterexamples")) * (box[:, 1] - box[:, 0])
         log("counterexamples", space.to_units(U), index_start + np.arange(n))
         found = candidates(space, log, COUNTEREXAMPLES)
     out, shown = [], set()

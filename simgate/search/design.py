@@ -1,15 +1,23 @@
 """Where to run episodes: a space-filling start, then proposals where the risk model is unsure.
 
 Everything is in the unit cube [0, 1]^d; `Space.to_units` maps to axis units. Every random
-choice comes from the Generator passed in, so the same Generator state gives the same design.
+choice comes from the Generator passed in, so the same Generator state gives the same design;
+:func:`stage_rng` gives each stage of a search its own, from the case's seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 
 import numpy as np
+
+
+def stage_rng(seed: int, stage: str) -> np.random.Generator:
+    """The Generator of one stage of a search (simgate.search.run), from the search's seed."""
+    digest = hashlib.sha256(f"simgate-search\0{seed}\0{stage}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
 def _sobol(n: int, d: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,10 +20,11 @@ indices (``STAGE_INDEX``), so no two stages share a seed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
+
+from simgate.search.design import stage_rng
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
 SHARES = {"boundary": 0.45, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.08, "certify": 0.20,
@@ -35,8 +36,6 @@ MIN_COARSE = 16
 #: first episode index of each stage's rows (a row's seed follows from its index)
 STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
                "certify": 40_000_000, "counterexamples": 50_000_000}
-#: counterexamples shrunk at most
-COUNTEREXAMPLES = 3
 
 
 def quota(stage: str, budget: int) -> int:
@@ -52,11 +51,6 @@ def least_budget(stage: str, episodes: int) -> int:
     while budget > 1 and quota(stage, budget - 1) >= episodes:
         budget -= 1
     return budget
-
-
-def stage_rng(seed: int, stage: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"simgate-search\0{seed}\0{stage}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
 class _Log:

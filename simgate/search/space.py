@@ -139,7 +139,7 @@ def written(case, values) -> dict[int, dict]:
 
 def axis_problem(name: str, spec, registries) -> str | None:
     """Why ``name`` cannot be a search axis of the scenario ``spec``, or None."""
-    from simgate.registry import did_you_mean
+    from simgate.names import did_you_mean
 
     kind, _, param = name.partition(".")
     found = [i for i, e in enumerate(spec.perturbations) if e.kind == kind]

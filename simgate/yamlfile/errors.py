@@ -8,8 +8,8 @@ import typing
 from pydantic import BaseModel, ValidationError
 
 from simgate.errors import located
-from simgate.registry import did_you_mean
-from simgate.scenarios.yaml_lines import dotted, line_of
+from simgate.names import did_you_mean
+from simgate.yamlfile.lines import dotted, line_of
 
 
 def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: dict, prefix: tuple = (),

@@ -49,13 +49,15 @@ def response(policy, base: np.ndarray, channel: int, action: int, amplitude: flo
             "cycles": cycles, "settle": settle}
 
 
-def inspect(case, env, policy, perturbations, action_size: int) -> dict:
-    """The case's frequency response (its ``frequency_response`` settings), around the first
-    observation of its episode 0."""
+def inspect(rig) -> dict:
+    """The case's frequency response (its ``frequency_response`` settings) of the rig's policy
+    (:class:`simgate.rig.CaseRig`, the loaded policy, no watchdog), around the first observation
+    of its episode 0 (the rig's env and perturbations, on the reference engine)."""
     from simgate.engine.reference import ReferenceEngine
 
+    case, env, policy = rig.case, rig.env, rig.policy
     settings = dict(case.frequency_response)
-    engine = ReferenceEngine(env, policy, perturbations, action_size)
+    engine = ReferenceEngine(env, policy, rig.perturbations, rig.action_size)
     n_steps = int(round(case.horizon / engine.control_dt))
     _, model, data, _ = engine.start_episode(case, 0, n_steps)
     base = np.asarray(env.observe(model, data), dtype=np.float64)

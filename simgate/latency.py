@@ -75,11 +75,13 @@ def measure(policy, observations: np.ndarray, calls: int | None = None, warmup: 
                    warmup, min(len(rows), slots), repeats, float(np.quantile(ms, 0.99)))
 
 
-def case_observations(case, env, policy, perturbations, action_size: int, episodes: int | None = None) -> np.ndarray:
-    """The observations ``policy`` receives in the first ``episodes`` episodes of ``case`` (after
-    the case's observation perturbations), recorded on the reference engine."""
+def case_observations(rig, episodes: int | None = None) -> np.ndarray:
+    """The observations the rig's policy (:class:`simgate.rig.CaseRig`) receives in the first
+    ``episodes`` episodes of its case (after the case's observation perturbations), recorded on
+    the reference engine with the rig's env and perturbations."""
     from simgate.engine.reference import ReferenceEngine
 
+    case, policy = rig.case, rig.policy
     episodes = EPISODES if episodes is None else episodes
     seen: list[np.ndarray] = []
 
@@ -88,7 +90,7 @@ def case_observations(case, env, policy, perturbations, action_size: int, episod
             seen.append(np.array(obs, dtype=np.float64))
             return policy.act(obs)
 
-    engine = ReferenceEngine(env, Recording(), perturbations, action_size)
+    engine = ReferenceEngine(rig.env, Recording(), rig.perturbations, rig.action_size)
     engine.run(case, range(min(episodes, case.episodes)))
     if not seen:
         raise ValueError(f"case {case.id}: no policy call in its first episodes, so no observation to time the policy on")

@@ -56,15 +56,10 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     (``matches_suite_run``: None when it is not cached). ``failure_mode``: the episode's primary
     mode, written on the video's last frame. ``params``: a search row's values ({axis: value}),
     which draw the episode's world instead of the case's own."""
-    from simgate.engine.reference import ReferenceEngine
-    from simgate.runner import build_env, check_sizes, episode_cache, perturbations_for
+    from simgate.rig import build_rig
 
-    regs = host.registries
-    spec = regs.policies.get(case.policy)
-    env = build_env(regs.envs.get(case.env), spec)
-    check_sizes(spec, env)
-    policy = spec.load()
-    engine = ReferenceEngine(env, policy, perturbations_for(case, regs), spec.action_size)
+    rig = build_rig(case, case.policy, host.registries, engine="reference", cache_dir=cache_dir)
+    env, engine = rig.env, rig.engine
     starts = row_starts(case, engine.perturbations, params) if params else None
     n_steps = int(round(case.horizon / engine.control_dt))
     frames, qpos, qvel, times = [], [], [], []
@@ -125,7 +120,7 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         written["video_error"] = _RENDER_HELP
     if cache_dir is not None:
         row = {k: float(v) for k, v in params.items()} if params else None
-        cached = episode_cache(cache_dir, case, env, engine, spec, policy).get(index, row)
+        cached = rig.cache.get(index, row) if rig.cache else None
         written["matches_suite_run"] = None if cached is None else cached.state_hash == episode.state_hash
     return written
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from simgate import verdict
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
-from simgate.engine.rollouts import POLICY_ERROR, Rollouts
+from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
+from simgate.rig import CaseRig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
 from simgate.scenarios.case import Case
 from simgate.sequential import sequential_design  # also importable from here, its former home
 
@@ -69,82 +70,62 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
 
 
 def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
-    from simgate.watchdog import GuardedPolicy
+    from simgate.policies.loaders import PolicyLoadError
+    from simgate.rig import build_rig
 
     regs = host.registries
     try:
-        spec = regs.policies.get(case.policy)
-        env = build_env(regs.envs.get(case.env), spec)
-        check_sizes(spec, env)
+        rig = build_rig(case, case.policy, regs, engine, cache_dir, dog, remote)
         base_spec = regs.policies.get(case.baseline) if case.baseline else None
         if base_spec is not None:
-            check_sizes(base_spec, env_for(env, base_spec))
-        perturbations = perturbations_for(case, regs)
-    except Exception as exc:
-        return _error(case, exc, SETUP_ERROR)
-    from simgate.policies.loaders import PolicyLoadError
-
-    try:
-        policy = spec.load()
+            check_sizes(base_spec, env_for(rig.env, base_spec))
     except PolicyLoadError as exc:
         return _error(case, exc, POLICY_ERROR)
-    from simgate.engine import make_engine
-
+    except Exception as exc:  # an env, a size, a perturbation or an engine that cannot apply
+        return _error(case, exc, SETUP_ERROR)
     try:
-        runner = make_engine(env, GuardedPolicy(policy, dog), perturbations, spec.action_size, engine)
-        source = EpisodeSource(runner, case, env, episode_cache(cache_dir, case, env, runner, spec, policy),
-                               remote=remote, dog=dog)
-        rollouts, decision = collect(case, source)
+        rollouts, decision = collect(case, rig)
         repeats = None
         if case.thresholds.get("deterministic"):
-            repeats = source.recompute(range(min(case.determinism_episodes, case.episodes)))
-        latency = _latency(case, regs, env, spec, policy) if "max_inference_ms" in case.thresholds else None
-        requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(runner), latency)
+            repeats = rig.recompute(range(min(case.determinism_episodes, case.episodes)))
+        latency = _latency(rig) if "max_inference_ms" in case.thresholds else None
+        requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(rig.engine), latency)
         if case.frequency_response:
             from simgate import frequency
 
-            response = frequency.inspect(case, env, policy, perturbations_for(case, regs), spec.action_size)
-            requirements.append(verdict.frequency_requirement(response))
+            requirements.append(verdict.frequency_requirement(frequency.inspect(rig)))
         _mark_nondeterministic(rollouts, repeats or [])
         _mark_overspeed(case, rollouts)
         search = None
         if case.search:  # a search scenario is a normal scenario plus the search: block
-            search, evaluator = run_search_case(case, host, runner, spec, policy, perturbations, source.cache,
-                                                source.remote_rows())
+            search, _ = run_search_case(case, host, rig)
             if case.search.get("require"):
                 requirements.append(verdict.envelope_requirement(search))
-            source.computed += evaluator.computed
-            source.cached += evaluator.cached
-            source.engines.update(evaluator.engines)
         if base_spec is not None:
-            paired, base_source = _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision,
-                                                    remote)
+            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision)
             requirements += paired
-            source.computed += base_source.computed
-            source.cached += base_source.cached
-            source.engines.update(base_source.engines)
     except PolicyLoadError as exc:  # the baseline's file
         return _error(case, exc, POLICY_ERROR)
     except Exception as exc:  # a perturbation or env rule that cannot apply to this model
         return _error(case, exc, SETUP_ERROR)
     try:
-        feasibility = _feasibility(case, env, runner)
+        feasibility = _feasibility(case, rig.env, rig.engine)
     except Exception as exc:
         return _error(case, exc, SETUP_ERROR)
     modes, examples = _classify(case, rollouts, host)
     host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
     table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
-                      engine=source.engines, examples=examples, table=table,
-                      episodes_run=source.computed, episodes_cached=source.cached, feasibility=feasibility,
-                      policy_sha256=_policy_sha256(spec, policy), worst=_worst(rollouts),
-                      cache_note=source.cache_note, search=search)
+                      engine=rig.engines, examples=examples, table=table,
+                      episodes_run=rig.computed, episodes_cached=rig.cached, feasibility=feasibility,
+                      policy_sha256=_policy_sha256(rig.spec, rig.policy), worst=_worst(rollouts),
+                      cache_note=rig.cache_note, search=search)
 
 
-def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache=None, remote=None):
-    """The case's search (:mod:`simgate.search`) on its engine, its rows cached per episode
-    beside the case's own (``remote``: see :meth:`EpisodeSource.remote_rows`). Returns the search
-    dict and the Evaluator (its episode counts)."""
+def run_search_case(case: Case, host, rig):
+    """The case's search (:mod:`simgate.search`) on its rig's engine, its rows cached per episode
+    beside the case's own and computed through :meth:`simgate.rig.CaseRig.episodes` (so on the
+    cluster where the rig has one). Returns the search dict and the Evaluator."""
     import hashlib
     import json
 
@@ -153,98 +134,34 @@ def run_search_case(case: Case, host, runner, spec, policy, perturbations, cache
     from simgate.search.evaluate import Evaluator
     from simgate.search.run import run_search
 
-    ref = getattr(runner, "ref", runner)
-    space = spaces.from_case(case, perturbations, ref.nominal.opt.timestep, runner.control_dt)
-    evaluator = Evaluator(case, runner, space, cache, classify=host.classify, budget=space.budget, remote=remote)
+    runner = rig.engine
+    space = spaces.from_case(case, rig.perturbations, runner.nominal.opt.timestep, runner.control_dt)
+    evaluator = Evaluator(case, runner, space, classify=host.classify, budget=space.budget, rig=rig)
     identity = json.dumps([case.seed, case.scenario, case.point, "search"], sort_keys=True)
     seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "little")  # the policy's not in it
     found = run_search(space, evaluator, seed, replay=lambda params, index: row_command(case.id, index, params))
     return found, evaluator
 
 
-class EpisodeSource:
-    """Episodes of one (case, policy) by index: from the cache where present, else from the engine
-    (and then into the cache, a batch at a time, so an interrupted run keeps what it finished).
-
-    ``engines`` counts the episodes handed out by the engine that computed them ("batched",
-    "reference"; a cached one keeps the engine that first computed it). A cache that cannot be
-    used (an input that cannot be hashed, a folder that cannot be written) never fails the case:
-    caching stops and ``cache_note`` says why."""
+class EpisodeSource(CaseRig):
+    """Episodes of one (case, policy) by index, from parts already built: a
+    :class:`simgate.rig.CaseRig` (cache, then ``remote``, then the engine, then into the cache),
+    under the constructor the runner had before the rig. ``engines`` counts the episodes handed
+    out by the engine that computed them ("batched", "reference"; a cached one keeps the engine
+    that first computed it). A cache that cannot be used never fails the case: caching stops and
+    ``cache_note`` says why."""
 
     def __init__(self, runner, case: Case, env, cache=None, remote=None, dog=None, policy: str | None = None):
-        self.runner, self.case = runner, case
-        self.remote, self.dog = remote, dog
-        self.policy = policy or case.policy
-        self.cache = cache if cache else None  # a Refused cache is falsy: nothing is cached
-        self.cache_note: str | None = getattr(cache, "reason", None)
-        self.unit = env.progress_unit
-        self.computed = self.cached = 0
-        self.engines: Counter = Counter()
-        self.engine = type(runner).__name__.removesuffix("Engine").lower()
-
-    def get(self, indices) -> list:
-        indices = list(indices)
-        found = {i: self.cache.load(i) for i in indices} if self.cache else {}
-        found = {i: hit for i, hit in found.items() if hit is not None}
-        missing = [i for i in indices if i not in found]
-        if missing:
-            engine, episodes = self._compute(missing)
-            for episode in episodes:
-                found[episode.index] = (episode, engine)
-                self._store(episode, engine)
-        self.computed += len(missing)
-        self.cached += len(indices) - len(missing)
-        self.engines.update(found[i][1] for i in indices)
-        return [found[i][0] for i in indices]
-
-    def _compute(self, indices: list) -> tuple[str, list]:
-        """(engine name, episodes) of ``indices``: on the cluster where ``remote`` takes them (it
-        needs the cache context to check its workers against), else here."""
-        rows = self.remote_rows()
-        got = rows(indices, None) if rows is not None else None
-        return got if got is not None else (self.engine, self.runner.run(self.case, indices).episodes)
-
-    def recompute(self, indices) -> list:
-        """The episodes computed again, never from the cache (the determinism repeats)."""
-        return self._compute(list(indices))[1]
-
-    def remote_rows(self):
-        """``(indices, rows) -> (engine name, episodes) or None`` computing episodes on the
-        cluster (``rows``: a search's row params, one per index, or None); None without one.
-        Where it returns None the caller computes them itself."""
-        if self.remote is None or not self.cache:
-            return None
-        return lambda indices, rows: self.remote(self.case, self.policy, self.runner, self.cache, list(indices), rows,
-                                                 self.dog)
-
-    def _store(self, episode, engine: str) -> None:
-        if not self.cache:
-            return
-        try:
-            self.cache.put(episode, engine)
-        except Exception as exc:  # read-only, full, a file where the folder should be: run uncached
-            import warnings
-
-            self.cache, self.cache_note = None, (f"episode cache disabled for case {self.case.id!r}: cannot write "
-                                                 f"{getattr(exc, 'filename', None) or exc} ({type(exc).__name__}: {exc}); "
-                                                 "the remaining episodes are computed and not stored")
-            try:
-                warnings.warn(self.cache_note, RuntimeWarning, stacklevel=2)
-            except Warning:  # -W error must not turn a cache problem into a failed case
-                pass
-
-    def rollouts(self, episodes: list) -> Rollouts:
-        n_steps = int(round(self.case.horizon / self.runner.control_dt))
-        return Rollouts(episodes, self.runner.joint_names, self.runner.control_dt, n_steps, self.unit)
+        super().__init__(case, policy or case.policy, env, runner, cache, remote=remote, watchdog=dog)
 
 
-def collect(case: Case, source: EpisodeSource):
+def collect(case: Case, source: CaseRig):
     """The case's rollouts and, for a sequential case, the decision: batches of episodes in index
     order until the success requirement is decided or the cap is reached. A sequential case runs
     at least its pre-declared ``min_episodes`` (default: one batch), the episodes every other
     requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
     if not case.sequential:
-        return source.rollouts(source.get(range(case.episodes))), None
+        return source.rollouts(source.episodes(range(case.episodes))), None
     from simgate.sequential import decide
 
     design = sequential_design(case)
@@ -252,7 +169,7 @@ def collect(case: Case, source: EpisodeSource):
     episodes: list = []
     while True:
         stop = min(case.episodes, len(episodes) + case.sequential["batch"])
-        episodes += source.get(range(len(episodes), stop))
+        episodes += source.episodes(range(len(episodes), stop))
         decision = decide(design, [e.success for e in episodes])
         if (decision.outcome != "CONTINUE" and len(episodes) >= judged) or stop >= case.episodes:
             decision = dataclasses.replace(decision, judged=judged)
@@ -319,60 +236,28 @@ def _feasibility(case: Case, env, runner) -> float | None:
     return None if value is None else float(value)
 
 
-def _latency(case: Case, regs, env, spec, policy):
+def _latency(rig):
     """The policy's inference time on observations of the case's first episodes. Measured on the
     loaded policy itself (no watchdog around it), every run: timing is not seeded, so it is never
     taken from the episode cache."""
     from simgate import latency
 
-    observations = latency.case_observations(case, env, policy, perturbations_for(case, regs), spec.action_size)
-    return latency.measure(policy, observations)
+    return latency.measure(rig.policy, latency.case_observations(rig))
 
 
-def perturbations_for(case: Case, regs) -> list:
-    return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
-
-
-def _against_baseline(case, regs, env, base_spec, engine, cache_dir, rollouts, dog, decision=None, remote=None) -> list:
+def _against_baseline(rig, baseline: str, rollouts, decision=None) -> tuple:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
-    tests; a sequential case compares on its pre-declared episodes (``decision.judged``)."""
-    from simgate.engine import make_engine
-    from simgate.watchdog import GuardedPolicy
+    tests; a sequential case compares on its pre-declared episodes (``decision.judged``). The
+    baseline's rig runs in the candidate rig's env binding and counts its episodes with it.
+    Returns the requirements and the baseline's rig."""
+    from simgate.policies import hold
 
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)
-    env = env_for(env, base_spec)
-    base_policy = load_policy(base_spec, env)
-    runner = make_engine(env, GuardedPolicy(base_policy, dog), perturbations_for(case, regs), env.action_size, engine)
-    cache = episode_cache(cache_dir, dataclasses.replace(case, policy=base_spec.name), env, runner, base_spec, base_policy)
-    source = EpisodeSource(runner, case, env, cache, remote=remote, dog=dog, policy=base_spec.name)
-    baseline = source.rollouts(source.get([e.index for e in rollouts.episodes]))
-    from simgate.policies import hold
-
-    return verdict.paired(case, base_spec.name, baseline, rollouts, torque_ranges(runner),
-                          torque=not hold.is_hold(base_spec)), source
-
-
-def episode_cache(cache_dir, case: Case, env, runner, spec, policy):
-    """The case's episode cache under ``cache_dir`` (None: no caching). When an input the episodes
-    depend on cannot be hashed, a falsy ``cache.Refused`` saying why: everything is computed."""
-    if cache_dir is None:
-        return None
-    from simgate import cache
-
-    ref = getattr(runner, "ref", runner)  # the batched engine keeps its perturbations on its reference engine
-    perturbations = getattr(ref, "perturbations", None)
-    if perturbations is None:
-        return cache.Refused(f"{type(runner).__name__} does not say which perturbations it applies")
-    try:
-        context = cache.context(case, env, runner.nominal, spec, policy, perturbations)
-    except (cache.Undigestable, OSError) as exc:
-        return cache.Refused(f"episode cache off for case {case.id!r}: {exc}")
-    return cache.EpisodeCache(Path(cache_dir), context)
-
-
-def _build_perturbation(cls, params: dict):
-    return cls(cls.Params.model_validate(params))
+    base = rig.for_policy(baseline)
+    compared = base.rollouts(base.episodes([e.index for e in rollouts.episodes]))
+    return verdict.paired(rig.case, baseline, compared, rollouts, torque_ranges(base.engine),
+                          torque=not hold.is_hold(base.spec)), base
 
 
 def _classify(case, rollouts, host) -> tuple[dict[str, int], dict[str, str]]:

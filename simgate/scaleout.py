@@ -95,51 +95,37 @@ def _host(plugins: tuple):
 
 def build_for(case, policy_name: str, host, engine: str, watchdog=None):
     """The engine, env, policy spec, loaded policy and cache-keyed case of ``case`` run by
-    ``policy_name``: the same calls as :func:`simgate.runner.run_case` (on the driver to plan, on a
-    worker to run). With ``watchdog`` the engine calls the policy through
-    :class:`simgate.watchdog.GuardedPolicy`, as a local run does."""
-    from simgate.engine import make_engine
-    from simgate.runner import build_env, check_sizes, env_for, load_policy, perturbations_for
+    ``policy_name``: its rig (:func:`simgate.rig.build_rig`, as :func:`simgate.runner.run_case`
+    builds it; on the driver to plan, on a worker to run). With ``watchdog`` the engine calls the
+    policy through :class:`simgate.watchdog.GuardedPolicy`, as a local run does."""
+    from simgate.rig import build_rig
 
-    regs = host.registries
-    spec = regs.policies.get(policy_name)
-    # a baseline runs in the candidate's env (the built-in hold sends its neutral action)
-    env = env_for(build_env(regs.envs.get(case.env), regs.policies.get(case.policy)), spec)
-    check_sizes(spec, env)
-    policy = load_policy(spec, env)
-    acting = policy
-    if watchdog is not None:
-        from simgate.watchdog import GuardedPolicy
-
-        acting = GuardedPolicy(policy, watchdog)
-    runner = make_engine(env, acting, perturbations_for(case, regs), env.action_size, engine)
-    keyed = dataclasses.replace(case, policy=policy_name)  # how runner.py keys a baseline's episodes
-    return runner, env, spec, policy, keyed
+    rig = build_rig(case, policy_name, host.registries, engine, watchdog=watchdog)
+    return rig.engine, rig.env, rig.spec, rig.policy, rig.keyed
 
 
 def context_of(case, policy_name: str, host, engine: str, cache_dir) -> tuple:
     """(runner, EpisodeCache or None): None when the case's inputs cannot be hashed."""
-    from simgate.runner import episode_cache
+    from simgate.rig import build_rig
 
-    runner, env, spec, policy, keyed = build_for(case, policy_name, host, engine)
-    cache = episode_cache(Path(cache_dir), keyed, env, runner, spec, policy)
-    return runner, (cache if cache else None)
+    rig = build_rig(case, policy_name, host.registries, engine, cache_dir=Path(cache_dir))
+    return rig.engine, rig.cache
 
 
 def _built(plugins: tuple, case, policy_name: str, engine: str):
     """(runner, the worker's cache context, its watchdog), built once per worker and case."""
     import pickle
 
-    from simgate.runner import episode_cache
+    from simgate.rig import build_rig
     from simgate.watchdog import Watchdog
 
     key = (plugins, pickle.dumps(case), policy_name, engine)
     if key not in _BUILT:
         dog = Watchdog(case.case_timeout, case.policy_timeout)
         # loading a policy can hang too
-        runner, env, spec, policy, keyed = dog.run(build_for, case, policy_name, _host(plugins), engine, dog)
-        cache = episode_cache(Path("/nonexistent-simgate-cache"), keyed, env, runner, spec, policy)
-        _BUILT[key] = (runner, cache.context if cache else None, dog)
+        rig = dog.run(build_rig, case, policy_name, _host(plugins).registries, engine,
+                      Path("/nonexistent-simgate-cache"), dog)
+        _BUILT[key] = (rig.engine, rig.cache.context if rig.cache else None, dog)
     return _BUILT[key]
 
 
@@ -171,8 +157,9 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
         seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
-    name = type(runner).__name__.removesuffix("Engine").lower()
-    return ("ok", name, episodes, seconds)
+    from simgate.rig import engine_name
+
+    return ("ok", engine_name(runner), episodes, seconds)
 
 
 # -- the driver side ----------------------------------------------------------------------------

@@ -148,6 +148,9 @@ def fields_read(env, model) -> set[str]:
 
 
 class BatchedEngine:
+    #: the name its episodes are recorded by (the cache, a case's ``engine`` counts)
+    name = "batched"
+
     def __init__(self, env, policy, perturbations, action_size: int, nthread: int = 1, chunk: int = CHUNK):
         from mujoco.batch import DATA_FIELDS
 
@@ -166,6 +169,12 @@ class BatchedEngine:
         self.nominal = self.ref.nominal
         self.joint_names = self.ref.joint_names
         self.control_dt = self.ref.control_dt
+
+    @property
+    def perturbations(self) -> list:
+        """The case's perturbation instances (the same list as ``ref.perturbations``: the
+        reference engine it keeps applies them)."""
+        return self.ref.perturbations
 
     def run(self, case, indices, overrides=None) -> Rollouts:
         """As :meth:`ReferenceEngine.run`; ``overrides`` (per episode) draw a search row's world,

@@ -65,6 +65,9 @@ def total_mass(model) -> float:
 
 
 class ReferenceEngine:
+    #: the name its episodes are recorded by (the cache, a case's ``engine`` counts)
+    name = "reference"
+
     def __init__(self, env, policy, perturbations, action_size: int):
         import mujoco
 
@@ -278,7 +281,7 @@ def row_perturbations(perturbations: list, params: dict[int, dict]) -> list:
 def row_overrides(runner, rows: list) -> list:
     """Per episode, ``runner``'s start perturbations with each search row's params written in
     (:func:`row_perturbations`): the ``overrides`` argument of either engine's ``run``."""
-    starts = list(getattr(runner, "ref", runner).perturbations)  # the batched engine keeps them on its reference
+    starts = list(runner.perturbations)
     return [row_perturbations(starts, row) for row in rows]
 
 

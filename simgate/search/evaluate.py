@@ -37,8 +37,12 @@ class Evaluator:
     """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
     mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
 
-    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, remote=None):
+    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, remote=None,
+                 rig=None):
         self.case, self.runner, self.space = case, runner, space
+        #: a :class:`simgate.rig.CaseRig` of this case: its ``episodes`` (cache, remote, engine,
+        #: store; counted on the rig) replace ``cache`` and ``remote``
+        self.rig = rig
         #: ``(indices, rows) -> (engine name, episodes) or None``: the rows computed elsewhere (a
         #: Ray cluster), in the lanes this engine would use; None (or a None answer): here
         self.remote = remote
@@ -49,7 +53,8 @@ class Evaluator:
         self.computed = 0  # of them, simulated here
         self.cached = 0  # of them, read from the episode cache
         self.engines: Counter = Counter()
-        self.engine = type(runner).__name__.removesuffix("Engine").lower()
+        name = getattr(runner, "name", None)
+        self.engine = name if isinstance(name, str) else type(runner).__name__.removesuffix("Engine").lower()
         self.memo: dict[tuple, tuple[bool, float, str]] = {}
         self.cache_note: str | None = getattr(cache, "reason", None)
 
@@ -66,6 +71,29 @@ class Evaluator:
         if self.budget is not None and self.episodes + len(new) > self.budget:
             raise BudgetExceeded(f"the search asked for {self.episodes + len(new)} episodes, its budget is {self.budget}")
         self.episodes += len(new)
+        if self.rig is not None:
+            self._through_rig(new)
+        else:
+            self._here(new)
+        rows = [self.memo[k] for k in keys]
+        return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),
+                       [r[2] for r in rows])
+
+    def _through_rig(self, new: list) -> None:
+        """The new rows' episodes from the rig (its counts updated there; mirrored here)."""
+        if not new:
+            return
+        rig = self.rig
+        before = (rig.computed, rig.cached, Counter(rig.engines))
+        episodes = rig.episodes([key[-1] for key in new], [self.space.params(key[:-1]) for key in new])
+        self.computed += rig.computed - before[0]
+        self.cached += rig.cached - before[1]
+        self.engines.update(rig.engines - before[2])
+        self.cache_note = rig.cache_note
+        for key, episode in zip(new, episodes):
+            self._note(key, episode)
+
+    def _here(self, new: list) -> None:
         missing = []
         for key in new:
             row = self.space.params(key[:-1])
@@ -90,9 +118,6 @@ class Evaluator:
             for key, episode in zip(missing, episodes):
                 self._note(key, episode)
                 self._store(episode, self.space.params(key[:-1]), engine)
-        rows = [self.memo[k] for k in keys]
-        return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),
-                       [r[2] for r in rows])
 
     def _note(self, key: tuple, episode) -> None:
         mode = "success"

@@ -36,17 +36,12 @@ def row_starts(case, perturbations: list, params: dict) -> list:
     an axis being ``kind.param`` of one of the case's perturbations)."""
     from simgate.engine.reference import row_perturbations
     from simgate.errors import SimgateError
-    from simgate.search.space import written
+    from simgate.search.space import written_row
 
-    values = []
-    for name, value in params.items():
-        kind, _, param = name.partition(".")
-        found = [i for i, p in enumerate(case.perturbations) if p["kind"] == kind]
-        if len(found) != 1 or not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SimgateError(f"--params: {name!r}={value!r} is not a number for one perturbation of case {case.id!r} "
-                               f"(its kinds: {', '.join(p['kind'] for p in case.perturbations) or 'none'})")
-        values.append((found[0], param, value))
-    return row_perturbations(perturbations, written(case, values))
+    try:
+        return row_perturbations(perturbations, written_row(case, params))
+    except ValueError as exc:
+        raise SimgateError(f"--params: {exc}") from None
 
 
 def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25, cache_dir: Path | None = None,

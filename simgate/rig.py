@@ -172,17 +172,9 @@ class CaseRig:
     def row_params(self, row: dict) -> dict[int, dict]:
         """A search row ``{axis: value}`` as the engine takes it: perturbation index -> that
         perturbation's params with the row's values written in."""
-        from simgate.search.space import written
+        from simgate.search.space import written_row
 
-        values = []
-        for name, value in row.items():
-            kind, _, param = name.partition(".")
-            found = [i for i, p in enumerate(self.case.perturbations) if p["kind"] == kind]
-            if len(found) != 1:
-                raise ValueError(f"search row axis {name!r}: case {self.case.id!r} has {len(found)} perturbations of "
-                                 f"kind {kind!r}, an axis needs exactly one")
-            values.append((found[0], param, value))
-        return written(self.case, values)
+        return written_row(self.case, row)
 
     def remote_rows(self):
         """``(indices, rows) -> (engine name, episodes) or None`` computing episodes on the

@@ -93,7 +93,7 @@ def check_policy_against_contract(spec, env) -> list[str]:
 def _model_actuator_order(env) -> list[str]:
     import mujoco
 
-    model = env.build_model()
+    model = env.scene_model  # the actuators are the scene's: no need to compile the bound model
     return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) or "" for i in range(model.nu)]
 
 

@@ -58,17 +58,20 @@ class MjcfEnv(MujocoEnv):
 
     name: ClassVar[str] = ""
 
-    def __init__(self, robot: RobotDef, contract: ContractDef | None = None):
+    def __init__(self, robot: RobotDef, contract: ContractDef | None = None, scene=None):
         self.robot, self.contract = robot, contract
         self.name = robot.robot.name
-        spec = self._scene_spec()
-        self._scene_userdata = int(spec.nuserdata)
-        nominal = self._compiled(spec)
+        if scene is None:  # (the scene's own userdata size, its compiled model): read and checked once per robot
+            spec = self._scene_spec()
+            scene = (int(spec.nuserdata), self._compiled(spec))
+            check_robot(robot, scene[1])
+        self._scene = scene
+        self._scene_userdata, nominal = scene
+        self.scene_model = nominal  # the scene as written (no contact sensors, no contract slots)
         self.control_hz = (robot.robot.control_hz if robot.robot.control_hz is not None
                            else 1.0 / (robot.robot.decimation * nominal.opt.timestep))
         frame_skip_for(self.control_hz, nominal.opt.timestep, f"robot {self.name!r} ({robot.where('control_hz')})")
         self.joint_limit_exclude = tuple(robot.robot.joint_limit_exclude)
-        check_robot(robot, nominal)
         self._feet = list(robot.robot.feet)
         self._touching = list(robot.robot.terminate.touching)
         self.terms = []
@@ -120,7 +123,7 @@ class MjcfEnv(MujocoEnv):
             raise ValueError(f"policy {spec.name!r} ({spec.manifest}) has no contract, and robot {self.name!r} "
                              f"({self.robot.display}) is described by YAML: add 'contract:' to the policy's manifest "
                              "entry (observation terms and action mapping), or gate it on a Python env")
-        return MjcfEnv(self.robot, contract)
+        return MjcfEnv(self.robot, contract, self._scene)  # the scene compiled once, for every binding
 
     def inputs(self) -> dict:
         """What this env's rules depend on beyond simgate's code and the compiled model (cache key)."""

@@ -37,26 +37,23 @@ class Evaluator:
     """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
     mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
 
-    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, remote=None,
-                 rig=None):
+    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, rig=None):
         self.case, self.runner, self.space = case, runner, space
+        if rig is None:  # the engine and cache alone (a benchmark, a test): the rig they make
+            from simgate.rig import CaseRig
+
+            rig = CaseRig(case, case.policy, runner.env, runner, cache)
         #: a :class:`simgate.rig.CaseRig` of this case: its ``episodes`` (cache, remote, engine,
-        #: store; counted on the rig) replace ``cache`` and ``remote``
+        #: store; counted on the rig, mirrored here for this search) are the rows' episodes
         self.rig = rig
-        #: ``(indices, rows) -> (engine name, episodes) or None``: the rows computed elsewhere (a
-        #: Ray cluster), in the lanes this engine would use; None (or a None answer): here
-        self.remote = remote
-        self.cache = cache if cache else None
         self.classify = classify
         self.budget = budget
         self.episodes = 0  # rows run for the first time in this search (cache hits too)
-        self.computed = 0  # of them, simulated here
+        self.computed = 0  # of them, simulated
         self.cached = 0  # of them, read from the episode cache
         self.engines: Counter = Counter()
-        name = getattr(runner, "name", None)
-        self.engine = name if isinstance(name, str) else type(runner).__name__.removesuffix("Engine").lower()
         self.memo: dict[tuple, tuple[bool, float, str]] = {}
-        self.cache_note: str | None = getattr(cache, "reason", None)
+        self.cache_note: str | None = rig.cache_note
 
     def key(self, x, index: int) -> tuple:
         return tuple(float(v) for v in x) + (int(index),)
@@ -71,10 +68,7 @@ class Evaluator:
         if self.budget is not None and self.episodes + len(new) > self.budget:
             raise BudgetExceeded(f"the search asked for {self.episodes + len(new)} episodes, its budget is {self.budget}")
         self.episodes += len(new)
-        if self.rig is not None:
-            self._through_rig(new)
-        else:
-            self._here(new)
+        self._through_rig(new)
         rows = [self.memo[k] for k in keys]
         return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),
                        [r[2] for r in rows])
@@ -93,43 +87,8 @@ class Evaluator:
         for key, episode in zip(new, episodes):
             self._note(key, episode)
 
-    def _here(self, new: list) -> None:
-        missing = []
-        for key in new:
-            row = self.space.params(key[:-1])
-            found = self.cache.load(key[-1], row) if self.cache else None
-            if found is None:
-                missing.append(key)
-                continue
-            self.cached += 1
-            self.engines[found[1]] += 1
-            self._note(key, found[0])
-        if missing:
-            from simgate.engine.reference import row_overrides
-
-            indices_of = [key[-1] for key in missing]
-            rows = [self.space.row_params(self.case, key[:-1]) for key in missing]
-            got = self.remote(indices_of, rows) if self.remote is not None else None
-            if got is None:
-                got = self.engine, self.runner.run(self.case, indices_of, row_overrides(self.runner, rows)).episodes
-            engine, episodes = got
-            self.computed += len(missing)
-            self.engines[engine] += len(missing)
-            for key, episode in zip(missing, episodes):
-                self._note(key, episode)
-                self._store(episode, self.space.params(key[:-1]), engine)
-
     def _note(self, key: tuple, episode) -> None:
         mode = "success"
         if not episode.success:
             mode = (self.classify(self.case, episode) if self.classify else None) or episode.terminated or "failed"
         self.memo[key] = (bool(episode.success), float(np.mean(episode.mean_abs_torque)), str(mode))
-
-    def _store(self, episode, row: dict, engine: str) -> None:
-        if not self.cache:
-            return
-        try:
-            self.cache.put(episode, engine, row)
-        except Exception as exc:  # an unwritable cache never fails the search: it stops caching
-            self.cache, self.cache_note = None, (f"episode cache disabled for the search of {self.case.id!r}: "
-                                                 f"{type(exc).__name__}: {exc}")

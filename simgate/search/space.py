@@ -137,6 +137,21 @@ def written(case, values) -> dict[int, dict]:
     return out
 
 
+def written_row(case, row: dict) -> dict[int, dict]:
+    """:func:`written` for a row named by axis (``{"kind.param": value}``, each kind one of the
+    case's perturbations, each value a number: a search row, a replay's ``--params``).
+    ValueError naming the first axis that is not."""
+    values = []
+    for name, value in row.items():
+        kind, _, param = name.partition(".")
+        found = [i for i, p in enumerate(case.perturbations) if p["kind"] == kind]
+        if len(found) != 1 or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{name!r}={value!r} is not a number for one perturbation of case {case.id!r} "
+                             f"(its kinds: {', '.join(p['kind'] for p in case.perturbations) or 'none'})")
+        values.append((found[0], param, value))
+    return written(case, values)
+
+
 def axis_problem(name: str, spec, registries) -> str | None:
     """Why ``name`` cannot be a search axis of the scenario ``spec``, or None."""
     from simgate.names import did_you_mean

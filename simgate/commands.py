@@ -1,28 +1,38 @@
 """The command lines simgate prints for a person to paste (a leaf: the runner quotes a search
 row's, the reports the worst episode's; :mod:`simgate.cli.replay` runs them).
 
-Each names this interpreter, so it works outside an activated virtual environment too."""
+Each is written to run on another machine: ``python -m simgate`` (the interpreter of the
+environment simgate is installed in, activated), never the absolute path of the virtual
+environment that ran the suite. What makes the replay the same episode is the case id, the
+episode index and the code and policy it ran with; reports print the commit and the policy's
+digest beside the command (:func:`provenance`)."""
 
 from __future__ import annotations
 
 import json
 
+#: how every printed command starts
+PROGRAM = "python -m simgate"
+
 
 def replay_command(case_id: str, episode: int) -> str:
-    """The replay command as it runs when pasted: this interpreter, so it works outside an
-    activated virtual environment too."""
+    """The command replaying episode ``episode`` of case ``case_id`` with its video."""
     import shlex
-    import sys
 
-    return f"{shlex.quote(sys.executable)} -m simgate replay {shlex.quote(case_id)} {episode} --video"
+    return f"{PROGRAM} replay {shlex.quote(case_id)} {episode} --video"
 
 
 def row_command(case_id: str, episode: int, params: dict) -> str:
-    """The command replaying a search row (``params``: {axis: value}, episode ``episode``), as it
-    runs when pasted (this interpreter)."""
+    """The command replaying a search row (``params``: {axis: value}, episode ``episode``)."""
     import shlex
-    import sys
 
     shown = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return (f"{shlex.quote(sys.executable)} -m simgate replay {shlex.quote(case_id)} {episode} "
-            f"--params {shlex.quote(shown)} --video")
+    return f"{PROGRAM} replay {shlex.quote(case_id)} {episode} --params {shlex.quote(shown)} --video"
+
+
+def provenance(commit: str | None, policy_sha256: str | None) -> str:
+    """What a replay must run with to give the same episode, said beside its command."""
+    parts = [f"commit {commit[:12]}" if commit else "commit unknown"]
+    if policy_sha256:
+        parts.append(f"policy sha256 {policy_sha256[:16]}")
+    return "at " + ", ".join(parts)

@@ -203,7 +203,7 @@ class Controller:
         if alluredir:
             from simgate.reporting import allure
 
-            allure.write_run_files(alluredir, self.results, self.verdict)
+            allure.reconcile(alluredir, self.results, self.cases, self.verdict)
 
     def _log_promotion_items(self, session: pytest.Session) -> None:
         """A candidate blocked by what no failed case item shows (a Holm-confirmed regression, or a

@@ -137,13 +137,14 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     environment = (results / "environment.properties").read_text()
     assert "mujoco=" in environment and "onnxruntime=" in environment
     written = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
-    [case] = [r for r in written if not r["name"].startswith("promotion overview")]
-    assert len(written) == 2  # the case and the promotion overview, nothing else
+    [case] = [r for r in written if not r["name"].startswith("promotion: ")]
+    assert len(written) == 2  # the case and its candidate's promotion decision, nothing else
     message = case["statusDetails"]["message"]
-    assert message.startswith("FAIL (gate) · primary failure mode: timeout")  # one line: Categories groups by it
+    assert case["status"] == "failed"
+    assert message.startswith("BLOCKS promotion · requirement not met · success rate")  # one line: Categories groups by it
     assert "failure modes (30 of 30 episodes): timeout 30" in case["statusDetails"]["trace"]  # the whole verdict
     matched = [c["name"] for c in categories if case["status"] in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
-    assert matched == ["Failure mode: timeout"]  # exactly one category: the case's dominant mode
+    assert matched == ["Blocks promotion: requirement not met"]  # exactly one category: why it blocks
     labels = {(label["name"], label["value"]) for label in case["labels"]}
     assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
     names = {a["name"] for a in case["attachments"]}
@@ -152,8 +153,8 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert not any(p["name"] == "simgate_case" and p.get("mode") != "hidden" for p in case["parameters"])
     assert any(n.startswith("trajectory episode ") for n in names)  # the worst episode, replayed
     [replay] = [a for a in case["attachments"] if a["name"] == "replay"]
-    assert f"{sys.executable} -m simgate replay flat-balancebot-lqr-degraded " in (results / replay["source"]).read_text()
-    assert ("severity", "normal") in labels
+    assert "python -m simgate replay flat-balancebot-lqr-degraded " in (results / replay["source"]).read_text()
+    assert ("severity", "blocker") in labels and ("tag", "requirement") in labels
     png = [a for a in case["attachments"] if a.get("type") == "image/png"]
     assert all((results / a["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for a in png)
     properties = dict(line.split("=", 1) for line in environment.splitlines())
@@ -162,16 +163,16 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
 
 
 def test_allure_gets_robustness_curves_inside_one_promotion_overview(tmp_path):
-    """A swept scenario's curve is a chart of the overview result, not a (green) result of its own:
-    the report counts cases, plus the one overview whose status is the promotion decision."""
+    """A swept scenario's curve is a chart of the candidate's promotion result, not a (green) result
+    of its own: the report counts cases, plus one promotion decision per candidate."""
     results = tmp_path / "allure-results"
     run = gate("-n", "2", "--scenarios", str(only(tmp_path / "scenarios", "rough.yaml")), "--simgate-reports",
                str(tmp_path), "--alluredir", str(results), "--policy", "balancebot-lqr", "--baseline", "none")
     assert run.returncode == 0, run.stdout[-2000:]
     written = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     assert not any(r["name"].startswith("robustness curve") for r in written)
-    [overview] = [r for r in written if r["name"].startswith("promotion overview")]
-    assert overview["name"] == "promotion overview: ALLOWED" and overview["status"] == "passed"
+    [overview] = [r for r in written if r["name"].startswith("promotion: ")]
+    assert overview["name"] == "promotion: balancebot-lqr: PROMOTE" and overview["status"] == "passed"
     assert "balancebot-lqr" in overview["descriptionHtml"] and "PROMOTE" in overview["descriptionHtml"]
     [curve] = [a for a in overview["attachments"] if a["name"] == "robustness curve: rough over noise"]
     assert (results / curve["source"]).read_bytes()[:4] == b"\x89PNG"

@@ -109,15 +109,21 @@ def test_a_plugins_failure_mode_gets_its_own_allure_category(tmp_path):
     import json
     import re
 
-    from simgate.reporting.allure import write_run_files
+    from simgate.reporting.allure import reconcile
+    from simgate.reporting.final import case_states
 
-    results = {"a": {"case": {"id": "a", "policy": "p"}, "failure_modes": {"stuck": 3, "timeout": 1}}}
-    write_run_files(str(tmp_path), results)
+    results = {"a": {"case": {"id": "a", "policy": "p", "gate": True}, "outcome": "FAIL", "episodes": 10,
+                     "failure_modes": {"stuck": 3, "timeout": 1},
+                     "requirements": [{"kind": "success_rate", "name": "success rate", "outcome": "FAIL",
+                                       "observed": "6/10", "threshold": ">= 0.9", "bound": "exact", "numbers": {}}]}}
+    verdict = {"candidates": {"p": {"findings": [{"case": "a", "kind": "requirement", "text": "success rate FAIL"}]}}}
+    reconcile(str(tmp_path), results, {}, verdict)
     categories = {c["name"]: c for c in json.loads((tmp_path / "categories.json").read_text())}
-    assert "Failure mode: stuck" in categories
-    message = "a: FAIL\n  failure modes (4 of 10 episodes): stuck 3, timeout 1\n"
-    matched = [name for name, c in categories.items() if re.match(c["messageRegex"], message)]
-    assert matched == ["Failure mode: stuck"]  # filed under its most frequent mode only
+    assert "Blocks promotion: requirement not met · stuck" in categories
+    message = case_states(results, {}, verdict)["a"].headline
+    matched = [name for name, c in categories.items() if "failed" in c["matchedStatuses"]
+               and re.fullmatch(c["messageRegex"], message)]
+    assert matched == ["Blocks promotion: requirement not met · stuck"]  # filed under its most frequent mode only
 
 
 def test_scenario_files_are_tests_without_a_test_module(project):

@@ -71,17 +71,27 @@ def matched(categories, status, message):
     return [c["name"] for c in categories if status in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
 
 
-def test_informational_failures_are_filed_under_their_mode_and_gating_ones_under_theirs():
-    from simgate.reporting.allure import categories, headline
+def test_each_case_is_filed_under_why_it_blocks_and_its_outcome_first_mode():
+    """Categories are decisions: the reason a case blocks (or that it is informational), then the
+    mode it is filed under, a fall first whatever rule named its episodes' primary mode."""
+    from simgate.reporting.allure import categories
+    from simgate.reporting.final import case_states
 
     info = result(case(gate=False), 24, 50, {"slipped": 26})
-    gating = result(case(scenario="quadruped_pushes", point={}), 80, 150, {"fell": 26, "saturated": 19})
+    gating = result(case(scenario="quadruped_pushes", point={}), 80, 150, {"saturated": 44, "fell": 26})
     records = {r.case.id: r.to_dict() for r in (info, gating)}
+    cases = {r.case.id: r.case for r in (info, gating)}
+    verdict = {"candidates": {"quadruped-nominal": {"findings": [
+        {"case": gating.case.id, "kind": "requirement", "text": "success rate FAIL"}]}}}
+    states = case_states(records, cases, verdict, falls={gating.case.id: 43})
     cats = categories(records)
-    # allure-pytest reports an xfail (informational) as skipped, a failed check as failed
-    assert matched(cats, "skipped", headline(info)) == ["Failure mode: slipped (informational, gate: false)"]
-    assert matched(cats, "failed", headline(gating)) == ["Failure mode: fell"]
-    assert "primary failure mode: fell" in headline(gating) and "\n" not in headline(gating)
+    assert states[info.case.id].status == "skipped" and states[gating.case.id].status == "failed"
+    assert matched(cats, "skipped", states[info.case.id].headline) == ["Informational (gate: false): did not pass · slipped"]
+    # 43 of 150 fell, although 'saturated' is the primary mode of more of them: the fall is the outcome
+    assert matched(cats, "failed", states[gating.case.id].headline) == ["Blocks promotion: requirement not met · fell"]
+    assert "fell in 43 of 150 episodes" in states[gating.case.id].headline and "\n" not in states[gating.case.id].headline
+    # the same case, passed by the verdict (no finding), is green whatever the worker thought
+    assert case_states(records, cases, {"candidates": {}})[gating.case.id].status == "passed"
 
 
 def test_a_confirmed_torque_regression_is_shown_where_its_case_passed(tmp_path):
@@ -116,34 +126,34 @@ def verdict_for(records):
         "quadruped-robust": {"promote": True, "passed": True, "complete": True, "blocking": []}}}
 
 
-def test_one_overview_result_states_each_candidates_verdict_and_no_curve_counts_as_a_test(tmp_path):
+def test_one_result_per_candidate_states_its_decision_and_no_curve_counts_as_a_test(tmp_path):
     pytest.importorskip("matplotlib")
-    from simgate.reporting.allure import write_run_files
+    from simgate.reporting.allure import reconcile
 
-    records = {}
+    records, cases = {}, {}
     for policy, ks in (("quadruped-nominal", (50, 48, 24)), ("quadruped-robust", (50, 49, 41))):
         for friction, k in zip((0.1, 0.05, 0.03), ks):
             modes = {"slipped": 50 - k} if k < 50 else {}
             r = result(case(policy=policy, gate=False, point={"friction": friction}), k, 50, modes)
-            records[r.case.id] = r.to_dict()
-    write_run_files(str(tmp_path), records, verdict_for(records))
-    written = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
-    assert [w["name"] for w in written] == ["promotion overview: BLOCKED"]  # curves are pictures, not results
-    [overview] = written
-    assert overview["status"] == "failed"
-    page = overview["descriptionHtml"]
-    assert "quadruped-nominal" in page and "BLOCKED by 1 finding" in page and "PROMOTE" in page
-    assert "slipped 26 of 50" in page  # where the informational case fails, and how
-    names = [a["name"] for a in overview["attachments"]]
-    [attached] = [a for a in overview["attachments"] if a["name"] == "promotion overview.html"]
+            records[r.case.id], cases[r.case.id] = r.to_dict(), r.case
+    reconcile(str(tmp_path), records, cases, verdict_for(records))
+    written = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")}
+    # curves are pictures, not results: one result per candidate, its status the decision
+    assert sorted(written) == ["promotion: quadruped-nominal: BLOCKED", "promotion: quadruped-robust: PROMOTE"]
+    nominal, robust = written["promotion: quadruped-nominal: BLOCKED"], written["promotion: quadruped-robust: PROMOTE"]
+    assert nominal["status"] == "failed" and robust["status"] == "passed"
+    assert "quadruped_pushes-quadruped-nominal: success rate FAIL (103/150)" in nominal["statusDetails"]["trace"]
+    names = [a["name"] for a in nominal["attachments"]]
+    [attached] = [a for a in nominal["attachments"] if a["name"] == "promotion overview.html"]
     full = (tmp_path / attached["source"]).read_text()
     assert "FAIL</b> 24/50<br>slipped 26" in full  # the matrix cell, informational included
     assert "<b>slipped</b>" in full and "28 of 100" in full  # ranked: nominal slipped 2 + 26 in its 2 cases
     assert "robustness curve: quadruped_slippery_sensitivity over friction" in names
-    assert "promotion overview.html" in names
     env = (tmp_path / "environment.properties").read_text()
     assert "promotion=BLOCKED" in env and "promotion.quadruped-robust=PROMOTE" in env
-    assert json.loads((tmp_path / "executor.json").read_text())["reportName"] == "simgate: promotion BLOCKED"
+    # the report's name says each candidate's decision: "BLOCKED" alone reads as "nothing may ship"
+    assert json.loads((tmp_path / "executor.json").read_text())["reportName"] == \
+        "simgate: quadruped-nominal BLOCKED · quadruped-robust PROMOTE"
 
 
 def test_the_robustness_curve_marks_a_point_below_the_requirement_as_failed_and_uses_one_sided_bounds():
@@ -258,14 +268,15 @@ def test_readme_tables_are_generated_from_summaries(tmp_path):
     assert "old" not in text and "| `quadruped_slippery_sensitivity-friction=0.03` | FAIL (info) 24/50 (slipped 26) |" in text
 
 
-def test_an_incomplete_or_missing_verdict_still_gives_an_overview(tmp_path):
-    """The verdict document is read defensively: an incomplete run's, or none at all."""
-    from simgate.reporting.allure import write_overview
+def test_an_incomplete_or_missing_verdict_still_gives_a_decision(tmp_path):
+    """The verdict document is read defensively: an incomplete run's, or none at all; neither passes."""
+    from simgate.reporting.allure import write_candidates
 
     r = result(case(gate=False), 24, 50, {"slipped": 26})
     records = {r.case.id: r.to_dict()}
     incomplete = {"decision": "INCOMPLETE", "complete": False, "missing": ["x"], "candidates": {
         "quadruped-nominal": {"passed": True, "complete": True}}}
-    written = write_overview(tmp_path, records, incomplete)
-    assert written["status"] == "broken" and "NOT PROMOTED" in written["descriptionHtml"]
-    assert write_overview(tmp_path, records, None)["status"] == "broken"
+    [written] = write_candidates(tmp_path, records, incomplete)
+    assert written["status"] == "broken" and written["name"] == "promotion: quadruped-nominal: NOT DECIDED"
+    [none] = write_candidates(tmp_path / "none", records, None)
+    assert none["status"] == "broken"

@@ -1,4 +1,4 @@
-"""simgate's commands, ``python -m simgate report|replay|contract`` (the gate itself is ``pytest``):
+"""simgate's commands, ``python -m simgate report|replay|contract|summary`` (the gate itself is ``pytest``):
 the argument parser here, each command in its own module (:mod:`simgate.cli.report`,
 :mod:`simgate.cli.replay`, :mod:`simgate.cli.contract`)."""
 
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     from simgate.cli.contract import add_arguments as contract_arguments
 
     contract_arguments(contract)
+    summary = commands.add_parser("summary", help="the verdict as markdown (CI job summary, PR comment)")
+    from simgate.cli.summary import add_arguments as summary_arguments
+
+    summary_arguments(summary)
     args = parser.parse_args(argv)
     from simgate.errors import SimgateError
 
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             from simgate.cli.report import main as run
         elif args.command == "contract":
             from simgate.cli.contract import main as run
+        elif args.command == "summary":
+            from simgate.cli.summary import main as run
         else:
             from simgate.cli.replay import main as run
         return run(args)

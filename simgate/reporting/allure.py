@@ -1,13 +1,13 @@
 """The only module that imports allure. Without allure-pytest installed every call is a no-op.
 
-On a worker, :func:`report_case` labels a case's result and attaches its evidence. Its status
-message is rewritten (an allure-commons ``report_result`` hook, run before the result file is
-written) to one line that groups in Allure's Categories tree, e.g.
-``FAIL (gate) · primary failure mode: fell · failed: success rate``; the full verdict block moves to
-the trace. Informational cases (``gate: false``) stay xfail (Allure: skipped) and their line says
-``(informational, gate: false)``, which their own categories match. On the controller,
-:func:`write_run_files` writes the categories, the environment, the report's name (the
-promotion decision) and one "promotion overview" result."""
+On a worker, :func:`report_case` labels a case's result and attaches its evidence (charts, the
+episode table, the worst episode's video, a search's pictures and its counterexamples as steps).
+A worker knows only its own case, so what it writes about the decision is provisional. On the
+controller, once the regression families are judged, :func:`reconcile` rewrites every case's
+result from the final records (:mod:`simgate.reporting.final`): its status, its status line
+(which its category matches), its decision block and tags; and writes one result per candidate
+whose status is its promotion decision, the categories, the environment and the report's name.
+So the report's pages, statuses, categories and counts are those of ``verdict.json``."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import json
 import re
 
 from simgate.reporting.message import replay_command
-from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
+from simgate.verdict import REGRESSION_KINDS, TORQUE_VS_BASELINE
 
-#: requirement kind → how a failed one reads in the status line (records whose baseline findings
-#: were decided per case; now the controller judges them as one family and they never fail here)
-_PHRASES = {SUCCESS_RATE: "success rate", NOT_WORSE: "regression vs baseline (success)",
-            TORQUE_VS_BASELINE: "regression vs baseline (torque)"}
 INFORMATIONAL = "informational, gate: false"
 #: the label (not shown by Allure 2) that names a result's case: for the rewriting hook and for
 #: machines reading the results (docs/screenshots/shoot.js finds cases by it)
 CASE_LABEL = "simgate_case"
+#: the decision block of a case's description, between these: the controller replaces it
+DECISION_START, DECISION_END = "<!--simgate:decision-->", "<!--/simgate:decision-->"
+#: labels a worker writes for the controller: how many episodes fell, and their primary modes
+FALLS_LABEL = "simgate_falls"
 
 
 def _allure():
@@ -41,7 +41,7 @@ def headline(result) -> str:
     modes = list(result.failure_modes)
     found = _search_modes(result)
     primary = modes[0] if modes else f"{found[0]} · found by the search" if found else "none (every episode succeeded)"
-    failed = [_PHRASES.get(r.kind, r.name) for r in result.requirements if r.outcome != "PASS"]
+    failed = [r.name for r in result.requirements if r.outcome != "PASS" and r.kind not in REGRESSION_KINDS]
     line = f"{result.outcome} ({'gate' if case.gate else INFORMATIONAL}) · primary failure mode: {primary}"
     if failed:
         line += f" · {'failed' if result.outcome == 'FAIL' else 'undecided'}: {', '.join(dict.fromkeys(failed))}"
@@ -64,7 +64,7 @@ def _register_rewriter() -> None:
     """An allure-commons plugin that runs before the file logger (tryfirst) on every finished
     result: the status line, the trace and clean parameters of the results report_case marked."""
     import allure_commons
-    from allure_commons.model2 import Parameter, StatusDetails
+    from allure_commons.model2 import Attachment, Parameter, StatusDetails, TestStepResult
 
     if allure_commons.plugin_manager.get_plugin("simgate-rewriter") is not None:
         return
@@ -81,6 +81,13 @@ def _register_rewriter() -> None:
                 Parameter(name=name, value=value) for name, value in pending["parameters"]]
             if result.status in ("failed", "skipped") and pending.get("headline"):
                 result.statusDetails = StatusDetails(message=pending["headline"], trace=pending["message"])
+            for step in pending.get("steps", []):  # a search's counterexamples: evidence of this case
+                result.steps.append(TestStepResult(
+                    name=step["name"], status=step["status"], stage="finished", start=result.start, stop=result.stop,
+                    statusDetails=StatusDetails(message=step["message"], trace=step["trace"]),
+                    parameters=[Parameter(name=k, value=v) for k, v in step["parameters"]],
+                    attachments=[Attachment(name=a["name"], source=a["source"], type=a["type"])
+                                 for a in step["attachments"]]))
 
     allure_commons.plugin_manager.register(Rewriter(), "simgate-rewriter")
 
@@ -110,13 +117,16 @@ def report_case(result, host=None) -> None:
         allure.dynamic.tag("informational")
     for mode in result.failure_modes:
         allure.dynamic.label("failure_mode", mode)
+    falls = falls_of(result)
+    if falls is not None:
+        allure.dynamic.label(FALLS_LABEL, json.dumps(falls, sort_keys=True))
     allure.dynamic.severity(_severity(case))
     parameters = [("policy", case.policy)] + [(name, _text(value)) for name, value in case.point.items()]
     parameters += [(f"perturbation {i + 1}: {p['kind']}", ", ".join(f"{k}={_text(v)}" for k, v in p["params"].items()))
                    for i, p in enumerate(case.perturbations)]
     failed = result.outcome != "PASS"
     _PENDING[case.id] = {"parameters": parameters, "headline": headline(result) if failed else None,
-                         "message": case_message(result)}
+                         "message": case_message(result), "steps": []}
     _register_rewriter()
     allure.dynamic.description_html(_case_html(result))
     allure.attach(json.dumps(result.to_dict(), indent=1, sort_keys=True), name="metrics.json",
@@ -141,48 +151,80 @@ def _text(value) -> str:
 
 
 def _case_html(result) -> str:
-    """The case's requirements as a table, its failure modes (primary, and how many also fell)."""
+    """The case's page: the decision block (provisional here, replaced by the controller's), then
+    the evidence: how episodes ended (falls first, their causes beside), the worst episode's
+    replay, the search. Plain lists: Allure 2 flattens a table's cells into one run of text."""
     import html
-    import math
 
     e = html.escape
-    colour = {"PASS": "#1e8449", "FAIL": "#a93226", "INCONCLUSIVE": "#b9770e"}
     case = result.case
-    rows = "".join(f"<tr><td style='padding:2px 8px'>{e(r.name)}</td><td style='padding:2px 8px;font-weight:bold;"
-                   f"color:{colour.get(r.outcome, '#333')}'>{r.outcome}</td><td style='padding:2px 8px'>{e(r.observed)}</td>"
-                   f"<td style='padding:2px 8px'>{e(r.threshold)}</td><td style='padding:2px 8px'>{e(r.bound)}</td></tr>"
-                   for r in result.requirements)
-    out = [f"<p><b>{result.outcome}</b>" + ("" if case.gate else " — informational (<code>gate: false</code>): shown, "
-                                            "never blocking") + "</p>"]
+    items = []
+    for r in result.requirements:
+        if r.kind in REGRESSION_KINDS:  # the candidate's family decides these, on the controller
+            items.append(f"<li><b>judged by the family</b> {e(r.name)}: observed {e(r.observed)} (see verdict.json)</li>")
+        else:
+            items.append(f"<li><b>{e(r.outcome)}</b> {e(r.name)}: observed {e(r.observed)}; required "
+                         f"{e(r.threshold)}; {e(r.bound)}</li>")
+    out = [DECISION_START, f"<p><b>{e(result.outcome)}</b>" + ("" if case.gate else " (informational, gate: false)")
+           + "</p>", f"<ul>{''.join(items)}</ul>" if items else "", DECISION_END]
     if result.error:
         out.append(f"<pre>{e(result.error)}</pre>")
-    if rows:
-        out.append("<table style='border-collapse:collapse'><tr><th align=left>requirement</th><th align=left>verdict"
-                   "</th><th align=left>observed</th><th align=left>required</th><th align=left>bound / test</th></tr>"
-                   f"{rows}</table>")
+    falls = falls_of(result)
+    if falls is not None and falls["fell"]:
+        causes = ", ".join(f"{mode} {n}" for mode, n in falls["causes"].items())
+        out.append(f"<p><b>Fell: {falls['fell']} of {result.episodes} episodes</b>"
+                   + (f" (primary failure mode of those: {e(causes)})" if causes else "") + "</p>")
     if result.failure_modes:
-        fell = [t is not None and math.isfinite(t) for t in result.table.get("time_to_fall", [])]
-        primary = result.table.get("failure_mode", [])
-        items = []
-        for mode, count in result.failure_modes.items():
-            also = sum(1 for m, f in zip(primary, fell) if m == mode and f) if mode != "fell" else 0
-            items.append(f"<li><b>{e(mode)}</b> {count}" + (f" (of which {also} also fell)" if also else "")
-                         + (f": e.g. {e(result.examples[mode])}" if mode in result.examples else "") + "</li>")
-        out.append(f"<p>Failure modes, one per failed episode (its primary mode: the first rule that matches), "
-                   f"{sum(result.failure_modes.values())} of {result.episodes} episodes:</p><ul>{''.join(items)}</ul>")
+        listed = "".join(f"<li><b>{e(mode)}</b> {count}" + (f": e.g. {e(result.examples[mode])}" if mode in result.examples
+                                                            else "") + "</li>"
+                         for mode, count in result.failure_modes.items())
+        out.append(f"<p>Failed episodes by primary failure mode (the first rule that matches; a fall is counted above "
+                   f"whatever its mode), {sum(result.failure_modes.values())} of {result.episodes}:</p><ul>{listed}</ul>")
     if result.worst is not None and result.outcome != "PASS":
-        out.append(f"<p>Replay the worst episode: <code>{e(replay_command(case.id, result.worst))}</code></p>")
+        out.append(f"<p>Replay the worst episode: <code>{e(replay_command(case.id, result.worst))}</code> "
+                   f"({e(_provenance(result))})</p>")
     search = getattr(result, "search", None)
     if search:
         out.append(search_html(search))
-    return "\n".join(out)
+    return "\n".join(o for o in out if o)
+
+
+def falls_of(result) -> dict | None:
+    """How many of the case's episodes fell (a finite time to fall), and the primary failure mode
+    each of those was filed under: for a robotics reader the fall is the outcome, saturation or
+    a joint limit a cause. None without a time-to-fall column."""
+    import math
+
+    times = (result.table or {}).get("time_to_fall")
+    if times is None:
+        return None
+    modes = (result.table or {}).get("failure_mode") or [None] * len(times)
+    fell = [m for t, m in zip(times, modes) if t is not None and math.isfinite(t)]
+    causes: dict[str, int] = {}
+    for mode in fell:
+        causes[mode or "none"] = causes.get(mode or "none", 0) + 1
+    return {"fell": len(fell), "causes": dict(sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def _provenance(result) -> str:
+    from simgate.commands import provenance
+
+    return provenance(_git_commit(), getattr(result, "policy_sha256", None))
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 # -- search cases ----------------------------------------------------------------------------------
 #: counterexamples rendered as videos per case (each is a full episode on the reference engine)
 MAX_COUNTEREXAMPLE_VIDEOS = 4
-#: the label that ties a counterexample's result to its search case
-COUNTEREXAMPLE_LABEL = "simgate_counterexample_of"
 
 
 def search_html(search: dict) -> str:
@@ -194,8 +236,9 @@ def search_html(search: dict) -> str:
     lines = summary_lines(search)
     items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines)
     return ("<h4>Search over the parameter space</h4>"
-            f"<ul>{items}</ul><p>Pictures: the attachments named <b>search: …</b>; each counterexample is a result "
-            "of its own (<i>counterexample: …</i>, same suite).</p>")
+            f"<ul>{items}</ul><p>Pictures: the attachments named <b>search: …</b>; each failing episode the search "
+            "found is a step of this result (<i>counterexample: …</i>, or <i>example: …</i> inside a region the "
+            "certificate passes).</p>")
 
 
 def _report_search(allure, result, search: dict, host) -> None:
@@ -216,8 +259,8 @@ def _report_search(allure, result, search: dict, host) -> None:
     allure.attach(json.dumps(search, indent=1, sort_keys=True), name="search.json",
                   attachment_type=allure.attachment_type.JSON)
     out = results_dir()
-    if out is not None and counterexamples_of(search):
-        write_counterexamples(out, result.case, search, host)
+    if out is not None and counterexamples_of(search) and result.case.id in _PENDING:
+        _PENDING[result.case.id]["steps"] += counterexample_steps(out, result.case, search, host)
 
 
 def results_dir():
@@ -240,15 +283,25 @@ def counterexample_name(c: dict, search: dict) -> str:
     return f"counterexample: {counterexample_title(c, axes_of(search))}"
 
 
-def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
-    """One Allure result per counterexample of a search case, written into ``out`` as the
-    promotion overview is (a synthetic result): failed for a gating case, skipped (Allure's
-    informational) otherwise; its parameters, failure mode, the shrinking, the replay command,
-    and, with ``host`` and where MuJoCo renders, the episode's video with the row's parameters.
-    Deterministic file names (case, counterexample): a rerun into the same folder replaces them."""
+def counterexample_kind(case, search: dict) -> tuple[str, str]:
+    """(what a failing episode of the search is called, its step's status). Inside a region the
+    certificate passes, a failed episode is an *example* of the failures the certified rate
+    allows, not a counterexample; only where the case gates on the envelope and the certificate
+    did not pass does it count against the policy."""
+    certified = ((search.get("certificate") or {}).get("status")) == "PASS"
+    gated = bool(getattr(case, "gate", True)) and bool((getattr(case, "search", None) or {}).get("require"))
+    if certified:
+        return "example", "skipped"
+    return ("counterexample", "failed") if gated else ("counterexample (informational)", "skipped")
+
+
+def counterexample_steps(out, case, search: dict, host=None) -> list[dict]:
+    """One step of the case's result per failing episode the search found and shrank: its
+    parameters, failure mode, the shrinking, the replay command and, with ``host`` and where
+    MuJoCo renders, the episode's video. Steps, not results: the report's counts count decisions,
+    and an episode is evidence of its case's decision. Attachments are written into ``out`` with
+    names made from (case, index), so a rerun into the same folder replaces them."""
     import hashlib
-    import html
-    import time
     import uuid
     from pathlib import Path
 
@@ -257,21 +310,18 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     axes = {a["name"]: a for a in axes_of(search)}
-    # a counterexample blocks only where the case gates on the envelope (require:
-    # holds_inside_envelope, gate on); otherwise it is shown the informational way (skipped)
-    gate = bool(getattr(case, "gate", True)) and bool((getattr(case, "search", None) or {}).get("require"))
-    written = []
+    kind, status = counterexample_kind(case, search)
+    steps = []
     for n, c in enumerate(counterexamples_of(search)):
-        name = counterexample_name(c, search)
+        title = counterexample_name(c, search).split(": ", 1)[1]
         params = c.get("params") or {}
         mode = c.get("mode") or "unclassified"
         key = str(uuid.UUID(hashlib.sha256(f"counterexample:{case.id}:{n}".encode()).hexdigest()[:32]))
         attachments: list[dict] = []
         attach = _attacher(out, key, attachments)
-
         command = c.get("replay") or ""
         shrunk = c.get("shrunk_from") or {}
-        lines = [f"{case.id}: counterexample {n + 1} inside the operating envelope", f"episode index {c.get('index')}"]
+        lines = [f"{case.id}: {kind} {n + 1} inside the operating envelope", f"episode index {c.get('index')}"]
         lines += [f"  {k} = {fmt(v, (axes.get(k) or {}).get('unit', ''))}" for k, v in params.items()]
         lines.append(f"primary failure mode: {mode}")
         if shrunk.get("params"):
@@ -285,39 +335,11 @@ def write_counterexamples(out, case, search: dict, host=None) -> list[dict]:
             text += _counterexample_video(case, c, host, attach)
         attach("replay", text.encode(), "txt", "text/plain")
         attach("counterexample.json", json.dumps(c, indent=1, sort_keys=True).encode(), "json", "application/json")
-        e = html.escape
-        # one line each: Allure 2 flattens a table's cells into one run of text
-        rows = "".join(f"<li>{e(k)} = <b>{e(fmt(v, (axes.get(k) or {}).get('unit', '')))}</b> (nominal "
-                       f"{e(fmt((axes.get(k) or {}).get('nominal'), (axes.get(k) or {}).get('unit', '')))}, envelope "
-                       f"{e(_envelope_text(axes.get(k)))})</li>" for k, v in params.items())
-        description = (f"<p>A failing episode inside the operating envelope of <b>{e(case.id)}</b>, shrunk toward "
-                       f"nominal: primary failure mode <b>{e(mode)}</b>, episode index {e(str(c.get('index')))}.</p>"
-                       f"<ul>{rows}</ul>"
-                       + (f"<p>Before shrinking: {e(', '.join(f'{k}={fmt(v)}' for k, v in shrunk.get('params', {}).items()))}"
-                          "</p>" if shrunk.get("params") else "")
-                       + (f"<p>Replay it: <code>{e(command)}</code></p>" if command else ""))
-        headline = (f"COUNTEREXAMPLE ({'gate' if gate else INFORMATIONAL}) · primary failure mode: {mode} · "
-                    f"{name.split(': ', 1)[1]} · inside the envelope of {case.id}")
-        now = int(time.time() * 1000)
-        record = {
-            "uuid": key, "historyId": hashlib.md5(f"{case.id}:{json.dumps(params, sort_keys=True)}:{c.get('index')}".encode()).hexdigest(),
-            "name": name, "fullName": f"simgate.search.{case.id}.counterexample{n + 1}",
-            "status": "failed" if gate else "skipped", "stage": "finished", "start": now, "stop": now,
-            "statusDetails": {"message": headline, "trace": text},
-            "descriptionHtml": description,
-            "labels": [{"name": "parentSuite", "value": f"{case.env}: {'gate' if gate else INFORMATIONAL}"},
-                       {"name": "suite", "value": case.scenario}, {"name": "subSuite", "value": case.policy},
-                       {"name": "epic", "value": case.env}, {"name": "feature", "value": case.scenario},
-                       {"name": "story", "value": "counterexamples (search)"},
-                       {"name": "severity", "value": "critical" if gate else "minor"},
-                       {"name": "tag", "value": "counterexample"}, {"name": "failure_mode", "value": mode},
-                       {"name": "policy", "value": case.policy}, {"name": COUNTEREXAMPLE_LABEL, "value": case.id}],
-            "parameters": [{"name": "case", "value": case.id}, {"name": "episode", "value": str(c.get("index"))}]
-                          + [{"name": k, "value": fmt(v, (axes.get(k) or {}).get("unit", ""))} for k, v in params.items()],
-            "attachments": attachments}
-        (out / f"{key}-result.json").write_text(json.dumps(record, indent=1))
-        written.append(record)
-    return written
+        steps.append({"name": f"{kind}: {title}", "status": status, "message": f"{kind} · primary failure mode: {mode}",
+                      "trace": text, "attachments": attachments,
+                      "parameters": [("episode", str(c.get("index")))]
+                                    + [(k, fmt(v, (axes.get(k) or {}).get("unit", ""))) for k, v in params.items()]})
+    return steps
 
 
 def _envelope_text(axis: dict | None) -> str:
@@ -426,46 +448,108 @@ BUILTIN_MODES = ("policy_error", "diverged", "nondeterministic", "slipped", "sat
                  "fell", "drift", "timeout", "setup_error", "crash", "unclassified")
 
 
-def categories(results: dict[str, dict]) -> list[dict]:
-    """Allure 2 categories over the status lines :func:`headline` writes: one per failure mode for
-    gating cases (failed, broken), one per mode for informational ones (xfail: skipped), the
-    regressions against the baseline, and the undecided cases."""
-    seen = {mode for r in results.values() for mode in (r.get("failure_modes") or {})}
-    out = []
-    for mode in sorted(set(BUILTIN_MODES) | seen):
-        m = re.escape(mode)
-        out.append({"name": f"Failure mode: {mode}", "matchedStatuses": ["failed", "broken"],
-                    "messageRegex": (rf"(?s)\w+ \(gate\) · primary failure mode: {m}( ·.*)?"
-                                      rf"|.*failure modes \(\d+ of \d+ episodes\): {m} \d+.*|.*\n  {m}: .*")})
-    for mode in sorted(set(BUILTIN_MODES) | seen):
-        out.append({"name": f"Failure mode: {mode} (informational, gate: false)", "matchedStatuses": ["skipped"],
-                    "messageRegex": rf"(?s)\w+ \({INFORMATIONAL}\) · primary failure mode: {re.escape(mode)}( ·.*)?"})
-    out.insert(0, {"name": "Promotion decision (the overview)", "matchedStatuses": ["failed", "broken"],
-                   "messageRegex": r"(?s)promotion (BLOCKED|INCOMPLETE|UNKNOWN).*"})
-    out.append({"name": "Regression against the baseline", "matchedStatuses": ["failed", "skipped"],
-                "messageRegex": r"(?s).* · (failed|undecided): .*regression vs baseline.*"})
-    out.append({"name": "Needs more episodes (INCONCLUSIVE)", "matchedStatuses": ["failed", "skipped"],
-                "messageRegex": r"(?s)INCONCLUSIVE \(.*"})
+def categories(results: dict[str, dict] | None = None) -> list[dict]:
+    """Allure 2 categories: one per (reason a case blocks, or informational and did not pass) ×
+    (the mode it is filed under: ``fell`` when any episode fell, else its most frequent primary
+    mode), and one for the candidates' decisions. They match the first words of the status lines
+    :mod:`simgate.reporting.final` writes, so a result falls under exactly one, and the
+    categories' counts are the decisions of ``verdict.json`` (cases, never episodes)."""
+    from simgate.reporting.final import REASONS
+
+    seen = {mode for r in (results or {}).values() for mode in (r.get("failure_modes") or {})}
+    modes = sorted(set(BUILTIN_MODES) | seen | {"none"})
+    out = [{"name": "Promotion decision: not promotable", "matchedStatuses": ["failed", "broken"],
+            "messageRegex": r"(?s)promotion (BLOCKED|NOT DECIDED)\b.*"}]
+    names = {"requirement": "Blocks promotion: requirement not met",
+             "regression": "Blocks promotion: regression against the baseline (confirmed by the family)",
+             "inconclusive": "Blocks promotion: needs more episodes (INCONCLUSIVE)",
+             "error": "Blocks promotion: case error",
+             "informational": "Informational (gate: false): did not pass"}
+    statuses = {"requirement": ["failed"], "regression": ["failed"], "inconclusive": ["broken"], "error": ["broken"],
+                "informational": ["skipped"]}
+    for reason, name in names.items():
+        for mode in modes:
+            out.append({"name": f"{name} · {mode}", "matchedStatuses": statuses[reason],
+                        "messageRegex": rf"(?s){re.escape(REASONS[reason])} · {re.escape(mode)}( · .*)?"})
     return out
 
 
-def write_run_files(alluredir: str, results: dict[str, dict], verdict: dict | None = None) -> None:
-    """``categories.json``, ``environment.properties``, ``executor.json`` (the report's name says
-    the promotion decision) and the promotion overview result, in the results folder; called
-    once, by the controller, after every case has reported."""
+def reconcile(alluredir: str, results: dict[str, dict], cases: dict, verdict: dict | None) -> dict:
+    """Rewrite every case's result in ``alluredir`` from the final records (see the module's
+    docstring) and write the run's own files: one result per candidate, the categories, the
+    environment and the report's name. Called once, by the controller, after the verdict.
+    Returns {case id: status written}."""
     from pathlib import Path
+
+    from simgate.reporting.final import case_states
 
     out = Path(alluredir)
     out.mkdir(parents=True, exist_ok=True)
+    ours = {}
+    for path in sorted(out.glob("*-result.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: the generator says what is wrong with it
+        cid = _label(record, CASE_LABEL)
+        if cid is not None and cid in results:
+            ours[path] = (cid, record)
+    falls = {cid: json.loads(_label(record, FALLS_LABEL) or "{}").get("fell", 0) for cid, record in ours.values()}
+    states = case_states(results, cases, verdict, falls)
+    written = {}
+    for path, (cid, record) in ours.items():
+        _rewrite(record, states[cid])
+        path.write_text(json.dumps(record, indent=1))
+        written[cid] = record["status"]
     (out / "categories.json").write_text(json.dumps(categories(results), indent=1) + "\n")
     environment = {**_promotion_lines(verdict), **_environment(results)}
     (out / "environment.properties").write_text("".join(f"{k}={_property(v)}\n" for k, v in environment.items()))
-    if verdict:
-        decision = verdict.get("decision", "?")
-        (out / "executor.json").write_text(json.dumps({
-            "name": "simgate", "type": "simgate", "buildName": f"run {verdict.get('run') or ''}".strip(),
-            "reportName": f"simgate: promotion {decision}"}, indent=1) + "\n")
-    write_overview(out, results, verdict)
+    (out / "executor.json").write_text(json.dumps({
+        "name": "simgate", "type": "simgate", "buildName": f"run {(verdict or {}).get('run') or ''}".strip(),
+        "reportName": report_name(verdict)}, indent=1) + "\n")
+    write_candidates(out, results, verdict)
+    return written
+
+
+def _label(record: dict, name: str) -> str | None:
+    return next((label.get("value") for label in record.get("labels", []) if label.get("name") == name), None)
+
+
+def _rewrite(record: dict, state) -> None:
+    """One case's result as the final decision has it."""
+    from simgate.reporting.final import decision_html
+
+    record["status"] = state.status
+    details = record.get("statusDetails") or {}
+    record["statusDetails"] = {"message": state.headline, "trace": details.get("trace") or details.get("message") or ""}
+    page = record.get("descriptionHtml") or ""
+    block = decision_html(state)
+    if DECISION_START in page and DECISION_END in page:
+        head, rest = page.split(DECISION_START, 1)
+        page = head + DECISION_START + block + DECISION_END + rest.split(DECISION_END, 1)[1]
+    else:
+        page = DECISION_START + block + DECISION_END + page
+    record["descriptionHtml"] = page
+    labels = [lb for lb in record.get("labels", []) if lb.get("name") not in ("tag", "severity")]
+    labels.append({"name": "tag", "value": state.reason})
+    if not state.gate:
+        labels.append({"name": "tag", "value": "informational"})
+    severity = "blocker" if state.status in ("failed", "broken") else ("minor" if not state.gate else "normal")
+    labels.append({"name": "severity", "value": severity})
+    record["labels"] = labels
+
+
+def report_name(verdict: dict | None) -> str:
+    """The report's name (its first page's title): each candidate's decision, not the run's one
+    word, so a report where one candidate may ship does not read as 'nothing may ship'."""
+    from simgate.reporting.final import candidate_decision
+
+    candidates = (verdict or {}).get("candidates") or {}
+    if not candidates:
+        return f"simgate: promotion {(verdict or {}).get('decision', 'UNKNOWN')}"
+    parts = [f"{policy} {candidate_decision(c)}" for policy, c in candidates.items()]
+    incomplete = "" if (verdict or {}).get("complete", True) else " (incomplete run)"
+    return "simgate: " + " · ".join(parts) + incomplete
 
 
 def _property(value: str) -> str:
@@ -486,16 +570,11 @@ def _promotion_lines(verdict: dict | None) -> dict[str, str]:
 def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
     import os
     import platform
-    import subprocess
     from importlib import metadata
 
     env = {"python": platform.python_version(), "machine": f"{platform.system()} {platform.machine()}",
            "cpus": str(os.cpu_count())}
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    env["git_commit"] = commit or "unknown"
+    env["git_commit"] = _git_commit() or "unknown"
     for payload in (results or {}).values():
         policy = payload.get("policy_sha256")
         if policy:
@@ -508,48 +587,90 @@ def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
     return env
 
 
-OVERVIEW_STATUS = {"ALLOWED": "passed", "BLOCKED": "failed"}  # anything else (INCOMPLETE): broken
-
-
-def write_overview(out, results: dict[str, dict], verdict: dict | None) -> dict:
-    """One extra result, "promotion overview": its status is the decision (ALLOWED passed,
-    BLOCKED failed, INCOMPLETE broken), its description the overview page, its attachments the
-    same page, the verdict and every chart (the robustness curves are pictures here, not test
-    results of their own: the report's counts count cases). Returns the result written."""
+def write_candidates(out, results: dict[str, dict], verdict: dict | None) -> list[dict]:
+    """One result per candidate, ``promotion: <policy>: PROMOTE | BLOCKED | NOT DECIDED``, its
+    status the decision (passed, failed, broken): the candidate's "why" page. Its description
+    lists each finding that decides it, with its numbers, its case's replay command; its
+    attachments are the promotion overview page (the matrix, the failure modes ranked, candidate
+    vs baseline, the robustness curves, as pictures of this result, not results of their own),
+    verdict.json and the charts. Returns the results written."""
     import hashlib
     import time
     import uuid
+    from pathlib import Path
 
     from simgate.reporting import overview
+    from simgate.reporting.final import CANDIDATE_STATUS, candidate_decision
 
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    verdict = verdict or {}
     charts = overview._charts(results, verdict)
     page = overview.overview_html(results, verdict, charts)
-    verdict = verdict or {}
-    decision = verdict.get("decision", "UNKNOWN")
-    name = "promotion overview"
-    key = str(uuid.UUID(hashlib.sha256(f"{name}:{verdict.get('run')}".encode()).hexdigest()[:32]))
-    attachments: list[dict] = []
-    attach = _attacher(out, key, attachments)
-
-    full = f"<!doctype html><meta charset='utf-8'><title>simgate promotion overview</title>{page}"
-    attach("promotion overview.html", full.encode(), "html", "text/html")
+    shared: list[dict] = []
+    attach = _attacher(out, f"promotion:{verdict.get('run')}", shared)
+    attach("promotion overview.html", f"<!doctype html><meta charset='utf-8'><title>simgate promotion overview</title>"
+                                      f"{page}".encode(), "html", "text/html")
     attach("verdict.json", json.dumps(verdict, indent=1, sort_keys=True).encode(), "json", "application/json")
     for section in ("baseline", "curves"):
         for label, png in charts.get(section, []):
             attach(label, png, "png", "image/png")
-    lines = [f"promotion {decision}"] + [f"{policy}: {overview.candidate_state(c)[0]}"
-                                         for policy, c in (verdict.get("candidates") or {}).items()]
+    candidates = verdict.get("candidates") or {}
+    if not candidates:  # no verdict: the run decided nothing, and the report says so
+        candidates = {"(no verdict)": {"passed": False, "complete": False, "blocking": [],
+                                       "not_evaluated": ["the run wrote no verdict"]}}
+    written = []
     now = int(time.time() * 1000)
-    result = {"uuid": key, "historyId": hashlib.md5(name.encode()).hexdigest(), "name": f"{name}: {decision}",
-              "fullName": "simgate.promotion.overview", "status": OVERVIEW_STATUS.get(decision, "broken"),
-              "statusDetails": {"message": "; ".join(lines)}, "stage": "finished", "start": now, "stop": now,
-              "descriptionHtml": overview.description_html(results, verdict),
-              "labels": [{"name": "parentSuite", "value": "promotion"}, {"name": "suite", "value": "promotion overview"},
-                         {"name": "epic", "value": "promotion"}, {"name": "feature", "value": "promotion overview"},
-                         {"name": "severity", "value": "blocker"}, {"name": "tag", "value": decision}],
-              "parameters": [], "attachments": attachments}
-    (out / f"{key}-result.json").write_text(json.dumps(result, indent=1))
-    return result
+    for policy, candidate in candidates.items():
+        decision = candidate_decision(candidate)
+        name = f"promotion: {policy}"
+        key = str(uuid.UUID(hashlib.sha256(f"{name}:{verdict.get('run')}".encode()).hexdigest()[:32]))
+        findings = candidate.get("blocking", []) + candidate.get("not_evaluated", [])
+        message = f"promotion {decision} · {policy}" + (f" · {len(findings)} finding(s)" if findings else "")
+        record = {"uuid": key, "historyId": hashlib.md5(name.encode()).hexdigest(), "name": f"{name}: {decision}",
+                  "fullName": f"simgate.promotion.{policy}", "status": CANDIDATE_STATUS[decision],
+                  "statusDetails": {"message": message, "trace": "\n".join(findings)},
+                  "stage": "finished", "start": now, "stop": now,
+                  "descriptionHtml": candidate_html(policy, candidate, decision, results),
+                  "labels": [{"name": "parentSuite", "value": "promotion"}, {"name": "suite", "value": policy},
+                             {"name": "epic", "value": "promotion"}, {"name": "feature", "value": policy},
+                             {"name": "severity", "value": "blocker"}, {"name": "tag", "value": decision},
+                             {"name": "host", "value": "controller"}, {"name": "thread", "value": "verdict"},
+                             {"name": "policy", "value": policy}],
+                  "parameters": [], "attachments": list(shared)}
+        (out / f"{key}-result.json").write_text(json.dumps(record, indent=1))
+        written.append(record)
+    return written
+
+
+def candidate_html(policy: str, candidate: dict, decision: str, results: dict[str, dict]) -> str:
+    """A candidate's "why" page: one line per finding that decides it, each with the case's
+    requirement numbers and the command replaying its worst episode. Plain lists (Allure 2)."""
+    import html
+
+    from simgate.commands import provenance
+
+    e = html.escape
+    by_case = {}
+    for f in candidate.get("findings", []):
+        by_case.setdefault(f["case"], []).append(f)
+    items = []
+    for cid, found in by_case.items():
+        payload = results.get(cid, {})
+        rows = "".join(f"<li>{e(f['text'])}</li>" for f in found)
+        worst = payload.get("worst_episode")
+        replay = (f"<li>replay its worst episode: <code>{e(replay_command(cid, worst))}</code> "
+                  f"({e(provenance(_git_commit(), payload.get('policy_sha256')))})</li>") if worst is not None else ""
+        items.append(f"<li><b>{e(cid)}</b> (the case's page: title {e(cid)})<ul>{rows}{replay}</ul></li>")
+    items += [f"<li>{e(line)}</li>" for line in candidate.get("not_evaluated", [])]
+    warnings = "".join(f"<li>{e(w)}</li>" for w in candidate.get("warnings", []))
+    head = {"PROMOTE": "may be promoted: every gating case passed and no regression was confirmed",
+            "BLOCKED": f"blocked by {len(candidate.get('blocking', []))} finding(s)",
+            "NOT DECIDED": "not decided: the run did not evaluate every case it was asked to"}[decision]
+    return (f"<p><b>{e(policy)}: {e(decision)}</b>, {e(head)}.</p>" + (f"<ul>{''.join(items)}</ul>" if items else "")
+            + (f"<p>Warnings (shown, never blocking):</p><ul>{warnings}</ul>" if warnings else "")
+            + "<p>The whole run on one page (matrix, failure modes, candidate vs baseline, robustness curves): the "
+            "attachment <b>promotion overview.html</b>.</p>")
 
 
 def _attacher(out, key: str, attachments: list):

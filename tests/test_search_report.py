@@ -205,51 +205,44 @@ def _results(folder):
     return sorted((json.loads(p.read_text()) for p in folder.glob("*-result.json")), key=lambda r: r["name"])
 
 
-def test_each_counterexample_is_an_allure_result_of_its_own(tmp_path):
+def test_each_counterexample_is_a_step_of_its_case(tmp_path):
+    """Steps, not results: the report's counts count decisions (cases, candidates)."""
     from simgate.reporting import allure
 
-    allure.write_counterexamples(tmp_path, _case(), search_dict())
-    results = _results(tmp_path)
-    assert [r["name"] for r in results] == [
-        "counterexample: apply_pushes.force=10 N, episode 3",
-        "counterexample: apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17"]
-    first = results[1]
-    assert first["status"] == "failed"
-    assert first["statusDetails"]["message"].startswith("COUNTEREXAMPLE (gate) · primary failure mode: fell · ")
-    labels = {(label["name"], label["value"]) for label in first["labels"]}
-    assert {("suite", "quadruped_search"), ("subSuite", "quadruped-nominal"), ("failure_mode", "fell"),
-            ("simgate_counterexample_of", "quadruped_search-quadruped-nominal")} <= labels
-    assert {"name": "apply_pushes.force", "value": "9.1 N"} in first["parameters"]
-    assert {"name": "episode", "value": "17"} in first["parameters"]
-    names = [a["name"] for a in first["attachments"]]
-    assert names == ["replay", "counterexample.json"]
+    steps = allure.counterexample_steps(tmp_path, _case(), search_dict())
+    assert not list(tmp_path.glob("*-result.json"))
+    assert [s["name"] for s in steps] == [
+        "counterexample: apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17",
+        "counterexample: apply_pushes.force=10 N, episode 3"]
+    first = steps[0]
+    assert first["status"] == "failed"  # the case gates on the envelope and its certificate FAILed
+    assert first["message"] == "counterexample · primary failure mode: fell"
+    assert ("apply_pushes.force", "9.1 N") in first["parameters"] and ("episode", "17") in first["parameters"]
+    assert [a["name"] for a in first["attachments"]] == ["replay", "counterexample.json"]
     replay = (tmp_path / first["attachments"][0]["source"]).read_text()
     assert "replay: python -m simgate replay case 17" in replay and "shrunk toward nominal from" in replay
-    # the category of its failure mode matches its status line, as for a failed case
-    cat = next(c for c in allure.categories({}) if c["name"] == "Failure mode: fell")
-    import re
-
-    assert re.fullmatch(cat["messageRegex"], first["statusDetails"]["message"]) and "failed" in cat["matchedStatuses"]
 
 
-def test_counterexamples_are_informational_without_the_envelope_requirement(tmp_path):
+def test_counterexamples_are_informational_without_the_envelope_requirement_and_examples_where_certified(tmp_path):
     from simgate.reporting import allure
 
-    allure.write_counterexamples(tmp_path / "a", _case(require=None), search_dict())
-    allure.write_counterexamples(tmp_path / "b", _case(gate=False), search_dict())
-    for folder in ("a", "b"):
-        results = _results(tmp_path / folder)
-        assert {r["status"] for r in results} == {"skipped"}
-        assert all("(informational, gate: false)" in r["statusDetails"]["message"] for r in results)
+    for folder, case in (("a", _case(require=None)), ("b", _case(gate=False))):
+        steps = allure.counterexample_steps(tmp_path / folder, case, search_dict())
+        assert {s["status"] for s in steps} == {"skipped"}
+        assert all(s["name"].startswith("counterexample (informational): ") for s in steps)
+    certified = search_dict()
+    certified["certificate"]["status"] = "PASS"  # a failing episode where the certified rate allows failures
+    steps = allure.counterexample_steps(tmp_path / "c", _case(), certified)
+    assert {s["status"] for s in steps} == {"skipped"} and all(s["name"].startswith("example: ") for s in steps)
 
 
 def test_counterexample_files_are_the_same_on_a_rerun(tmp_path):
     from simgate.reporting import allure
 
-    allure.write_counterexamples(tmp_path, _case(), search_dict())
+    allure.counterexample_steps(tmp_path, _case(), search_dict())
     first = sorted(p.name for p in tmp_path.iterdir())
-    allure.write_counterexamples(tmp_path, _case(), search_dict())
-    assert sorted(p.name for p in tmp_path.iterdir()) == first and len(first) == 2 * 3
+    allure.counterexample_steps(tmp_path, _case(), search_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == first and len(first) == 2 * 2
 
 
 class _FakeAllure:
@@ -268,6 +261,7 @@ def test_a_search_case_gets_its_pictures_summary_and_counterexamples(tmp_path, m
     from simgate.reporting import allure
 
     monkeypatch.setattr(allure, "results_dir", lambda: tmp_path)
+    monkeypatch.setitem(allure._PENDING, _case().id, {"steps": []})
     fake = _FakeAllure()
     result = SimpleNamespace(case=_case(), search=search_dict())
     allure._report_search(fake, result, result.search, host=None)
@@ -276,7 +270,7 @@ def test_a_search_case_gets_its_pictures_summary_and_counterexamples(tmp_path, m
         ("search: sensitivity (Sobol indices)", "png"), ("search: envelope certificate", "png"),
         ("search summary", "text"), ("search.json", "json")]
     assert json.loads(fake.attached[-1][2]) == json.loads(json.dumps(result.search))
-    assert len(_results(tmp_path)) == 2
+    assert len(allure._PENDING[_case().id]["steps"]) == 2 and not _results(tmp_path)
     html = allure.search_html(result.search)
     assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in html and "envelope certificate: FAIL" in html
 
@@ -307,27 +301,29 @@ def test_a_counterexample_is_named_by_what_moved_and_reported_once(tmp_path):
     assert [sp.counterexample_title(c, AXES) for c in sp.counterexamples_of(search)] == [
         "delay_actions.delay_ms=10 ms (others nominal), episode 0",
         "delay_actions.delay_ms=10 ms (others nominal), episode 4"]
-    allure.write_counterexamples(tmp_path, _case(), search)
-    results = _results(tmp_path)
-    assert [r["name"] for r in results] == [
+    steps = allure.counterexample_steps(tmp_path, _case(), search)
+    assert [s["name"] for s in steps] == [
         "counterexample: delay_actions.delay_ms=10 ms (others nominal), episode 0",
         "counterexample: delay_actions.delay_ms=10 ms (others nominal), episode 4"]
-    # every axis is still a parameter of the result
-    assert {p["name"] for p in results[0]["parameters"]} >= {a["name"] for a in AXES}
+    # every axis is still a parameter of the step
+    assert {name for name, _ in steps[0]["parameters"]} >= {a["name"] for a in AXES}
 
 
 def test_a_search_case_whose_episodes_all_succeeded_is_filed_under_its_counterexamples_mode():
-    from simgate.reporting import allure
-
-    case = SimpleNamespace(gate=True)
-    failed = SimpleNamespace(kind="envelope", name="holds inside envelope", outcome="FAIL")
-    result = SimpleNamespace(case=case, outcome="FAIL", failure_modes={}, requirements=[failed], search=search_dict())
-    line = allure.headline(result)
-    assert line == "FAIL (gate) · primary failure mode: fell · found by the search · failed: holds inside envelope"
     import re
 
-    cat = next(c for c in allure.categories({}) if c["name"] == "Failure mode: fell")
-    assert re.fullmatch(cat["messageRegex"], line)
+    from simgate.reporting import allure
+    from simgate.reporting.final import case_states
+
+    record = {"case": {"id": "s", "policy": "p", "gate": True}, "outcome": "FAIL", "episodes": 50, "failure_modes": {},
+              "search": search_dict(), "requirements": [
+                  {"kind": "holds_inside_envelope", "name": "holds inside envelope", "outcome": "FAIL", "observed": "x",
+                   "threshold": "y", "bound": "z", "numbers": {}}]}
+    verdict = {"candidates": {"p": {"findings": [{"case": "s", "kind": "requirement", "text": "holds inside envelope FAIL"}]}}}
+    line = case_states({"s": record}, {}, verdict)["s"].headline
+    assert line.startswith("BLOCKS promotion · requirement not met · fell · holds inside envelope: FAIL")
+    [cat] = [c for c in allure.categories({}) if "failed" in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], line)]
+    assert cat["name"] == "Blocks promotion: requirement not met · fell"
 
 
 def test_certificate_ticks_name_only_the_params_that_vary_over_the_design():

@@ -68,11 +68,15 @@ def candidate_decision(candidate: dict) -> str:
 def dominant_mode(payload: dict, fell: int = 0) -> str:
     """The one failure mode a case is filed under: ``fell`` if any episode fell (the outcome, for
     a robotics reader, whatever rule named its primary mode: saturation is a symptom), else its
-    most frequent primary mode, else ``none`` (every episode succeeded)."""
+    most frequent primary mode, else a search's first counterexample's mode, else ``none``."""
     if fell:
         return "fell"
     modes = payload.get("failure_modes") or {}
-    return max(sorted(modes), key=lambda m: modes[m]) if modes else "none"
+    if modes:
+        return max(sorted(modes), key=lambda m: modes[m])
+    found = [c.get("mode") for c in ((payload.get("search") or {}).get("counterexamples") or [])
+             if isinstance(c, dict) and c.get("mode")]
+    return found[0] if found else "none"  # a search case whose own episodes all succeeded: what it found
 
 
 def case_states(results: dict[str, dict], cases: dict, verdict: dict | None,

@@ -96,9 +96,9 @@ def test_every_picture_of_a_full_search_is_a_png():
 def test_boundary_has_a_panel_per_axis_captioned_with_its_statement():
     fig = sp.boundary_figure(search_dict())
     titles = [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes if ax.get_visible()]
-    assert titles == ["success ≥ 0.75 holds up to 13.2 N (95 % interval 12.6–13.9 N)",
-                      "success ≥ 0.75 holds up to 44 ms (95 % interval 39 ms to beyond 60 ms)",
-                      "success ≥ 0.75 holds down to 0.31 × (95 % interval 0.25–0.36 ×)",
+    assert titles == ["success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)",
+                      "success ≥ 0.75 holds up to 44 ms with the other axes at nominal (95 % interval 39 ms to beyond 60 ms)",
+                      "success ≥ 0.75 holds down to 0.31 × with the other axes at nominal (95 % interval 0.25–0.36 ×)",
                       "success ≥ 0.75 holds over the whole range, 0–0.5 of mass (no crossing)"]
     force = fig.axes[0]
     assert force.get_xlabel() == "apply_pushes.force (N)"
@@ -190,7 +190,7 @@ def test_hollow_search_draws_what_it_has():
 def test_summary_lines_read_like_the_issue():
     lines = sp.summary_lines(search_dict())
     assert lines[0] == "envelope certificate: FAIL over 9 covering design points"
-    assert "apply_pushes.force: success ≥ 0.75 holds up to 13.2 N (95 % interval 12.6–13.9 N)" in lines
+    assert "apply_pushes.force: success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in lines
     assert "  apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17: fell" in lines
     assert lines[-1].startswith("episodes: 3768 (boundary 800")
 
@@ -272,7 +272,7 @@ def test_a_search_case_gets_its_pictures_summary_and_counterexamples(tmp_path, m
     assert json.loads(fake.attached[-1][2]) == json.loads(json.dumps(result.search))
     assert len(allure._PENDING[_case().id]["steps"]) == 2 and not _results(tmp_path)
     html = allure.search_html(result.search)
-    assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in html and "envelope certificate: FAIL" in html
+    assert "holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in html and "envelope certificate: FAIL" in html
 
 
 def test_the_promotion_overview_has_a_line_per_search_case():
@@ -287,7 +287,7 @@ def test_the_promotion_overview_has_a_line_per_search_case():
     page = overview.overview_html(results, {"decision": "BLOCKED"}, charts={})
     assert "Searches: the operating envelope" in page
     assert "apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17 (fell)" in page
-    assert "holds up to 13.2 N (95 % interval 12.6–13.9 N)" in page
+    assert "holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in page
     assert "envelope FAIL" in overview.description_html(results, {"decision": "BLOCKED"})
 
 

@@ -386,7 +386,7 @@ def _search_table(results: dict[str, dict]) -> list[str]:
         found = (f"{len(counter)}: {e(counterexample_title(counter[0], axes_of(search)))} "
                  f"({e(str(counter[0].get('mode') or 'failed'))})" if counter else "none")
         per_axis = (search.get("boundary") or {}).get("per_axis") or {}
-        bounds = "<br>".join(f"{e(a['name'])}: {e(caption(a, per_axis.get(a['name']), search.get('target'), confidence(search, per_axis.get(a['name']))))}"
+        bounds = "<br>".join(f"{e(a['name'])}: {e(caption(a, per_axis.get(a['name']), search.get('target'), confidence(search, per_axis.get(a['name'])), len(axes_of(search)) > 1))}"
                              for a in axes_of(search))
         style = "" if row["gate"] else ";opacity:0.6;font-style:italic"
         out.append(f"<tr style='border-top:1px solid #ddd;vertical-align:top{style}'><td style='padding:3px 6px'>{e(row['case'])}</td>"

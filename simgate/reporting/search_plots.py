@@ -59,10 +59,11 @@ def _pct(level: float) -> str:
     return f"{level * 100:.0f} %" if abs(level * 100 - round(level * 100)) < 1e-9 else f"{level * 100:g} %"
 
 
-def caption(axis: dict, entry: dict | None, target, level: float = 0.95) -> str:
+def caption(axis: dict, entry: dict | None, target, level: float = 0.95, others: bool = False) -> str:
     """One sentence per axis: 'success ≥ 0.75 holds up to 13.2 N (95 % interval 12.6–13.9 N)'.
     The direction comes from where nominal lies: a boundary above nominal is 'up to', below it
-    'down to' (low friction fails, so friction's boundary is a floor)."""
+    'down to' (low friction fails, so friction's boundary is a floor). ``others``: the search
+    has other axes, which the sentence then says were at nominal."""
     unit = axis.get("unit") or ""
     t = _num(target)
     need = f"success ≥ {t:g}" if t is not None else "success ≥ target"
@@ -88,7 +89,10 @@ def caption(axis: dict, entry: dict | None, target, level: float = 0.95) -> str:
         lo = fmt(low, unit) if low is not None else f"below {fmt(axis.get('low'), unit)}"
         hi = fmt(high, unit) if high is not None else f"beyond {fmt(axis.get('high'), unit)}"
         interval = f"{_pct(level)} interval {lo} to {hi}"
-    return f"{need} holds {way} {fmt(estimate, unit)} ({interval})"
+    # the fit is along this axis with every other at nominal: without saying so, "holds up to 10.3 N"
+    # reads as a claim about the envelope, whose corners (other axes moved) may measure less
+    alone = " with the other axes at nominal" if others else ""
+    return f"{need} holds {way} {fmt(estimate, unit)}{alone} ({interval})"
 
 
 def most_sensitive(search: dict, k: int = 2) -> list[int]:
@@ -183,7 +187,7 @@ def boundary_figure(search: dict):
         entry = per_axis[axis["name"]]
         level = confidence(search, entry)
         _boundary_panel(ax, axis, entry, target, level, model, nominal, axes.index(axis))
-        ax.set_title(textwrap.fill(caption(axis, entry, target, level), 78), fontsize=9.5,
+        ax.set_title(textwrap.fill(caption(axis, entry, target, level, len(axes) > 1), 78), fontsize=9.5,
                      color=_status_colour(entry.get("status")), loc="left")
     for n in range(len(shown), rows * columns):
         grid[n // columns][n % columns].set_visible(False)
@@ -543,7 +547,7 @@ def summary_lines(search: dict) -> list[str]:
     per_axis = (search.get("boundary") or {}).get("per_axis") or {}
     for axis in axes:
         entry = per_axis.get(axis["name"])
-        lines.append(f"{axis['name']}: {caption(axis, entry, target, confidence(search, entry))}")
+        lines.append(f"{axis['name']}: {caption(axis, entry, target, confidence(search, entry), len(axes) > 1)}")
     auc = _num(search.get("auc"))
     if auc is not None:
         lines.append(f"risk model AUC {auc:.3f}" + (f" on {search['auc_points']} held-out uniform points"

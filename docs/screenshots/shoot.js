@@ -39,9 +39,11 @@ function results() {
     shots.push(file);
   }
   await shot('allure-overview.png', '#', [], 1000);
-  await shot('allure-categories.png', '#categories', [['.node__title', 'Failure mode: fell'],
-    ['.node__title', 'Failure mode: slipped (informational']], 1000);
-  const overview = find(r => r.name.startsWith('promotion overview'));
+  await shot('allure-categories.png', '#categories', [['.node__title', 'Blocks promotion: regression'],
+    ['.node__title', 'Informational (gate: false)']], 1000);
+  // the blocked candidate's promotion result: its "why" page, with the overview page attached
+  const overview = find(r => r.name.startsWith('promotion: ') && r.status !== 'passed') ||
+    find(r => r.name.startsWith('promotion: '));
   if (overview) {
     await shot('allure-promotion-overview.png', `#testresult/${overview.uid}`,
       [['.attachment-row', 'promotion overview.html']], 1500);

@@ -332,3 +332,18 @@ def test_certificate_ticks_name_only_the_params_that_vary_over_the_design():
         point["params"]["scale_friction.sliding"] = 1.0  # at nominal at every point
     ticks = [t.get_text() for t in sp.certificate_figure(search).axes[0].get_xticklabels()]
     assert ticks[0] == "force=0 N\ndelay_ms=0 ms\n50/50" and not any("sliding" in t for t in ticks)
+
+
+def test_search_words_follow_the_measurements():
+    """An INCONCLUSIVE certificate whose point measured below the target does not ask for more
+    episodes as if PASS were near; torque Sobol bars from a few base points are not drawn; the
+    AUC says what it measures."""
+    points = [{"successes": 69, "trials": 102}, {"successes": 100, "trials": 102}]
+    assert sp.inconclusive_words(points, 0.75).startswith("1 point(s) measured below the target (worst 69/102)")
+    assert "more episodes could show PASS" in sp.inconclusive_words([{"successes": 80, "trials": 100}], 0.75)
+    search = search_dict()
+    search["sensitivity"]["torque"] = {"first": {a["name"]: [0.4, -0.3, 1.1] for a in AXES},
+                                       "total": {a["name"]: [0.5, -0.2, 1.2] for a in AXES}, "n": 16}
+    fig = sp.sensitivity_figure(search)
+    assert len(fig.axes) == 1 and "torque: not shown" in fig._suptitle.get_text()
+    assert any("not how robust the policy is" in line for line in sp.summary_lines(search))

@@ -341,6 +341,7 @@ def map_figure(search: dict):
     held = search.get("auc_points")
     quality = (f"risk model AUC {auc:.2f} on {held} held-out uniform points" if auc is not None and held
                else f"risk model AUC {auc:.2f}" if auc is not None else "risk model AUC not computed")
+    quality += " (how well the map predicts held-out episodes, not how robust the policy is)" if auc is not None else ""
     ax.set_title(f"The two most sensitive axes (total-order index of success)\n{quality}; points: every "
                  "joint sample, the other axes varying", fontsize=10)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
@@ -372,6 +373,8 @@ def sensitivity_figure(search: dict):
     names = [a["name"] for a in axes_of(search)]
     panels = [(what, sens.get(what)) for what in ("success", "torque") if isinstance(sens.get(what), dict)
               and any(sens[what].get(order) for order in ("first", "total"))]
+    omitted = [what for what, indices in panels if _too_few(indices)]
+    panels = [(what, indices) for what, indices in panels if what not in omitted]
     if not panels:
         return None
     import matplotlib
@@ -414,8 +417,22 @@ def sensitivity_figure(search: dict):
         ax.grid(axis="x", alpha=0.3)
     grid[0][0].set_yticks(y, names)
     grid[0][0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Sensitivity: first order = the axis alone, total order = with its interactions", fontsize=11)
+    fig.suptitle("Sensitivity: first order = the axis alone, total order = with its interactions"
+                 + "".join(f"\n({what}: not shown, its indices come from too few base points to be more than noise)"
+                           for what in omitted), fontsize=11)
     return fig
+
+
+#: fewest base points of an episode-based Sobol estimate worth a bar (its standard error is
+#: about 1/sqrt(n) of the variance: at 16 base points, ±0.25, the size of the indices themselves)
+MIN_SOBOL_BASE = 64
+
+
+def _too_few(indices: dict) -> bool:
+    """An episode-based estimate from fewer than MIN_SOBOL_BASE base points (the risk model's are
+    computed on as many model points as wanted)."""
+    n = indices.get("n")
+    return indices.get("method") != "risk model" and isinstance(n, (int, float)) and n < MIN_SOBOL_BASE
 
 
 def sensitivity(search: dict) -> bytes | None:
@@ -471,13 +488,28 @@ def certificate_figure(search: dict):
         f", family-wise α = {alpha:g}" if alpha is not None else "")
     worded = {"PASS": "every point's lower bound is at or above the target",
               "FAIL": "some point's upper bound is below the target",
-              "INCONCLUSIVE": "not every lower bound reaches the target (more episodes needed)"}.get(status, "")
-    ax.set_title(f"Envelope certificate: {status}" + (f" — {worded}" if worded else "")
+              "INCONCLUSIVE": inconclusive_words(points, target)}.get(status, "")
+    import textwrap
+
+    ax.set_title(textwrap.fill(f"Envelope certificate: {status}" + (f" — {worded}" if worded else ""), 90)
                  + f"\n{len(points)} covering design points" + (f" ({how.lstrip(', ')})" if how else ""), fontsize=10,
                  color={"PASS": OK, "FAIL": BAD, "INCONCLUSIVE": UNSURE}.get(status, "#222222"))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
+
+
+def inconclusive_words(points: list, target) -> str:
+    """Why a certificate is INCONCLUSIVE, from what it measured: a point measured below the target
+    (more episodes there would sooner show FAIL than PASS), or every point above it but some
+    lower bound short (more episodes could show PASS)."""
+    t = _num(target)
+    below = [p for p in points if t is not None and p.get("trials") and (p.get("successes") or 0) / p["trials"] < t]
+    if below:
+        worst = min(below, key=lambda p: (p.get("successes") or 0) / p["trials"])
+        return (f"{len(below)} point(s) measured below the target (worst {worst.get('successes')}/{worst.get('trials')}), "
+                "not significantly at the family-wise level: neither PASS nor FAIL shown")
+    return "every point measured at or above the target, but not every lower bound reaches it (more episodes could show PASS)"
 
 
 def _short(name: str) -> str:
@@ -543,7 +575,9 @@ def summary_lines(search: dict) -> list[str]:
     lines = []
     if cert.get("status"):
         lines.append(f"envelope certificate: {cert['status']}" + (
-            f" over {len(cert.get('points') or [])} covering design points" if cert.get("points") else ""))
+            f" over {len(cert.get('points') or [])} covering design points" if cert.get("points") else "")
+            + (": it speaks for the whole envelope only if success is lowest at those points (monotone along "
+               "each axis between them)" if cert.get("status") == "PASS" else ""))
     per_axis = (search.get("boundary") or {}).get("per_axis") or {}
     for axis in axes:
         entry = per_axis.get(axis["name"])
@@ -551,7 +585,8 @@ def summary_lines(search: dict) -> list[str]:
     auc = _num(search.get("auc"))
     if auc is not None:
         lines.append(f"risk model AUC {auc:.3f}" + (f" on {search['auc_points']} held-out uniform points"
-                                                   if search.get("auc_points") else ""))
+                                                   if search.get("auc_points") else "")
+                     + ": how well the fitted map predicts held-out episodes, not how robust the policy is")
     total = (((search.get("sensitivity") or {}).get("success") or {}).get("total") or {})
     if total and axes:
         ranked = [axes[i]["name"] for i in most_sensitive(search, len(axes)) if _triple(total.get(axes[i]["name"]))[0] is not None]

@@ -48,6 +48,9 @@ def generate(results: Path, out: Path, tools: Path) -> Path:
     # the generated page otherwise reports analytics each time it is opened
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
     subprocess.run([*allure_command(tools), "generate", str(results), "-o", str(out), "--clean"], check=True, env=env)
+    from simgate.reporting.allure import link_cases
+
+    link_cases(out)  # each candidate's page links the cases that decide it
     return out / "index.html"
 
 

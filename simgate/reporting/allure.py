@@ -25,6 +25,9 @@ CASE_LABEL = "simgate_case"
 DECISION_START, DECISION_END = "<!--simgate:decision-->", "<!--/simgate:decision-->"
 #: labels a worker writes for the controller: how many episodes fell, and their primary modes
 FALLS_LABEL = "simgate_falls"
+#: how a candidate's page names a case; ``python -m simgate report`` turns it into a link to the
+#: case's page once the generator has given each result its uid (:func:`link_cases`)
+CASE_REF = "<b>case {}</b>"
 
 
 def _allure():
@@ -661,7 +664,7 @@ def candidate_html(policy: str, candidate: dict, decision: str, results: dict[st
         worst = payload.get("worst_episode")
         replay = (f"<li>replay its worst episode: <code>{e(replay_command(cid, worst))}</code> "
                   f"({e(provenance(_git_commit(), payload.get('policy_sha256')))})</li>") if worst is not None else ""
-        items.append(f"<li><b>{e(cid)}</b> (the case's page: title {e(cid)})<ul>{rows}{replay}</ul></li>")
+        items.append(f"<li>{CASE_REF.format(e(cid))}<ul>{rows}{replay}</ul></li>")
     items += [f"<li>{e(line)}</li>" for line in candidate.get("not_evaluated", [])]
     warnings = "".join(f"<li>{e(w)}</li>" for w in candidate.get("warnings", []))
     head = {"PROMOTE": "may be promoted: every gating case passed and no regression was confirmed",
@@ -671,6 +674,33 @@ def candidate_html(policy: str, candidate: dict, decision: str, results: dict[st
             + (f"<p>Warnings (shown, never blocking):</p><ul>{warnings}</ul>" if warnings else "")
             + "<p>The whole run on one page (matrix, failure modes, candidate vs baseline, robustness curves): the "
             "attachment <b>promotion overview.html</b>.</p>")
+
+
+def link_cases(report) -> int:
+    """In a generated Allure 2 report, make every case a candidate's page names a link to that
+    case's page (the generator assigns the uids, so this is done after it). Returns the number of
+    links made."""
+    import html
+    from pathlib import Path
+
+    cases = Path(report) / "data" / "test-cases"
+    pages = {p: json.loads(p.read_text(encoding="utf-8")) for p in cases.glob("*.json")}
+    uids = {}
+    for page in pages.values():
+        cid = next((lb.get("value") for lb in page.get("labels", []) if lb.get("name") == CASE_LABEL), None)
+        if cid is not None:
+            uids[html.escape(cid)] = page["uid"]
+    pattern = re.compile(re.escape(CASE_REF).replace(re.escape("{}"), "([^<]+)"))
+    made = 0
+    for path, page in pages.items():
+        text = page.get("descriptionHtml") or ""
+        linked, n = pattern.subn(lambda m: (f"<a href='#testresult/{uids[m.group(1)]}'>{m.group(0)}</a>"
+                                            if m.group(1) in uids else m.group(0)), text)
+        if linked != text:
+            page["descriptionHtml"] = linked
+            path.write_text(json.dumps(page), encoding="utf-8")
+            made += linked.count("#testresult/") - text.count("#testresult/")
+    return made
 
 
 def _attacher(out, key: str, attachments: list):

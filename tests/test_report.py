@@ -280,3 +280,21 @@ def test_an_incomplete_or_missing_verdict_still_gives_a_decision(tmp_path):
     assert written["status"] == "broken" and written["name"] == "promotion: quadruped-nominal: NOT DECIDED"
     [none] = write_candidates(tmp_path / "none", records, None)
     assert none["status"] == "broken"
+
+
+def test_paired_outcomes_count_the_episode_pairs_and_skip_the_baseline_itself():
+    from simgate.reporting.compare import paired_rows
+
+    def record(policy, k, n, n10, n01, gate=True):
+        return {"case": {"id": f"c-{policy}", "policy": policy, "gate": gate}, "requirements": [
+            {"kind": "success_rate", "numbers": {"k": k, "n": n}},
+            {"kind": "not_worse", "numbers": {"baseline": "robust", "n": n, "n10": n10, "n01": n01}}]}
+
+    results = {"a": record("nominal", 103, 150, 40, 5), "b": record("robust", 138, 150, 0, 0),
+               "c": record("nominal", 10, 20, 1, 1, gate=False)}
+    rows = paired_rows(results)
+    assert list(rows) == [("nominal", "robust")]  # robust against itself says nothing; informational not charted
+    [row] = rows[("nominal", "robust")]
+    # 103 candidate successes = 98 both + 5 only the candidate; 40 lost; 7 pairs neither
+    assert (row["both"], row["lost"], row["gained"], row["neither"]) == (98, 40, 5, 7)
+    assert sum(row[k] for k in ("both", "lost", "gained", "neither")) == 150

@@ -257,6 +257,13 @@ def _charts(results: dict[str, dict], verdict: dict | None = None) -> dict[str, 
     for (policy, baseline), rows in sorted(by_candidate.items()):
         fig = plots.success_vs_baseline_figure(rows, policy, baseline, rows[0]["alpha"])
         out["baseline"].append((f"success: {policy} vs {baseline}", plots.png(fig)))
+    from simgate.reporting import compare
+
+    for (policy, baseline), rows in sorted(compare.paired_rows(results).items()):
+        out["baseline"].append((f"paired outcomes: {policy} vs {baseline}",
+                                plots.png(compare.paired_figure(rows, policy, baseline))))
+    for scenario, axes in sorted(compare.boundary_rows(results).items()):
+        out["curves"].append((f"search boundaries: {scenario}", plots.png(compare.boundaries_figure(scenario, axes))))
     confirmed = confirmed_regressions(verdict)
     torque = [p for p in results.values() for r in p.get("requirements", [])
               if r.get("kind") == TORQUE_VS_BASELINE and _finding(r)]

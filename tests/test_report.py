@@ -298,3 +298,21 @@ def test_paired_outcomes_count_the_episode_pairs_and_skip_the_baseline_itself():
     # 103 candidate successes = 98 both + 5 only the candidate; 40 lost; 7 pairs neither
     assert (row["both"], row["lost"], row["gained"], row["neither"]) == (98, 40, 5, 7)
     assert sum(row[k] for k in ("both", "lost", "gained", "neither")) == 150
+
+
+def test_the_baseline_compared_with_itself_is_not_a_member_of_its_regression_family():
+    from types import SimpleNamespace
+
+    from simgate.reporting.promotion import verdict_document
+
+    def record(policy, p_worse):
+        return {"outcome": "PASS", "episodes": 50, "failure_modes": {}, "requirements": [
+            {"kind": "not_worse", "name": f"not worse than robust", "outcome": "PASS", "observed": "", "bound": "",
+             "threshold": "", "numbers": {"baseline": "robust", "p_worse": p_worse}}]}
+
+    cases = {f"s{i}-{policy}": SimpleNamespace(policy=policy, gate=True, alpha=0.05)
+             for i in range(3) for policy in ("robust", "nominal")}
+    results = {cid: record(c.policy, 1.0 if c.policy == "robust" else 0.5) for cid, c in cases.items()}
+    verdict = verdict_document(results, cases, {"complete": True, "id": "r"})
+    assert verdict["candidates"]["robust"]["families"]["regression"]["size"] == 0
+    assert verdict["candidates"]["nominal"]["families"]["regression"]["size"] == 3

@@ -64,6 +64,13 @@ def case_p_value(requirements: list[dict]) -> float | None:
     return min(1.0, p_success / SUCCESS_SHARE, p_torque / (1 - SUCCESS_SHARE))
 
 
+def _self_compared(requirements: list[dict], policy: str) -> bool:
+    """The baseline evaluated as a candidate is compared with itself: its discordant pairs are
+    all zero, its p-value 1. It says nothing, and as a member it would only enlarge the family."""
+    return any(r["kind"] in REGRESSION_KINDS and (r.get("numbers") or {}).get("baseline") == policy
+               for r in requirements)
+
+
 def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dict:
     findings, requirements, modes, members, alpha, absolute = [], [], {}, {}, 0.05, 0
     levels = set()
@@ -92,7 +99,7 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
                     findings.append({"case": cid, "kind": "requirement",
                                      "text": f"{req['name']} {req['outcome']} ({req['observed']})"})
         p = case_p_value(reqs)
-        if gate and p is not None:
+        if gate and p is not None and not _self_compared(reqs, cases[cid].policy):
             members[cid] = p
             alpha = min(alpha, float(cases[cid].alpha))
     confirmed, discovered = holm(members, alpha), benjamini_hochberg(members, alpha)

@@ -20,17 +20,19 @@ import re
 import sys
 from pathlib import Path
 
+# the promotion overview's readings of a case record (simgate/reporting/overview.py): one
+# definition of a row's key, the successes, the failure modes' order and the confirmed regressions
+from simgate.reporting.overview import case_key, confirmed_regressions, ranked_modes, success_of
+
 
 def cell(payload: dict) -> str:
     gate = payload.get("case", {}).get("gate", True)
     text = payload.get("outcome", "?") + ("" if gate else " (info)")
-    success = next((r for r in payload.get("requirements", []) if r.get("kind") == "success_rate"), None)
+    success = success_of(payload)
     if success is not None:
-        numbers = success.get("numbers", {})
-        k, n = numbers.get("k", numbers.get("successes")), numbers.get("n")
-        if k is not None and n is not None:
-            text += f" {k}/{n}"
-    modes = sorted((payload.get("failure_modes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:2]  # JSON sorts keys
+        text += f" {success[0]}/{success[1]}"
+    # this case's modes, most frequent first (ties by name), as the overview ranks them
+    modes = [(row["mode"], row["episodes"]) for row in ranked_modes({"case": payload})[:2]]
     if modes:
         text += " (" + ", ".join(f"{m} {c}" for m, c in modes) + ")"
     baseline = payload.get("case", {}).get("baseline") or "the baseline"
@@ -45,16 +47,11 @@ def gather(paths: list[Path]) -> dict[str, dict[tuple[str, str], dict]]:
     for path in paths:
         summary = json.loads(path.read_text())
         verdict = path.with_name("verdict.json")  # written beside it by the same run
-        alarms = set()
-        if verdict.is_file():
-            candidates = json.loads(verdict.read_text()).get("candidates") or {}
-            alarms = {cid for c in candidates.values() for cid in c.get("regression_alarms") or []}
+        alarms = confirmed_regressions(json.loads(verdict.read_text())) if verdict.is_file() else set()
         for cid, payload in summary.get("cases", {}).items():
             payload = {**payload, "regression": cid in alarms}
             case = payload.get("case", {})
-            policy = case.get("policy", "")
-            key = cid[: -len(policy) - 1] if policy and cid.endswith("-" + policy) else cid
-            envs.setdefault(case.get("env", "?"), {})[(key, policy)] = payload
+            envs.setdefault(case.get("env", "?"), {})[(case_key(payload), case.get("policy", ""))] = payload
     return envs
 
 

@@ -2,10 +2,19 @@
 
 A worker sends a :class:`CaseRecord` (as JSON-compatible data on ``report.user_properties``); the
 controller validates it against the same models before it counts. Requirements are told apart by
-``kind`` (:data:`simgate.verdict.KINDS`), never by their display name, and the controller takes the
-case itself (its policy, its gate) from its own collected :class:`~simgate.scenarios.case.Case`,
-never from the worker's copy or from parsing a test id. A record that does not fit is a contract
-error: the case is reported as broken, never as passed.
+``kind`` (:data:`simgate.verdict.KINDS`), never by their display name. The case itself (its
+policy, its gate, its thresholds) is always the controller's own collected
+:class:`~simgate.scenarios.case.Case`, never the worker's copy: :func:`load` puts it in place of
+the record's.
+
+Only *which* case a report is about is ever read from outside that Case. Where the controller
+collected the items itself (``-n 0``), a test's node id maps to its item's Case. An xdist
+controller collects nothing, so it parses the node ids its workers collected: the text inside
+the brackets of ``...::test_scenario[<case id>]`` (``simgate.controller._param_id``), kept only
+when it is the id of one of its own cases. A report whose node id it does not know is matched by
+its record's ``case.id``, again only to one of its own cases; and :func:`load` refuses a record
+whose case id is not that of the case it is counted for. Nothing else is taken from a test id.
+A record that does not fit is a contract error: the case is reported as broken, never as passed.
 """
 
 from __future__ import annotations

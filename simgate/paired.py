@@ -53,14 +53,8 @@ def noninferiority(n10: int, n01: int, n: int, margin: float) -> tuple[float, fl
         return 0.0, 1.0
     if margin <= 0:
         raise ValueError(f"the non-inferiority margin should be > 0, received {margin}")
-    concordant = n - n10 - n01
-    b = n10 * (1 + 3 * margin) + n01 * (1 + margin) + 2 * concordant * margin
-    c = n10 * margin * (1 + margin)
-    q10 = (b + math.sqrt(max(b * b - 8 * n * c, 0.0))) / (4 * n)
-    q10 = min(max(q10, margin), (1 + margin) / 2)
-    variance = max(2 * q10 - margin - margin ** 2, 1e-300) / n
-    z = ((n01 - n10) / n + margin) / math.sqrt(variance)
-    return float(z), norm_sf(z)
+    z = float(_score_z(n10, n01, n, margin))
+    return z, norm_sf(z)
 
 
 def compare_rates(baseline, candidate, margin: float) -> PairedRates:
@@ -80,7 +74,8 @@ _NUISANCE_POINTS = 120
 
 
 def _score_z(n10, n01, n: int, margin: float):
-    """The score statistic of :func:`noninferiority` for arrays of tables."""
+    """The score statistic of :func:`noninferiority` (its one implementation), for one table or
+    arrays of tables (n > 0, margin > 0)."""
     n10, n01 = np.asarray(n10, dtype=float), np.asarray(n01, dtype=float)
     concordant = n - n10 - n01
     b = n10 * (1 + 3 * margin) + n01 * (1 + margin) + 2 * concordant * margin

@@ -1,4 +1,10 @@
-"""Episode seeds: a pure function of what the episode is, never of where or when it runs."""
+"""Seeds: a pure function of what is seeded, never of where or when it runs.
+
+One derivation (:func:`derived_seed`) gives every seed simgate uses: an episode's, a case's
+feasibility estimate, a search's, each stage of a search and each counterexample's shrink. Every
+random draw takes a :class:`numpy.random.Generator` made from one (:func:`derived_rng`); an int
+seed is handed out only where an outside library wants one (hypothesis' shrinker).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,21 @@ import json
 import numpy as np
 
 
-def episode_entropy(master_seed: int, scenario: str, point: dict, episode: int) -> int:
-    """128 bits from sha256 of the episode's identity (policy deliberately excluded)."""
-    key = json.dumps([master_seed, scenario, point, episode], sort_keys=True, separators=(",", ":"))
+def derived_seed(*identity) -> int:
+    """128 bits from sha256 of ``identity`` (JSON-encodable parts: numbers, strings, dicts, in
+    order; a dict's keys sorted). Equal identities give equal seeds in every process."""
+    key = json.dumps(list(identity), sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "little")
+
+
+def derived_rng(*identity) -> np.random.Generator:
+    """A Generator seeded by :func:`derived_seed` of ``identity``."""
+    return np.random.default_rng(derived_seed(*identity))
+
+
+def episode_entropy(master_seed: int, scenario: str, point: dict, episode: int) -> int:
+    """128 bits from the episode's identity (policy deliberately excluded)."""
+    return derived_seed(master_seed, scenario, point, episode)
 
 
 def episode_rngs(entropy: int, n_perturbations: int) -> tuple[np.random.Generator, list[np.random.Generator]]:
@@ -23,5 +40,4 @@ def episode_rngs(entropy: int, n_perturbations: int) -> tuple[np.random.Generato
 
 def case_rng(master_seed: int, scenario: str, point: dict, purpose: str) -> np.random.Generator:
     """A generator for case-level work (a feasibility estimate), apart from every episode's."""
-    key = json.dumps([master_seed, scenario, point, purpose], sort_keys=True, separators=(",", ":"))
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "little"))
+    return derived_rng(master_seed, scenario, point, purpose)

@@ -18,9 +18,9 @@ share is spent, untried rows count as not failing and hypothesis stops improving
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+
+from simgate.seeds import derived_seed
 
 #: counterexamples shrunk at most
 COUNTEREXAMPLES = 3
@@ -93,7 +93,8 @@ def _along_segment(space, log, x0: np.ndarray, index: int, most: int) -> np.ndar
 
 
 def _seed(seed: int, k: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"simgate-shrink\0{seed}\0{k}".encode()).digest()[:8], "little")
+    """The seed of the k-th counterexample's shrink (hypothesis takes an int seed, not a Generator)."""
+    return derived_seed("simgate-shrink", seed, k)
 
 
 def shrink(space, log, x0: np.ndarray, index0: int, budget: int, seed: int) -> tuple[np.ndarray, int, str]:

@@ -7,17 +7,18 @@ choice comes from the Generator passed in, so the same Generator state gives the
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 
 import numpy as np
 
+from simgate.seeds import derived_rng
+
 
 def stage_rng(seed: int, stage: str) -> np.random.Generator:
-    """The Generator of one stage of a search (simgate.search.run), from the search's seed."""
-    digest = hashlib.sha256(f"simgate-search\0{seed}\0{stage}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    """The Generator of one stage of a search (simgate.search.run), from the search's seed
+    (:func:`simgate.seeds.derived_rng`, the one seed derivation)."""
+    return derived_rng("simgate-search", seed, stage)
 
 
 def _sobol(n: int, d: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,8 +6,11 @@ instances for ``start`` (the row's params). The episode index picks the seed exa
 fixed-point episode of the case, so a row is reproducible and replayable by (case, params, index).
 
 Rows are cached per episode like every other episode, under a key that covers the row's params.
-``episodes`` counts every row asked for the first time in this search, from the cache or not,
-so the count (and every decision made on it) never depends on what the cache held.
+The Evaluator does not count the search's budget: the search's log (``simgate.search.run``) is
+its one count, of every row new to the search whether the cache held it or not, so the count
+(and every decision made on it) never depends on what the cache held. The Evaluator only
+remembers each row's outcome (a repeated row is never run again) and says how many of its rows
+were computed and how many read from the cache.
 """
 
 from __future__ import annotations
@@ -29,13 +32,10 @@ class Outcome:
 Evaluate = Callable[[np.ndarray, np.ndarray], Outcome]
 
 
-class BudgetExceeded(Exception):
-    """A search asked for more episodes than its budget: a bug in the plan, never a result."""
-
-
 class Evaluator:
     """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
-    mode of a failed episode (the host's classifiers); ``budget``: the most rows ever run."""
+    mode of a failed episode (the host's classifiers). ``budget`` is accepted and ignored: the
+    search's log counts the budget (it stays only for callers written before that)."""
 
     def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, rig=None):
         self.case, self.runner, self.space = case, runner, space
@@ -47,10 +47,8 @@ class Evaluator:
         #: store; counted on the rig, mirrored here for this search) are the rows' episodes
         self.rig = rig
         self.classify = classify
-        self.budget = budget
-        self.episodes = 0  # rows run for the first time in this search (cache hits too)
-        self.computed = 0  # of them, simulated
-        self.cached = 0  # of them, read from the episode cache
+        self.computed = 0  # rows new to this Evaluator that were simulated
+        self.cached = 0  # rows new to this Evaluator that were read from the episode cache
         self.engines: Counter = Counter()
         self.memo: dict[tuple, tuple[bool, float, str]] = {}
         self.cache_note: str | None = rig.cache_note
@@ -65,9 +63,6 @@ class Evaluator:
             raise ValueError(f"{len(X)} points but {len(indices)} episode indices")
         keys = [self.key(x, i) for x, i in zip(X, indices)]
         new = list(dict.fromkeys(k for k in keys if k not in self.memo))
-        if self.budget is not None and self.episodes + len(new) > self.budget:
-            raise BudgetExceeded(f"the search asked for {self.episodes + len(new)} episodes, its budget is {self.budget}")
-        self.episodes += len(new)
         self._through_rig(new)
         rows = [self.memo[k] for k in keys]
         return Outcome(np.array([r[0] for r in rows], dtype=bool), np.array([r[1] for r in rows], dtype=float),

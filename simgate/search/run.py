@@ -55,7 +55,9 @@ def least_budget(stage: str, episodes: int) -> int:
 
 class _Log:
     """Every row the search ran, by stage (for counterexamples and the report), and the episodes
-    each stage used."""
+    each stage used: the search's one count of its budget (a row new to the search is one
+    episode, whether the cache held it or not; a repeated row costs nothing). The evaluator
+    behind it counts nothing of the budget."""
 
     def __init__(self, space, evaluate, budget: int):
         self.space, self.evaluate, self.budget = space, evaluate, budget
@@ -104,11 +106,10 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
 
     log = _Log(space, evaluate, space.budget)
     budget, d = space.budget, space.d
-    quota = {stage: int(math.floor(share * budget)) for stage, share in SHARES.items()}
     carried = 0
 
     def allowance(stage: str) -> int:
-        return min(quota[stage] + carried, log.left())
+        return min(quota(stage, budget) + carried, log.left())
 
     # 1. per-axis boundaries, the other axes at nominal: a coarse pass on every axis, then the
     #    rest on the axes whose crossing is in the range (one that holds or fails everywhere on
@@ -119,11 +120,10 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     coarse = {j: _axis_boundary(space, log, j, each, STAGE_INDEX["boundary"] + j * 1_000_000, rounds=1)
               for j in range(d)}
     open_axes = [j for j, plan in coarse.items() if plan is not None and plan.boundary.status == "crosses"]
-    left = share - log.used.get("boundary", 0)
     plans = dict(coarse)
     for k, j in enumerate(open_axes):
+        left = share - log.used.get("boundary", 0)
         plans[j] = _axis_boundary(space, log, j, left // (len(open_axes) - k), 0, prior=coarse[j])
-        left -= plans[j].episodes
     per_axis = {space.axes[j].name: _plan_dict(plans[j]) for j in range(d)}
     carried = share - log.used.get("boundary", 0)
 
@@ -160,7 +160,7 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
                        "success": _model_sensitivity(space, log, model, seed)}
 
     # 5. certification of the envelope (the counterexamples' share is kept for them)
-    share = max(0, min(allowance("certify"), log.left() - quota["counterexamples"]))
+    share = max(0, min(allowance("certify"), log.left() - quota("counterexamples", budget)))
     certificate = _certify(space, log, share)
     carried = share - log.used.get("certify", 0)
 

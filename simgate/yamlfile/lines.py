@@ -4,11 +4,20 @@ Scenario and manifest files are plain data: before anything is built from a file
 stream is checked (no tags beyond the standard scalar/collection ones, no alias that refers to
 itself, a bounded size and depth once aliases are expanded), so a hostile file is rejected in
 time linear in its length, with the line of the offending alias or tag.
+
+A text is scanned once: the checked events are composed into nodes (the line of every key) and
+the nodes constructed into data, without parsing the text again. And a text is parsed once per
+process: :func:`load` keeps what it parsed by the text's sha256 (a contract file two policies
+name, the scenarios a second ``load_cases`` reads), and every caller gets its own deep copy, so
+nothing a caller changes reaches another.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
+from collections import OrderedDict
 from pathlib import Path
 
 import yaml
@@ -50,11 +59,35 @@ def read(path: Path, display: str, what: str = "scenario") -> tuple[object, dict
     return load(text, display)
 
 
+#: what :func:`load` parsed, by the sha256 of the text: (data, lines, the text's length), least
+#: recently used first; bounded in entries and in the text they came from (a file is < MAX_BYTES)
+_PARSED: OrderedDict[bytes, tuple[object, dict, int]] = OrderedDict()
+_PARSED_MOST = 512
+_PARSED_CHARS = 16_000_000
+
+
 def load(text: str, source: str) -> tuple[object, dict[Path_, int]]:
-    """Parse ``text`` safely; return the data and ``{path: line}`` (1-based)."""
+    """Parse ``text`` safely; return the data and ``{path: line}`` (1-based). A text already
+    parsed in this process is not parsed again; the caller gets its own copy either way. A text
+    that fails is not kept: ``source`` is part of its message."""
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    hit = _PARSED.get(key)
+    if hit is None:
+        data, lines = _parse(text, source)
+        hit = _PARSED[key] = (data, lines, len(text))
+        while len(_PARSED) > _PARSED_MOST or (len(_PARSED) > 1 and sum(e[2] for e in _PARSED.values()) > _PARSED_CHARS):
+            _PARSED.popitem(last=False)
+    else:
+        _PARSED.move_to_end(key)
+    return copy.deepcopy(hit[0]), dict(hit[1])
+
+
+def _parse(text: str, source: str) -> tuple[object, dict[Path_, int]]:
+    """One scan of ``text``: its events checked (:func:`_check_events`), composed into nodes
+    for the line map and constructed into data, all from that one event stream."""
     try:
-        _check_events(text, source)
-        node = yaml.compose(text, Loader=_LOADER)
+        loader = _Events(_check_events(text, source))
+        node = loader.get_single_node()
     except yaml.YAMLError as exc:
         raise SimgateError(_yaml_message(exc, source)) from None
     if node is None:
@@ -62,13 +95,37 @@ def load(text: str, source: str) -> tuple[object, dict[Path_, int]]:
     lines: dict[Path_, int] = {(): node.start_mark.line + 1}
     _walk(node, (), lines, source)
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
+        data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise SimgateError(_yaml_message(exc, source)) from None
     problems = list(_non_finite(data, (), lines, source))
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return data, lines
+
+
+class _Events(yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """PyYAML's safe loading (its composer, safe constructor and resolver, as ``yaml.SafeLoader``)
+    on a list of events already parsed, instead of parsing the text again."""
+
+    def __init__(self, events: list):
+        self._events, self._next = events, 0
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+    def check_event(self, *choices) -> bool:
+        if self._next >= len(self._events):
+            return False
+        return not choices or isinstance(self._events[self._next], choices)
+
+    def peek_event(self):
+        return self._events[self._next] if self._next < len(self._events) else None
+
+    def get_event(self):
+        event = self.peek_event()
+        self._next += 1
+        return event
 
 
 def _yaml_message(exc: yaml.YAMLError, source: str) -> str:
@@ -83,13 +140,15 @@ def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
 
 
-def _check_events(text: str, source: str) -> None:
+def _check_events(text: str, source: str) -> list:
     """Tags, recursive aliases, expanded size and depth, from the event stream alone (nothing is
-    built, so a bomb costs the time of reading its text)."""
+    built, so a bomb costs the time of reading its text). Returns the events, checked."""
     done: dict[str, tuple[int, int]] = {}  # anchor -> (expanded nodes, depth) of a finished node
     stack: list[list] = []  # open collections: [anchor, depth below, expanded nodes before it]
     total = 0
+    events: list = []
     for event in yaml.parse(text, Loader=_LOADER):
+        events.append(event)
         line = event.start_mark.line + 1
         tag = getattr(event, "tag", None)
         if tag is not None and tag not in _ALLOWED_TAGS:
@@ -133,6 +192,7 @@ def _check_events(text: str, source: str) -> None:
         if len(stack) + (stack[-1][1] if stack else 0) > MAX_DEPTH:
             raise SimgateError(located(source, line, f"the document nests deeper than {MAX_DEPTH} levels ({where}); "
                                                      "flatten it"))
+    return events
 
 
 def _walk(node, path: Path_, lines: dict, source: str) -> None:

@@ -64,8 +64,10 @@ class Controller:
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         """On an xdist controller, which collects nothing itself: the ids a worker will run. Each
         worker collects the same items (xdist checks), so any one of them tells."""
+        # pytest writes a non-ASCII parameter id escaped ("reibung_\\xfc"): both forms name the case
+        known = {**{_escaped(c): c for c in self.cases}, **{c: c for c in self.cases}}
         for nodeid in ids:
-            cid = _param_id(nodeid)
+            cid = known.get(_param_id(nodeid))
             if cid in self.cases:
                 self.nodeids[nodeid] = cid
                 self.selected.add(cid)
@@ -272,10 +274,18 @@ class JsonRecord(dict):
 
 
 def _param_id(nodeid: str) -> str | None:
-    """The parametrization part of a test node id (``...::test_scenario[<this>]``)."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
+    """The parametrization part of a test node id (``...::test_scenario[<this>]``), read after the
+    last ``::`` so that a ``[`` in a folder's name cannot shift it."""
+    name = nodeid.rsplit("::", 1)[-1]
+    if not name.endswith("]") or "[" not in name:
         return None
-    return nodeid[nodeid.index("[") + 1:-1]
+    return name[name.index("[") + 1:-1]
+
+
+def _escaped(text: str) -> str:
+    """A parameter id as pytest writes it into a node id (non-ASCII escaped, as
+    ``_pytest.compat.ascii_escaped`` does for a str)."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _interrupt(signum, frame):

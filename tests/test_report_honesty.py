@@ -176,3 +176,19 @@ def test_the_generated_report_agrees_with_the_verdict(run, tmp_path):
     # the blocked candidate's page links the case that blocks it
     [blocked] = [c for c in cases if c["name"] == f"promotion: {CANDIDATE}: BLOCKED"]
     assert f"<a href='#testresult/{by_case[f'regress-{CANDIDATE}']['uid']}'>" in blocked["descriptionHtml"]
+
+
+def test_a_case_id_pytest_escapes_is_still_counted_under_xdist(tmp_path):
+    """pytest writes a non-ASCII parameter id escaped into the node id; the xdist controller must
+    still recognise the case, or the run is wrongly incomplete (the same run decides with -n 0)."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "grip.yaml").write_text(
+        "name: grip\nenv: balancebot\nepisodes: 4\nhorizon: 1.0\nperturbations:\n  - kind: scale_friction\n"
+        "    params: {sliding: 0.5}\nmatrix:\n  reibung_ü: {param: scale_friction.sliding, values: [0.5, 0.8]}\n"
+        "thresholds:\n  max_mean_torque: {wheel: 5.0}\n", encoding="utf-8")
+    proc = gate("-n", "2", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path / "reports"),
+                "--policy", BASELINE, "--baseline", "none", "--simgate-cache", "none")
+    verdict = json.loads((tmp_path / "reports" / "verdict.json").read_text())
+    assert verdict["complete"] and not verdict["deselected"], proc.stdout[-2000:]
+    assert verdict["decision"] == "ALLOWED" and proc.returncode == 0

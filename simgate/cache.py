@@ -11,9 +11,12 @@ builtin) makes the case uncacheable rather than keyed on less.
 
 An entry carries its schema version, the key it was stored under and a sha256 of its content;
 an entry that fails any check (damaged, tampered, another schema, another key) reads as missing,
-is recomputed and overwritten. Entries are written to a uniquely named temporary file and renamed
-into place, so a worker killed mid-write leaves the whole entry or none, and two runs writing
-the same entry both leave a valid one.
+is counted (:attr:`EpisodeCache.damaged`, said in the case's cache note), recomputed and
+overwritten. Only what a damaged file can make the reader raise is taken as damage; any other
+exception is a fault in simgate and propagates. Entries are written to a uniquely named
+temporary file and renamed into place, so a worker killed mid-write leaves the whole entry or
+none, and two runs writing the same entry both leave a valid one. simgate's own source is hashed
+once per process (:func:`simgate_digest`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import platform
 import sys
 import tempfile
 import threading
+import zipfile
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -187,10 +193,21 @@ def class_digests(cls) -> dict[str, str]:
     return out
 
 
-def simgate_digest() -> str:
-    import simgate
+_simgate_digest: list[str] = []
 
-    return source_digest(Path(simgate.__file__).resolve().parent)
+
+def simgate_digest() -> str:
+    """The digest of simgate's own source tree, computed once per process: the code this
+    process runs was imported once, and walking the tree for every case cost more than the
+    case's other inputs together."""
+    if not _simgate_digest:
+        import simgate
+
+        digest = source_digest(Path(simgate.__file__).resolve().parent)
+        with _memo_lock:
+            if not _simgate_digest:
+                _simgate_digest.append(digest)
+    return _simgate_digest[0]
 
 
 def model_sha256(model) -> str:
@@ -308,6 +325,24 @@ def _content_digest(key: str, meta: str, arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _entry_problem(fields: dict, arrays: dict, key: str) -> str | None:
+    """Why a stored entry's scalars and arrays are not a valid entry of ``key`` in this schema
+    (checked before anything is converted), or None."""
+    kinds = {"schema": "iu", "key": "U", "meta": "U", "digest": "U"}
+    if any(fields[name].ndim != 0 or fields[name].dtype.kind not in kinds[name] for name in kinds):
+        return "another layout"
+    if int(fields["schema"]) != SCHEMA:
+        return "another schema"
+    if str(fields["key"]) != key:
+        return "another key"
+    for name, (dtype, ndim) in _ARRAYS.items():
+        if arrays[name].dtype.str != dtype or arrays[name].ndim != ndim:
+            return "another layout"
+    if str(fields["digest"]) != _content_digest(key, str(fields["meta"]), arrays):
+        return "content does not match its digest"
+    return None
+
+
 def _checked_meta(meta, index: int) -> dict:
     """The stored scalars if they have the shape an entry of this schema has; else ValueError."""
     expected = {*_SCALARS, "seed", "engine"}
@@ -326,12 +361,23 @@ def _checked_meta(meta, index: int) -> dict:
     return meta
 
 
+#: what reading a damaged, truncated or foreign file can raise (numpy's npz reader: zipfile,
+#: zlib, the npy header parser; the meta's JSON): such an entry is a counted miss
+_DAMAGE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
 class EpisodeCache:
-    """Episodes of one (case, policy) under ``root``, keyed by content."""
+    """Episodes of one (case, policy) under ``root``, keyed by content. ``damaged`` counts the
+    entries found but not used (``damage``: how many for each reason)."""
 
     def __init__(self, root: Path, context: dict):
         self.root = Path(root)
         self.context = json.dumps(context, sort_keys=True, default=str)
+        self.damage: Counter = Counter()
+
+    @property
+    def damaged(self) -> int:
+        return sum(self.damage.values())
 
     def key(self, index: int, row: dict | None = None) -> str:
         """``row``: a search row's parameters ({axis: value}), which replace the case's params
@@ -350,31 +396,36 @@ class EpisodeCache:
         return None if found is None else found[0]
 
     def load(self, index: int, row: dict | None = None) -> tuple[Episode, str] | None:
-        """The stored episode and the engine that computed it, or None when absent or in any
-        doubt (never raises: a bad entry is recomputed and overwritten by ``put``)."""
+        """The stored episode and the engine that computed it, or None: absent, or in any doubt
+        (an entry that is damaged, tampered with, of another schema or key is counted in
+        ``damage`` and recomputed; ``put`` overwrites it). A fault of this code propagates."""
         key = self.key(index, row)
         try:
             with np.load(self.path(index, row), allow_pickle=False) as stored:
                 if set(stored.files) != _FIELDS:
-                    return None
-                if int(stored["schema"]) != SCHEMA or str(stored["key"]) != key:
-                    return None
-                text = str(stored["meta"])
+                    return self._miss("another layout")
+                fields = {name: stored[name] for name in ("schema", "key", "meta", "digest")}
                 arrays = {name: stored[name] for name in _ARRAYS}
-                digest = str(stored["digest"])
-            if digest != _content_digest(key, text, arrays):
-                return None
-            for name, (dtype, ndim) in _ARRAYS.items():
-                if arrays[name].dtype.str != dtype or arrays[name].ndim != ndim:
-                    return None
-            meta = _checked_meta(json.loads(text), index)
-            if (len(arrays["step_hashes"]) != meta["length"] or len(arrays["actions"]) != meta["length"]
-                    or arrays["mean_abs_torque"].shape != arrays["peak_abs_torque"].shape):
-                return None
-            engine = meta.pop("engine")
-            return Episode(seed=int(meta.pop("seed")), **meta, **arrays), engine
-        except Exception:  # absent, damaged, tampered, another layout: computed again
-            return None
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # not stored (yet)
+        except _DAMAGE as exc:
+            return self._miss(f"unreadable ({type(exc).__name__})")
+        why = _entry_problem(fields, arrays, key)
+        if why:
+            return self._miss(why)
+        try:
+            meta = _checked_meta(json.loads(str(fields["meta"])), index)
+        except ValueError:  # the JSON, or its fields and values
+            return self._miss("unexpected meta")
+        if (len(arrays["step_hashes"]) != meta["length"] or len(arrays["actions"]) != meta["length"]
+                or arrays["mean_abs_torque"].shape != arrays["peak_abs_torque"].shape):
+            return self._miss("inconsistent lengths")
+        engine = meta.pop("engine")
+        return Episode(seed=int(meta.pop("seed")), **meta, **arrays), engine
+
+    def _miss(self, why: str) -> None:
+        self.damage[why] += 1
+        return None
 
     def put(self, episode: Episode, engine: str = "unknown", row: dict | None = None) -> None:
         """Store atomically. Raises OSError when the folder cannot be written (the caller stops caching)."""

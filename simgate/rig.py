@@ -11,6 +11,15 @@ cache, keyed as it always was (a baseline's under the case with ``policy`` set t
 cluster), then the engine, then into the cache; it counts what was computed, what was cached and
 which engine computed each episode, once (:class:`Counts`, shared by a case's baseline rig).
 
+Whose error: the rig is where simgate calls into a case's own code. Building, it names the env's
+factory, a perturbation's constructor or the policy's loading when they raise
+(:class:`simgate.errors.PluginCodeError`, :class:`simgate.policies.loaders.PolicyLoadError`);
+building the engine and running it, an exception that passed through the env's, a perturbation's
+or the policy's code leaves as that party's CodeError (:attr:`CaseRig.parties`,
+:func:`simgate.errors.blaming`). Anything else is simgate's and propagates. A damaged cache
+entry is a counted miss, and an unwritable cache folder stops caching; both are said in
+``cache_note``.
+
 Layering: the rig never imports the pytest plugin, the CLI, reporting or Ray (the remote
 callable is handed in); the runner imports it, never the other way round.
 """
@@ -21,16 +30,43 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
-from simgate.envs.factory import build_env, check_sizes, env_for, load_policy
+from simgate.envs.factory import check_sizes, env_for, env_label, load_policy, registered_env
+from simgate.errors import Party, PluginCodeError, PolicyCodeError, blaming
 
 
 def perturbations_for(case, regs) -> list:
-    """The case's perturbation instances, built by their registered kinds."""
-    return [_build_perturbation(regs.perturbations.get(p["kind"]), p["params"]) for p in case.perturbations]
+    """The case's perturbation instances, built by their registered kinds. A kind's schema or
+    constructor that raises is named (PluginCodeError)."""
+    out = []
+    for i, entry in enumerate(case.perturbations):
+        cls = regs.perturbations.get(entry["kind"])
+        try:
+            out.append(cls(cls.Params.model_validate(entry["params"])))
+        except Exception as exc:  # noqa: BLE001 - the perturbation plugin's schema and constructor
+            raise PluginCodeError(perturbation_label(regs, entry["kind"], i), exc) from exc
+    return out
 
 
-def _build_perturbation(cls, params: dict):
-    return cls(cls.Params.model_validate(params))
+def perturbation_label(regs, kind: str, position: int) -> str:
+    """How a message names one of a case's perturbations: its kind, place and plugin."""
+    owner = f", plugin {regs.perturbations.owner(kind)}" if regs is not None and kind in regs.perturbations else ""
+    return f"perturbation {kind!r} (perturbations[{position}]{owner})"
+
+
+def parties_of(case, registries, env, perturbations, policy_name: str | None, policy) -> list[Party]:
+    """Whose code runs in an engine of this case besides simgate's: the env, each perturbation
+    and the policy (:func:`simgate.errors.blaming`). ``registries`` (None: labels without the
+    plugins) names the plugins."""
+    label = (env_label(registries.envs, case.env) if registries is not None and case.env in registries.envs
+             else f"env {getattr(env, 'name', case.env)!r}")
+    parties = [Party(label, env)]
+    kinds = [entry["kind"] for entry in case.perturbations]
+    for i, p in enumerate(perturbations or ()):
+        kind = kinds[i] if i < len(kinds) else getattr(p, "kind", type(p).__name__)
+        parties.append(Party(perturbation_label(registries, kind, i), p))
+    if policy is not None:
+        parties.append(Party(f"policy {policy_name!r}", policy, error=PolicyCodeError))
+    return parties
 
 
 def engine_name(engine) -> str:
@@ -39,18 +75,18 @@ def engine_name(engine) -> str:
     return name if isinstance(name, str) else type(engine).__name__.removesuffix("Engine").lower()
 
 
-def episode_cache(cache_dir, case, env, runner, spec, policy):
+def episode_cache(cache_dir, case, env, engine, spec, policy):
     """The case's episode cache under ``cache_dir`` (None: no caching). When an input the episodes
     depend on cannot be hashed, a falsy ``cache.Refused`` saying why: everything is computed."""
     if cache_dir is None:
         return None
     from simgate import cache
 
-    perturbations = getattr(runner, "perturbations", None)
+    perturbations = getattr(engine, "perturbations", None)
     if perturbations is None:
-        return cache.Refused(f"{type(runner).__name__} does not say which perturbations it applies")
+        return cache.Refused(f"{type(engine).__name__} does not say which perturbations it applies")
     try:
-        context = cache.context(case, env, runner.nominal, spec, policy, perturbations)
+        context = cache.context(case, env, engine.nominal, spec, policy, perturbations)
     except (cache.Undigestable, OSError) as exc:
         return cache.Refused(f"episode cache off for case {case.id!r}: {exc}")
     return cache.EpisodeCache(Path(cache_dir), context)
@@ -59,11 +95,14 @@ def episode_cache(cache_dir, case, env, runner, spec, policy):
 @dataclasses.dataclass
 class Counts:
     """Episodes handed out: ``computed`` (here or remotely), ``cached`` (from the episode cache),
-    ``engines`` (by the engine that computed them; a cached one keeps the engine that first did)."""
+    ``engines`` (by the engine that computed them; a cached one keeps the engine that first did),
+    ``damaged`` (cache entries found but not used: damaged, tampered, of another layout; their
+    episodes are among ``computed``)."""
 
     computed: int = 0
     cached: int = 0
     engines: Counter = dataclasses.field(default_factory=Counter)
+    damaged: int = 0
 
 
 class CaseRig:
@@ -80,15 +119,32 @@ class CaseRig:
         self.remote, self.watchdog = remote, watchdog
         self.registries, self.choice, self.cache_dir = registries, choice, cache_dir
         self.cache = cache if cache else None  # a Refused cache is falsy: nothing is cached
-        self.cache_note: str | None = getattr(cache, "reason", None)
+        self._cache_off: str | None = getattr(cache, "reason", None)  # why nothing is (or is any longer) cached
         self.unit = env.progress_unit
         self.counts = counts if counts is not None else Counts()
         self.engine_name = engine_name(engine)
+        #: whose code besides simgate's the engine runs: what an exception out of it is charged to
+        if policy is None:  # the policy the engine calls, without simgate's watchdog around it
+            policy = getattr(engine, "policy", None)
+            policy = getattr(policy, "inner", policy)
+        self.parties = parties_of(case, registries, env, self.perturbations, policy_name, policy)
 
     # -- the parts, as the runner's callers name them ------------------------------------------------
     @property
     def runner(self):
+        """The engine, under the name the runner's callers used before the rig (prefer ``engine``)."""
         return self.engine
+
+    @property
+    def cache_note(self) -> str | None:
+        """What a person should know about the episode cache for this case: why it was not used
+        (an input that cannot be hashed, a folder that cannot be written), and how many entries
+        were found damaged and computed again."""
+        notes = [self._cache_off] if self._cache_off else []
+        if self.counts.damaged:
+            notes.append(f"{self.counts.damaged} cached episode(s) of case {self.case.id!r} were damaged, tampered "
+                         "with or of another layout: computed again and stored anew")
+        return "; ".join(notes) or None
 
     @property
     def action_size(self) -> int:
@@ -134,8 +190,10 @@ class CaseRig:
         row_of = (lambda p: rows[p]) if rows is not None else (lambda p: None)
         found: list = [None] * len(indices)
         if self.cache:
+            damaged = self.cache.damaged
             for p, i in enumerate(indices):
                 found[p] = self.cache.load(i, row_of(p))
+            self.counts.damaged += self.cache.damaged - damaged
         missing = [p for p in range(len(indices)) if found[p] is None]
         if missing:
             engine, computed = self._compute([indices[p] for p in missing],
@@ -163,11 +221,12 @@ class CaseRig:
         if got is not None:
             return got
         overrides = None
-        if written is not None:
+        if written is not None:  # a row the kind's schema refuses raises its ValidationError as it is
             from simgate.engine.reference import row_overrides
 
             overrides = row_overrides(self.engine, written)
-        return self.engine_name, self.engine.run(self.case, indices, overrides).episodes
+        with blaming(*self.parties):
+            return self.engine_name, self.engine.run(self.case, indices, overrides).episodes
 
     def row_params(self, row: dict) -> dict[int, dict]:
         """A search row ``{axis: value}`` as the engine takes it: perturbation index -> that
@@ -193,14 +252,14 @@ class CaseRig:
                 self.cache.put(episode, engine)
             else:
                 self.cache.put(episode, engine, row)
-        except Exception as exc:  # read-only, full, a file where the folder should be: run uncached
+        except OSError as exc:  # read-only, full, a file where the folder should be: run uncached
             import warnings
 
-            self.cache, self.cache_note = None, (f"episode cache disabled for case {self.case.id!r}: cannot write "
+            self.cache, self._cache_off = None, (f"episode cache disabled for case {self.case.id!r}: cannot write "
                                                  f"{getattr(exc, 'filename', None) or exc} ({type(exc).__name__}: {exc}); "
                                                  "the remaining episodes are computed and not stored")
             try:
-                warnings.warn(self.cache_note, RuntimeWarning, stacklevel=3)
+                warnings.warn(self._cache_off, RuntimeWarning, stacklevel=3)
             except Warning:  # -W error must not turn a cache problem into a failed case
                 pass
 
@@ -230,8 +289,9 @@ def _build(case, policy_name, registries, choice="auto", cache_dir=None, watchdo
     if base_env is None:
         # a baseline runs in the candidate's env (the built-in hold sends its neutral action)
         candidate = spec if policy_name == case.policy else registries.policies.get(case.policy)
-        base_env = build_env(registries.envs.get(case.env), candidate)
-    env = env_for(base_env, spec)
+        base_env = registered_env(registries.envs, case.env, candidate)
+    with blaming(Party(env_label(registries.envs, case.env), base_env)):
+        env = env_for(base_env, spec)
     check_sizes(spec, env)
     if perturbations is None:
         perturbations = perturbations_for(case, registries)
@@ -241,9 +301,10 @@ def _build(case, policy_name, registries, choice="auto", cache_dir=None, watchdo
         from simgate.watchdog import GuardedPolicy
 
         acting = GuardedPolicy(policy, watchdog)
-    runner = make_engine(env, acting, perturbations, env.action_size, choice)
     keyed = case if policy_name == case.policy else dataclasses.replace(case, policy=policy_name)
-    cache = episode_cache(cache_dir, keyed, env, runner, spec, policy)
-    return CaseRig(case, policy_name, env, runner, cache, spec=spec, policy=policy, perturbations=perturbations,
+    with blaming(*parties_of(case, registries, env, perturbations, policy_name, policy)):
+        engine = make_engine(env, acting, perturbations, env.action_size, choice, policy_name)
+        cache = episode_cache(cache_dir, keyed, env, engine, spec, policy)
+    return CaseRig(case, policy_name, env, engine, cache, spec=spec, policy=policy, perturbations=perturbations,
                    remote=remote, watchdog=watchdog, keyed=keyed, registries=registries, choice=choice,
                    cache_dir=cache_dir, counts=counts)

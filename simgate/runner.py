@@ -1,4 +1,14 @@
-"""Run one case in this process: build its parts, roll out, measure, classify, decide."""
+"""Run one case in this process: build its parts, roll out, measure, classify, decide.
+
+Whose error (:mod:`simgate.errors`): a case whose policy cannot be loaded or whose policy code
+raises outside an episode (the latency and frequency probes) ends as ``policy_error``; a case
+whose env, perturbations, metrics or classifiers raise, or whose inputs do not fit its model
+(a SimgateError), ends as ``setup_error``, the message naming whose code or input it was. A
+policy call that fails inside an episode ends only that episode (the engines). Anything else is
+a fault in simgate: it propagates out of :func:`run_case` with its traceback (the test item
+errors, and the controller counts the case as crashed: never a promotion), and is never charged
+to the policy as a case failure.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ import numpy as np
 
 from simgate import verdict
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
+from simgate.errors import Party, PluginCodeError, PolicyCodeError, SimgateError, blaming
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
 from simgate.rig import CaseRig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
 from simgate.scenarios.case import Case
@@ -71,19 +82,56 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
 
 def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
     from simgate.policies.loaders import PolicyLoadError
+
+    try:
+        return _evaluate(case, host, engine, cache_dir, dog, remote)
+    except (PolicyLoadError, PolicyCodeError) as exc:  # the policy's file or code (a baseline's too)
+        return _error(case, exc, POLICY_ERROR)
+    except (PluginCodeError, SimgateError) as exc:  # an env, a perturbation, a metric or the user's input
+        return _error(case, exc, SETUP_ERROR)
+    except ValueError as exc:
+        if not scenario_check(exc):
+            raise  # a fault in simgate
+        return _error(case, exc, SETUP_ERROR)
+
+
+#: simgate modules whose ``raise ValueError(...)`` statements check a scenario's values while its
+#: case runs (a threshold naming a joint or a signal the env lacks, a frequency_response channel,
+#: a search axis): until they raise InputError, such a ValueError fails its case as a setup error
+SCENARIO_CHECKS = ("simgate.verdict", "simgate.frequency", "simgate.latency", "simgate.sequential",
+                   "simgate.search.space", "simgate.envs.base")
+
+
+def scenario_check(exc: BaseException) -> bool:
+    """Whether ``exc`` is a plain ValueError raised by a ``raise ValueError(...)`` statement of
+    one of :data:`SCENARIO_CHECKS` (a message for the user, naming the fix), not by an operation
+    that failed inside them (numpy refusing shapes: a fault)."""
+    import linecache
+    import traceback
+
+    if type(exc) is not ValueError:
+        return False
+    where = None
+    for where in traceback.walk_tb(exc.__traceback__):
+        pass
+    if where is None:
+        return False
+    frame, line = where
+    return (frame.f_globals.get("__name__") in SCENARIO_CHECKS
+            and linecache.getline(frame.f_code.co_filename, line).lstrip().startswith("raise ValueError("))
+
+
+def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
     from simgate.rig import build_rig
 
     regs = host.registries
-    try:
-        rig = build_rig(case, case.policy, regs, engine, cache_dir, dog, remote)
-        base_spec = regs.policies.get(case.baseline) if case.baseline else None
-        if base_spec is not None:
-            check_sizes(base_spec, env_for(rig.env, base_spec))
-    except PolicyLoadError as exc:
-        return _error(case, exc, POLICY_ERROR)
-    except Exception as exc:  # an env, a size, a perturbation or an engine that cannot apply
-        return _error(case, exc, SETUP_ERROR)
-    try:
+    rig = build_rig(case, case.policy, regs, engine, cache_dir, dog, remote)
+    base_spec = regs.policies.get(case.baseline) if case.baseline else None
+    if base_spec is not None:
+        with blaming(*rig.parties):
+            base_env = env_for(rig.env, base_spec)
+        check_sizes(base_spec, base_env)
+    with blaming(*rig.parties, *plugin_parties(host)):
         rollouts, decision = collect(case, rig)
         repeats = None
         if case.thresholds.get("deterministic"):
@@ -104,22 +152,28 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
         if base_spec is not None:
             paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision)
             requirements += paired
-    except PolicyLoadError as exc:  # the baseline's file
-        return _error(case, exc, POLICY_ERROR)
-    except Exception as exc:  # a perturbation or env rule that cannot apply to this model
-        return _error(case, exc, SETUP_ERROR)
-    try:
         feasibility = _feasibility(case, rig.env, rig.engine)
-    except Exception as exc:
-        return _error(case, exc, SETUP_ERROR)
-    modes, examples = _classify(case, rollouts, host)
-    host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
-    table = _table(rollouts, regs.metrics)
+        modes, examples = _classify(case, rollouts, host)
+        host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
+        table = _table(rollouts, regs.metrics)
     return CaseResult(case, verdict.overall(requirements), requirements, modes, _means(table), rollouts.n,
                       engine=rig.engines, examples=examples, table=table,
                       episodes_run=rig.computed, episodes_cached=rig.cached, feasibility=feasibility,
                       policy_sha256=_policy_sha256(rig.spec, rig.policy), worst=_worst(rollouts),
                       cache_note=rig.cache_note, search=search)
+
+
+def plugin_parties(host) -> list[Party]:
+    """Plugin code the runner calls besides the rig's: the registered metrics and the
+    implementations of the failure-classifier and batch-done hooks."""
+    regs = host.registries
+    parties = [Party(f"metric {name!r} (plugin {regs.metrics.owner(name)})", regs.metrics.get(name))
+               for name in regs.metrics]
+    for hook, what in ((host.pm.hook.simgate_classify_failure, "failure classifier"),
+                       (host.pm.hook.simgate_episode_batch_done, "simgate_episode_batch_done hook")):
+        parties += [Party(f"{what} {impl.function.__qualname__} (plugin {impl.plugin_name})", impl.function)
+                    for impl in hook.get_hookimpls()]
+    return parties
 
 
 def run_search_case(case: Case, host, rig):
@@ -134,9 +188,9 @@ def run_search_case(case: Case, host, rig):
     from simgate.search.evaluate import Evaluator
     from simgate.search.run import run_search
 
-    runner = rig.engine
-    space = spaces.from_case(case, rig.perturbations, runner.nominal.opt.timestep, runner.control_dt)
-    evaluator = Evaluator(case, runner, space, classify=host.classify, budget=space.budget, rig=rig)
+    engine = rig.engine
+    space = spaces.from_case(case, rig.perturbations, engine.nominal.opt.timestep, engine.control_dt)
+    evaluator = Evaluator(case, engine, space, classify=host.classify, budget=space.budget, rig=rig)
     identity = json.dumps([case.seed, case.scenario, case.point, "search"], sort_keys=True)
     seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "little")  # the policy's not in it
     found = run_search(space, evaluator, seed, replay=lambda params, index: row_command(case.id, index, params))
@@ -151,8 +205,8 @@ class EpisodeSource(CaseRig):
     that first computed it). A cache that cannot be used never fails the case: caching stops and
     ``cache_note`` says why."""
 
-    def __init__(self, runner, case: Case, env, cache=None, remote=None, dog=None, policy: str | None = None):
-        super().__init__(case, policy or case.policy, env, runner, cache, remote=remote, watchdog=dog)
+    def __init__(self, engine, case: Case, env, cache=None, remote=None, dog=None, policy: str | None = None):
+        super().__init__(case, policy or case.policy, env, engine, cache, remote=remote, watchdog=dog)
 
 
 def collect(case: Case, source: CaseRig):
@@ -183,12 +237,12 @@ def judged_episodes(case: Case) -> int:
     return min(int(wanted), case.episodes)
 
 
-def torque_ranges(runner) -> np.ndarray | None:
+def torque_ranges(engine) -> np.ndarray | None:
     """Per actuator, the largest |torque| at its joint on the nominal model (force limit × |gear|):
     the range that makes the mean-torque bounds valid without normality; inf where nothing limits."""
     from simgate.engine.limits import actuator_limits
 
-    model = getattr(runner, "nominal", None)
+    model = getattr(engine, "nominal", None)
     if model is None:
         return None
     return actuator_limits(model) * np.abs(model.actuator_gear[:, 0])
@@ -229,10 +283,10 @@ def _mark_nondeterministic(rollouts, repeats) -> None:
             ref.nondeterministic = True
 
 
-def _feasibility(case: Case, env, runner) -> float | None:
+def _feasibility(case: Case, env, engine) -> float | None:
     from simgate.seeds import case_rng
 
-    value = env.task_feasibility(runner.nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
+    value = env.task_feasibility(engine.nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
     return None if value is None else float(value)
 
 
@@ -298,6 +352,8 @@ def _means(table: dict[str, list]) -> dict[str, float]:
 
 
 def _error(case: Case, exc: BaseException, mode: str, why: str = "") -> CaseResult:
-    message = str(exc) if mode != SETUP_ERROR or isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    """The case's record when it could not be evaluated: ``exc`` is a SimgateError (the user's
+    input), a CodeError or PolicyLoadError (whose code it was is in its message) or a TimeLimit."""
+    message = str(exc)
     label = f"{mode} ({why})" if why else mode
     return CaseResult(case, ERROR, [], {mode: case.episodes}, {}, 0, error=f"{label}: {message}")

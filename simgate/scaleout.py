@@ -3,37 +3,45 @@ of the test items, straight into the driver's episode cache.
 
 The controller (this pytest process; xdist is not used with Ray) plans, once collection is done,
 every selected fixed-size case's episodes, the candidate's and its baseline's (the same indices),
-into chunks, and keeps the cluster fed with them in the items' order (a window of
+into tasks, and keeps the cluster fed with them in the items' order (a window of
 WINDOW_PER_CPU tasks per CPU in flight). A task builds the env, the policy and the perturbations
 through the same plugin host as a local run (the project's root travels as the task's
 ``working_dir``, so the registered modules and the policy files travel by content), runs the
 engine on exactly its indices, and returns the Episode objects. A collector thread ``put``s them
-into the episode cache (:func:`simgate.runner.episode_cache`) as chunks finish. Each test item
+into the episode cache (:func:`simgate.rig.episode_cache`) as tasks finish. Each test item
 then runs :func:`simgate.runner.run_case` as in a ``-n 0`` run: it finds its episodes in the
 cache, so the verdicts come from the same code path. What an item asks for while it runs (a
 sequential case's batches, a search's rows, the determinism repeats, a lane not in the cache)
 goes through :meth:`RayScheduler.compute` to the cluster too; with only the window ahead of it in
-the queue, it starts at once while the planned chunks keep the other CPUs busy.
+the queue, it starts at once while the planned tasks keep the other CPUs busy.
 
-Same bits. A chunk of the batched engine is exactly one of the lanes the local run would use
-(``lane_size`` of the case's episodes, the same indices per lane): the policy sees the same batch
-rows, so even a policy whose outputs depend on the batch (torch) gives the same episodes. A task
-runs a few whole lanes (:func:`tasks_for`), which the engine splits into the same lanes again. A
-task also recomputes the case's cache context on the worker (simgate's source, runtime versions,
-the env's model, the policy's file bytes or code, the perturbations' code) and refuses to run when
-it differs from the driver's: an episode is never stored under a key its inputs do not match. A
-worker builds each case once and reuses it for its later chunks.
+The words (episode, lane, rows, task) are those of :mod:`simgate.engine`'s docstring: a task is
+one Ray remote call, computing whole lanes of one case and policy.
 
-Faults. Ray retries a task whose worker or node died (``max_retries``). A chunk that fails for
-any other reason (a policy that raises out of the engine, a worker whose inputs differ) is left
-out of the cache and its case computes those episodes locally, as without Ray, where the error is
-reported the usual way. Time limits: a worker runs each chunk under :mod:`simgate.watchdog` with
-the case's limits (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call); a
-chunk stopped there is not retried, the other chunks of that case and policy are cancelled, and
-the item runs the case locally, where the same watchdog ends it as ``policy_error (timeout)`` with
-the message a ``-n 0`` run gives. The driver plans a case (loading its policy) under the same
-limits, and a wait in which no chunk finishes for ``case_timeout`` + GRACE seconds gives up on
-that case's chunks. Cases without a cache context run locally, as today.
+Same bits. A task runs whole lanes of the local run (:func:`lanes_for`: for the batched engine
+``lane_size`` of the case's episodes, the same indices per lane; for the reference engine runs of
+REFERENCE_LANE episodes): the policy sees the same batch rows, so even a policy whose outputs
+depend on the batch (torch) gives the same episodes. A task of several lanes (:func:`tasks_for`)
+is split by the engine into the same lanes again. A task also recomputes the case's cache context
+on the worker (simgate's source, runtime versions, the env's model, the policy's file bytes or
+code, the perturbations' code) and refuses to run when it differs from the driver's: an episode is
+never stored under a key its inputs do not match. A worker builds each case once and reuses it for
+its later tasks.
+
+Faults. Ray retries a task whose worker or node died (``max_retries``). A task that fails for any
+other reason (a policy that raises out of the engine, a worker whose inputs differ: Ray raises it
+on the driver as a RayError) is left out of the cache and its case computes those episodes
+locally, as without Ray, where the error is reported the usual way (a fault in simgate as a
+fault). Only what Ray raises is taken as a Ray problem (:func:`ray_faults`): a case whose setup
+fails while it is planned is left to its item, which reports it; any other exception while
+planning or collecting is a fault in simgate and is raised (at collection: INTERNALERROR; in the
+collector thread: in every item that waits for it). Time limits: a worker runs each task under
+:mod:`simgate.watchdog` with the case's limits (``case_timeout`` for the task, ``policy_timeout``
+for each policy call); a task stopped there is not retried, the other tasks of that case and
+policy are cancelled, and the item runs the case locally, where the same watchdog ends it as
+``policy_error (timeout)`` with the message a ``-n 0`` run gives. The driver plans a case (loading
+its policy) under the same limits, and a wait in which no task finishes for ``case_timeout`` +
+GRACE seconds gives up on that case's tasks. Cases without a cache context run locally, as today.
 """
 
 from __future__ import annotations
@@ -49,12 +57,12 @@ from pathlib import Path
 
 from simgate.items import case_of
 
-#: how often Ray resubmits a chunk whose worker or node died
+#: how often Ray resubmits a task whose worker or node died
 MAX_RETRIES = 4
-#: episodes per chunk of the reference engine (the batched engine's chunk is one of its lanes)
-REFERENCE_CHUNK = 32
-#: a task runs whole chunks (lanes): at most this many, and a case gets at least TASKS_PER_CPU
-#: tasks per CPU of the cluster; fewer, longer tasks cost the driver less per episode
+#: episodes per lane of the reference engine, for scheduling (the batched engine's lanes are its own)
+REFERENCE_LANE = 32
+#: a task runs whole lanes: at most this many, and a case gets at least TASKS_PER_CPU tasks per
+#: CPU of the cluster; fewer, longer tasks cost the driver less per episode
 MAX_LANES = 8
 TASKS_PER_CPU = 4
 #: planned tasks in flight per CPU of the cluster (one running, one queued): enough to keep every
@@ -62,8 +70,8 @@ TASKS_PER_CPU = 4
 WINDOW_PER_CPU = 2
 #: seconds the progress line reuses the cluster's node and CPU counts (asking the GCS costs)
 RESOURCES_EVERY = 5.0
-#: seconds a wait for a case's chunks may see no chunk finish beyond the case's own case_timeout
-#: (each chunk is stopped by the worker's watchdog at case_timeout; this is only a backstop for
+#: seconds a wait for a case's tasks may see no task finish beyond the case's own case_timeout
+#: (each task is stopped by the worker's watchdog at case_timeout; this is only a backstop for
 #: a worker that cannot be interrupted)
 GRACE = 60.0
 #: seconds a TCP connection to a cluster's address may take at configure time; past it the address
@@ -78,10 +86,17 @@ class RayError(Exception):
     """A Ray run that cannot start (no ray installed, no cluster at the address)."""
 
 
+def ray_faults(ray) -> tuple[type[BaseException], ...]:
+    """What Ray raises when the cluster, a node, a worker or the connection fails, or when a task
+    raised on its worker (``RayTaskError``, a ``RayError`` too): the exceptions this module takes
+    as Ray's problem and names. Anything else is a fault in simgate."""
+    return (ray.exceptions.RayError, ConnectionError, TimeoutError)
+
+
 # -- the worker side ----------------------------------------------------------------------------
 _HOSTS: dict = {}
-#: (plugins, case, policy, engine) → (runner, cache context, watchdog): a worker builds a case once,
-#: not once per chunk (building and hashing the inputs cost about a tenth of a lane's run)
+#: (plugins, case, policy, engine) → (engine, cache context, watchdog): a worker builds a case once,
+#: not once per task (building and hashing the inputs cost about a tenth of a lane's run)
 _BUILT: dict = {}
 
 
@@ -93,48 +108,49 @@ def _host(plugins: tuple):
     return _HOSTS[plugins]
 
 
-def build_for(case, policy_name: str, host, engine: str, watchdog=None):
+def build_for(case, policy_name: str, host, choice: str, watchdog=None):
     """The engine, env, policy spec, loaded policy and cache-keyed case of ``case`` run by
     ``policy_name``: its rig (:func:`simgate.rig.build_rig`, as :func:`simgate.runner.run_case`
-    builds it; on the driver to plan, on a worker to run). With ``watchdog`` the engine calls the
-    policy through :class:`simgate.watchdog.GuardedPolicy`, as a local run does."""
+    builds it; on the driver to plan, on a worker to run); ``choice``: auto / batched / reference.
+    With ``watchdog`` the engine calls the policy through :class:`simgate.watchdog.GuardedPolicy`,
+    as a local run does."""
     from simgate.rig import build_rig
 
-    rig = build_rig(case, policy_name, host.registries, engine, watchdog=watchdog)
+    rig = build_rig(case, policy_name, host.registries, choice, watchdog=watchdog)
     return rig.engine, rig.env, rig.spec, rig.policy, rig.keyed
 
 
-def context_of(case, policy_name: str, host, engine: str, cache_dir) -> tuple:
-    """(runner, EpisodeCache or None): None when the case's inputs cannot be hashed."""
+def context_of(case, policy_name: str, host, choice: str, cache_dir) -> tuple:
+    """(engine, EpisodeCache or None): None when the case's inputs cannot be hashed."""
     from simgate.rig import build_rig
 
-    rig = build_rig(case, policy_name, host.registries, engine, cache_dir=Path(cache_dir))
+    rig = build_rig(case, policy_name, host.registries, choice, cache_dir=Path(cache_dir))
     return rig.engine, rig.cache
 
 
-def _built(plugins: tuple, case, policy_name: str, engine: str):
-    """(runner, the worker's cache context, its watchdog), built once per worker and case."""
+def _built(plugins: tuple, case, policy_name: str, choice: str):
+    """(engine, the worker's cache context, its watchdog), built once per worker and case."""
     import pickle
 
     from simgate.rig import build_rig
     from simgate.watchdog import Watchdog
 
-    key = (plugins, pickle.dumps(case), policy_name, engine)
+    key = (plugins, pickle.dumps(case), policy_name, choice)
     if key not in _BUILT:
         dog = Watchdog(case.case_timeout, case.policy_timeout)
         # loading a policy can hang too
-        rig = dog.run(build_rig, case, policy_name, _host(plugins).registries, engine,
+        rig = dog.run(build_rig, case, policy_name, _host(plugins).registries, choice,
                       Path("/nonexistent-simgate-cache"), dog)
         _BUILT[key] = (rig.engine, rig.cache.context if rig.cache else None, dog)
     return _BUILT[key]
 
 
-def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list, context: str,
+def run_task(plugins: tuple, case, policy_name: str, choice: str, indices: list, context: str,
               rows: list | None = None) -> tuple:
     """On a worker: the episodes ``indices`` of ``case`` run by ``policy_name``, as
     ``("ok", engine name, episodes, {"engine": seconds, "physics": ..., "policy": ...})`` (where
     the engine's time went: MuJoCo's stepping and the policy's calls, batched engine only); ``("timeout", message)`` when the case's time limits
-    stopped it (``case_timeout`` for the chunk, ``policy_timeout`` for each policy call), as
+    stopped it (``case_timeout`` for the task, ``policy_timeout`` for each policy call), as
     :mod:`simgate.watchdog` stops a local case. ``rows`` (one params dict per episode, a search's
     rows) draws each episode's world from its row, as :class:`simgate.search.evaluate.Evaluator`
     does locally. Refuses when the worker's inputs (code, versions, model, policy bytes) do not
@@ -142,40 +158,46 @@ def run_chunk(plugins: tuple, case, policy_name: str, engine: str, indices: list
     from simgate.watchdog import TimeLimit
 
     try:
-        runner, worker_context, dog = _built(tuple(plugins), case, policy_name, engine)
+        engine, worker_context, dog = _built(tuple(plugins), case, policy_name, choice)
         if worker_context != context:
             raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the "
                                "driver's (simgate source, Python/MuJoCo/numpy versions, model, policy file or "
                                "code); not run here")
         from simgate.engine.reference import row_overrides
 
-        overrides = None if rows is None else row_overrides(runner, rows)
-        timing = getattr(runner, "timing", {})
+        overrides = None if rows is None else row_overrides(engine, rows)
+        timing = getattr(engine, "timing", {})
         before = dict(timing)
         start = time.perf_counter()
-        episodes = dog.run(runner.run, case, indices, overrides).episodes
+        episodes = dog.run(engine.run, case, indices, overrides).episodes
         seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
     from simgate.rig import engine_name
 
-    return ("ok", engine_name(runner), episodes, seconds)
+    return ("ok", engine_name(engine), episodes, seconds)
+
+
+run_chunk = run_task  # its former name (a benchmark submits it itself)
 
 
 # -- the driver side ----------------------------------------------------------------------------
-def chunks_for(case, runner) -> list[list[int]]:
+def lanes_for(case, engine) -> list[list[int]]:
     """The case's episodes as the local run splits them: the batched engine's lanes (the policy's
-    batch is the lane), else runs of REFERENCE_CHUNK episodes (the reference engine runs each
+    batch is the lane), else runs of REFERENCE_LANE episodes (the reference engine runs each
     episode on its own)."""
-    return lanes_of(case.episodes, case, runner)
+    return lanes_of(case.episodes, case, engine)
 
 
-def lanes_of(n: int, case, runner) -> list[list[int]]:
-    """Positions 0..n-1 of one ``runner.run`` call's indices, split as the engine splits them:
+chunks_for = lanes_for  # its former name
+
+
+def lanes_of(n: int, case, engine) -> list[list[int]]:
+    """Positions 0..n-1 of one ``engine.run`` call's indices, split as the engine splits them:
     consecutive lanes of the case's lane size (fixed by the case, never by n), the last one short."""
     from simgate.engine.batched import BatchedEngine, lane_size
 
-    size = lane_size(case.episodes, runner.chunk) if isinstance(runner, BatchedEngine) else REFERENCE_CHUNK
+    size = lane_size(case.episodes, engine.lane_max) if isinstance(engine, BatchedEngine) else REFERENCE_LANE
     return [list(range(first, min(first + size, n))) for first in range(0, n, size)]
 
 
@@ -189,29 +211,29 @@ def tasks_for(lanes: list[list[int]], cpus: int) -> list[list[int]]:
 
 
 @dataclasses.dataclass(eq=False)
-class _Chunk:
+class _Task:
     """One task's worth of a planned case: submitted when the window has room."""
 
-    args: tuple  # run_chunk's
+    args: tuple  # run_task's
     cache: object
     case_id: str
     policy: str
     env: str
     control_dt: float
     waiters: list  # the case ids that wait for it (a shared baseline: several)
-    siblings: set  # every chunk of its case and policy
+    siblings: set  # every task of its case and policy
     ref: object = None  # its ObjectRef, once submitted
 
 
 class RayScheduler:
     """A pytest plugin: plans the selected cases' episodes at collection end and keeps the cluster
     fed with them (WINDOW_PER_CPU tasks per CPU in flight, in the items' order); a collector thread
-    stores every chunk in the episode cache as it finishes (so a driver killed mid-run leaves what
+    stores every task in the episode cache as it finishes (so a driver killed mid-run leaves what
     finished, and a re-run submits only the rest); before each simgate item, waits for its case's
-    chunks. :meth:`compute` runs the episodes an item asks for during the case (a sequential
+    tasks. :meth:`compute` runs the episodes an item asks for during the case (a sequential
     case's batches, a search's rows, the determinism repeats, anything not in the cache) on the
     cluster too; having few tasks queued ahead of them, those start at once, and the planned
-    chunks keep the other CPUs busy while the item thinks.
+    tasks keep the other CPUs busy while the item thinks.
 
     What it needs of the run, simgate's pytest plugin gives it (this module imports neither the
     plugin nor its controller): the project's folder ``root`` (shipped to the workers), the
@@ -224,24 +246,26 @@ class RayScheduler:
         self.project_plugins, self.host = tuple(plugins), host
         self.ray = None
         self.started_here = False
-        #: guards everything below it; notified whenever a chunk finishes or is given up
+        #: guards everything below it; notified whenever a task finishes or is given up
         self.lock = threading.Condition()
-        self.backlog: deque = deque()  # planned chunks not submitted yet, in the items' order
-        self.inflight: dict = {}  # ObjectRef → its _Chunk
-        self.open: set = set()  # every chunk not finished (backlog and in flight)
-        self.by_case: dict = defaultdict(set)  # case id → its open chunks
-        #: (case id, policy) whose chunks hit a time limit or were given up: computed locally from then on
+        self.backlog: deque = deque()  # planned tasks not submitted yet, in the items' order
+        self.inflight: dict = {}  # ObjectRef → its _Task
+        self.open: set = set()  # every task not finished (backlog and in flight)
+        self.by_case: dict = defaultdict(set)  # case id → its open tasks
+        #: (case id, policy) whose tasks hit a time limit or were given up: computed locally from then on
         self.gave_up: set = set()
         self._cluster = None  # (when asked, alive nodes, CPUs)
         self.failed: list[str] = []
         self.episodes_total = self.episodes_done = self.steps_done = 0
         self.simulated: dict[str, float] = defaultdict(float)  # env → simulated seconds computed on Ray
-        self.worker_seconds: dict[str, float] = defaultdict(float)  # engine / physics / policy, over chunks
-        self.chunks_planned = 0
+        self.worker_seconds: dict[str, float] = defaultdict(float)  # engine / physics / policy, over tasks
+        self.tasks_planned = 0
         self.cases_planned = 0
         self.t0 = None
         self.last_done = time.monotonic()
-        self.task = self.plugins = self.engine = None
+        self.remote_task = self.plugins = self.choice = None
+        #: a fault of simgate's own code in the collector thread, raised in the items that wait for it
+        self.crashed: BaseException | None = None
         self.cpus = 1
         self._stop = threading.Event()
         self._collector: threading.Thread | None = None
@@ -277,7 +301,7 @@ class RayScheduler:
             kwargs["address"] = self.address
         try:
             ray.init(**kwargs)
-        except Exception as exc:  # noqa: BLE001 (ConnectionError, ValueError, ...: said as one message)
+        except Exception as exc:  # noqa: BLE001 - Ray's start-up code (ConnectionError, ValueError, ...): said as one message
             raise RayError(f"--simgate-ray {self.address}: cannot start or join Ray: {type(exc).__name__}: {exc}") from None
         self.started_here = True
 
@@ -285,32 +309,37 @@ class RayScheduler:
     def _cluster_cpus(self) -> int:
         try:
             return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
-        except Exception:  # noqa: BLE001 (only sizes the tasks)
+        except ray_faults(self.ray) as exc:  # only sizes the tasks: one CPU assumed, and said
+            self.failed.append(f"the cluster's CPUs could not be asked ({type(exc).__name__}: {exc}); tasks sized "
+                               "for one CPU")
             return 1
 
-    def _plan(self, case, policy_name: str, host, engine: str, cache_dir):
-        """(runner, cache) of one case and policy, or (None, None) when it runs locally. Loading
+    def _plan(self, case, policy_name: str, host, choice: str, cache_dir):
+        """(engine, cache) of one case and policy, or (None, None) when it runs locally. Loading
         a policy can hang: the case's own limits apply, as in a local run (whose item then
-        reports the timeout)."""
+        reports the timeout). A case that cannot be set up (the user's input, a policy's or a
+        plugin's code) runs locally, where its item reports it; a fault in simgate propagates."""
+        from simgate.errors import CodeError, SimgateError
+        from simgate.policies.loaders import PolicyLoadError
         from simgate.watchdog import TimeLimit, Watchdog
 
         try:
-            return Watchdog(case.case_timeout, case.policy_timeout).run(context_of, case, policy_name, host, engine,
+            return Watchdog(case.case_timeout, case.policy_timeout).run(context_of, case, policy_name, host, choice,
                                                                         cache_dir)
         except TimeLimit as exc:
             self.failed.append(f"{case.id}: {exc}")
-        except Exception:  # noqa: BLE001 (a setup error: run_case reports it the usual way)
-            pass
+        except (SimgateError, CodeError, PolicyLoadError) as exc:  # its item reports it (setup or policy error)
+            self.failed.append(f"{case.id}: not planned: {exc}")
         return None, None
 
     def submit(self, cases: list) -> None:
         cache_dir = self.cache_dir
         host = self.host
         self.plugins = self.project_plugins
-        self.engine = self.config.getoption("simgate_engine")
-        self.task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk)
+        self.choice = self.config.getoption("simgate_engine")
+        self.remote_task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_task)
         self.cpus = self._cluster_cpus()
-        planned: dict = {}  # cache context → its chunks (a baseline shared by several candidates: planned once)
+        planned: dict = {}  # cache context → its tasks (a baseline shared by several candidates: planned once)
         self.t0 = self.last_done = time.monotonic()
         self._collector = threading.Thread(target=self._collect, name="simgate-ray-collector", daemon=True)
         self._collector.start()
@@ -319,46 +348,55 @@ class RayScheduler:
                 continue  # its batches depend on earlier outcomes: the item asks for them (compute)
             roles = [case.policy] + ([case.baseline] if case.baseline else [])
             for policy_name in roles:
-                runner, cache = self._plan(case, policy_name, host, self.engine, cache_dir)
+                engine, cache = self._plan(case, policy_name, host, self.choice, cache_dir)
                 if cache is None:
                     continue
                 with self.lock:
                     if cache.context in planned:  # this case waits for them too
-                        for chunk in planned[cache.context] & self.open:
-                            chunk.waiters.append(case.id)
-                            self.by_case[case.id].add(chunk)
+                        for task in planned[cache.context] & self.open:
+                            task.waiters.append(case.id)
+                            self.by_case[case.id].add(task)
                         continue
                 siblings = planned[cache.context] = set()
                 self.cases_planned += 1
                 # only lanes with no entry at all (an existence test: reading and checking every
                 # entry costs as much as writing it); a part-cached lane is computed when the
                 # item asks for it, as the local run would split it, and so is a damaged one
-                lanes = [lane for lane in chunks_for(case, runner)
+                lanes = [lane for lane in lanes_for(case, engine)
                          if not any(cache.path(i).exists() for i in lane)]
                 with self.lock:
                     for indices in tasks_for(lanes, self.cpus):
-                        chunk = _Chunk((self.plugins, case, policy_name, self.engine, indices, cache.context), cache,
-                                       case.id, policy_name, case.env, runner.control_dt, [case.id], siblings)
-                        siblings.add(chunk)
-                        self.open.add(chunk)
-                        self.by_case[case.id].add(chunk)
-                        self.backlog.append(chunk)
+                        task = _Task((self.plugins, case, policy_name, self.choice, indices, cache.context), cache,
+                                     case.id, policy_name, case.env, engine.control_dt, [case.id], siblings)
+                        siblings.add(task)
+                        self.open.add(task)
+                        self.by_case[case.id].add(task)
+                        self.backlog.append(task)
                         self.episodes_total += len(indices)
-                        self.chunks_planned += 1
+                        self.tasks_planned += 1
                     self._feed()  # the cluster starts on the first cases while the others are planned
 
     def _feed(self) -> None:
-        """(lock held) Submit backlog chunks until WINDOW_PER_CPU per CPU are in flight."""
+        """(lock held) Submit backlog tasks until WINDOW_PER_CPU per CPU are in flight."""
         while self.backlog and len(self.inflight) < WINDOW_PER_CPU * self.cpus:
-            chunk = self.backlog.popleft()
-            chunk.ref = self.task.remote(*chunk.args)
-            self.inflight[chunk.ref] = chunk
+            task = self.backlog.popleft()
+            task.ref = self.remote_task.remote(*task.args)
+            self.inflight[task.ref] = task
         self.lock.notify_all()
 
     # -- collect ----------------------------------------------------------------------------------
     def _collect(self) -> None:
-        """The collector thread: stores every chunk as it finishes, whatever the items do, and
-        keeps the window full."""
+        """The collector thread: stores every task as it finishes, whatever the items do, and
+        keeps the window full. A fault of simgate's here is kept in ``crashed`` and raised in
+        every item that waits for its tasks (:meth:`wait_for`)."""
+        try:
+            self._collect_until_stopped()
+        except BaseException as exc:  # noqa: BLE001 - handed to the items, raised there (wait_for)
+            with self.lock:
+                self.crashed = exc
+                self.lock.notify_all()
+
+    def _collect_until_stopped(self) -> None:
         ray = self.ray
         while not self._stop.is_set():
             with self.lock:
@@ -370,7 +408,7 @@ class RayScheduler:
                 ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
                 if ready:  # everything finished by now, in one call
                     ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            except Exception:  # noqa: BLE001 (Ray shutting down under us: close() is on its way)
+            except ray_faults(ray):  # Ray shutting down under us (close() is on its way) or a lost connection
                 if self._stop.wait(0.5):
                     return
                 continue
@@ -380,97 +418,103 @@ class RayScheduler:
                     self._feed()
 
     def wait_for(self, case_id: str, idle: float) -> None:
-        """Return once no chunk of ``case_id`` is open; its chunks still in the backlog go first.
-        When no chunk at all finished for ``idle`` seconds while some of the case's are left,
+        """Return once no task of ``case_id`` is open; its tasks still in the backlog go first.
+        When no task at all finished for ``idle`` seconds while some of the case's are left,
         those are cancelled (their episodes are then computed when the item asks for them)."""
         with self.lock:
             mine = [c for c in self.backlog if c in self.by_case.get(case_id, ())]
             if mine:  # the item needs them now (their turn had not come: a re-ordered selection)
-                for chunk in mine:
-                    self.backlog.remove(chunk)
+                for task in mine:
+                    self.backlog.remove(task)
                 self.backlog.extendleft(reversed(mine))
                 self._feed()
             while True:
+                if self.crashed is not None:
+                    raise RuntimeError(f"simgate's Ray collector thread failed ({type(self.crashed).__name__}: "
+                                       f"{self.crashed}); case {case_id!r} is not run") from self.crashed
                 left = list(self.by_case.get(case_id, ()))
                 if not left:
                     return
                 if self._collector is None or not self._collector.is_alive():
-                    for chunk in left:  # nobody stores them any more
-                        self._cancel(chunk)
+                    for task in left:  # nobody stores them any more
+                        self._cancel(task)
                     return
                 if time.monotonic() - self.last_done > idle:
-                    for chunk in left:
-                        self.failed.append(f"{chunk.case_id}: no chunk finished for {idle:g} s; cancelled")
-                        self.gave_up.add((chunk.case_id, chunk.policy))
-                        self._cancel(chunk)
+                    for task in left:
+                        self.failed.append(f"{task.case_id}: no task finished for {idle:g} s; cancelled")
+                        self.gave_up.add((task.case_id, task.policy))
+                        self._cancel(task)
                     return
                 self.lock.wait(1.0)
 
-    def _cancel(self, chunk) -> None:
+    def _cancel(self, task) -> None:
         """(lock held)"""
-        if chunk.ref is not None:
-            self._cancel_ref(chunk.ref)
-        self._forget(chunk)
+        if task.ref is not None:
+            self._cancel_ref(task.ref)
+        self._forget(task)
 
     def _cancel_ref(self, ref) -> None:
         try:
             self.ray.cancel(ref, force=True)
-        except Exception:  # noqa: BLE001 (already finished or gone)
+        except ray_faults(self.ray):  # its worker or Ray itself already gone
             pass
 
-    def _forget(self, chunk) -> None:
+    def _forget(self, task) -> None:
         """(lock held)"""
-        if chunk not in self.open:
+        if task not in self.open:
             return
-        self.open.discard(chunk)
-        if chunk.ref is None:
-            self.backlog.remove(chunk)
-        self.inflight.pop(chunk.ref, None)  # no ref kept: Ray frees the chunk's result
-        for cid in chunk.waiters:
-            self.by_case[cid].discard(chunk)
+        self.open.discard(task)
+        if task.ref is None:
+            self.backlog.remove(task)
+        self.inflight.pop(task.ref, None)  # no ref kept: Ray frees the task's result
+        for cid in task.waiters:
+            self.by_case[cid].discard(task)
         self.lock.notify_all()
 
     def _store(self, refs: list) -> None:
-        """(collector thread) Fetch finished chunks and put their episodes into the cache; the
+        """(collector thread) Fetch finished tasks and put their episodes into the cache; the
         lock is not held while fetching or writing, so an item is never held up by another
-        case's chunk."""
+        case's task."""
         try:
             results = self.ray.get(refs)
-        except Exception:  # noqa: BLE001 (one of them failed: taken one by one)
+        except ray_faults(self.ray):  # one of them failed: taken one by one
             results = None
         for k, ref in enumerate(refs):
             with self.lock:
-                chunk = self.inflight.get(ref)
-            if chunk is None:
+                task = self.inflight.get(ref)
+            if task is None:
                 continue  # cancelled with a sibling that timed out
             try:
                 result = results[k] if results is not None else self.ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 (the case computes these episodes when its item runs)
+            except ray_faults(self.ray) as exc:  # the case computes these episodes when its item runs
                 with self.lock:
-                    self.failed.append(f"{chunk.case_id}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
-                    self._forget(chunk)
+                    self.failed.append(f"{task.case_id}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
+                    self._forget(task)
                 continue
             if result[0] == "timeout":
-                # the other chunks of this case and policy would hang the same way: the item runs
+                # the other tasks of this case and policy would hang the same way: the item runs
                 # the case locally, where its watchdog reports the timeout as in a -n 0 run
                 with self.lock:
-                    self.failed.append(f"{chunk.case_id}: {result[1]}")
-                    self.gave_up.add((chunk.case_id, chunk.policy))
-                    for sibling in list(chunk.siblings & self.open):
-                        if sibling is not chunk:
+                    self.failed.append(f"{task.case_id}: {result[1]}")
+                    self.gave_up.add((task.case_id, task.policy))
+                    for sibling in list(task.siblings & self.open):
+                        if sibling is not task:
                             self._cancel(sibling)
-                    self._forget(chunk)
+                    self._forget(task)
                 continue
-            _, engine, episodes, seconds = result
-            for episode in episodes:
+            _, computed_by, episodes, seconds = result
+            for stored, episode in enumerate(episodes):
                 try:
-                    chunk.cache.put(episode, engine)
-                except OSError:
-                    break  # run_case finds the cache unwritable and says so
+                    task.cache.put(episode, computed_by)
+                except OSError as exc:  # the item computes the rest, finds the cache unwritable and says so
+                    with self.lock:
+                        self.failed.append(f"{task.case_id}: {len(episodes) - stored} episode(s) computed on Ray not "
+                                           f"stored ({type(exc).__name__}: {exc})")
+                    break
             with self.lock:
-                self._count(chunk.env, chunk.control_dt, episodes, seconds)
+                self._count(task.env, task.control_dt, episodes, seconds)
                 self.last_done = time.monotonic()
-                self._forget(chunk)
+                self._forget(task)
 
     def _count(self, env: str, control_dt: float, episodes: list, seconds: dict) -> None:
         """(lock held)"""
@@ -482,19 +526,19 @@ class RayScheduler:
         self.simulated[env] += steps * control_dt
 
     # -- episodes an item asks for ----------------------------------------------------------------
-    def compute(self, case, policy_name: str, runner, cache, indices, rows=None, dog=None):
+    def compute(self, case, policy_name: str, engine, cache, indices, rows=None, dog=None):
         """``(engine name, episodes)`` of ``indices`` run by ``policy_name``, computed on the
-        cluster in the lanes ``runner.run(case, indices)`` would use (``rows``: a search's row
+        cluster in the lanes ``engine.run(case, indices)`` would use (``rows``: a search's row
         params, one per index); None when they are to be computed locally instead: no cache
-        context to check the workers against, a chunk that failed or hit its time limit (the
-        local run reports it the usual way), or no chunk finishing for the case's
+        context to check the workers against, a task that failed or hit its time limit (the
+        local run reports it the usual way), or no task finishing for the case's
         ``case_timeout`` + GRACE. The wait does not count towards the case's own time limit
-        (``dog``): the cluster may first be finishing other cases' chunks."""
+        (``dog``): the cluster may first be finishing other cases' tasks."""
         indices = [int(i) for i in indices]
-        if self.task is None or not cache or not indices or (case.id, policy_name) in self.gave_up:
+        if self.remote_task is None or not cache or not indices or (case.id, policy_name) in self.gave_up:
             return None
-        tasks = tasks_for(lanes_of(len(indices), case, runner), self.cpus)
-        refs = [self.task.remote(self.plugins, case, policy_name, self.engine, [indices[p] for p in t], cache.context,
+        tasks = tasks_for(lanes_of(len(indices), case, engine), self.cpus)
+        refs = [self.remote_task.remote(self.plugins, case, policy_name, self.choice, [indices[p] for p in t], cache.context,
                                  None if rows is None else [rows[p] for p in t]) for t in tasks]
         with self.lock:
             self.episodes_total += len(indices)
@@ -508,13 +552,13 @@ class RayScheduler:
         if not ready:
             with self.lock:
                 self.gave_up.add((case.id, policy_name))
-                self.failed.append(f"{case.id}: no chunk finished for {case.case_timeout + GRACE:g} s; computed locally")
+                self.failed.append(f"{case.id}: no task finished for {case.case_timeout + GRACE:g} s; computed locally")
             for ref in refs:
                 self._cancel_ref(ref)
             return None
         try:
             results = self.ray.get(refs)
-        except Exception as exc:  # noqa: BLE001 (a chunk raised: the local run reports the error)
+        except ray_faults(self.ray) as exc:  # a task raised: the local run reports the error
             with self.lock:
                 self.gave_up.add((case.id, policy_name))
                 self.failed.append(f"{case.id}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}")
@@ -529,7 +573,7 @@ class RayScheduler:
         for r in results:
             seconds.update(r[3])
         with self.lock:
-            self._count(case.env, runner.control_dt, episodes, seconds)
+            self._count(case.env, engine.control_dt, episodes, seconds)
         return results[0][1], episodes
 
     def _await(self, refs: list, idle: float) -> bool:
@@ -552,7 +596,7 @@ class RayScheduler:
             try:
                 cpus = float(self.ray.cluster_resources().get("CPU", 0))
                 nodes = len([n for n in self.ray.nodes() if n.get("Alive")])
-            except Exception:  # noqa: BLE001 (a line of progress is not worth failing for)
+            except ray_faults(self.ray):  # a line of progress is not worth failing for
                 cpus, nodes = 0.0, 0
             self._cluster = (now, nodes, cpus)
         return self._cluster[1], self._cluster[2]
@@ -563,7 +607,7 @@ class RayScheduler:
             done, total, steps, left = self.episodes_done, self.episodes_total, self.steps_done, len(self.open)
         rate = done / elapsed if elapsed > 0 else 0.0
         nodes, cpus = self._resources() if self.ray is not None and self.ray.is_initialized() else (0, 0.0)
-        line = (f"simgate ray: chunks left {left}, episodes {done}/{total}, "
+        line = (f"simgate ray: tasks left {left}, episodes {done}/{total}, "
                 f"{rate:.0f} episodes/s, {steps / max(elapsed, 1e-9):.0f} control steps/s, "
                 f"{nodes} node(s), {cpus:g} CPU")
         if rate > 0:
@@ -602,7 +646,7 @@ class RayScheduler:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"simgate ray: {self.episodes_total} episodes of {self.cases_planned} case/policy "
-                                f"pair(s) planned as {self.chunks_planned} chunks")
+                                f"pair(s) planned as {self.tasks_planned} tasks")
 
     def pytest_runtest_setup(self, item) -> None:
         case = case_of(item)
@@ -634,7 +678,7 @@ class RayScheduler:
             return
         terminalreporter.write_line(f"simgate ray: {self.episodes_done} episodes computed on Ray")
         for line in self.failed:
-            terminalreporter.write_line(f"simgate ray: chunk not computed on Ray (run locally): {line}")
+            terminalreporter.write_line(f"simgate ray: task not computed on Ray (run locally): {line}")
 
     def close(self) -> None:
         self._stop.set()

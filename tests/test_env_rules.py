@@ -187,7 +187,7 @@ def test_the_engines_agree_on_the_arm_whatever_blas_does_with_one_vector(host, b
     policy = host.registries.policies.get("arm7-ik").load()
     case = make_case(env="arm7-reach", policy="arm7-ik", horizon=1.0, episodes=4)
     reference = ReferenceEngine(env, policy, [], 7).run(case, range(4))
-    batched = BatchedEngine(env, policy, [], 7, nthread=2, chunk=3).run(case, range(4))
+    batched = BatchedEngine(env, policy, [], 7, nthread=2, lane_max=3).run(case, range(4))
     assert_identical(reference, batched)
     assert any(e.success for e in reference.episodes)  # the latch rule was exercised, and agrees
 
@@ -246,18 +246,18 @@ def test_a_cancelled_lane_returns_at_its_next_control_step(bot_engine):
 
     bot_engine.policy = CancelOnThirdCall()
     case = make_case(episodes=4, horizon=10.0)
-    assert bot_engine._run_chunk(case, [0, 1], 500, 2, cancel) is None
+    assert bot_engine._run_lane(case, [0, 1], 500, 2, cancel) is None
     assert len(calls) == 3  # not one control step more
 
 
 def test_an_exception_in_a_lane_reaches_the_caller(bot_engine, monkeypatch):
-    run_chunk = bot_engine._run_chunk
+    run_lane = bot_engine._run_lane
 
     def failing(case, indices, n_steps, rows, cancel=None, overrides=None):
         if 2 in indices:
             raise RuntimeError("lane broke")
-        return run_chunk(case, indices, n_steps, rows, cancel, overrides)
+        return run_lane(case, indices, n_steps, rows, cancel, overrides)
 
-    monkeypatch.setattr(bot_engine, "_run_chunk", failing)
+    monkeypatch.setattr(bot_engine, "_run_lane", failing)
     with pytest.raises(RuntimeError, match="lane broke"):
         bot_engine.run(make_case(episodes=4, horizon=0.2), range(4))

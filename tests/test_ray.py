@@ -1,5 +1,5 @@
 """--simgate-ray: the episodes on Ray, the verdicts from the driver's episode cache, the same
-summary as ``-n 0``; a Ray worker SIGKILLed in the middle of a chunk changes nothing."""
+summary as ``-n 0``; a Ray worker SIGKILLed in the middle of a task changes nothing."""
 
 import json
 import os
@@ -68,9 +68,9 @@ def _descendants(root: int) -> list[int]:
 
 
 def test_ray_local_gives_the_serial_summary_even_when_a_worker_is_killed(serial, tmp_path):
-    """``--simgate-ray local`` on two CPUs, and the Ray worker process that runs a chunk (found
-    among the processes this run started, by its title ``ray::run_chunk``) SIGKILLed mid-chunk:
-    Ray runs the chunk again, every episode still comes from Ray (the TorchScript policy
+    """``--simgate-ray local`` on two CPUs, and the Ray worker process that runs a task (found
+    among the processes this run started, by its title ``ray::run_task``) SIGKILLed mid-task:
+    Ray runs the task again, every episode still comes from Ray (the TorchScript policy
     included: same lanes, same bits), and the case entries equal the serial run's."""
     proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", "local", "-v"), cwd=REPO, env=_env(SIMGATE_RAY_CPUS="2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -80,9 +80,9 @@ def test_ray_local_gives_the_serial_summary_even_when_a_worker_is_killed(serial,
         deadline = time.time() + 300
         while killed is None and proc.poll() is None and time.time() < deadline:
             for pid in _descendants(proc.pid):
-                if ray_cluster.cmdline(pid).startswith("ray::run_chunk"):
-                    time.sleep(0.3)  # well inside the chunk
-                    if ray_cluster.cmdline(pid).startswith("ray::run_chunk"):
+                if ray_cluster.cmdline(pid).startswith("ray::run_task"):
+                    time.sleep(0.3)  # well inside the task
+                    if ray_cluster.cmdline(pid).startswith("ray::run_task"):
                         os.kill(pid, signal.SIGKILL)
                         killed = pid
                     break
@@ -92,12 +92,12 @@ def test_ray_local_gives_the_serial_summary_even_when_a_worker_is_killed(serial,
         if proc.poll() is None:  # only what this test started: its own process group
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert killed is not None, "no Ray worker was seen running a chunk"
+    assert killed is not None, "no Ray worker was seen running a task"
     assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
-    assert "chunks" in stdout and "episodes computed on Ray" in stdout
-    assert "simgate ray: chunks left" in stdout and "node(s)" in stdout  # the progress line (-v)
+    assert "tasks" in stdout and "episodes computed on Ray" in stdout
+    assert "simgate ray: tasks left" in stdout and "node(s)" in stdout  # the progress line (-v)
     ray_summary = summary(tmp_path)
-    _all_from_ray(ray_summary)  # the killed chunk was retried on Ray, not computed locally
+    _all_from_ray(ray_summary)  # the killed task was retried on Ray, not computed locally
     assert results_only(ray_summary) == results_only(serial)
 
 
@@ -121,8 +121,8 @@ def two_nodes():
 
 
 def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
-    """A head and a second node, one CPU each; once the second node runs a chunk, every process
-    of that node is SIGKILLed: its chunks run again on the head, all from Ray, the same summary.
+    """A head and a second node, one CPU each; once the second node runs a task, every process
+    of that node is SIGKILLed: its tasks run again on the head, all from Ray, the same summary.
     Every wait is bounded; the fixture checks that no process of either node is left."""
     node2 = two_nodes["node2"]
     proc = subprocess.Popen(_cmd(tmp_path, "--simgate-ray", two_nodes["address"]), cwd=REPO, env=two_nodes["env"],
@@ -132,7 +132,7 @@ def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
     try:
         deadline = time.time() + 300
         while not killed and proc.poll() is None and time.time() < deadline:
-            if any(ray_cluster.cmdline(pid).startswith("ray::run_chunk") for pid in ray_cluster.group_pids(node2.pid)):
+            if any(ray_cluster.cmdline(pid).startswith("ray::run_task") for pid in ray_cluster.group_pids(node2.pid)):
                 time.sleep(0.3)
                 killed = ray_cluster.kill_group(node2.pid)
             time.sleep(0.05)
@@ -141,7 +141,7 @@ def test_a_lost_node_changes_nothing(serial, tmp_path, two_nodes):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert killed, "the second node never ran a chunk"
+    assert killed, "the second node never ran a task"
     assert proc.returncode == 0, stdout[-3000:] + stderr[-2000:]
     ray_summary = summary(tmp_path)
     _all_from_ray(ray_summary, stdout + stderr)
@@ -185,7 +185,7 @@ def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_proje
     assert run.returncode == 1, out[-3000:]
     assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
     cases = summary(fault_project / "out")["cases"]
-    # (its episodes normally come from Ray; under heavy load a chunk may outlive the scenario's
+    # (its episodes normally come from Ray; under heavy load a task may outlive the scenario's
     # 8 s case_timeout and be recomputed on the driver, which is the limit working, not a fault)
     assert cases["balance-pd"]["outcome"] == "PASS", cases["balance-pd"]
     expected = {"sleeper": "a policy call took longer than the limit of 2 s",
@@ -196,7 +196,7 @@ def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_proje
         assert hung["outcome"] == "ERROR" and "policy_error" in hung["failure_modes"], hung
         assert hung["error"].startswith("policy_error (timeout)") and words in hung["error"], hung["error"]
         # stopped on Ray (or while the driver planned it), not by the driver's backstop
-        assert f"(run locally): balance-{name}: {words}" in out and "no chunk finished" not in out, out[-3000:]
+        assert f"(run locally): balance-{name}: {words}" in out and "no task finished" not in out, out[-3000:]
 
 
 def test_without_the_option_nothing_imports_ray(fault_project):
@@ -228,7 +228,7 @@ def test_search_rows_sequential_batches_and_repeats_are_computed_on_ray(tmp_path
     outcomes so far) ask for their episodes while their items run: those go to Ray too, in the
     lanes the local engine would use, so the case entries equal -n 0's and nothing was computed
     on the driver (ray.json counts at least every episode the serial run computed, plus the
-    determinism repeats, and lists no chunk left to the driver)."""
+    determinism repeats, and lists no task left to the driver)."""
     scenarios = _project_scenarios(tmp_path)
     args = ("--scenarios", str(scenarios), "--policy", "balancebot-lqr")
 

@@ -8,6 +8,7 @@ one ``Batch.rollout`` of ``frame_skip`` physics steps whose per-step controls an
 were planned like the reference engine plans them (:mod:`simgate.engine.substeps`). The result
 is bit-identical to the reference engine, at any thread count.
 
+The words (episode, lane, rows, block, task) are those of :mod:`simgate.engine`'s docstring.
 The episodes are split into lanes (:func:`lane_size`), each a one-thread ``Batch`` with its own
 closed loop, and ``nthread`` lanes run at once in Python threads: MuJoCo releases the GIL while
 it steps, so one lane's bookkeeping and policy call overlap the other lanes' physics instead of
@@ -24,7 +25,11 @@ writes a rule per episode only is asked it row by row.
 
 Finished episodes are masked out of the physics; the policy is always called on the same
 number of rows (fixed by the case, never by timing or threads), so a policy whose outputs depend
-on the batch size (torch) still gives the same result on every run.
+on the batch size (torch) still gives the same result on every run. A policy written for one
+robot (it answers a batch with one action, reading ``obs[0]``) is found at its first call and
+from then on asked one row at a time, as the reference engine asks it
+(:attr:`BatchedEngine.row_by_row`); an ONNX export whose batch dimension is fixed at 1 is found
+when it is loaded (:class:`simgate.policies.loaders.OnnxPolicy`).
 """
 
 from __future__ import annotations
@@ -35,23 +40,15 @@ import time
 import numpy as np
 
 from simgate.engine.limits import SATURATION, actuator_limits, at_stops, joint_stops
-from simgate.engine.reference import (
-    MAX_QVEL,
-    ReferenceEngine,
-    _per_episode,
-    divergence,
-    joint_speeds,
-    signal_maxima,
-    signal_means,
-    total_mass,
-)
+from simgate.engine.reference import MAX_QVEL, ReferenceEngine, _per_episode, divergence, finish_episode
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
-from simgate.engine.substeps import physics_hooks, plan
+from simgate.engine.substeps import physics_hooks, plan_rows
 from simgate.envs.base import MujocoEnv, row_rule
+from simgate.errors import SimgateError
 
 #: most episodes in one lane (one Batch, one closed loop): 32 keep a core at the physics limit
-CHUNK = 32
+LANE = 32
 #: control steps recorded before the per-step bookkeeping (effort, saturation, joint stops, state
 #: fingerprints) is done for all of them at once: a few numpy calls per block, not per step
 BLOCK = 50
@@ -59,8 +56,9 @@ BLOCK = 50
 ENGINE_FIELDS = ("qpos", "qvel", "ctrl", "xfrc_applied", "time")
 
 
-class NotBatchable(Exception):
-    """The env reads something of MjData that a batch row cannot give (contacts, ...)."""
+class NotBatchable(SimgateError):
+    """The env reads something of MjData that a batch row cannot give (contacts, ...): ``auto``
+    runs it on the reference engine; ``--simgate-engine batched`` is refused for it."""
 
 
 class RowData:
@@ -151,13 +149,23 @@ class BatchedEngine:
     #: the name its episodes are recorded by (the cache, a case's ``engine`` counts)
     name = "batched"
 
-    def __init__(self, env, policy, perturbations, action_size: int, nthread: int = 1, chunk: int = CHUNK):
+    def __init__(self, env, policy, perturbations, action_size: int, nthread: int = 1, lane_max: int = LANE,
+                 policy_name: str | None = None, *, chunk: int | None = None):
+        """``lane_max``: most episodes in a lane (``chunk``: its former name, still taken)."""
         from mujoco.batch import DATA_FIELDS
 
-        self.ref = ReferenceEngine(env, policy, perturbations, action_size)
+        lane_max = chunk if chunk is not None else lane_max
+
+        self.ref = ReferenceEngine(env, policy, perturbations, action_size, policy_name)
         self.env, self.policy, self.action_size = env, policy, action_size
-        self.nthread, self.chunk = nthread, chunk
+        self.who = self.ref.who
+        self.nthread, self.lane_max = nthread, lane_max
         self.policy_lock = threading.Lock()
+        #: how the policy answers a batch, found at its first call with more than one row: None
+        #: until then, True when it answered with one action (a controller written for one robot,
+        #: reading ``obs[0]``: from then on it is asked one row at a time, as the reference engine
+        #: asks it), False when it answered every row
+        self.row_by_row: bool | None = None
         #: thread-seconds spent in MuJoCo's stepping and in the policy's calls, summed over lanes:
         #: where a run's time goes (a Ray worker reports them; nothing depends on them)
         self.timing = {"physics": 0.0, "policy": 0.0}
@@ -182,12 +190,12 @@ class BatchedEngine:
         indices = list(indices)
         overrides = _per_episode(overrides, len(indices))
         n_steps = int(round(case.horizon / self.control_dt))
-        rows = lane_size(case.episodes, self.chunk)  # the policy's batch size: fixed by the case
+        rows = lane_size(case.episodes, self.lane_max)  # the policy's batch size: fixed by the case
         lanes = [(indices[first:first + rows], overrides[first:first + rows]) for first in range(0, len(indices), rows)]
         if self.nthread == 1 or len(lanes) == 1:
-            done = [self._run_chunk(case, lane, n_steps, rows, overrides=starts) for lane, starts in lanes]
+            done = [self._run_lane(case, lane, n_steps, rows, overrides=starts) for lane, starts in lanes]
         else:
-            done = self._run_lanes(lambda lane, cancel: self._run_chunk(case, lane[0], n_steps, rows, cancel, lane[1]),
+            done = self._run_lanes(lambda lane, cancel: self._run_lane(case, lane[0], n_steps, rows, cancel, lane[1]),
                                    lanes)
         return Rollouts([e for lane in done for e in lane], self.joint_names, self.control_dt, n_steps,
                         self.env.progress_unit)
@@ -243,8 +251,8 @@ class BatchedEngine:
             raise errors[min(errors)]
         return results
 
-    def _run_chunk(self, case, indices: list[int], n_steps: int, rows: int,
-                   cancel: threading.Event | None = None, overrides=None) -> list[Episode] | None:
+    def _run_lane(self, case, indices: list[int], n_steps: int, rows: int,
+                  cancel: threading.Event | None = None, overrides=None) -> list[Episode] | None:
         """One lane: its episodes on a one-thread Batch, stepped in one closed loop. Returns None,
         unfinished, once ``cancel`` is set (checked once per control step)."""
         import mujoco
@@ -269,7 +277,7 @@ class BatchedEngine:
         fields = {name: batch.bind(name) for name in self.fields + ["actuator_force"]}
         batch.state[:] = states
         batch.forward()
-        run = _ChunkRun(self, case, starts, batch, fields, n_steps, rows)
+        run = _LaneRun(self, case, starts, batch, fields, n_steps, rows)
         for step in range(n_steps):
             if cancel is not None and cancel.is_set():
                 return None
@@ -285,8 +293,8 @@ class BatchedEngine:
         return run.episodes(indices)
 
 
-class _ChunkRun:
-    """The bookkeeping of one chunk of episodes while it runs.
+class _LaneRun:
+    """The bookkeeping of one lane of episodes while it runs.
 
     Everything is done for all live episodes at once where the env and the perturbations say
     how (their ``*_rows`` methods), and row by row otherwise; both give the same bits.
@@ -313,6 +321,8 @@ class _ChunkRun:
         pushes = any(p.stage == "force" for p, _ in staged)
         self.spec = mujoco.mjtState.mjSTATE_CTRL | (mujoco.mjtState.mjSTATE_XFRC_APPLIED if pushes else 0)
         self.control = np.zeros((n, self.fs, mujoco.mj_stateSize(engine.ref.nominal, self.spec)))
+        #: each episode's applied forces at each physics step, as the physics-rate hooks plan them
+        self.planned_xfrc = np.zeros((n, self.fs, engine.ref.nominal.nbody, 6)) if self.hooks[0] else None
         env_type = type(self.env)
         self.rewarded = _overrides(env_type, "reward", "reward_rows")
         self.terminates = _overrides(env_type, "terminated", "terminated_rows")
@@ -398,34 +408,39 @@ class _ChunkRun:
         """One policy call on the case's fixed number of rows. Returns the actions and, for the
         live episodes that got none, why.
 
-        A policy that answers one row for the batch (a controller written for one robot, reading
-        ``obs[0]``) is then asked row by row, as the reference engine asks it. Nothing else is
+        Whether the policy takes a batch is found once, at its first call with more than one row
+        (:attr:`BatchedEngine.row_by_row`): a policy that answers such a call with one action (a
+        controller written for one robot, reading ``obs[0]``) is asked row by row from then on,
+        as the reference engine asks it, and that first answer is not used. Nothing else is
         retried: a call that raises or returns any other wrong shape has no action for any row,
         and every live episode of the lane ends as a policy_error with the reference engine's
-        message. (An ONNX export whose batch dimension is fixed at 1 is found when it is loaded,
-        and its loader calls it row by row: :class:`simgate.policies.loaders.OnnxPolicy`.)"""
-        size = self.engine.action_size
-        with self.engine.policy_lock:
+        message."""
+        engine, size = self.engine, self.engine.action_size
+        if engine.row_by_row:
+            return self._act_row_by_row(live)
+        with engine.policy_lock:
             began = time.perf_counter()
             try:
-                out = np.asarray(self.engine.policy.act(self.obs), dtype=np.float64)
-            except Exception as exc:  # a policy bug ends these episodes, not the run
-                return np.zeros((self.rows, size)), self._failed(live, f"policy raised {type(exc).__name__}: {exc}")
+                out = np.asarray(engine.policy.act(self.obs), dtype=np.float64)
+            except Exception as exc:  # noqa: BLE001 - the policy's code: its bug ends these episodes, named
+                return np.zeros((self.rows, size)), self._failed(live, f"{engine.who} raised {type(exc).__name__}: {exc}")
             finally:
                 self.policy_s += time.perf_counter() - began
-        if out.ndim == 2 and out.shape[0] == 1 != self.rows:
+            if engine.row_by_row is None and self.rows > 1 and out.ndim == 2 and out.shape[1] == size:
+                engine.row_by_row = out.shape[0] == 1 != self.rows  # found once, for every later call
+        if engine.row_by_row:
             return self._act_row_by_row(live)
         if out.ndim != 2 or out.shape[1] != size:  # as the reference engine words it for one row
             shown = out.shape[1:] if out.ndim > 1 else out.shape
-            return np.zeros((self.rows, size)), self._failed(live, f"policy returned shape {shown}, expected ({size},)")
+            return np.zeros((self.rows, size)), self._failed(live, f"{engine.who} returned shape {shown}, expected ({size},)")
         if out.shape[0] != self.rows:
             return np.zeros((self.rows, size)), self._failed(
-                live, f"policy returned {out.shape[0]} actions for a batch of {self.rows} observations; act(obs) "
+                live, f"{engine.who} returned {out.shape[0]} actions for a batch of {self.rows} observations; act(obs) "
                       "must return one action per row of obs")
         if np.isfinite(out).all():
             return out, {}
         bad = live[~np.isfinite(out[live]).all(axis=1)]
-        return out, {int(j): f"policy returned a non-finite action {out[j].tolist()}" for j in bad}
+        return out, {int(j): f"{engine.who} returned a non-finite action {out[j].tolist()}" for j in bad}
 
     def _act_row_by_row(self, live) -> tuple[np.ndarray, dict]:
         """``_act`` for a policy that takes one observation at a time: one call per live row."""
@@ -449,7 +464,10 @@ class _ChunkRun:
         return {int(j): message for j in live}
 
     def _command(self, live: np.ndarray, actions: np.ndarray, step: int) -> None:
-        """Each live episode's controls (and applied forces) for the physics steps ahead."""
+        """Each live episode's controls (and applied forces) for the physics steps ahead: the
+        command at every physics step, for all live episodes at once, then the physics-rate
+        perturbations' plan over it (:func:`simgate.engine.substeps.plan_rows`, the reference
+        engine's :func:`~simgate.engine.substeps.plan` for each episode, in place)."""
         nu = self.nu
         rule = self.rules["apply_action"]
         if rule is not None:
@@ -459,19 +477,16 @@ class _ChunkRun:
             for row, j in enumerate(live):
                 self.env.apply_action(self.models[j], self.data[j], actions[row])
                 ctrl[row] = self.data[j].ctrl
+        rows = slice(None) if live.size == self.n else live
+        self.control[rows, :, :nu] = ctrl[:, None, :]
         if not self.hooks[0]:  # the same perturbations in every episode: no physics-rate work at all
-            if live.size == self.n:
-                self.control[:, :, :nu] = ctrl[:, None, :]
-            else:
-                self.control[live, :, :nu] = ctrl[:, None, :]
             return
-        xfrc_applied = self.fields["xfrc_applied"]
-        for row, j in enumerate(live):
-            planned, xfrc = plan(self.hooks[j], self.models[j], ctrl[row].copy(), np.array(xfrc_applied[j]),
-                                 self.fs, step * self.fs)
-            self.control[j, :, :nu] = planned
-            if self.control.shape[2] > nu:
-                self.control[j, :, nu:] = xfrc.reshape(self.fs, -1)
+        planned = self.planned_xfrc
+        planned[rows] = self.fields["xfrc_applied"][rows][:, None]  # xfrc_applied persists, as in MjData
+        plan_rows([(self.hooks[j], self.models[j], self.control[j, :, :nu], planned[j]) for j in live],
+                  step * self.fs)
+        if self.control.shape[2] > nu:
+            self.control[rows, :, nu:] = planned[rows].reshape(len(live), self.fs, -1)
 
     def _physics(self, live: np.ndarray, step: int) -> None:
         from mujoco.batch import SimulationError
@@ -599,28 +614,16 @@ class _ChunkRun:
         self.terminated[j], self.length[j], self.message[j] = reason, length, message
 
     def episodes(self, indices: list[int]) -> list[Episode]:
-        out = []
-        for j, index in enumerate(indices):
-            model, data, reason, length = self.models[j], self.data[j], self.terminated[j], int(self.length[j])
-            success = reason is None and self.env.succeeded(model, data)
-            out.append(Episode(
-                index=index, seed=self.seeds[j], success=bool(success), length=length, ret=float(self.ret[j]),
-                progress=float(self.env.progress(model, data)) if reason != DIVERGED else float("nan"),
-                terminated=reason, message=self.message[j],
-                mean_abs_torque=self.torque_sum[j] / max(length * self.fs, 1) * np.abs(model.actuator_gear[:, 0]),
-                peak_abs_torque=self.torque_peak[j] * np.abs(model.actuator_gear[:, 0]),
-                step_hashes=self.hashes[j, :length].copy(), actions=self.actions[j, :length].copy(),
-                work=float(self.work[j]) * model.opt.timestep, mass=total_mass(model),
-                signals=signal_means(self.env.signals, self.signals[j], int(self.signal_steps[j])),
-                saturation=float(self.saturated[j]) / max(length * self.fs, 1),
-                at_stops=float(self.stop_steps[j]) / max(length, 1),
-                signal_peaks=signal_maxima(self.env.signals, self.signal_peak[j], int(self.signal_steps[j])),
-                peak_joint_speed=joint_speeds(self.speed_peak[j].copy(), model.actuator_gear[:, 0]),
-            ))
-        return out
+        return [finish_episode(
+            self.env, self.models[j], self.data[j], index=index, seed=self.seeds[j], terminated=self.terminated[j],
+            message=self.message[j], length=int(self.length[j]), frame_skip=self.fs, ret=self.ret[j],
+            torque_sum=self.torque_sum[j], torque_peak=self.torque_peak[j], work=self.work[j], hashes=self.hashes[j],
+            actions=self.actions[j], signal_sums=self.signals[j], signal_peak=self.signal_peak[j],
+            signal_steps=self.signal_steps[j], speed_peak=self.speed_peak[j], saturated=self.saturated[j],
+            stop_steps=self.stop_steps[j]) for j, index in enumerate(indices)]
 
 
-def lane_size(episodes: int, most: int = CHUNK) -> int:
+def lane_size(episodes: int, most: int = LANE) -> int:
     """Episodes per lane: a case's episodes are split into at least two lanes, so that two
     threads always have work, and at most ``most`` each. A function of the case only, never of
     the thread count: it is also the policy's batch size."""

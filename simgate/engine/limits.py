@@ -52,6 +52,7 @@ def excluded_joints(model, env) -> set[int]:
     model is an error naming the closest one: a typo would otherwise exclude nothing, silently."""
     import mujoco
 
+    from simgate.errors import InputError
     from simgate.names import did_you_mean
 
     names = getattr(env, "joint_limit_exclude", ()) or ()
@@ -62,7 +63,7 @@ def excluded_joints(model, env) -> set[int]:
     if unknown:
         joints = [n for j in range(model.njnt) if (n := mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j))]
         cls = type(env)
-        raise ValueError(f"env {env.name!r} ({cls.__module__}.{cls.__qualname__}): joint_limit_exclude lists "
+        raise InputError(f"env {env.name!r} ({cls.__module__}.{cls.__qualname__}): joint_limit_exclude lists "
                          f"{unknown[0]!r}, which is no joint of its model{did_you_mean(unknown[0], joints)}")
     return set(ids.values())
 

@@ -22,6 +22,7 @@ from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import frame_skip_for
+from simgate.errors import InputError, PluginCodeError
 from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
 from simgate.seeds import episode_entropy, episode_rngs
@@ -65,15 +66,19 @@ def total_mass(model) -> float:
 
 
 class ReferenceEngine:
+    """``policy_name``: how an episode's message names the policy when its call fails
+    ("policy 'x' raised ValueError: ..."); without it, "policy"."""
+
     #: the name its episodes are recorded by (the cache, a case's ``engine`` counts)
     name = "reference"
 
-    def __init__(self, env, policy, perturbations, action_size: int):
+    def __init__(self, env, policy, perturbations, action_size: int, policy_name: str | None = None):
         import mujoco
 
         self.mujoco = mujoco
         self.env = env
         self.policy = policy
+        self.who = f"policy {policy_name!r}" if policy_name else "policy"
         self.perturbations = list(perturbations)
         self.action_size = action_size
         self.nominal = self._nominal_model()
@@ -91,18 +96,25 @@ class ReferenceEngine:
         if not editors:
             return self.env.build_model()
         spec = self.env.build_spec()
+        kinds = ", ".join(p.kind for p in editors)
         if spec is None:
-            raise ValueError(f"env {self.env.name!r} does not expose an MjSpec (build_spec), so "
-                             f"{', '.join(p.kind for p in editors)} cannot change its structure")
+            raise InputError(f"env {self.env.name!r} does not expose an MjSpec (build_spec), so {kinds} cannot "
+                             "change its structure")
         for p in editors:
             p.edit_spec(spec)
-        return spec.compile()
+        try:
+            return spec.compile()
+        except Exception as exc:  # noqa: BLE001 - MuJoCo's compiler on the user's model as the scenario edited it
+            raise PluginCodeError(f"MuJoCo, compiling env {self.env.name!r}'s model as {kinds} edited it,", exc) from exc
 
     def _frame_skip(self) -> int:
         rates = [hz for p in self.perturbations if (hz := p.control_hz(self.env.control_hz)) is not None]
         if not rates:
             return self.env.frame_skip(self.nominal)
-        return frame_skip_for(rates[-1], self.nominal.opt.timestep, f"env {self.env.name!r}")
+        try:
+            return frame_skip_for(rates[-1], self.nominal.opt.timestep, f"env {self.env.name!r}")
+        except ValueError as exc:  # the scenario's control rate against the model's timestep
+            raise InputError(str(exc)) from None
 
     def run(self, case, indices, overrides=None) -> Rollouts:
         """Episodes ``indices`` of ``case``. ``overrides``: per episode, None or a list of
@@ -164,7 +176,6 @@ class ReferenceEngine:
         observers = [(p, s) for p, s in staged if p.stage == "observation"]
         actors = [(p, s) for p, s in staged if p.stage == "action"]
         hooks = physics_hooks(staged)
-        gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
         torque_sum, torque_peak = np.zeros(model.nu), np.zeros(model.nu)
         forces = np.zeros((self.frame_skip, model.nu))  # one row per physics step of a control step
         velocities = np.zeros((self.frame_skip, model.nu))
@@ -225,30 +236,23 @@ class ReferenceEngine:
             if terminated is not None:
                 length = step + 1
                 break
-        success = terminated is None and self.env.succeeded(model, data)
-        return Episode(
-            index=index, seed=entropy, success=bool(success), length=length, ret=float(ret),
-            progress=float(self.env.progress(model, data)) if terminated != DIVERGED else float("nan"),
-            terminated=terminated, message=message,
-            mean_abs_torque=torque_sum / max(substep, 1) * gear, peak_abs_torque=torque_peak * gear,
-            step_hashes=hashes[:length], actions=actions[:length],
-            work=float(work) * model.opt.timestep, mass=total_mass(model),
-            signals=signal_means(self.env.signals, signals, signal_steps),
-            saturation=saturated / max(substep, 1), at_stops=stop_steps / max(length, 1),
-            signal_peaks=signal_maxima(self.env.signals, signal_peak, signal_steps),
-            peak_joint_speed=joint_speeds(speed_peak, gear),
-        )
+        return finish_episode(
+            self.env, model, data, index=index, seed=entropy, terminated=terminated, message=message, length=length,
+            frame_skip=self.frame_skip, ret=ret, torque_sum=torque_sum, torque_peak=torque_peak, work=work,
+            hashes=hashes, actions=actions, signal_sums=signals, signal_peak=signal_peak, signal_steps=signal_steps,
+            speed_peak=speed_peak, saturated=saturated, stop_steps=stop_steps)
 
     def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-        """The policy's action for one observation, or why there is none."""
+        """The policy's action for one observation, or why there is none (naming the policy)."""
         try:
             out = np.asarray(self.policy.act(obs[None, :]), dtype=np.float64)
-        except Exception as exc:  # a policy bug ends this episode, not the run
-            return None, f"policy raised {type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the policy's code: its bug ends this episode, named, not the run
+            return None, f"{self.who} raised {type(exc).__name__}: {exc}"
         if out.shape != (1, self.action_size):
-            return None, f"policy returned shape {out.shape[1:] if out.ndim > 1 else out.shape}, expected ({self.action_size},)"
+            shown = out.shape[1:] if out.ndim > 1 else out.shape
+            return None, f"{self.who} returned shape {shown}, expected ({self.action_size},)"
         if not np.all(np.isfinite(out)):
-            return None, f"policy returned a non-finite action {out[0].tolist()}"
+            return None, f"{self.who} returned a non-finite action {out[0].tolist()}"
         return out[0], None
 
     def unstable(self, data) -> str | None:
@@ -269,8 +273,8 @@ def _per_episode(overrides, n: int) -> list:
 
 def row_perturbations(perturbations: list, params: dict[int, dict]) -> list:
     """The case's perturbation instances with those at the positions in ``params`` rebuilt from
-    these params (validated by the kind's schema): one episode's ``start`` instances for a
-    search row. The others are the case's own objects."""
+    these params (validated by the kind's schema: a row it refuses raises its ValidationError):
+    one episode's ``start`` instances for a search row. The others are the case's own objects."""
     out = list(perturbations)
     for i, values in params.items():
         cls = type(perturbations[i])
@@ -278,11 +282,37 @@ def row_perturbations(perturbations: list, params: dict[int, dict]) -> list:
     return out
 
 
-def row_overrides(runner, rows: list) -> list:
-    """Per episode, ``runner``'s start perturbations with each search row's params written in
+def row_overrides(engine, rows: list) -> list:
+    """Per episode, ``engine``'s start perturbations with each search row's params written in
     (:func:`row_perturbations`): the ``overrides`` argument of either engine's ``run``."""
-    starts = list(runner.perturbations)
+    starts = list(engine.perturbations)
     return [row_perturbations(starts, row) for row in rows]
+
+
+def finish_episode(env, model, data, *, index: int, seed: int, terminated: str | None, message: str | None,
+                   length: int, frame_skip: int, ret, torque_sum, torque_peak, work, hashes, actions, signal_sums,
+                   signal_peak, signal_steps, speed_peak, saturated, stop_steps) -> Episode:
+    """The one place an Episode record is made, by both engines, from one episode's running
+    totals once it has ended: the end-of-episode rules (``succeeded`` when it ended on its own,
+    ``progress`` unless it diverged) asked on its model and data, the physics-step sums divided
+    by the ``length * frame_skip`` physics steps it ran, the actuator-side totals taken to the
+    joints through this episode's gear. ``hashes`` and ``actions`` are per control step of the
+    horizon; the first ``length`` are kept (copied)."""
+    substeps = max(length * frame_skip, 1)
+    gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
+    success = terminated is None and env.succeeded(model, data)
+    return Episode(
+        index=index, seed=seed, success=bool(success), length=length, ret=float(ret),
+        progress=float(env.progress(model, data)) if terminated != DIVERGED else float("nan"),
+        terminated=terminated, message=message,
+        mean_abs_torque=torque_sum / substeps * gear, peak_abs_torque=torque_peak * gear,
+        step_hashes=np.array(hashes[:length]), actions=np.array(actions[:length]),
+        work=float(work) * model.opt.timestep, mass=total_mass(model),
+        signals=signal_means(env.signals, signal_sums, int(signal_steps)),
+        saturation=float(saturated) / substeps, at_stops=float(stop_steps) / max(length, 1),
+        signal_peaks=signal_maxima(env.signals, signal_peak, int(signal_steps)),
+        peak_joint_speed=joint_speeds(np.array(speed_peak), gear),
+    )
 
 
 def signal_maxima(names, peaks: np.ndarray, steps: int) -> dict[str, float]:

@@ -39,15 +39,27 @@ def plan(hooks, model, command: np.ndarray, xfrc: np.ndarray, frame_skip: int, f
     When every hook has ``physics_block`` the control step is planned one call per hook instead
     of one per hook and physics step: the same arrays, bit for bit, under the rule stated at
     :meth:`simgate.perturbations.base.Perturbation.physics_block`."""
-    if not all(has_block(p) for p, _ in hooks):
-        return plan_per_step(hooks, model, command, xfrc, frame_skip, first)
     ctrl = np.empty((frame_skip, command.shape[0]))
     forces = np.empty((frame_skip,) + xfrc.shape)
     ctrl[:] = command
     forces[:] = xfrc
-    for p, s in hooks:
-        p.physics_block(model, ctrl, forces, s, first)
+    plan_rows([(hooks, model, ctrl, forces)], first)
     return ctrl, forces
+
+
+def plan_rows(rows, first: int) -> None:
+    """:func:`plan` for several episodes, in place: ``rows`` holds, per episode, ``(hooks,
+    model, ctrl, forces)`` with ``ctrl`` ``(frame_skip, nu)`` and ``forces`` ``(frame_skip,
+    nbody, 6)`` already holding its command and its applied forces at every physics step (the
+    batched engine writes those for all its episodes at once); each episode's hooks then write
+    their plan into them. The hooks' API is per episode (each has its own state and model), so
+    they are called per episode; the arrays they write are the engine's own, never copies."""
+    for hooks, model, ctrl, forces in rows:
+        if all(has_block(p) for p, _ in hooks):
+            for p, s in hooks:
+                p.physics_block(model, ctrl, forces, s, first)
+        else:
+            _per_step(hooks, model, ctrl, forces, first)
 
 
 _BLOCK: dict[type, bool] = {}
@@ -76,12 +88,18 @@ def plan_per_step(hooks, model, command: np.ndarray, xfrc: np.ndarray, frame_ski
     semantics a block hook is held to (tests compare the two)."""
     ctrl = np.empty((frame_skip, command.shape[0]))
     forces = np.empty((frame_skip,) + xfrc.shape)
-    previous = xfrc
-    for k in range(frame_skip):
-        ctrl[k] = command
-        forces[k] = previous
+    ctrl[:] = command
+    forces[:] = xfrc
+    _per_step(hooks, model, ctrl, forces, first)
+    return ctrl, forces
+
+
+def _per_step(hooks, model, ctrl: np.ndarray, forces: np.ndarray, first: int) -> None:
+    """Each physics step from the command (already in ``ctrl``) and the previous step's applied
+    forces, then each hook's ``physics`` on it."""
+    for k in range(ctrl.shape[0]):
+        if k:
+            forces[k] = forces[k - 1]
         view = SubstepInputs(ctrl[k], forces[k])
         for p, s in hooks:
             p.physics(model, view, s, first + k)
-        previous = forces[k]
-    return ctrl, forces

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+from simgate.errors import CodeError, InputError, Party, PluginCodeError, SimgateError, blaming
 from simgate.policies import hold
 
 
@@ -16,6 +17,31 @@ def build_env(factory, spec=None):
         factory = getattr(importlib.import_module(module), attr)
     env = factory()
     return env_for(env, spec) if spec is not None else env
+
+
+def env_label(envs, name: str) -> str:
+    """How a message names a registered env: ``env 'x' (plugin p)``."""
+    return f"env {name!r} (plugin {envs.owner(name)})"
+
+
+def registered_env(envs, name: str, spec=None):
+    """The env registered as ``name`` in the ``envs`` registry, built by its factory and bound to
+    ``spec`` as :func:`build_env` does. The factory is the plugin's code (its module imported,
+    then called): whatever it raises leaves as PluginCodeError naming the env and its plugin (a
+    SimgateError as it is); binding a YAML robot to the policy's contract is named the same way
+    when the robot's code raises."""
+    factory = envs.get(name)
+    label = env_label(envs, name)
+    try:
+        env = build_env(factory)
+    except (SimgateError, CodeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the env plugin's factory: its import and its call
+        raise PluginCodeError(label, exc) from exc
+    if spec is None:
+        return env
+    with blaming(Party(label, env)):
+        return env_for(env, spec)
 
 
 def load_policy(spec, env):
@@ -32,7 +58,7 @@ def env_for(env, spec):
     if bind is not None:
         return bind(spec) if getattr(env, "contract", None) is not getattr(spec, "contract", None) else env
     if getattr(spec, "contract", None) is not None:
-        raise ValueError(f"policy {spec.name!r} ({spec.manifest}) carries a contract, but env {env.name!r} is a Python "
+        raise InputError(f"policy {spec.name!r} ({spec.manifest}) carries a contract, but env {env.name!r} is a Python "
                          "env whose code fixes the observation and action layout; a contract needs a YAML robot "
                          "(envs/<name>/robot.yaml, kind: mjcf)")
     return env
@@ -44,5 +70,5 @@ def check_sizes(spec, env) -> None:
     for what, theirs, ours in (("observation", spec.observation_size, env.observation_size),
                                ("action", spec.action_size, env.action_size)):
         if theirs != ours:
-            raise ValueError(f"policy {spec.name!r} has {what} size {theirs} ({spec.manifest}) but env "
+            raise InputError(f"policy {spec.name!r} has {what} size {theirs} ({spec.manifest}) but env "
                              f"{env.name!r} has {ours}; this policy was built for another robot or observation layout")

@@ -77,13 +77,17 @@ class EnvInfoCache:
         self.known: dict[str, EnvInfo] = {}
 
     def __call__(self, name: str) -> EnvInfo:
+        """Raises SimgateError when the env's own code (its factory, its model, its methods)
+        cannot build or describe it; a fault in :func:`describe` itself propagates."""
         if name not in self.known:
-            from simgate.errors import SimgateError
-            from simgate.envs.factory import build_env
+            from simgate.envs.factory import env_label, registered_env
+            from simgate.errors import CodeError, Party, SimgateError, blaming
 
             try:
-                self.known[name] = describe(build_env(self.envs.get(name)))
-            except Exception as exc:
+                env = registered_env(self.envs, name)
+                with blaming(Party(env_label(self.envs, name), env)):
+                    self.known[name] = describe(env)
+            except CodeError as exc:
                 raise SimgateError(f"env {name!r} (registered by plugin {self.envs.owner(name)}) cannot be built: "
-                                   f"{type(exc).__name__}: {exc}") from None
+                                   f"{type(exc.error).__name__}: {exc.error}") from None
         return self.known[name]

@@ -26,7 +26,7 @@ def load(spec: PolicySpec):
         return loader(spec)
     except PolicyLoadError:
         raise
-    except (Exception, SystemExit) as exc:  # any complaint, even sys.exit(), is a named failure of this case
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the policy's loading: any complaint, named
         raise PolicyLoadError(f"policy {spec.name!r} ({spec.format}, {spec.file or spec.entry}) cannot be loaded: "
                               f"{type(exc).__name__}: {exc}") from None
 

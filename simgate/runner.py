@@ -26,6 +26,7 @@ from simgate.errors import Party, PluginCodeError, PolicyCodeError, SimgateError
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
 from simgate.rig import CaseRig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
 from simgate.scenarios.case import Case
+from simgate.search.case import run_search_case  # noqa: F401 (importable from here)
 from simgate.sequential import sequential_design  # also importable from here, its former home
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
@@ -174,27 +175,6 @@ def plugin_parties(host) -> list[Party]:
         parties += [Party(f"{what} {impl.function.__qualname__} (plugin {impl.plugin_name})", impl.function)
                     for impl in hook.get_hookimpls()]
     return parties
-
-
-def run_search_case(case: Case, host, rig):
-    """The case's search (:mod:`simgate.search`) on its rig's engine, its rows cached per episode
-    beside the case's own and computed through :meth:`simgate.rig.CaseRig.episodes` (so on the
-    cluster where the rig has one). Returns the search dict and the Evaluator."""
-    import hashlib
-    import json
-
-    from simgate.commands import row_command
-    from simgate.search import space as spaces
-    from simgate.search.evaluate import Evaluator
-    from simgate.search.run import run_search
-
-    engine = rig.engine
-    space = spaces.from_case(case, rig.perturbations, engine.nominal.opt.timestep, engine.control_dt)
-    evaluator = Evaluator(case, engine, space, classify=host.classify, budget=space.budget, rig=rig)
-    identity = json.dumps([case.seed, case.scenario, case.point, "search"], sort_keys=True)
-    seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "little")  # the policy's not in it
-    found = run_search(space, evaluator, seed, replay=lambda params, index: row_command(case.id, index, params))
-    return found, evaluator
 
 
 class EpisodeSource(CaseRig):

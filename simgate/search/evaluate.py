@@ -34,15 +34,14 @@ Evaluate = Callable[[np.ndarray, np.ndarray], Outcome]
 
 class Evaluator:
     """An :data:`Evaluate` over a case's engine. ``classify(case, episode) -> mode``: the failure
-    mode of a failed episode (the host's classifiers). ``budget`` is accepted and ignored: the
-    search's log counts the budget (it stays only for callers written before that)."""
+    mode of a failed episode (the host's classifiers). The search's log counts its budget."""
 
-    def __init__(self, case, runner, space, cache=None, classify=None, budget: int | None = None, rig=None):
-        self.case, self.runner, self.space = case, runner, space
+    def __init__(self, case, engine, space, cache=None, classify=None, rig=None):
+        self.case, self.engine, self.space = case, engine, space
         if rig is None:  # the engine and cache alone (a benchmark, a test): the rig they make
             from simgate.rig import CaseRig
 
-            rig = CaseRig(case, case.policy, runner.env, runner, cache)
+            rig = CaseRig(case, case.policy, engine.env, engine, cache)
         #: a :class:`simgate.rig.CaseRig` of this case: its ``episodes`` (cache, remote, engine,
         #: store; counted on the rig, mirrored here for this search) are the rows' episodes
         self.rig = rig

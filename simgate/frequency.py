@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from simgate.errors import InputError
+
 
 def response(policy, base: np.ndarray, channel: int, action: int, amplitude: float, frequencies, control_hz: float,
              cycles: int = 5, settle: int = 2) -> dict:
     """Gain and phase of ``action`` for a sinusoid on observation ``channel`` around ``base``."""
     base = np.asarray(base, dtype=np.float64)
     if not 0 <= channel < len(base):
-        raise ValueError(f"frequency_response.channel {channel} is outside the observation (size {len(base)})")
+        raise InputError(f"frequency_response.channel {channel} is outside the observation (size {len(base)})")
     gains, phases, coherence = [], [], []
     for f in frequencies:
         if not 0 < f < control_hz / 2:
-            raise ValueError(f"frequency_response.frequencies: {f:g} Hz is not below the Nyquist rate of the "
+            raise InputError(f"frequency_response.frequencies: {f:g} Hz is not below the Nyquist rate of the "
                              f"{control_hz:g} Hz control loop ({control_hz / 2:g} Hz); choose lower frequencies")
         per_period = control_hz / f
         skip, steps = int(np.ceil(settle * per_period)), int(round(cycles * per_period))
@@ -66,7 +68,7 @@ def inspect(rig) -> dict:
         group, _, position = channel.partition(":")
         groups = env.observation_groups()
         if group not in groups:
-            raise ValueError(f"frequency_response.channel {channel!r}: env {env.name!r} has observation groups {sorted(groups)}")
+            raise InputError(f"frequency_response.channel {channel!r}: env {env.name!r} has observation groups {sorted(groups)}")
         channel = groups[group][int(position or 0)]
     out = response(policy, base, channel, control_hz=1.0 / engine.control_dt, **settings)
     out["base"] = float(base[channel])

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from simgate.errors import InputError
+
 #: calls timed (after the warm-up), in REPEATS passes over CALLS // REPEATS observation slots
 CALLS = 3000
 #: passes: each slot's time is the fastest of its passes. On a shared machine (xdist workers, CI
@@ -93,5 +95,5 @@ def case_observations(rig, episodes: int | None = None) -> np.ndarray:
     engine = ReferenceEngine(rig.env, Recording(), rig.perturbations, rig.action_size)
     engine.run(case, range(min(episodes, case.episodes)))
     if not seen:
-        raise ValueError(f"case {case.id}: no policy call in its first episodes, so no observation to time the policy on")
+        raise InputError(f"case {case.id}: no policy call in its first episodes, so no observation to time the policy on")
     return np.concatenate(seen, axis=0)

@@ -90,36 +90,6 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
         return _error(case, exc, POLICY_ERROR)
     except (PluginCodeError, SimgateError) as exc:  # an env, a perturbation, a metric or the user's input
         return _error(case, exc, SETUP_ERROR)
-    except ValueError as exc:
-        if not scenario_check(exc):
-            raise  # a fault in simgate
-        return _error(case, exc, SETUP_ERROR)
-
-
-#: simgate modules whose ``raise ValueError(...)`` statements check a scenario's values while its
-#: case runs (a threshold naming a joint or a signal the env lacks, a frequency_response channel,
-#: a search axis): until they raise InputError, such a ValueError fails its case as a setup error
-SCENARIO_CHECKS = ("simgate.verdict", "simgate.frequency", "simgate.latency", "simgate.sequential",
-                   "simgate.search.space", "simgate.envs.base")
-
-
-def scenario_check(exc: BaseException) -> bool:
-    """Whether ``exc`` is a plain ValueError raised by a ``raise ValueError(...)`` statement of
-    one of :data:`SCENARIO_CHECKS` (a message for the user, naming the fix), not by an operation
-    that failed inside them (numpy refusing shapes: a fault)."""
-    import linecache
-    import traceback
-
-    if type(exc) is not ValueError:
-        return False
-    where = None
-    for where in traceback.walk_tb(exc.__traceback__):
-        pass
-    if where is None:
-        return False
-    frame, line = where
-    return (frame.f_globals.get("__name__") in SCENARIO_CHECKS
-            and linecache.getline(frame.f_code.co_filename, line).lstrip().startswith("raise ValueError("))
 
 
 def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:

@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from simgate.errors import InputError
+
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 METHODS = ("sprt", "anytime")
 
@@ -41,9 +43,9 @@ class Design:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"sequential method should be one of {', '.join(METHODS)}, received {self.method!r}")
+            raise InputError(f"sequential method should be one of {', '.join(METHODS)}, received {self.method!r}")
         if not 0 < self.p0 < self.p1 < 1:
-            raise ValueError(f"sequential p1 should lie between the required rate {self.p0:g} and 1, received {self.p1:g}")
+            raise InputError(f"sequential p1 should lie between the required rate {self.p0:g} and 1, received {self.p1:g}")
 
     @property
     def step_success(self) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from simgate import stats
+from simgate.errors import InputError
 from simgate.names import did_you_mean
 from simgate.outcomes import POLICY_ERROR
 
@@ -141,7 +142,7 @@ def _peak_signal(rollouts, name: str, key: str) -> np.ndarray:
     """Each episode's largest value of the env signal ``name``; a ValueError naming the fix when
     the env does not measure it."""
     if rollouts.episodes and name not in rollouts.episodes[0].signal_peaks:
-        raise ValueError(f"thresholds.{key} needs the env to measure the per-step signal {name!r} (add it to the env's "
+        raise InputError(f"thresholds.{key} needs the env to measure the per-step signal {name!r} (add it to the env's "
                          f"`signals` and `signal_rows`); this env measures {sorted(rollouts.episodes[0].signal_peaks)}")
     return np.array([e.signal_peaks[name] for e in rollouts.episodes], dtype=np.float64)
 
@@ -367,7 +368,7 @@ def _per_joint(limit, joint_names: list[str]):
     out = []
     for name, value in limit.items():
         if name not in joint_names:
-            raise ValueError(f"threshold names joint {name!r}, which has no actuator{did_you_mean(name, joint_names)}")
+            raise InputError(f"threshold names joint {name!r}, which has no actuator{did_you_mean(name, joint_names)}")
         out.append((joint_names.index(name), float(value)))
     return out
 

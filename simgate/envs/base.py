@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from simgate.errors import InputError
+
 if TYPE_CHECKING:  # mujoco is imported at run time only, never at collection
     import mujoco
 
@@ -277,7 +279,7 @@ def frame_skip_for(control_hz: float, timestep: float, who: str) -> int:
     """Physics steps per control step; the control period must be a whole number of them."""
     steps = round(1.0 / (control_hz * timestep))
     if steps < 1 or abs(steps * timestep * control_hz - 1.0) > 1e-9:
-        raise ValueError(f"{who}: a control rate of {control_hz:g} Hz is not a whole number of physics "
+        raise InputError(f"{who}: a control rate of {control_hz:g} Hz is not a whole number of physics "
                          f"steps of {timestep:g} s; choose a rate that divides {1 / timestep:g} Hz")
     return steps
 

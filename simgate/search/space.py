@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from simgate.errors import InputError
+
 #: params that must be a whole number of a clock period: (kind, param) -> which period, in ms
 SNAPPED = {("delay_actions", "delay_ms"): "physics", ("delay_observations", "delay_ms"): "control"}
 #: display units of common params (the report's axis labels)
@@ -146,7 +148,7 @@ def written_row(case, row: dict) -> dict[int, dict]:
         kind, _, param = name.partition(".")
         found = [i for i, p in enumerate(case.perturbations) if p["kind"] == kind]
         if len(found) != 1 or not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"{name!r}={value!r} is not a number for one perturbation of case {case.id!r} "
+            raise InputError(f"{name!r}={value!r} is not a number for one perturbation of case {case.id!r} "
                              f"(its kinds: {', '.join(p['kind'] for p in case.perturbations) or 'none'})")
         values.append((found[0], param, value))
     return written(case, values)

@@ -141,10 +141,10 @@ def test_allure_results_carry_failure_mode_categories_and_the_environment(tmp_pa
     assert len(written) == 2  # the case and its candidate's promotion decision, nothing else
     message = case["statusDetails"]["message"]
     assert case["status"] == "failed"
-    assert message.startswith("BLOCKS promotion · requirement not met · success rate")  # one line: Categories groups by it
+    assert message.startswith("BLOCKS promotion · requirement not met · timeout · success rate")  # one line: Categories groups by it
     assert "failure modes (30 of 30 episodes): timeout 30" in case["statusDetails"]["trace"]  # the whole verdict
     matched = [c["name"] for c in categories if case["status"] in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
-    assert matched == ["Blocks promotion: requirement not met"]  # exactly one category: why it blocks
+    assert matched == ["Blocks promotion: requirement not met · timeout"]  # exactly one category: why it blocks, how
     labels = {(label["name"], label["value"]) for label in case["labels"]}
     assert ("failure_mode", "timeout") in labels and ("policy", "balancebot-lqr-degraded") in labels
     names = {a["name"] for a in case["attachments"]}

@@ -367,3 +367,71 @@ def test_the_physics_step_a_training_env_set_in_code(host, tmp_path):
     env = MjcfEnv(read_robot(tmp_path / "robot.yaml", "robot.yaml"))
     model = env.build_model()
     assert model.opt.timestep == 0.002 and env.control_hz == 50.0 and env.frame_skip(model) == 10
+
+
+def test_the_rules_give_the_same_bits_on_all_rows_some_rows_and_one(host, tmp_path):
+    """The batched engine hands a rule its lane's fields as views of the batch while every
+    episode is live, and as copies once only some are; the contract's rules change their state
+    (the action's slots, the history stacks, the tracking sums) in place and assign it back.
+    Either way each row gets the bits the rules give its episode alone, and rows left out are
+    left alone."""
+    import mujoco
+    from mujoco.batch import Batch
+
+    from simgate.engine.batched import ENGINE_FIELDS, _Rows, fields_read
+    from simgate.envs.base import OneRow
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / "rich.yaml").write_text(RICH)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="rich",
+                               contract=contract_file(tmp_path / "rich.yaml", "rich.yaml"))
+    bound = build_env(host.registries.envs.get(YAML), spec)
+    robot = bound.robot.robot  # velocity tracking on: the signal rule keeps its sums in userdata
+    robot = robot.model_copy(update={"success": robot.success.model_copy(update={"velocity_tracking": 0.3})})
+    env = MjcfEnv(dataclasses.replace(bound.robot, robot=robot), spec.contract)
+    model, n, kind = env.build_model(), 5, mujoco.mjtState.mjSTATE_INTEGRATION
+    starts = np.zeros((n, mujoco.mj_stateSize(model, kind)))
+    for j in range(n):  # five different states, the feet on the floor
+        data = mujoco.MjData(model)
+        env.reset(model, data, np.random.default_rng(j))
+        mujoco.mj_step(model, data, nstep=10 + 7 * j)
+        mujoco.mj_getState(model, data, starts[j], kind)
+    actions = np.random.default_rng(9).uniform(-1.0, 1.0, (2, n, 12))
+
+    def alone(j):
+        """Episode j's rules, one row at a time, for two control steps (no physics in between)."""
+        data = mujoco.MjData(model)
+        mujoco.mj_setState(model, data, starts[j], kind)
+        mujoco.mj_forward(model, data)
+        out = []
+        for step in range(2):
+            out.append((env.observe_rows(model, OneRow(data))[0],
+                        env.ctrl_rows(model, OneRow(data), actions[step, j][None])[0],
+                        env.signal_rows(model, OneRow(data))[0], env.terminated_rows(model, OneRow(data))[0]))
+        return out, data.userdata.copy()
+
+    batch = Batch(model, nsim=n, nthread=1)
+    fields = {name: batch.bind(name) for name in sorted(fields_read(env, model) | set(ENGINE_FIELDS))}
+    for rows in (np.arange(n), np.array([0, 2, 3])):
+        batch.state[:] = starts
+        batch.forward()
+        before = fields["userdata"].copy()
+        ids = slice(None) if len(rows) == n else rows  # as the engine picks: views, or copies
+        got = []
+        for step in range(2):
+            view = _Rows(fields, ids)
+            got.append((env.observe_rows(model, view), env.ctrl_rows(model, view, actions[step, rows]),
+                        env.signal_rows(model, view), env.terminated_rows(model, view)))
+        for row, j in enumerate(rows):
+            expected, userdata = alone(j)
+            for (obs, ctrl, signals, fell), (obs_j, ctrl_j, signals_j, fell_j) in zip(got, expected):
+                np.testing.assert_array_equal(obs[row], obs_j)
+                np.testing.assert_array_equal(ctrl[row], ctrl_j)
+                np.testing.assert_array_equal(signals[row], signals_j)
+                assert fell[row] == fell_j
+            np.testing.assert_array_equal(fields["userdata"][j], userdata)
+        left_out = np.setdiff1d(np.arange(n), rows)
+        np.testing.assert_array_equal(fields["userdata"][left_out], before[left_out])
+        assert not np.array_equal(fields["userdata"][rows], before[rows])  # the state did move

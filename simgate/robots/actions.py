@@ -56,6 +56,9 @@ class ActionMap:
             raise ContractError(f"{contract.where('action', 'mapping')}: mapping 'range' needs joint ranges; "
                                 f"{', '.join(bad)} have none in the MJCF")
         self.bounded = bool(cfg.clip_to_range) and bool(np.all(limited))
+        self.span = self.high - self.low  # the range mapping's width, worked out once
+        #: the contract drives every actuator, in the model's order: its targets are the whole ctrl
+        self.every = np.array_equal(self.ids, np.arange(model.nu))
 
     # -- the neutral action ----------------------------------------------------------------------
     def neutral(self, model) -> np.ndarray:
@@ -91,7 +94,7 @@ class ActionMap:
         u[:, layout["raw"]] = actions
         a = actions * self.sign if self.sign is not None else actions
         if cfg.clip is not None:
-            a = np.clip(a, cfg.clip[0], cfg.clip[1])
+            a = a.clip(cfg.clip[0], cfg.clip[1])  # (the array's method: np.clip's ufunc, without its Python layers)
         if cfg.filter_alpha != 1:
             a = cfg.filter_alpha * a + (1.0 - cfg.filter_alpha) * u[:, layout["filter"]]
         u[:, layout["filter"]] = a
@@ -101,6 +104,8 @@ class ActionMap:
             out = line[:, :self.size].copy()
             u[:, layout["delay"]] = np.concatenate([line[:, self.size:], a], axis=1)
             a = out
+        if self.every:  # the targets are the whole ctrl: no copy of data.ctrl to write them into
+            return self._map(a)
         ctrl = np.array(data.ctrl, dtype=np.float64)
         ctrl[:, self.ids] = self._map(a)
         return ctrl
@@ -109,10 +114,10 @@ class ActionMap:
         if self.cfg.mapping == "offset":
             target = self.default + (self.scale * x if self.scale is not None else x)
         elif self.cfg.mapping == "range":
-            target = self.low + (x + 1.0) * 0.5 * (self.high - self.low)
+            target = self.low + (x + 1.0) * 0.5 * self.span
         else:
             target = self.scale * x if self.scale is not None else x
-        return np.clip(target, self.low, self.high) if self.bounded else target
+        return target.clip(self.low, self.high) if self.bounded else target
 
 
 def _vector(value, size: int, where: str):

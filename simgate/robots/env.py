@@ -13,11 +13,16 @@ MuJoCo's ``userdata`` slots that this env appends to the model for them (layout 
 so the reference engine, the batched engine, replay and Ray give the same bits, and neither the
 policy object nor the user's MJCF holds any of it.
 
-Every per-step rule is a row rule (one implementation over rows, elementwise numpy).
+Every per-step rule is a row rule (one implementation over rows, elementwise numpy). The
+batched engine asks each rule once per control step for a lane of up to 32 rows, so a rule's
+cost is mostly numpy's fixed cost per call, not arithmetic: what does not change during an
+episode (addresses, slots, thresholds) is worked out once, and a rule fetches each field of
+``data`` once and makes as few numpy calls as it can without changing a single bit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, ClassVar
 
@@ -114,6 +119,14 @@ class MjcfEnv(MujocoEnv):
             signals.append("contact_force")
         self.signals = tuple(signals)
         self._ids: dict | None = None
+        # what the per-step rules look up, worked out once: userdata columns, the fall threshold
+        self._stateful = self.frames > 1 or any(t.history > 1 for t in self.terms)  # history to keep
+        self._filled = self.layout["filled"].start
+        self._command = self.layout["command"].start
+        self._track = (self.layout["track"].start
+                       if self.command is not None and success.velocity_tracking is not None else None)
+        stop = robot.robot.terminate
+        self._tilt_cos = math.cos(math.radians(stop.tilt_above_deg)) if stop.tilt_above_deg is not None else None
 
     # -- binding -----------------------------------------------------------------------------
     def for_policy(self, spec) -> MjcfEnv:
@@ -185,10 +198,16 @@ class MjcfEnv(MujocoEnv):
                             and model.jnt_type[j] == 0)  # mjJNT_FREE (checked by check_robot)
             contact = {p: model.sensor(CONTACT_PREFIX + p).adr[0]
                        for p in dict.fromkeys(self._feet + self._touching + self._contact_parts())}
+            # the contact sensors of each list of parts (a term's, the feet, the touching rule) as
+            # one address array: one fancy index reads them all. (A sensor's data: the number of
+            # contacts, then the net force's x, y, z.)
+            parts = {tuple(ps): np.array([contact[p] for p in ps], dtype=int)
+                     for ps in [self._feet, self._touching] + [t.parts for t in self.terms if t.parts]}
             hinge = [j for j in range(model.njnt) if model.jnt_type[j] in (2, 3)]  # slide, hinge
             stop = self.robot.robot
             self._ids = {"qpos": None if free is None else model.jnt_qposadr[free],
                          "qvel": None if free is None else model.jnt_dofadr[free], "contact": contact,
+                         "parts": parts, "feet_force": parts[tuple(self._feet)][:, None] + np.arange(1, 4),
                          "beyond": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_beyond],
                                              dtype=int), np.array(list(stop.terminate.joint_beyond.values()), dtype=float)),
                          "within": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.success.joint_within],
@@ -196,6 +215,10 @@ class MjcfEnv(MujocoEnv):
                          "joints_qpos": np.array([model.jnt_qposadr[j] for j in hinge], dtype=int),
                          "joints_qvel": np.array([model.jnt_dofadr[j] for j in hinge], dtype=int)}
         return self._ids
+
+    def contact_adrs(self, model, parts: list[str]) -> np.ndarray:
+        """The addresses of ``parts``' contact sensors in sensordata, in their order."""
+        return self.index(model)["parts"][tuple(parts)]
 
     def base_quat(self, model, data) -> np.ndarray:
         a = self.index(model)["qpos"]
@@ -270,14 +293,18 @@ class MjcfEnv(MujocoEnv):
 
     # -- rules over rows -----------------------------------------------------------------------
     def observe_rows(self, model, data) -> np.ndarray:
-        filled = data.userdata[:, self.layout["filled"].start] > 0
+        data = _Fetched(data)  # the terms read the same fields (sensordata, time): fetched once
+        if not self._stateful:
+            return self._frame(model, data, None)
+        filled = data.userdata[:, self._filled] > 0
         frame = self._frame(model, data, filled)
         if self.frames == 1:
             return frame
         return _stacked(frame, data.userdata[:, self.frames_slice], filled, self.frames, self.frames_order)
 
     def _frame(self, model, data, filled) -> np.ndarray:
-        """One observation frame: every term, each with its own history stack."""
+        """One observation frame: every term, each with its own history stack (``filled``: which
+        rows have a past; None when no term keeps one)."""
         parts = []
         for term in self.terms:
             value = term.value(self, model, data)
@@ -286,65 +313,84 @@ class MjcfEnv(MujocoEnv):
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(data.time), 0))
 
     def ctrl_rows(self, model, data, actions: np.ndarray) -> np.ndarray:
-        u = np.array(data.userdata, dtype=np.float64)
-        ctrl = self.actions.ctrl_rows(model, data, np.asarray(actions, dtype=np.float64), u, self.layout)
-        if self.frames > 1 or any(t.history > 1 for t in self.terms):
-            # the frames this step's observation showed become the past of the next one (read
-            # from ``data``, whose userdata is still this step's)
-            filled = u[:, self.layout["filled"].start] > 0
-            for term in self.terms:
-                if term.history > 1:
-                    u[:, term.history_slice] = _pushed(term.value(self, model, data), u[:, term.history_slice], filled,
-                                                       term.history)
+        if self._stateful:  # the terms are read again below
+            data = _Fetched(data)
+        # this step's contract state, updated in place and written back at the end: ``data``'s
+        # own rows when they are a view (the batched engine's whole lane, one MjData), else a copy
+        u = data.userdata
+        if self._stateful:
+            # the frames this step's observation showed become the past of the next one: worked
+            # out before the action changes the slots they read (u may be this step's state itself)
+            filled = u[:, self._filled] > 0
+            past = [(term.history_slice, _pushed(term.value(self, model, data), u[:, term.history_slice], filled,
+                                                 term.history))
+                    for term in self.terms if term.history > 1]
             if self.frames > 1:
-                u[:, self.frames_slice] = _pushed(self._frame(model, data, filled), u[:, self.frames_slice], filled,
-                                                  self.frames)
-            u[:, self.layout["filled"].start] = 1.0
+                past.append((self.frames_slice, _pushed(self._frame(model, data, filled), u[:, self.frames_slice],
+                                                        filled, self.frames)))
+        ctrl = self.actions.ctrl_rows(model, data, np.asarray(actions, dtype=np.float64), u, self.layout)
+        if self._stateful:
+            for columns, value in past:
+                u[:, columns] = value
+            u[:, self._filled] = 1.0
         data.userdata = u
         return ctrl
 
     def terminated_rows(self, model, data) -> list[str | None]:
         stop = self.robot.robot.terminate
-        a = self.index(model)["qpos"]
+        ids = self.index(model)
+        a = ids["qpos"]
         qpos = data.qpos
-        fell = np.zeros(len(qpos), dtype=bool)
-        if stop.tilt_above_deg is not None:
+        falls = []
+        if self._tilt_cos is not None:
             up_z = 1.0 - 2.0 * (qpos[:, a + 4] ** 2 + qpos[:, a + 5] ** 2)  # the base's up axis, world z
-            fell |= up_z < math.cos(math.radians(stop.tilt_above_deg))
+            falls.append(up_z < self._tilt_cos)
         if stop.base_height_below is not None:
-            fell |= qpos[:, a + 2] < stop.base_height_below
-        for part in self._touching:
-            fell |= data.sensordata[:, self.index(model)["contact"][part]] > 0
-        adr, bound = self.index(model)["beyond"]
+            falls.append(qpos[:, a + 2] < stop.base_height_below)
+        if self._touching:
+            falls.append(np.any(data.sensordata[:, ids["parts"][tuple(self._touching)]] > 0, axis=1))
+        adr, bound = ids["beyond"]
         if len(adr):
-            fell |= np.any(np.abs(qpos[:, adr]) > bound, axis=1)
+            falls.append(np.any(np.abs(qpos[:, adr]) > bound, axis=1))
+        if not falls:
+            return [None] * len(qpos)
+        fell = functools.reduce(np.logical_or, falls).tolist()
+        if not any(fell):  # the common answer, without a loop over the rows (nor a numpy reduction)
+            return [None] * len(fell)
         return ["fell" if f else None for f in fell]
 
     def signal_rows(self, model, data) -> np.ndarray:
         columns = []
         if self.command is not None:
-            error = self._velocity_error(model, data)
+            u = data.userdata  # a view of the rows' state, or a copy: written back when changed
+            error = self._velocity_error(model, data.qpos, data.qvel, u)
             columns.append(error)
-            if self.robot.robot.success.velocity_tracking is not None:
-                u = np.array(data.userdata, dtype=np.float64)
-                track = self.layout["track"]
-                u[:, track.start] += error
-                u[:, track.start + 1] += 1.0
+            if self._track is not None:
+                u[:, self._track] += error
+                u[:, self._track + 1] += 1.0
                 data.userdata = u
         if self._feet:
-            s, adr = data.sensordata, self.index(model)["contact"]
-            columns.append(np.stack([_force_norm(s, adr[f]) for f in self._feet], axis=1).max(axis=1))
-        return np.stack(columns, axis=1) if columns else np.zeros((len(data.time), 0))
+            # every foot's net contact force at once: (n, feet, xyz), its norm per foot, the largest
+            # (the arrays' own sum and max: np.sum and np.max add two Python calls to each)
+            f = data.sensordata[:, self.index(model)["feet_force"]]
+            columns.append(np.sqrt((f * f).sum(axis=-1)).max(axis=1))
+        if not columns:
+            return np.zeros((len(data.time), 0))
+        out = np.empty((len(columns[0]), len(columns)))  # (filled column by column: np.stack costs more)
+        for k, column in enumerate(columns):
+            out[:, k] = column
+        return out
 
-    def _velocity_error(self, model, data) -> np.ndarray:
+    def _velocity_error(self, model, qpos, qvel, userdata) -> np.ndarray:
         """|v_xy − v_cmd| (m/s): the base's horizontal velocity against the command, which is
         given in the heading frame."""
-        a, b = self.index(model)["qpos"], self.index(model)["qvel"]
-        q = data.qpos[:, a + 3:a + 7]
-        yaw = quat.yaw_of(q[:, 0], q[:, 1], q[:, 2], q[:, 3])
-        c = data.userdata[:, self.layout["command"]]
-        ex = data.qvel[:, b] - (c[:, 0] * np.cos(yaw) - c[:, 1] * np.sin(yaw))
-        ey = data.qvel[:, b + 1] - (c[:, 0] * np.sin(yaw) + c[:, 1] * np.cos(yaw))
+        ids = self.index(model)
+        a, b, c = ids["qpos"], ids["qvel"], self._command
+        yaw = quat.yaw_of(qpos[:, a + 3], qpos[:, a + 4], qpos[:, a + 5], qpos[:, a + 6])
+        cos, sin = np.cos(yaw), np.sin(yaw)  # each computed once: the same bits as at each use
+        vx, vy = userdata[:, c], userdata[:, c + 1]
+        ex = qvel[:, b] - (vx * cos - vy * sin)
+        ey = qvel[:, b + 1] - (vx * sin + vy * cos)
         return np.hypot(ex, ey)
 
     # -- end of episode ------------------------------------------------------------------------
@@ -448,6 +494,20 @@ def _draw(rng: np.random.Generator, noise, n: int) -> np.ndarray:
     return rng.normal(0.0, noise.normal, size=n)
 
 
-def _force_norm(sensordata: np.ndarray, adr: int) -> np.ndarray:
-    f = sensordata[:, adr + 1:adr + 4]
-    return np.sqrt(np.sum(f * f, axis=-1))
+class _Fetched:
+    """``data`` with each field fetched from it once, for one call of a rule: a rule's terms read
+    the same fields again and again, and each read of a batch view's field is a numpy indexing
+    call (a copy, when only some of its rows are live). A rule writes state by assigning a field
+    (``data.userdata = u``), which goes to ``data`` itself."""
+
+    def __init__(self, data):
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name: str):  # the first read of a field: later ones find it in __dict__
+        value = getattr(self._data, name)
+        object.__setattr__(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._data, name, value)
+        object.__setattr__(self, name, value)

@@ -36,6 +36,8 @@ class Term:
             raise ContractError(f"{where}: size: {cfg.size} stated, but term {cfg.term!r} gives {size} values here")
         self.offset = _per_value(cfg.offset, size, "offset", where)
         self.scale = _per_value(cfg.scale, size, "scale", where)
+        if self.offset is None and self.scale is None and cfg.clip is None and cfg.clip_scaled is None:
+            self.value = raw  # a plain term is its reader's bits: called directly, once per step and term
 
     def value(self, env, model, data) -> np.ndarray:
         v = self._raw(env, model, data)
@@ -110,16 +112,17 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
                                     f"{did_you_mean(part, names['geom'] + names['body'])}")
         reduce = _contact_force(cfg.force or "norm")
         threshold = cfg.threshold
+        # every part at once, through its contact sensors' address array (the sensors exist in
+        # the built model only: looked up at the first step)
         if kind == "contact":
             def raw(env, m, d):
-                adr = env.index(m)["contact"]
+                adr = env.contact_adrs(m, parts)
                 if threshold == 0:
-                    return np.stack([d.sensordata[:, adr[p]] > 0 for p in parts], axis=1).astype(np.float64)
-                return np.stack([reduce(d.sensordata, adr[p]) > threshold for p in parts], axis=1).astype(np.float64)
+                    return (d.sensordata[:, adr] > 0).astype(np.float64)
+                return (reduce(d.sensordata, adr) > threshold).astype(np.float64)
         else:
             def raw(env, m, d):
-                adr = env.index(m)["contact"]
-                return np.stack([reduce(d.sensordata, adr[p]) for p in parts], axis=1)
+                return reduce(d.sensordata, env.contact_adrs(m, parts))
         return Term(cfg, raw, len(parts), where, parts)
     if kind == "last_action":
         slot = cfg.which
@@ -130,7 +133,7 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
         return _clock(cfg, where)
     if kind == "sensor":
         adrs = [np.arange(a, a + n) for a, n in (_any_sensor(model, name, at("sensors")) for name in cfg.sensors)]
-        columns = np.concatenate(adrs)
+        columns = _columns(np.concatenate(adrs))
         return Term(cfg, lambda env, m, d: d.sensordata[:, columns], len(columns), where)
     if kind == "constant":
         value = np.asarray(cfg.value, dtype=np.float64)
@@ -145,18 +148,38 @@ def _clock(cfg, where: str) -> Term:
     offsets = cfg.offsets or [0.0]
     cos_first = cfg.order == "cos_sin"
     drawn = isinstance(cfg.hz, list)  # per episode: the value the reset drew, in userdata
+    # 2π·hz, multiplied out left to right as ``2.0 * np.pi * hz * time`` is (the hand-written
+    # envs' expression): the same bits, once instead of at every step
+    two_pi = 2.0 * np.pi
+    omega = None if drawn else two_pi * cfg.hz
+    shifts = np.asarray(offsets, dtype=np.float64)[None]
 
     def clock(env, m, d):
         time = np.asarray(d.time, dtype=np.float64).reshape(-1)
-        hz = d.userdata[:, env.layout["gait"].start] if drawn else cfg.hz
+        rate = two_pi * d.userdata[:, env.layout["gait"].start] if drawn else omega
         if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
-            phase = 2.0 * np.pi * hz * time
-            pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
-            return np.stack(pair, axis=1)
-        phase = (2.0 * np.pi * hz * time)[:, None] + np.asarray(offsets, dtype=np.float64)[None]
+            phase = rate * time
+            out = np.empty((len(time), 2))
+            cos, sin = (out[:, 0], out[:, 1]) if cos_first else (out[:, 1], out[:, 0])
+            # computed into arrays of their own, then copied in: given a strided output, numpy
+            # could take another of its sin/cos loops, and these must be the hand-written envs' bits
+            cos[:] = np.cos(phase)
+            sin[:] = np.sin(phase)
+            return out
+        phase = (rate * time)[:, None] + shifts
         pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
         return np.concatenate(pair, axis=1)
     return Term(cfg, clock, 2 * len(offsets), where)
+
+
+def _columns(adrs) -> slice | np.ndarray:
+    """Addresses in a field (sensordata, qpos, qvel) as the index that reads them: a slice when
+    they are a run ``a, a+1, ...`` (a view, where an index array gathers a copy: several times
+    slower on a lane's rows), else the array."""
+    adrs = np.asarray(adrs, dtype=int)
+    if len(adrs) and np.array_equal(adrs, np.arange(adrs[0], adrs[0] + len(adrs))):
+        return slice(int(adrs[0]), int(adrs[0]) + len(adrs))
+    return adrs
 
 
 def _any_sensor(model, name: str, where: str) -> tuple[int, int]:
@@ -264,10 +287,10 @@ def _joint_term(contract, robot, model, actions, cfg, where: str, at) -> Term:
                                     f"{'jointvel' if velocity else 'jointpos'} sensor in the MJCF; add one or read "
                                     f"{'qvel' if velocity else 'qpos'}")
             adrs.append(int(model.sensor_adr[found[0]]))
-        adr = np.array(adrs)
+        adr = _columns(adrs)
         read = lambda env, m, d: d.sensordata[:, adr]  # noqa: E731
     elif source in ("qpos", "qvel") and source == ("qvel" if velocity else "qpos"):
-        adr = np.array([model.jnt_dofadr[j] if velocity else model.jnt_qposadr[j] for j in ids])
+        adr = _columns([model.jnt_dofadr[j] if velocity else model.jnt_qposadr[j] for j in ids])
         read = (lambda env, m, d: d.qvel[:, adr]) if velocity else (lambda env, m, d: d.qpos[:, adr])
     else:
         raise ContractError(f"{at('source')}: source: {source!r}; a {cfg.term} term reads "
@@ -306,13 +329,17 @@ def _ranges(model, joints, ids, where: str):
 
 
 def _contact_force(how: str):
+    """The net contact force of parts (their sensors' addresses ``adr``), ``(n, parts)``."""
     if how == "z":
         return lambda s, adr: np.abs(s[:, adr + 3])
 
     def norm(s, adr):
-        f = s[:, adr + 1:adr + 4]
+        f = s[:, adr[:, None] + _XYZ]  # (n, parts, xyz)
         return np.sqrt(np.sum(f * f, axis=-1))
     return norm
+
+
+_XYZ = np.arange(1, 4)  # a contact sensor's force after its contact count
 
 
 def _command_term(model, cfg, where: str, at) -> Term:
@@ -332,16 +359,18 @@ def _command_term(model, cfg, where: str, at) -> Term:
 
     def raw(env, m, d):
         u = d.userdata
-        c = u[:, env.layout["command"]]
-        columns = []
-        for name in components:
+        command = env.layout["command"].start
+        out = np.empty((len(u), len(components)))
+        for k, name in enumerate(components):
             if name != "heading_hold":
-                columns.append(c[:, _SLOT[name]:_SLOT[name] + 1])
+                out[:, k] = u[:, command + _SLOT[name]]
                 continue
             w, x, y, z = quat.split(rotation(env, m, d), order)
             time = np.asarray(d.time, dtype=np.float64).reshape(-1)
-            start = u[:, env.layout["start"].start + 2]
-            error = quat.wrap(start + c[:, 2] * time - quat.yaw_of(w, x, y, z))
-            columns.append(np.clip(c[:, 2] + gain * error, -limit, limit)[:, None])
-        return np.concatenate(columns, axis=1)
+            rate, start = u[:, command + 2], u[:, env.layout["start"].start + 2]
+            error = quat.wrap(start + rate * time - quat.yaw_of(w, x, y, z))
+            if gain != 1.0:  # (x · 1.0 is x, bit for bit: the multiplication is skipped)
+                error = gain * error
+            out[:, k] = (rate + error).clip(-limit, limit)
+        return out
     return Term(cfg, raw, len(components), where)

@@ -11,6 +11,7 @@ So the report's pages, statuses, categories and counts are those of ``verdict.js
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -215,7 +216,9 @@ def _provenance(result) -> str:
     return provenance(_git_commit(), getattr(result, "policy_sha256", None))
 
 
+@functools.lru_cache(maxsize=1)
 def _git_commit() -> str | None:
+    """The checkout's commit, asked of git once per process (every case page and finding cites it)."""
     import subprocess
 
     try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import html
 
+from simgate.reporting.overview import candidate_state
 from simgate.verdict import REGRESSION_KINDS
 
 #: the first words of every status line, one per reason: the report's categories match them
@@ -57,12 +58,9 @@ class CaseState:
 
 
 def candidate_decision(candidate: dict) -> str:
-    """PROMOTE, BLOCKED or NOT DECIDED, as a person reads the verdict of one candidate."""
-    if candidate.get("promote"):
-        return "PROMOTE"
-    if candidate.get("passed") or not candidate.get("complete", True):
-        return "NOT DECIDED"  # every finding it has passes, but the run is incomplete / cases not run
-    return "BLOCKED"
+    """PROMOTE, BLOCKED or NOT DECIDED, as a person reads the verdict of one candidate: the
+    overview's reading of it (:func:`simgate.reporting.overview.candidate_state`), in one word."""
+    return {"ALLOWED": "PROMOTE", "INCOMPLETE": "NOT DECIDED", "BLOCKED": "BLOCKED"}[candidate_state(candidate)[1]]
 
 
 def dominant_mode(payload: dict, fell: int = 0) -> str:

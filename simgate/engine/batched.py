@@ -109,6 +109,28 @@ class _Rows:
         field[self._ids] = value
 
 
+class _AllRows:
+    """Every simulation of a Batch through MjData's attribute names: the bound arrays themselves,
+    as plain attributes (reading one is an attribute lookup, not an indexing call, which the
+    engine's per-step rules do dozens of times). Assigning a field writes it into the simulations,
+    as on :class:`_Rows`."""
+
+    def __init__(self, fields: dict):
+        for name, array in fields.items():
+            object.__setattr__(self, name, array)
+
+    def __getattr__(self, name: str):  # only for what __init__ did not set
+        raise AttributeError(f"MjData field {name!r} is not bound in the batched engine")
+
+    def __setattr__(self, name: str, value) -> None:
+        try:
+            field = self.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"MjData field {name!r} is not bound in the batched engine") from None
+        if value is not field:  # a rule handing back the very array it read has nothing to write
+            field[...] = value
+
+
 class _Recorder:
     """An MjData that notes which fields are read, to bind exactly those."""
 
@@ -321,6 +343,10 @@ class _LaneRun:
         pushes = any(p.stage == "force" for p, _ in staged)
         self.spec = mujoco.mjtState.mjSTATE_CTRL | (mujoco.mjtState.mjSTATE_XFRC_APPLIED if pushes else 0)
         self.control = np.zeros((n, self.fs, mujoco.mj_stateSize(engine.ref.nominal, self.spec)))
+        #: the controls are held for the whole control step (no physics-rate perturbation plans
+        #: them substep by substep): written into the batch's ctrl once, and the rollout takes no
+        #: control array (MuJoCo never writes ctrl, so the same bits as repeating it per substep)
+        self.held = not self.hooks[0] and self.spec == mujoco.mjtState.mjSTATE_CTRL
         #: each episode's applied forces at each physics step, as the physics-rate hooks plan them
         self.planned_xfrc = np.zeros((n, self.fs, engine.ref.nominal.nbody, 6)) if self.hooks[0] else None
         env_type = type(self.env)
@@ -349,6 +375,7 @@ class _LaneRun:
         self.stop_steps = np.zeros(n, dtype=np.int64)
         self.obs = np.zeros((rows, self.env.observation_size))
         self.all_rows = slice(0, n)  # every episode of the lane; the policy's batch may be padded past them
+        self.every = _AllRows(fields)  # what the rules are handed while every episode is live
         for j, start in enumerate(starts):
             if start[4] is not None:
                 self._end(j, DIVERGED, 0, start[4])
@@ -370,7 +397,7 @@ class _LaneRun:
         time_end = size(mujoco.mjtState.mjSTATE_TIME)
         qpos_end = time_end + size(mujoco.mjtState.mjSTATE_QPOS)
         self.qpos, self.qvel = slice(time_end, qpos_end), slice(qpos_end, qpos_end + size(mujoco.mjtState.mjSTATE_QVEL))
-        self.threshold = SATURATION * limits[None, :, None, :]  # as saturated_steps compares
+        self.threshold = SATURATION * limits  # (n, nu), as saturated_steps compares
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
@@ -394,9 +421,9 @@ class _LaneRun:
         self._command(live, actions, step)
         self._physics(live, step)
 
-    def _view(self, ids: np.ndarray) -> _Rows:
-        """These simulations' fields; all of them as views (no copies) when every one is live."""
-        return _Rows(self.fields, slice(None) if ids.size == self.n else ids)
+    def _view(self, ids: np.ndarray) -> _Rows | _AllRows:
+        """These simulations' fields; all of them as the batch's own arrays when every one is live."""
+        return self.every if ids.size == self.n else _Rows(self.fields, ids)
 
     def _observe(self, live: np.ndarray) -> np.ndarray:
         rule = self.rules["observe"]
@@ -478,6 +505,9 @@ class _LaneRun:
                 self.env.apply_action(self.models[j], self.data[j], actions[row])
                 ctrl[row] = self.data[j].ctrl
         rows = slice(None) if live.size == self.n else live
+        if self.held:
+            self.fields["ctrl"][rows] = ctrl
+            return
         self.control[rows, :, :nu] = ctrl[:, None, :]
         if not self.hooks[0]:  # the same perturbations in every episode: no physics-rate work at all
             return
@@ -498,21 +528,20 @@ class _LaneRun:
         try:
             record = ("actuator_force", "actuator_velocity")
             if every:  # straight into the block's buffers
-                self.batch.rollout(nstep=self.fs, control=self.control, control_spec=int(self.spec), record=record,
+                self.batch.rollout(nstep=self.fs, control=None if self.held else self.control,
+                                   control_spec=int(self.spec), record=record,
                                    out={"actuator_force": self.forces[b], "actuator_velocity": self.velocities[b]})
             else:
-                out = self.batch.rollout(nstep=self.fs, control=self.control[live], control_spec=int(self.spec),
-                                         record=record, ids=live)
+                out = self.batch.rollout(nstep=self.fs, control=None if self.held else self.control[live],
+                                         control_spec=int(self.spec), record=record, ids=live)
                 self.forces[b, live], self.velocities[b, live] = out["actuator_force"], out["actuator_velocity"]
-            self.stepped[b, live] = True
+            self.stepped[b, self.all_rows if every else live] = True
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
         self.physics_s += time.perf_counter() - began
-        if every:
-            self.states[b] = self.batch.state
-        else:
-            self.states[b, live] = self.batch.state[live]
-        self.hashed[b, live] = True
+        rows = self.all_rows if every else live
+        self.states[b, rows] = self.batch.state[rows]
+        self.hashed[b, rows] = True
         for j in failed:
             self.hashed[b, j] = False  # no state worth fingerprinting
             self._end(j, DIVERGED, step + 1, f"MuJoCo error: {failed[j]}")
@@ -520,22 +549,31 @@ class _LaneRun:
         for j, message in self._unstable(live).items():
             if j not in failed:
                 self._end(j, DIVERGED, step + 1, message)
+        if every and not failed and self.live.all():  # the common case: every episode still stands
+            self._rules(live, step, self.all_rows)
+            return
         stable = live[self.live[live]]
         if stable.size:
-            self._rules(stable, step)
+            self._rules(stable, step, stable)
 
-    def _rules(self, ids: np.ndarray, step: int) -> None:
-        """Reward and termination of the episodes still standing after this control step."""
+    def _rules(self, ids: np.ndarray, step: int, rows) -> None:
+        """Reward and termination of the episodes still standing after this control step
+        (``rows``: the same episodes as ``ids``, as a slice when they are all of them: numpy's
+        in-place updates through a slice are views, through an index array read-modify-write copies)."""
         view = self._view(ids)
         if self.rewarded:
-            self.ret[ids] += self._ask("reward", view, ids)
-        self.standing[self.recorded - 1, ids] = True
+            self.ret[rows] += self._ask("reward", view, ids)
+        self.standing[self.recorded - 1, rows] = True
         if self.env.signals:
             values = self._ask("signal_values", view, ids)
             values = np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
-            self.signals[ids] += values
-            self.signal_peak[ids] = np.maximum(self.signal_peak[ids], values)
-            self.signal_steps[ids] += 1
+            self.signals[rows] += values
+            peak = self.signal_peak[rows]
+            if isinstance(rows, slice):
+                np.maximum(peak, values, out=peak)
+            else:
+                self.signal_peak[rows] = np.maximum(peak, values)
+            self.signal_steps[rows] += 1
         if self.terminates:
             reasons = self._ask("terminated", view, ids)
             for j, reason in zip(ids, reasons):
@@ -570,25 +608,33 @@ class _LaneRun:
     def flush(self) -> None:
         """The recorded block's bookkeeping, as the reference engine does it step by step: the
         |force| and work sums are running sums in physics-step order (``add.accumulate`` from the
-        running total is that order exactly; rows that did not step add +0.0, which changes
-        nothing), the peaks and counts do not depend on order."""
+        running total, along the physics steps, is that order exactly; rows that did not step add
+        +0.0, which changes nothing), the peaks and counts do not depend on order. The physics
+        steps are laid out first, so each accumulation runs over whole contiguous rows at once."""
         k, n = self.recorded, self.n
         if k == 0:
             return
+        every = bool(self.stepped[:k].all())  # the common block: no masking at all
         stepped = self.stepped[:k, :, None, None]
-        forces, velocities = self.forces[:k], self.velocities[:k]
-        magnitude = np.where(stepped, np.abs(forces), 0.0)  # (k, n, fs, nu)
-        power = np.where(stepped[..., 0], np.abs(forces * velocities).sum(axis=-1), 0.0)  # (k, n, fs)
-        # episode-major, physics steps in order, the running total in front
-        sequence = np.concatenate([self.torque_sum[:, None, :], magnitude.transpose(1, 0, 2, 3).reshape(n, -1, self.nu)], axis=1)
-        self.torque_sum = np.add.accumulate(sequence, axis=1)[:, -1]
-        np.maximum(self.torque_peak, magnitude.max(axis=(0, 2)), out=self.torque_peak)
-        speed = np.where(stepped, np.abs(velocities), 0.0)
-        np.maximum(self.speed_peak, speed.max(axis=(0, 2)), out=self.speed_peak)
-        work = np.concatenate([self.work[:, None], power.transpose(1, 0, 2).reshape(n, -1)], axis=1)
-        self.work = np.add.accumulate(work, axis=1)[:, -1]
-        saturated = (magnitude >= self.threshold).any(axis=-1).sum(axis=-1)  # (k, n)
-        self.saturated += np.where(self.stepped[:k], saturated, 0).sum(axis=0)
+        # (k, n, fs, nu) -> (k, fs, n, nu) -> the physics steps in order, first: (k * fs, n, nu)
+        forces = self.forces[:k].transpose(0, 2, 1, 3).reshape(k * self.fs, n, self.nu)
+        velocities = self.velocities[:k].transpose(0, 2, 1, 3).reshape(k * self.fs, n, self.nu)
+        steps = None if every else np.repeat(self.stepped[:k], self.fs, axis=0)[:, :, None]  # (k * fs, n, 1)
+        magnitude = np.abs(forces)
+        power = np.abs(forces * velocities).sum(axis=-1)  # (k * fs, n)
+        speed = np.abs(velocities)
+        if steps is not None:
+            magnitude = np.where(steps, magnitude, 0.0)
+            power = np.where(steps[..., 0], power, 0.0)
+            speed = np.where(steps, speed, 0.0)
+        self.torque_sum = np.add.accumulate(np.concatenate([self.torque_sum[None], magnitude]), axis=0)[-1]
+        self.work = np.add.accumulate(np.concatenate([self.work[None], power]), axis=0)[-1]
+        np.maximum(self.torque_peak, magnitude.max(axis=0), out=self.torque_peak)
+        np.maximum(self.speed_peak, speed.max(axis=0), out=self.speed_peak)
+        saturated = (magnitude >= self.threshold).any(axis=-1)  # (k * fs, n)
+        if steps is not None:
+            saturated &= steps[..., 0]
+        self.saturated += saturated.sum(axis=0)
         states = self.states[:k]
         hashes = state_hashes(states.reshape(k * n, -1)).reshape(k, n)
         self.hashes[:, self.first:self.first + k] = np.where(self.hashed[:k], hashes, np.uint64(0)).T

@@ -193,19 +193,61 @@ class Controller:
         run = self.run_state(session)
         self.verdict = verdict_document(self.results, self.cases, run)
         self._log_promotion_items(session)
-        if self.store is None:
-            return  # _begin could not write: write_error says why
         try:
             self.summary_path = self.store.finish(summary_document(self.results, run), self.verdict)
         except OSError as exc:
             self.write_error = f"cannot write the run's summary and verdict to {self.reports}: {exc}"
-        if session.exitstatus == pytest.ExitCode.OK and (not self.verdict["promote"] or self.write_error):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # blocked, incomplete or unrecorded
+        session.exitstatus = self.exit_code(session.exitstatus)
+        self._junit_properties()
         alluredir = getattr(self.config.option, "allure_report_dir", None)
         if alluredir:
             from simgate.reporting import allure
 
             allure.reconcile(alluredir, self.results, self.cases, self.verdict)
+
+    def exit_code(self, status: int) -> int:
+        """The outcome's exit code (0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 INVALID). pytest's usage
+        error (4) and internal error (3) stay as they are; a verdict that could not be written is
+        INVALID (its reader would find an earlier run's); a PASS leaves a failure of some other
+        test of the session as pytest reported it."""
+        from simgate.reporting.promotion import EXIT_CODES, INVALID, PASS
+
+        if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+            return status
+        if self.write_error:
+            return EXIT_CODES[INVALID]
+        decision = self.verdict["decision"]
+        if decision == PASS and status != pytest.ExitCode.OK:
+            return status
+        return EXIT_CODES[decision]
+
+    def _junit_properties(self) -> None:
+        """The outcome as properties of JUnit's test suite, for CI systems that read only that file."""
+        try:
+            from _pytest.junitxml import xml_key  # where --junitxml keeps its writer (no public accessor)
+        except ImportError:
+            return
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property("simgate.outcome", self.verdict["decision"])
+            xml.add_global_property("simgate.exit_code", str(self.exit_code(pytest.ExitCode.OK)))
+
+    def pytest_unconfigure(self, config) -> None:
+        """The outcome as the terminal's very last line, after pytest's own counts."""
+        if is_worker(config) or (self.verdict is None and self.write_error is None):
+            return
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        from simgate.reporting.promotion import outcome_line
+
+        if self.verdict is not None:
+            line, red = outcome_line(self.verdict), self.verdict["decision"] != "PASS"
+            if self.write_error:
+                line, red = f"simgate: INVALID (exit 3): {self.write_error}", True
+        else:
+            line, red = f"simgate: INVALID (exit 3): {self.write_error}", True
+        reporter.write_line(line, red=red, green=not red, bold=True)
 
     def _log_promotion_items(self, session: pytest.Session) -> None:
         """A candidate blocked by what no failed case item shows (a Holm-confirmed regression, or a

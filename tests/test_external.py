@@ -67,9 +67,9 @@ def test_the_wheel_and_an_entry_point_plugin_gate_a_foreign_folder(installed, tm
     run = subprocess.run([str(installed), "-m", "pytest", "scenarios/", "-n", "2", "-p", "no:cacheprovider"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "4 passed" in run.stdout and "promotion: ALLOWED" in run.stdout
+    assert "4 passed" in run.stdout and "promotion: PASS" in run.stdout
     verdict = json.loads((tmp_path / "reports" / "verdict.json").read_text())
-    assert verdict["decision"] == "ALLOWED" and verdict["complete"] and verdict["candidates"]["acme-pendulum-lqr"]["promote"]
+    assert verdict["decision"] == "PASS" and verdict["complete"] and verdict["candidates"]["acme-pendulum-lqr"]["promote"]
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert sorted(summary["cases"]) == ["upright-strength=0.6-acme-pendulum-lqr", "upright-strength=1-acme-pendulum-lqr",
                                         "upright_yaml-strength=0.6-acme-pendulum-lqr-yaml",

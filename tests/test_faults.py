@@ -1,6 +1,6 @@
 """Faults during a run, for real: a policy that hangs, sleeps, exits or kills its worker, a run
 interrupted by SIGINT or SIGTERM, deselected cases, two runs sharing one reports folder. Each must
-end in a named failure of its own case (or an incomplete run), never in ALLOWED, a hang or a
+end in a named failure of its own case (or an incomplete run), never in PASS, a hang or a
 traceback, and every other case must still report."""
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def test_a_hung_policy_fails_its_case_as_a_timeout_and_the_run_goes_on(project, 
     assert hung["outcome"] == "ERROR" and hung["status"] == "error" and "policy_error" in hung["failure_modes"]
     assert "timeout" in hung["error"] and expected in hung["error"]
     document = verdict(project)
-    assert document["complete"] and not document["promote"] and document["decision"] == "BLOCKED"
+    # the candidate's own policy hung: a failure of the candidate (exit 1), not of the evidence
+    assert document["complete"] and not document["promote"] and document["decision"] == "FAIL"
     assert document["candidates"]["pd"]["promote"] and not document["candidates"][name]["promote"]
 
 
@@ -219,7 +220,7 @@ def test_a_policy_that_misbehaves_fails_every_episode_it_touches_and_nothing_els
 
 def test_a_killed_worker_is_charged_to_its_own_case_and_policy(project):
     result = run(project, "-n", "2", *policies("pd", "my-killer"))
-    assert result.returncode == 1
+    assert result.returncode == 3  # INVALID: a crashed case is no evidence
     summary_cases = summary(project)["cases"]
     crashed = summary_cases["balance-my-killer"]
     assert crashed["outcome"] == "ERROR" and crashed["status"] == "crashed" and crashed["case"]["policy"] == "my-killer"
@@ -227,7 +228,8 @@ def test_a_killed_worker_is_charged_to_its_own_case_and_policy(project):
     document = verdict(project)
     assert set(document["candidates"]) == {"pd", "my-killer"}  # no 'killer' made up from the case id
     assert not document["candidates"]["my-killer"]["promote"] and document["candidates"]["pd"]["promote"]
-    assert not document["promote"]
+    assert not document["promote"] and document["decision"] == "INVALID"
+    assert document["candidates"]["my-killer"]["outcome"] == "INVALID" and document["candidates"]["pd"]["outcome"] == "PASS"
 
 
 def test_a_sigkilled_xdist_worker_loses_nothing_else(project):
@@ -239,7 +241,7 @@ def test_a_sigkilled_xdist_worker_loses_nothing_else(project):
                             start_new_session=True)
     os.kill(_wait_for_pid(project / "sleeper.pid"), signal.SIGKILL)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1, out[-3000:]
+    assert proc.returncode == 3, out[-3000:]
     cases = summary(project)["cases"]
     assert cases["balance-sleeper"]["status"] == "crashed" and cases["balance-pd"]["outcome"] == "PASS"
     assert not verdict(project)["promote"]
@@ -264,25 +266,26 @@ def test_an_interrupted_run_is_incomplete_and_exits_non_zero(project, sig):
     _wait_for_pid(project / "sleeper.pid")  # pd has reported, the sleeper hangs
     os.killpg(proc.pid, sig)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 2, out[-3000:]
+    assert proc.returncode == 3, out[-3000:]  # INVALID, not pytest's interrupted 2 (INCONCLUSIVE's code)
     document = verdict(project)
-    assert document["decision"] == "INCOMPLETE" and not document["promote"] and document["interrupted"]
+    assert document["decision"] == "INVALID" and not document["promote"] and document["interrupted"]
     assert "balance-sleeper" in document["missing"]
-    assert "promotion: NOT DECIDED" in out and "ALLOWED" not in out
+    assert "promotion: INVALID: incomplete run" in out and "PASS (exit" not in out
+    assert out.rstrip().splitlines()[-1].startswith("simgate: INVALID (exit 3): incomplete run")
 
 
 def test_a_policy_raising_keyboard_interrupt_ends_the_run_as_interrupted(project):
     result = run(project, "-n", "0", *policies("pd", "interrupter"))
-    assert result.returncode == 2
+    assert result.returncode == 3
     document = verdict(project)
-    assert not document["promote"] and document["decision"] == "INCOMPLETE"
+    assert not document["promote"] and document["decision"] == "INVALID"
 
 
 def test_x_stops_early_and_the_rest_is_missing(project):
     result = run(project, "-n", "0", "-x", *policies("raiser", "pd"))
-    assert result.returncode == 1
+    assert result.returncode == 3
     document = verdict(project)
-    assert document["decision"] == "INCOMPLETE" and document["missing"] == ["balance-pd"]
+    assert document["decision"] == "INVALID" and document["missing"] == ["balance-pd"]
     assert "did not report (1): balance-pd" in result.stdout
 
 
@@ -290,11 +293,11 @@ def test_x_stops_early_and_the_rest_is_missing(project):
                                        ["test_gate.py::test_scenario[balance-pd]"]])
 def test_a_partial_selection_never_promotes(project, selection):
     result = run(project, "-n", "0", *policies("pd", "raiser"), *selection)
-    assert result.returncode == 1, result.stdout[-2000:]
+    assert result.returncode == 3, result.stdout[-2000:]
     document = verdict(project)
-    assert document["decision"] == "INCOMPLETE" and document["deselected"] == ["balance-raiser"]
+    assert document["decision"] == "INVALID" and document["deselected"] == ["balance-raiser"]
     assert not document["promote"] and document["candidates"]["pd"]["promote"] is False
-    assert "promotion: NOT DECIDED" in result.stdout and "not selected (1): balance-raiser" in result.stdout
+    assert "promotion: INVALID: incomplete run" in result.stdout and "not selected (1): balance-raiser" in result.stdout
 
 
 def test_last_failed_is_a_partial_run(project):
@@ -303,8 +306,8 @@ def test_last_failed_is_a_partial_run(project):
     assert first.returncode == 1
     again = subprocess.run([sys.executable, "-m", "pytest", "--simgate-cache", "none", "--lf", *policies("pd", "raiser")],
                            cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
-    assert again.returncode == 1
-    assert verdict(project)["deselected"] == ["balance-pd"]
+    assert again.returncode == 3
+    assert verdict(project)["deselected"] == ["balance-pd"] and verdict(project)["decision"] == "INVALID"
 
 
 def test_two_concurrent_runs_sharing_reports_lose_nothing(project):
@@ -315,7 +318,7 @@ def test_two_concurrent_runs_sharing_reports_lose_nothing(project):
     runs = sorted((project / "reports" / "runs").iterdir())
     assert len(runs) == 2
     documents = [json.loads((r / "verdict.json").read_text()) for r in runs]
-    assert sorted(d["decision"] for d in documents) == ["ALLOWED", "BLOCKED"]
+    assert sorted(d["decision"] for d in documents) == ["FAIL", "PASS"]
     for r in runs:
         json.loads((r / "summary.json").read_text())  # whole, valid JSON
     latest = json.loads((project / "reports" / "verdict.json").read_text())
@@ -325,7 +328,7 @@ def test_two_concurrent_runs_sharing_reports_lose_nothing(project):
 
 def test_a_run_killed_outright_leaves_running_not_an_old_allowed(project):
     assert run(project, "-n", "0", *policies("pd")).returncode == 0
-    assert verdict(project)["decision"] == "ALLOWED"
+    assert verdict(project)["decision"] == "PASS"
     (project / "scenarios" / "balance.yaml").write_text(textwrap.dedent(SCENARIO).replace("policy_timeout: 2", "policy_timeout: 200")
                                                         .replace("case_timeout: 8", "case_timeout: 300"))
     proc = subprocess.Popen(_command("-n", "0", *policies("pd", "sleeper")), cwd=project, env=_env(),
@@ -440,7 +443,7 @@ def test_a_policy_package_linking_out_of_its_folder_fails_its_case_instead_of_ha
     (project / "conftest.py").write_text('simgate_plugins = ["myplugin", "linkedplug"]\n')
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *policies("pd", "linked")],
                             cwd=project, env=_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-2000:]  # INVALID: no evidence for linked
     assert_clean(result)
     cases = summary(project)["cases"]
     assert cases["balance-pd"]["outcome"] == "PASS"

@@ -66,7 +66,7 @@ def bug_run(tmp_path_factory):
 def test_a_bug_in_simgate_during_a_case_errors_its_item_with_the_traceback_not_a_setup_error(bug_run):
     root, result = bug_run
     out = result.stdout + result.stderr
-    assert result.returncode == 1, out[-3000:]
+    assert result.returncode == 3, out[-3000:]  # INVALID: the crashed case left no evidence
     assert "ERROR at setup of test_scenario[balance-pd]" in out, out[-3000:]
     assert "AttributeError: injected bug in simgate.verdict.evaluate" in out
     assert "simgate/runner.py" in out  # the traceback, through simgate's own code
@@ -74,7 +74,7 @@ def test_a_bug_in_simgate_during_a_case_errors_its_item_with_the_traceback_not_a
     assert crashed["status"] == "crashed" and "setup_error" not in crashed["failure_modes"], crashed
     assert "policy_error" not in crashed["failure_modes"]  # never charged to the policy's code
     verdict = _json(root, "verdict.json")
-    assert verdict["decision"] != "ALLOWED" and not verdict["promote"]
+    assert verdict["decision"] == "INVALID" and not verdict["promote"]  # a fault in simgate: no evidence
     assert not verdict["candidates"]["pd"]["promote"]
 
 

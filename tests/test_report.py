@@ -103,7 +103,7 @@ def test_a_confirmed_torque_regression_is_shown_where_its_case_passed(tmp_path):
     r = result(case(scenario="quadruped_turning", point={}), 100, 100, {}, [torque_regression()])
     assert r.outcome == "PASS"
     records = {r.case.id: r.to_dict()}
-    verdict = {"decision": "BLOCKED", "complete": True, "candidates": {"quadruped-nominal": {
+    verdict = {"decision": "FAIL", "complete": True, "candidates": {"quadruped-nominal": {
         "passed": False, "complete": True, "regression_alarms": [r.case.id],
         "blocking": [f"{r.case.id}: worse than the baseline (case p=0.002, Holm-confirmed)"]}}}
     charts = overview._charts(records, verdict)
@@ -120,10 +120,10 @@ def test_a_confirmed_torque_regression_is_shown_where_its_case_passed(tmp_path):
 
 
 def verdict_for(records):
-    return {"decision": "BLOCKED", "promote": False, "complete": True, "run": "r1", "candidates": {
-        "quadruped-nominal": {"promote": False, "passed": False, "complete": True,
+    return {"decision": "FAIL", "promote": False, "complete": True, "run": "r1", "candidates": {
+        "quadruped-nominal": {"promote": False, "passed": False, "complete": True, "outcome": "FAIL",
                               "blocking": ["quadruped_pushes-quadruped-nominal: success rate FAIL (103/150)"]},
-        "quadruped-robust": {"promote": True, "passed": True, "complete": True, "blocking": []}}}
+        "quadruped-robust": {"promote": True, "passed": True, "complete": True, "outcome": "PASS", "blocking": []}}}
 
 
 def test_one_result_per_candidate_states_its_decision_and_no_curve_counts_as_a_test(tmp_path):
@@ -139,8 +139,8 @@ def test_one_result_per_candidate_states_its_decision_and_no_curve_counts_as_a_t
     reconcile(str(tmp_path), records, cases, verdict_for(records))
     written = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")}
     # curves are pictures, not results: one result per candidate, its status the decision
-    assert sorted(written) == ["promotion: quadruped-nominal: BLOCKED", "promotion: quadruped-robust: PROMOTE"]
-    nominal, robust = written["promotion: quadruped-nominal: BLOCKED"], written["promotion: quadruped-robust: PROMOTE"]
+    assert sorted(written) == ["promotion: quadruped-nominal: FAIL", "promotion: quadruped-robust: PASS"]
+    nominal, robust = written["promotion: quadruped-nominal: FAIL"], written["promotion: quadruped-robust: PASS"]
     assert nominal["status"] == "failed" and robust["status"] == "passed"
     assert "quadruped_pushes-quadruped-nominal: success rate FAIL (103/150)" in nominal["statusDetails"]["trace"]
     names = [a["name"] for a in nominal["attachments"]]
@@ -150,10 +150,10 @@ def test_one_result_per_candidate_states_its_decision_and_no_curve_counts_as_a_t
     assert "<b>slipped</b>" in full and "28 of 100" in full  # ranked: nominal slipped 2 + 26 in its 2 cases
     assert "robustness curve: quadruped_slippery_sensitivity over friction" in names
     env = (tmp_path / "environment.properties").read_text()
-    assert "promotion=BLOCKED" in env and "promotion.quadruped-robust=PROMOTE" in env
-    # the report's name says each candidate's decision: "BLOCKED" alone reads as "nothing may ship"
+    assert "promotion=FAIL" in env and "promotion.quadruped-robust=PASS: may be promoted" in env
+    # the report's name says each candidate's outcome: "FAIL" alone reads as "nothing may ship"
     assert json.loads((tmp_path / "executor.json").read_text())["reportName"] == \
-        "simgate: quadruped-nominal BLOCKED · quadruped-robust PROMOTE"
+        "simgate: quadruped-nominal FAIL · quadruped-robust PASS"
 
 
 def test_the_robustness_curve_marks_a_point_below_the_requirement_as_failed_and_uses_one_sided_bounds():
@@ -274,10 +274,10 @@ def test_an_incomplete_or_missing_verdict_still_gives_a_decision(tmp_path):
 
     r = result(case(gate=False), 24, 50, {"slipped": 26})
     records = {r.case.id: r.to_dict()}
-    incomplete = {"decision": "INCOMPLETE", "complete": False, "missing": ["x"], "candidates": {
+    incomplete = {"decision": "INVALID", "complete": False, "missing": ["x"], "candidates": {
         "quadruped-nominal": {"passed": True, "complete": True}}}
     [written] = write_candidates(tmp_path, records, incomplete)
-    assert written["status"] == "broken" and written["name"] == "promotion: quadruped-nominal: NOT DECIDED"
+    assert written["status"] == "broken" and written["name"] == "promotion: quadruped-nominal: INVALID"
     [none] = write_candidates(tmp_path / "none", records, None)
     assert none["status"] == "broken"
 

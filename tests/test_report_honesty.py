@@ -125,7 +125,7 @@ def test_the_promoted_candidate_shows_nothing_red(run):
         assert r["status"] not in ("failed", "broken"), r["name"]
         assert all(step["status"] not in ("failed", "broken") for step in r.get("steps", [])), r["name"]
     [promotion] = [r for r in run["results"] if r["name"].startswith(f"promotion: {BASELINE}:")]
-    assert promotion["name"].endswith("PROMOTE") and promotion["status"] == "passed"
+    assert promotion["name"].endswith(": PASS") and promotion["status"] == "passed"
 
 
 def test_counterexamples_are_steps_of_their_case_and_replay_anywhere(run):
@@ -141,9 +141,9 @@ def test_counterexamples_are_steps_of_their_case_and_replay_anywhere(run):
 def test_the_markdown_summary_says_the_verdict(run):
     out = subprocess.run([sys.executable, "-m", "simgate", "summary", "--markdown", "--reports",
                           str(run["root"] / "reports")], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert out.returncode == 1, out.stderr  # blocked
-    assert "## simgate: promotion BLOCKED" in out.stdout
-    assert f"| {BASELINE} | **PROMOTE** | 0 |" in out.stdout and f"| {CANDIDATE} | **BLOCKED** | 1 |" in out.stdout
+    assert out.returncode == 1, out.stderr  # FAIL's exit code
+    assert "## simgate: FAIL" in out.stdout
+    assert f"| {BASELINE} | **PASS** | 0 |" in out.stdout and f"| {CANDIDATE} | **FAIL** | 1 |" in out.stdout
     assert f"| {CANDIDATE} | regress-{CANDIDATE} | regression |" in out.stdout
 
 
@@ -161,7 +161,7 @@ def test_the_generated_report_agrees_with_the_verdict(run, tmp_path):
     generate(run["root"] / "results", out, REPO / "reports" / ".allure")  # as python -m simgate report runs it
     summary = json.loads((out / "widgets" / "summary.json").read_text())
     verdict = run["verdict"]
-    assert summary["reportName"] == f"simgate: {BASELINE} PROMOTE · {CANDIDATE} BLOCKED"
+    assert summary["reportName"] == f"simgate: {BASELINE} PASS · {CANDIDATE} FAIL"
     assert summary["statistic"]["total"] == len(run["summary"]["cases"]) + len(verdict["candidates"])
     cases = [json.loads(p.read_text()) for p in (out / "data" / "test-cases").glob("*.json")]
     by_case = {label(c, "simgate_case"): c for c in cases if label(c, "simgate_case")}
@@ -174,7 +174,7 @@ def test_the_generated_report_agrees_with_the_verdict(run, tmp_path):
     timeline = (out / "data" / "timeline.json").read_text(encoding="utf-8")
     assert all(json.dumps(c["name"]) in timeline or c["name"] in timeline for c in cases)  # none dropped for want of host/thread
     # the blocked candidate's page links the case that blocks it
-    [blocked] = [c for c in cases if c["name"] == f"promotion: {CANDIDATE}: BLOCKED"]
+    [blocked] = [c for c in cases if c["name"] == f"promotion: {CANDIDATE}: FAIL"]
     assert f"<a href='#testresult/{by_case[f'regress-{CANDIDATE}']['uid']}'>" in blocked["descriptionHtml"]
 
 
@@ -191,4 +191,4 @@ def test_a_case_id_pytest_escapes_is_still_counted_under_xdist(tmp_path):
                 "--policy", BASELINE, "--baseline", "none", "--simgate-cache", "none")
     verdict = json.loads((tmp_path / "reports" / "verdict.json").read_text())
     assert verdict["complete"] and not verdict["deselected"], proc.stdout[-2000:]
-    assert verdict["decision"] == "ALLOWED" and proc.returncode == 0
+    assert verdict["decision"] == "PASS" and proc.returncode == 0

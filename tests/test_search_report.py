@@ -284,11 +284,11 @@ def test_the_promotion_overview_has_a_line_per_search_case():
                "b": {"case": {"id": "flat-quadruped-nominal", "policy": "quadruped-nominal"}, "outcome": "PASS"}}
     assert overview.search_lines(results) == [
         "quadruped_search · quadruped-nominal: envelope FAIL, 2 counterexample(s), AUC 0.93, 3768 episodes"]
-    page = overview.overview_html(results, {"decision": "BLOCKED"}, charts={})
+    page = overview.overview_html(results, {"decision": "FAIL"}, charts={})
     assert "Searches: the operating envelope" in page
     assert "apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17 (fell)" in page
     assert "holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in page
-    assert "envelope FAIL" in overview.description_html(results, {"decision": "BLOCKED"})
+    assert "envelope FAIL" in overview.description_html(results, {"decision": "FAIL"})
 
 
 def test_a_counterexample_is_named_by_what_moved_and_reported_once(tmp_path):

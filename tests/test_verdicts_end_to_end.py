@@ -104,7 +104,8 @@ def test_the_subtle_regression_is_flagged_by_the_paired_test_with_fewer_episodes
     assert numbers["episodes_to_flag_paired"] < numbers["episodes_to_flag_unpaired"]
     assert paired["outcome"] == "PASS" and numbers["uncorrected_outcome"] == "FAIL"  # a finding, not a case verdict
     assert 0 < numbers["detectable_drop_90"] < 0.3
-    assert "promotion: BLOCKED" in run.stdout
+    assert "promotion: FAIL" in run.stdout
+    assert run.stdout.rstrip().splitlines()[-1] == "simgate: FAIL (exit 1): balancebot-lqr-sluggish FAIL"
 
 
 def test_an_unchanged_policy_compared_with_itself_is_promoted(tmp_path):
@@ -113,7 +114,8 @@ def test_an_unchanged_policy_compared_with_itself_is_promoted(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
     document = verdict(tmp_path)
     assert document["promote"] is True and document["candidates"]["balancebot-lqr"]["regression_alarms"] == []
-    assert "promotion: ALLOWED" in run.stdout
+    assert "promotion: PASS" in run.stdout
+    assert run.stdout.rstrip().splitlines()[-1] == "simgate: PASS (exit 0): balancebot-lqr PASS"
 
 
 def test_sequential_case_stops_early_and_reports_its_guarantee(tmp_path):
@@ -214,7 +216,7 @@ def test_replay_reproduces_the_suites_episode_bit_for_bit(tmp_path):
     against the suite's (batched, cached) result."""
     run = gate("-n", "2", "--scenarios", str(SMALL), "--simgate-reports", str(tmp_path), "--policy",
                "balancebot-lqr-degraded", "--baseline", "none", "-k", "flat")
-    assert run.returncode == 1
+    assert run.returncode == 3  # -k: INVALID
     assert "replay the worst episode: python -m simgate replay flat-balancebot-lqr-degraded " in run.stdout
     cmd = [sys.executable, "-m", "simgate", "replay", "flat-balancebot-lqr-degraded", "4", "--scenarios",
            str(SMALL.relative_to(REPO)), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "replays")]

@@ -3,8 +3,9 @@
     python -m simgate summary --markdown [--reports reports] >> "$GITHUB_STEP_SUMMARY"
 
 Reads ``verdict.json`` (and ``summary.json`` for each finding's case) from the reports folder:
-the run's decision, then one row per candidate (PROMOTE / BLOCKED / NOT DECIDED) and one row per
-finding that decides it, with the command replaying the case's worst episode."""
+the run's outcome, then one row per candidate (PASS / FAIL / INCONCLUSIVE / INVALID) and one row
+per finding that decides it, with the command replaying the case's worst episode. Exits with the
+run's exit code (0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 INVALID), so a CI step may run it alone."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ def markdown(verdict: dict, summary: dict | None) -> str:
     from simgate.reporting.final import candidate_decision
 
     cases = (summary or {}).get("cases") or {}
-    lines = [f"## simgate: promotion {verdict.get('decision', 'UNKNOWN')}", ""]
+    lines = [f"## simgate: {verdict.get('decision', 'UNKNOWN')}", ""]
     if not verdict.get("complete", True):
         lines += ["The run was incomplete: nothing may be promoted from it.", ""]
-    lines += ["| candidate | decision | findings |", "|---|---|---|"]
+    lines += ["| candidate | outcome | findings |", "|---|---|---|"]
     candidates = verdict.get("candidates") or {}
     for policy, candidate in candidates.items():
         n = len(candidate.get("blocking", [])) + len(candidate.get("not_evaluated", []))
@@ -63,4 +64,10 @@ def main(args) -> int:
     except (FileNotFoundError, ValueError):
         summary = None
     print(markdown(verdict, summary), end="")
-    return 0 if verdict.get("promote") else 1
+    from simgate.reporting.promotion import EXIT_CODES, INVALID
+
+    if verdict.get("promote"):
+        return 0
+    if verdict.get("decision") == "ERROR":  # the run refused its input before running anything: a usage error
+        return 4
+    return EXIT_CODES.get(verdict.get("decision"), EXIT_CODES[INVALID]) or EXIT_CODES[INVALID]

@@ -465,7 +465,7 @@ def categories(results: dict[str, dict] | None = None) -> list[dict]:
     seen = {mode for r in (results or {}).values() for mode in (r.get("failure_modes") or {})}
     modes = sorted(set(BUILTIN_MODES) | seen | {"none"})
     out = [{"name": "Promotion decision: not promotable", "matchedStatuses": ["failed", "broken"],
-            "messageRegex": r"(?s)promotion (BLOCKED|NOT DECIDED)\b.*"}]
+            "messageRegex": r"(?s)promotion (FAIL|INCONCLUSIVE|INVALID)\b.*"}]
     names = {"requirement": "Blocks promotion: requirement not met",
              "regression": "Blocks promotion: regression against the baseline (confirmed by the family)",
              "inconclusive": "Blocks promotion: needs more episodes (INCONCLUSIVE)",
@@ -594,8 +594,8 @@ def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
 
 
 def write_candidates(out, results: dict[str, dict], verdict: dict | None) -> list[dict]:
-    """One result per candidate, ``promotion: <policy>: PROMOTE | BLOCKED | NOT DECIDED``, its
-    status the decision (passed, failed, broken): the candidate's "why" page. Its description
+    """One result per candidate, ``promotion: <policy>: PASS | FAIL | INCONCLUSIVE | INVALID``,
+    its status the outcome's (passed, failed, broken, broken): the candidate's "why" page. Its description
     lists each finding that decides it, with its numbers, its case's replay command; its
     attachments are the promotion overview page (the matrix, the failure modes ranked, candidate
     vs baseline, the robustness curves, as pictures of this result, not results of their own),
@@ -670,9 +670,12 @@ def candidate_html(policy: str, candidate: dict, decision: str, results: dict[st
         items.append(f"<li>{CASE_REF.format(e(cid))}<ul>{rows}{replay}</ul></li>")
     items += [f"<li>{e(line)}</li>" for line in candidate.get("not_evaluated", [])]
     warnings = "".join(f"<li>{e(w)}</li>" for w in candidate.get("warnings", []))
-    head = {"PROMOTE": "may be promoted: every gating case passed and no regression was confirmed",
-            "BLOCKED": f"blocked by {len(candidate.get('blocking', []))} finding(s)",
-            "NOT DECIDED": "not decided: the run did not evaluate every case it was asked to"}[decision]
+    n = len(candidate.get("blocking", []))
+    head = {"PASS": "may be promoted: every gating case passed and no regression was confirmed",
+            "FAIL": f"not promotable: blocked by {n} finding(s), a requirement not met or a confirmed regression",
+            "INCONCLUSIVE": f"not decided: {n} finding(s) need more episodes to settle",
+            "INVALID": "not decided: the evidence cannot be trusted (a case not evaluated, crashed or not "
+                       "repeatable, or the run incomplete)"}[decision]
     return (f"<p><b>{e(policy)}: {e(decision)}</b>, {e(head)}.</p>" + (f"<ul>{''.join(items)}</ul>" if items else "")
             + (f"<p>Warnings (shown, never blocking):</p><ul>{warnings}</ul>" if warnings else "")
             + "<p>The whole run on one page (matrix, failure modes, candidate vs baseline, robustness curves): the "

@@ -39,8 +39,8 @@ REASONS = {
 }
 STATUS = {"requirement": "failed", "regression": "failed", "inconclusive": "broken", "error": "broken",
           "informational": "skipped", "pass": "passed"}
-#: a candidate's decision → its result's status
-CANDIDATE_STATUS = {"PROMOTE": "passed", "BLOCKED": "failed", "NOT DECIDED": "broken"}
+#: a candidate's outcome → its result's status
+CANDIDATE_STATUS = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "broken", "INVALID": "broken"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +58,9 @@ class CaseState:
 
 
 def candidate_decision(candidate: dict) -> str:
-    """PROMOTE, BLOCKED or NOT DECIDED, as a person reads the verdict of one candidate: the
-    overview's reading of it (:func:`simgate.reporting.overview.candidate_state`), in one word."""
-    return {"ALLOWED": "PROMOTE", "INCOMPLETE": "NOT DECIDED", "BLOCKED": "BLOCKED"}[candidate_state(candidate)[1]]
+    """PASS, FAIL, INCONCLUSIVE or INVALID: one candidate's outcome as the overview reads it
+    (:func:`simgate.reporting.overview.candidate_state`; the run's is the gravest of them)."""
+    return candidate_state(candidate)[1]
 
 
 def dominant_mode(payload: dict, fell: int = 0) -> str:

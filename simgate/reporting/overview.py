@@ -18,7 +18,7 @@ from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
 
 BG = {"PASS": "#d5f5e3", "FAIL": "#f5b7b1", "INCONCLUSIVE": "#fdebd0", "ERROR": "#e8daef"}
 FG = {"PASS": "#1e8449", "FAIL": "#a93226", "INCONCLUSIVE": "#b9770e", "ERROR": "#6c3483",
-      "ALLOWED": "#1e8449", "BLOCKED": "#a93226", "INCOMPLETE": "#b9770e"}
+      "INVALID": "#6c3483"}
 MAX_TORQUE_CHARTS = 4
 _UNITS = {"_ms": "ms", "_deg": "°", "_kg": "kg", "_m": "m", "_n": "N", "_hz": "Hz", "_s": "s"}
 
@@ -117,14 +117,16 @@ def is_regression(payload: dict, confirmed: set[str]) -> bool:
 
 
 def candidate_state(candidate: dict) -> tuple[str, str]:
-    """(short verdict, colour key) of one candidate in the verdict document."""
+    """(short verdict, outcome) of one candidate in the verdict document: the outcome is PASS,
+    FAIL, INCONCLUSIVE or INVALID (:mod:`simgate.reporting.promotion`), also the colour key."""
     if candidate.get("promote"):
-        return "PROMOTE", "ALLOWED"
+        return "PASS: may be promoted", "PASS"
     if candidate.get("passed"):
-        return "met every requirement, but the run is incomplete: NOT PROMOTED", "INCOMPLETE"
+        return "INVALID: met every requirement, but the run is incomplete: not promoted", "INVALID"
     if not candidate.get("complete", True):
-        return "NOT DECIDED: cases not evaluated", "INCOMPLETE"
-    return f"BLOCKED by {len(candidate.get('blocking', []))} finding(s)", "BLOCKED"
+        return f"INVALID: {len(candidate.get('not_evaluated', []))} case(s) not evaluated", "INVALID"
+    outcome = candidate.get("outcome") or "FAIL"  # (a verdict written before the four outcomes: blocked)
+    return f"{outcome}: blocked by {len(candidate.get('blocking', []))} finding(s)", outcome
 
 
 def story(policy: str, results: dict[str, dict], confirmed: set[str] = frozenset()) -> str:
@@ -306,7 +308,7 @@ def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict |
     policies = sorted({p.get("case", {}).get("policy") for p in results.values()} | set(verdict.get("candidates", {})))
     for policy in policies:
         candidate = verdict.get("candidates", {}).get(policy, {})
-        state, colour = candidate_state(candidate) if candidate else ("not in the verdict", "INCOMPLETE")
+        state, colour = candidate_state(candidate) if candidate else ("INVALID: not in the verdict", "INVALID")
         reasons = list(candidate.get("blocking", [])) + list(candidate.get("not_evaluated", []))
         why = "".join(f"<li>{e(r)}</li>" for r in reasons[:12])
         if len(reasons) > 12:

@@ -20,10 +20,25 @@ recovered from test ids. Written to ``verdict.json``; the exit code follows it.
 
 from __future__ import annotations
 
+from simgate.outcomes import POLICY_ERROR
 from simgate.paired import benjamini_hochberg, holm
-from simgate.verdict import NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
+from simgate.verdict import DETERMINISM, NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
 
-ALLOWED, BLOCKED, INCOMPLETE = "ALLOWED", "BLOCKED", "INCOMPLETE"
+#: the four outcomes of a run and of each candidate: PASS (promotable), FAIL (a requirement not
+#: met, or a regression the family confirmed), INCONCLUSIVE (the evidence does not decide: more
+#: episodes would), INVALID (the evidence cannot be trusted: a partial or interrupted run, a case
+#: that crashed or could not run, a nondeterministic episode). Mildest first: one finding of a
+#: graver kind decides.
+PASS, INCONCLUSIVE, FAIL, INVALID = "PASS", "INCONCLUSIVE", "FAIL", "INVALID"
+SEVERITY = (PASS, INCONCLUSIVE, FAIL, INVALID)
+#: the process's exit code for each outcome (3 is also pytest's internal error: a fault in simgate
+#: leaves no evidence either; pytest's usage error, 4, is left as it is)
+EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 2, INVALID: 3}
+
+
+def worst(outcomes) -> str:
+    """The gravest of some outcomes (PASS for none)."""
+    return max(outcomes, key=SEVERITY.index, default=PASS)
 
 
 def verdict_document(results: dict[str, dict], cases: dict, run: dict) -> dict:
@@ -36,11 +51,13 @@ def verdict_document(results: dict[str, dict], cases: dict, run: dict) -> dict:
         by_policy.setdefault(cases[cid].policy, []).append(cid)
     candidates = {policy: _candidate(ids, cases, results, not_run) for policy, ids in sorted(by_policy.items())}
     complete = bool(run.get("complete")) and not not_run
-    blocked = any(not c["passed"] for c in candidates.values())
     for candidate in candidates.values():  # an incomplete run promotes nobody, not even a candidate it covered
         candidate["promote"] = candidate["passed"] and complete
-    decision = INCOMPLETE if not complete else BLOCKED if blocked or not candidates else ALLOWED
-    return {"promote": decision == ALLOWED, "decision": decision, "complete": complete,
+        if not complete:
+            candidate["outcome"] = INVALID
+    # no candidate at all is no evidence at all
+    decision = INVALID if not complete or not candidates else worst(c["outcome"] for c in candidates.values())
+    return {"promote": decision == PASS, "decision": decision, "exit_code": EXIT_CODES[decision], "complete": complete,
             "interrupted": bool(run.get("interrupted")), "run": run.get("id"),
             "deselected": sorted(run.get("deselected", [])), "missing": sorted(run.get("missing", [])),
             "candidates": candidates}
@@ -83,9 +100,19 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
             modes[mode] = modes.get(mode, 0) + count
         # a crash blocks even an informational case: whatever killed it may have touched others
         if payload["outcome"] == "ERROR" and (gate or payload.get("status") == "crashed"):
-            findings.append({"case": cid, "kind": "error", "text": str(payload.get("error"))})
+            # a policy that hung is the candidate's own failure (its episodes ended as policy_error);
+            # any other error (a crash, a file refused, a fault) left no evidence to judge it by
+            own = payload.get("status") != "crashed" and POLICY_ERROR in (payload.get("failure_modes") or {})
+            findings.append({"case": cid, "kind": "error", "outcome": FAIL if own else INVALID,
+                             "text": str(payload.get("error"))})
         reqs = payload.get("requirements", [])
         for req in reqs:
+            if req["kind"] == DETERMINISM and req["outcome"] == "FAIL":
+                # episodes that do not repeat are no evidence, for this case or (same engine, same
+                # policy) any other: informational or not
+                findings.append({"case": cid, "kind": "nondeterminism", "outcome": INVALID,
+                                 "text": f"{req['name']} FAIL ({req['observed']}): the episodes do not repeat, so "
+                                         "no figure of this run can be trusted"})
             requirements.append({"case": cid, "gate": gate, "kind": req["kind"], "requirement": req["name"],
                                  "outcome": req["outcome"], "observed": req["observed"], "statistic": req["bound"],
                                  "threshold": req["threshold"], "n": payload.get("episodes"),
@@ -95,8 +122,9 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
             if gate:
                 absolute += 1
                 levels.add(float(cases[cid].alpha))
-                if req["outcome"] != "PASS":
-                    findings.append({"case": cid, "kind": "requirement",
+                if req["outcome"] != "PASS" and not (req["kind"] == DETERMINISM and req["outcome"] == "FAIL"):
+                    outcome = {"FAIL": FAIL, "INCONCLUSIVE": INCONCLUSIVE}.get(req["outcome"], INVALID)
+                    findings.append({"case": cid, "kind": "requirement", "outcome": outcome,
                                      "text": f"{req['name']} {req['outcome']} ({req['observed']})"})
         p = case_p_value(reqs)
         if gate and p is not None and not _self_compared(reqs, cases[cid].policy):
@@ -104,7 +132,7 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
             alpha = min(alpha, float(cases[cid].alpha))
     confirmed, discovered = holm(members, alpha), benjamini_hochberg(members, alpha)
     regressions = sorted(cid for cid, hit in confirmed.items() if hit)
-    findings += [{"case": cid, "kind": "regression",
+    findings += [{"case": cid, "kind": "regression", "outcome": FAIL,
                   "text": f"worse than the baseline (case p={members[cid]:.3g}, Holm-confirmed over the "
                           f"{len(members)} cases of the regression family at {alpha:g})"} for cid in regressions]
     blocking = [f"{f['case']}: {f['text']}" for f in findings]
@@ -131,38 +159,51 @@ def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dic
                        f"somewhere with probability up to min(1, {absolute} × {level:g}) = {min(1.0, absolute * level):.3g}; "
                        f"a good policy passes all only if each has power ≥ 1 − β/{max(absolute, 1)} for an overall "
                        "1 − β (INCONCLUSIVE blocks too)"}}
-    return {"passed": not blocking and not unevaluated, "complete": not unevaluated, "blocking": blocking,
-            "findings": findings,
+    outcome = worst([f["outcome"] for f in findings] + ([INVALID] if unevaluated else []))
+    return {"passed": not blocking and not unevaluated, "complete": not unevaluated, "outcome": outcome,
+            "blocking": blocking, "findings": findings,
             "not_evaluated": unevaluated, "warnings": warnings, "regression_alarms": regressions,
             "families": families,
             "cases": len(ids), "failure_modes": dict(sorted(modes.items(), key=lambda kv: (-kv[1], kv[0]))),
             "requirements": requirements}
 
 
-def verdict_lines(document: dict, where: str = "verdict.json") -> list[str]:
+def _incomplete(document: dict) -> str:
+    parts = []
+    if document["deselected"]:
+        parts.append(f"{len(document['deselected'])} case(s) not selected (-k, --lf, --deselect or node ids)")
+    if document["missing"]:
+        parts.append(f"{len(document['missing'])} case(s) did not report")
+    if document["interrupted"]:
+        parts.append("the run was interrupted")
+    return "; ".join(parts) or "not every case reported"
+
+
+def outcome_line(document: dict) -> str:
+    """The run's outcome in one line, the terminal's last: the outcome, its exit code, why."""
     decision = document["decision"]
-    if decision == INCOMPLETE:
-        parts = []
-        if document["deselected"]:
-            parts.append(f"{len(document['deselected'])} case(s) not selected (-k, --lf, --deselect or node ids)")
-        if document["missing"]:
-            parts.append(f"{len(document['missing'])} case(s) did not report")
-        if document["interrupted"]:
-            parts.append("the run was interrupted")
-        head = f"promotion: NOT DECIDED: incomplete run, {'; '.join(parts) or 'not every case reported'} ({where})"
+    code = EXIT_CODES.get(decision, EXIT_CODES[INVALID])
+    candidates = document.get("candidates") or {}
+    if not document.get("complete", True):
+        why = f"incomplete run, {_incomplete(document)}: nobody is promoted"
+    elif not candidates:
+        why = "no case was evaluated"
+    else:
+        why = ", ".join(f"{policy} {c.get('outcome', FAIL)}" for policy, c in candidates.items())
+    return f"simgate: {decision} (exit {code}): {why}"
+
+
+def verdict_lines(document: dict, where: str = "verdict.json") -> list[str]:
+    from simgate.reporting.overview import candidate_state
+
+    decision = document["decision"]
+    if not document.get("complete", True):
+        head = f"promotion: {decision}: incomplete run, {_incomplete(document)} ({where})"
     else:
         head = f"promotion: {decision} ({where})"
     lines = [head]
     for policy, candidate in document["candidates"].items():
-        if candidate["promote"]:
-            state = "promote"
-        elif candidate["passed"]:
-            state = "met every requirement, but the run is incomplete: not promoted"
-        elif not candidate["complete"]:
-            state = f"not decided: {len(candidate['not_evaluated'])} of {candidate['cases']} case(s) not evaluated"
-        else:
-            state = f"blocked by {len(candidate['blocking'])} finding(s)"
-        lines.append(f"  {policy}: {state}")
+        lines.append(f"  {policy}: {candidate_state(candidate)[0]}")
         shown = candidate["blocking"] + candidate["not_evaluated"]
         lines += [f"    - {reason}" for reason in shown[:10]]
         if len(shown) > 10:

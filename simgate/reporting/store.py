@@ -7,7 +7,7 @@ the same file. When a run ends, its two files are also copied to ``<reports>/sum
 that is renamed into place, so a reader sees a whole file or the previous one, never a mix.
 
 At its start a run marks ``verdict.json`` "running" (never "promote"), so a run that is killed
-before it can write anything leaves no earlier run's ALLOWED behind under the run's name.
+before it can write anything leaves no earlier run's PASS behind under the run's name.
 The oldest finished run folders beyond :data:`KEEP` are removed.
 """
 
@@ -82,7 +82,7 @@ _GETFLAGS, _IMMUTABLE, _APPEND = 0x80086601, 0x10, 0x20
 
 def check_replaceable(reports: Path, option: str = "--simgate-reports") -> None:
     """The files the run replaces at its end, and ``latest``, can be replaced: otherwise the run
-    would end with an earlier run's verdict (perhaps ALLOWED) still where a reader looks."""
+    would end with an earlier run's verdict (perhaps PASS) still where a reader looks."""
     for name in REPLACED:
         problem = _unreplaceable(reports / name)
         if problem:

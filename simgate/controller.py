@@ -37,6 +37,7 @@ class Controller:
         self.store = None
         self.summary_path = None
         self.verdict = None
+        self.study: dict | None = None  # {"hash", "pinned"}: set by the plugin from configure
         self.write_error: str | None = None
         self.failed_cases: set[str] = set()  # cases whose own test item failed: the item shows why
         self._previous_sigterm = None
@@ -192,6 +193,7 @@ class Controller:
 
         run = self.run_state(session)
         self.verdict = verdict_document(self.results, self.cases, run)
+        self.verdict["study"] = self.study  # the study it was decided under: its hash, the pinned file if any
         self._log_promotion_items(session)
         try:
             self.summary_path = self.store.finish(summary_document(self.results, run), self.verdict)

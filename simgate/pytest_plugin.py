@@ -8,6 +8,7 @@ is complete, writes ``summary.json`` and ``verdict.json`` and prints the table.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from simgate.items import PROPERTY, is_worker
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
 SCENARIO_FILES = pytest.StashKey[int]()  # how many scenario files this process collected
+STUDY = pytest.StashKey[dict]()  # {"hash", "pinned"}: the study this run is decided under (controller)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="compute the episodes on Ray before the items run: 'local' starts a Ray runtime here, "
                          "anything else ('auto', 'host:6379', 'ray://host:10001') joins that cluster "
                          "(pip install -e \".[ray]\"); not with -n")
+    group.addoption("--simgate-study", metavar="FILE", default=None,
+                    help="the pinned study (python -m simgate plan --write FILE): a run whose scenarios, "
+                         "policies, baseline or design differ from it is refused as INVALID (exit 3), nothing run")
+    group.addoption("--simgate-plan", metavar="FILE", default=None,
+                    help="write the study of this selection to FILE, print the plan, run nothing "
+                         "(what python -m simgate plan --write FILE does)")
     parser.addini("simgate_scenarios", "directory of scenario YAML files", default="scenarios")
     parser.addini("simgate_candidates", "policies evaluated when --policy is not given", type="linelist", default=[])
     parser.addini("simgate_reports", "directory for summary.json", default="reports")
@@ -97,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
             for note in check_contracts(cases, host.registries) + load_notes(cases, host.registries):
                 config.issue_config_time_warning(UserWarning(note), stacklevel=2)
             _check_outputs(config)
+            _study(config, cases, host)
             if config.getoption("simgate_ray"):
                 from simgate import scaleout  # imports Ray only once it runs
 
@@ -105,17 +114,49 @@ def pytest_configure(config: pytest.Config) -> None:
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:
+        from simgate.study import StudyError
+
+        if isinstance(exc, StudyError):  # not a usage error: the evidence would not be the study's
+            _record_refusal(config, str(exc), "INVALID")
+            pytest.exit(f"simgate: INVALID (exit 3): {exc}", returncode=3)
         if not is_worker(config):
             _record_refusal(config, str(exc))
         raise pytest.UsageError(str(exc)) from None
 
 
-def _record_refusal(config: pytest.Config, message: str) -> None:
+def _study(config: pytest.Config, cases: list, host) -> None:
+    """The study of this run (its hash goes into the verdict); written and printed instead of a
+    run with ``--simgate-plan``; checked against the pinned one with ``--simgate-study``."""
+    from simgate import study
+
+    document = study.document(cases, host.registries, project_dir(config))
+    planned = config.getoption("simgate_plan")
+    if planned:
+        path = _path(config, planned)
+        try:
+            path.write_text(json.dumps(document, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise SimgateError(f"--simgate-plan {planned}: cannot write the study ({exc.strerror or exc})") from None
+        lines = study.plan_lines(document) + [f"study written to {path}; gate on it with --simgate-study {planned}"]
+        pytest.exit("\n".join(lines), returncode=0)
+    pinned_path = config.getoption("simgate_study")
+    if pinned_path:
+        pinned = study.load(_path(config, pinned_path))
+        changed = study.differences(pinned, document)
+        if changed:
+            shown = changed[:20] + ([f"... and {len(changed) - 20} more"] if len(changed) > 20 else [])
+            raise study.StudyError(f"--simgate-study {pinned_path}: this run differs from the pinned study "
+                                   f"{pinned['hash'][:12]} in {len(changed)} way(s); pin it again with python -m "
+                                   "simgate plan --write FILE if the change is intended:\n  " + "\n  ".join(shown))
+    config.stash[STUDY] = {"hash": document["hash"], "pinned": pinned_path}
+
+
+def _record_refusal(config: pytest.Config, message: str, decision: str = "ERROR") -> None:
     """A run refused at configure time leaves a verdict that says so, not an earlier run's."""
     from simgate.reporting.store import RunStore
 
     try:
-        RunStore(_reports_dir(config)).refuse(message)
+        RunStore(_reports_dir(config)).refuse(message, decision)
     except OSError:
         pass  # the reports folder itself is the problem: the message says so
 
@@ -349,5 +390,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     config = session.config
     controller = Controller(config, config.stash.get(CASES, []), _reports_dir(config))
+    controller.study = config.stash.get(STUDY, None)
     config.pluginmanager.register(controller, "simgate-controller")
     controller.start()

@@ -1,4 +1,4 @@
-"""simgate's commands, ``python -m simgate report|replay|contract|summary`` (the gate itself is ``pytest``):
+"""simgate's commands, ``python -m simgate report|replay|contract|summary|plan`` (the gate itself is ``pytest``):
 the argument parser here, each command in its own module (:mod:`simgate.cli.report`,
 :mod:`simgate.cli.replay`, :mod:`simgate.cli.contract`)."""
 
@@ -24,11 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     from simgate.cli.contract import add_arguments as contract_arguments
 
     contract_arguments(contract)
+    plan = commands.add_parser("plan", help="what the gate will run, before it runs; pin (--write) or --check the study")
+    from simgate.cli.plan import add_arguments as plan_arguments
+
+    plan_arguments(plan)
     summary = commands.add_parser("summary", help="the verdict as markdown (CI job summary, PR comment)")
     from simgate.cli.summary import add_arguments as summary_arguments
 
     summary_arguments(summary)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "plan":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "plan":  # everything simgate does not know is pytest's (--policy, -k, ...)
+        args.pytest_args = list(args.pytest_args) + extra
     from simgate.errors import SimgateError
 
     try:
@@ -38,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             from simgate.cli.contract import main as run
         elif args.command == "summary":
             from simgate.cli.summary import main as run
+        elif args.command == "plan":
+            from simgate.cli.plan import main as run
         else:
             from simgate.cli.replay import main as run
         return run(args)

@@ -148,11 +148,12 @@ class RunStore:
         write_json(self.folder / "verdict.json", marker)
         write_json(self.reports / "verdict.json", marker)
 
-    def refuse(self, message: str) -> None:
-        """The run stopped before any case ran (its input was refused)."""
+    def refuse(self, message: str, decision: str = "ERROR") -> None:
+        """The run stopped before any case ran (its input was refused: ERROR; the pinned study not
+        matched: INVALID)."""
         if not self.reports.is_dir():
             return  # nothing earlier to contradict
-        document = {"promote": False, "decision": "ERROR", "complete": False, "run": self.id, "error": message}
+        document = {"promote": False, "decision": decision, "complete": False, "run": self.id, "error": message}
         write_json(self.reports / "verdict.json", document)
 
     def finish(self, summary: dict, verdict: dict) -> Path:

@@ -409,13 +409,20 @@ def sequential_requirement(case, decision) -> Requirement:
 #: the share of a case's regression budget given to its success-rate test; the rest is split
 #: evenly over its joints' torque tests (weighted Bonferroni inside the case)
 SUCCESS_SHARE = 0.5
+#: the level of a candidate's regression family when every member's alpha is larger: Holm runs at
+#: min(FAMILY_LEVEL, every member case's alpha) (:mod:`simgate.reporting.promotion`)
+FAMILY_LEVEL = 0.05
 
 
 def regression_level(case) -> float:
     """The level the success-rate test of one case gets in the worst case of its family: Holm's
-    first step, alpha over the family's cases, times the success test's share inside the case.
-    What the detectable drop and ``episodes: auto`` are computed at."""
-    return case.alpha * SUCCESS_SHARE / max(getattr(case, "regression_family", 1), 1)
+    first step, the family's level (min(FAMILY_LEVEL, every member's alpha): what the controller
+    runs Holm at, not this case's own alpha) over the family's cases, times the success test's
+    share inside the case. What the detectable drop and ``episodes: auto`` are computed at."""
+    level = getattr(case, "family_alpha", None)
+    if level is None:
+        level = min(FAMILY_LEVEL, case.alpha)
+    return level * SUCCESS_SHARE / max(getattr(case, "regression_family", 1), 1)
 
 
 def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) -> list[Requirement]:

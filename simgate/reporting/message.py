@@ -33,8 +33,9 @@ def case_message(result) -> str:
     regression = [r for r in result.requirements if r.kind in REGRESSION_KINDS]
     if regression:
         family = getattr(case, "regression_family", 1)
+        level = getattr(case, "family_alpha", None) or case.alpha
         lines.append(f"  against {case.baseline}: p-values reported, not a verdict here; the controller judges them with "
-                     f"this candidate's regression family (Holm over {family} case(s) at {case.alpha:g}): see verdict.json")
+                     f"this candidate's regression family (Holm over {family} case(s) at {level:g}): see verdict.json")
     if case.detect:
         lines.append(f"  episodes: auto chose {case.episodes} episodes to flag a drop of {case.detect['drop']:g} with power "
                      f"{case.detect['power']:g} at a baseline rate of {case.detect['baseline_rate']:g}")

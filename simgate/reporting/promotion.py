@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from simgate.outcomes import POLICY_ERROR
 from simgate.paired import benjamini_hochberg, holm
-from simgate.verdict import DETERMINISM, NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
+from simgate.verdict import DETERMINISM, FAMILY_LEVEL, NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
 
 #: the four outcomes of a run and of each candidate: PASS (promotable), FAIL (a requirement not
 #: met, or a regression the family confirmed), INCONCLUSIVE (the evidence does not decide: more
@@ -89,7 +89,7 @@ def _self_compared(requirements: list[dict], policy: str) -> bool:
 
 
 def _candidate(ids: list[str], cases: dict, results: dict, not_run: dict) -> dict:
-    findings, requirements, modes, members, alpha, absolute = [], [], {}, {}, 0.05, 0
+    findings, requirements, modes, members, alpha, absolute = [], [], {}, {}, FAMILY_LEVEL, 0
     levels = set()
     unevaluated = [f"{cid}: not evaluated ({not_run[cid]})" for cid in ids if cid in not_run]
     for cid in ids:

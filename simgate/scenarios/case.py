@@ -30,6 +30,8 @@ class Case:
     policy_timeout: float = 60.0  # seconds for one policy call
     #: gating cases with a baseline of this case's policy in the run: the size of its regression family
     regression_family: int = 1
+    #: the level Holm runs this candidate's family at: min(0.05, every member case's alpha)
+    family_alpha: float | None = None
     #: ``episodes: auto``: {drop, power, baseline_rate, level, episodes} as planned at expansion
     detect: dict[str, Any] | None = None
     #: episode counts of earlier INCONCLUSIVE runs on these seeds (the success test spends what they left)

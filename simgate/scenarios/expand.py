@@ -134,15 +134,19 @@ def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple
     baseline); ``episodes: auto`` is planned at the level that family leaves one case.
     ``loaded``: display path -> LoadedScenario, for the lines of a detect it cannot reach."""
     from simgate.paired import episodes_for, window_power
-    from simgate.verdict import regression_level
+    from simgate.verdict import FAMILY_LEVEL, regression_level
 
+    # the family as the controller judges it: gating cases compared with another policy
     sizes: dict[str, int] = {}
+    levels: dict[str, float] = {}
     for c in cases:
-        if c.gate and c.baseline:
+        if c.gate and c.baseline and c.baseline != c.policy:
             sizes[c.policy] = sizes.get(c.policy, 0) + 1
+            levels[c.policy] = min(levels.get(c.policy, FAMILY_LEVEL), float(c.alpha))
     out, problems = [], []
     for c in cases:
-        c = dataclasses.replace(c, regression_family=max(sizes.get(c.policy, 1), 1))
+        c = dataclasses.replace(c, regression_family=max(sizes.get(c.policy, 1), 1),
+                                family_alpha=levels.get(c.policy, min(FAMILY_LEVEL, float(c.alpha))))
         if c.detect is not None:
             if not c.baseline:
                 problems.append(f"{c.source}: episodes: auto plans the comparison with the promoted policy, and env "

@@ -69,8 +69,16 @@ def compare_rates(baseline, candidate, margin: float) -> PairedRates:
 
 #: the most episodes for which the score test's tails are found by enumeration (n²/2 tables)
 EXACT_MAX_N = 1000
-#: the nuisance parameter (the candidate-only discordant rate q01) is scanned on this many points
+#: :func:`score_tails` scans the nuisance parameter (the candidate-only discordant rate q01) on
+#: this many points, evenly spaced on the scale of :func:`_nuisance_grid`
 _NUISANCE_POINTS = 120
+#: the grid step for one table's p-value (:func:`_largest_tail`), in standard errors of q01 (at most);
+#: 1.0 already found every supremum that a 0.02 step did, on 528 tables with n 1–1000, δ 0.01–0.29
+_NUISANCE_STEP = 0.5
+#: golden-section steps around each grid maximum: the bracket (two grid steps) shrinks by 0.618⁴⁰ ≈ 4e-9
+_GOLDEN_STEPS = 40
+#: the most local maxima of the grid that are refined, highest first
+_REFINED_PEAKS = 16
 
 
 def _score_z(n10, n01, n: int, margin: float):
@@ -84,13 +92,44 @@ def _score_z(n10, n01, n: int, margin: float):
     return ((n01 - n10) / n + margin) / np.sqrt(np.maximum(2 * q10 - margin - margin ** 2, 1e-300) / n)
 
 
+def _nuisance_grid(n: int, margin: float, points: int | None = None, step: float | None = None) -> np.ndarray:
+    """Values of the nuisance parameter q01 on the margin, from 0 to (1 − δ)/2 (both included),
+    evenly spaced in φ(q) = √n·(2√(q + δ) + 2√q − 2√(1 − δ − 2q)): either ``points`` of them or as
+    many as make the step ``step``. φ' = √n·(1/√(q + δ) + 1/√q + 2/√(1 − δ − 2q)) is at least the
+    square root of the Fisher information of q01 in the n pairs, so a step h in φ is at most h
+    standard errors: the points crowd near both ends, where the tail probabilities change fastest
+    (q01 → 0, and q01 → (1 − δ)/2 where concordant pairs become rare)."""
+    top = (1 - margin) / 2
+
+    def phi(q):
+        return 2 * np.sqrt(q + margin) + 2 * np.sqrt(q) - 2 * np.sqrt(np.maximum(1 - margin - 2 * q, 0.0))
+
+    low, high = float(phi(0.0)), float(phi(top))
+    if points is None:
+        points = int(np.ceil(math.sqrt(n) * (high - low) / step)) + 1
+    target = np.linspace(low, high, max(points, 3))
+    a, b = np.zeros_like(target), np.full_like(target, top)
+    for _ in range(64):  # bisection: φ increases
+        mid = (a + b) / 2
+        below = phi(mid) < target
+        a, b = np.where(below, mid, a), np.where(below, b, mid)
+    q = (a + b) / 2
+    q[0], q[-1] = 0.0, top
+    return q
+
+
 @functools.lru_cache(maxsize=32)
 def score_tails(n: int, margin: float):
-    """Every table (n10, n01) of n pairs ordered by its score z, with the exact size of 'reject when
+    """Every table (n10, n01) of n pairs ordered by its score z, with the size of 'reject when
     Z ≥ z' and of 'reject when Z ≤ z', each the largest over the nuisance parameter on the margin
     (p_c − p_b = −δ: q10 = q01 + δ, q01 ∈ [0, (1 − δ)/2]). On the margin the two one-sided nulls
-    meet, and away from it each rejection is less likely, so these are the tests' exact sizes,
-    the way the SPRT's line is calibrated by dynamic programming. (z sorted, size ≥, size ≤)."""
+    meet, and away from it each rejection is less likely, so these are the tests' sizes, the way
+    the SPRT's line is calibrated by dynamic programming. (z sorted, size ≥, size ≤).
+
+    The whole table takes the largest over :data:`_NUISANCE_POINTS` points of
+    :func:`_nuisance_grid` only (about 0.1 % below the supremum near α at n = 1000, 2–3 % on the
+    former evenly and log-spaced grid); :func:`noninferiority_exact` finds the supremum itself for
+    the one table it is asked about."""
     from scipy.special import gammaln, xlogy
 
     n10, n01 = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
@@ -101,13 +140,12 @@ def score_tails(n: int, margin: float):
     order = np.argsort(-z, kind="stable")
     n10, n01, rest, z = n10[order], n01[order], rest[order], z[order]
     log_ways = gammaln(n + 1) - gammaln(n10 + 1) - gammaln(n01 + 1) - gammaln(rest + 1)
-    top = (1 - margin) / 2
-    grid = np.unique(np.concatenate([np.linspace(0.0, top, _NUISANCE_POINTS // 2),
-                                     np.geomspace(1e-4, top, _NUISANCE_POINTS // 2)]))
     at_least = np.zeros(len(z))
     at_most = np.zeros(len(z))
-    for q in grid:
-        pmf = np.exp(log_ways + xlogy(n10, q + margin) + xlogy(n01, q) + xlogy(rest, 1 - 2 * q - margin))
+    for q in _nuisance_grid(n, margin, points=_NUISANCE_POINTS):
+        # 1 − 2q − δ rounds to about −3e-17 at q = (1 − δ)/2 for some δ: xlogy would give NaN
+        concordant = max(1 - 2 * q - margin, 0.0)
+        pmf = np.exp(log_ways + xlogy(n10, q + margin) + xlogy(n01, q) + xlogy(rest, concordant))
         cum = np.cumsum(pmf)
         at_least = np.maximum(at_least, cum)
         at_most = np.maximum(at_most, cum[-1] - cum + pmf)
@@ -118,23 +156,131 @@ def score_tails(n: int, margin: float):
     return z, np.minimum(at_least, 1.0), np.minimum(at_most, 1.0)
 
 
+@functools.lru_cache(maxsize=4)
+def _score_table(n: int, margin: float) -> np.ndarray:
+    """z of every table as an (n + 1) × (n + 1) array indexed [n10, n01]; NaN where n10 + n01 > n."""
+    n10, n01 = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    z = np.where(n10 + n01 <= n, _score_z(n10, n01, n, margin), np.nan)
+    z.flags.writeable = False
+    return z
+
+
+def _row_runs(region: np.ndarray):
+    """A set of tables (a boolean [n10, n01] array) as runs of consecutive n01 in each row:
+    (n10, first n01, last n01), arrays."""
+    padded = np.zeros((region.shape[0], region.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = region
+    step = np.diff(padded, axis=1)
+    rows, first = np.nonzero(step == 1)
+    _, after = np.nonzero(step == -1)
+    return rows, first, after - 1
+
+
+def _tail_probability(q, n: int, margin: float, runs) -> np.ndarray:
+    """P(the table falls in the region given by its ``runs``) at each nuisance value in ``q``, on
+    the margin (q10 = q01 + δ): n10 ~ Bin(n, q10) and, given n10, n01 ~ Bin(n − n10, q01/(1 − q10)),
+    so each run is a binomial probability times a binomial interval, O(rows) per q."""
+    from scipy.special import bdtr, bdtrc, gammaln, xlog1py, xlogy
+
+    rows, first, last = runs
+    q = np.atleast_1d(np.asarray(q, dtype=float))[:, None]
+    q10 = q + margin
+    others = n - rows
+    share = np.clip(q / (1 - q10), 0.0, 1.0)
+    row_pmf = np.exp(gammaln(n + 1) - gammaln(rows + 1) - gammaln(others + 1)
+                     + xlogy(rows, q10) + xlog1py(others, -q10))
+    # interval [first, last] of Bin(others, share), without cancellation at either end
+    to_end, from_start = last >= others, first <= 0
+    inside = np.ones(np.broadcast_shapes(q.shape, rows.shape))
+    upper = to_end & ~from_start  # P(X ≥ first)
+    inside[:, upper] = bdtrc(first[upper] - 1, others[upper], share)
+    lower = from_start & ~to_end  # P(X ≤ last)
+    inside[:, lower] = bdtr(last[lower], others[lower], share)
+    middle = ~to_end & ~from_start
+    if middle.any():
+        inside[:, middle] = (bdtr(last[middle], others[middle], share)
+                             - bdtr(first[middle] - 1, others[middle], share))
+    return np.clip(row_pmf * inside, 0.0, None).sum(axis=1)
+
+
+def _largest_tail(n: int, margin: float, runs) -> float:
+    """sup over q01 ∈ [0, (1 − δ)/2] of :func:`_tail_probability`: the largest value on
+    :func:`_nuisance_grid` with step :data:`_NUISANCE_STEP`, then a golden-section search between
+    the neighbours of each of the highest local maxima of the grid (the tail probability is not
+    unimodal in q01: it ripples with the lattice of tables, most near the ends). A bracket is
+    dropped once it cannot beat the best value found: with ℓ the log-likelihood of a table,
+    |P''(A)| ≤ Σ p·|ℓ'' + ℓ'²| ≤ 2·I(q01) for any set of tables A, so a maximum inside [a, b] is
+    at most I_max·(b − a)² above the bracket's best point."""
+    if len(runs[0]) == 0:
+        return 0.0
+    grid = _nuisance_grid(n, margin, step=_NUISANCE_STEP)
+    values = _tail_probability(grid, n, margin, runs)
+    best = float(values.max())
+    padded = np.concatenate([[-np.inf], values, [-np.inf]])
+    peaks = np.nonzero((values >= padded[:-2]) & (values >= padded[2:]) & (values > 0))[0]
+    peaks = peaks[np.argsort(-values[peaks], kind="stable")][:_REFINED_PEAKS]
+    if not len(peaks):
+        return min(best, 1.0)
+
+    def information(q):  # Fisher information of q01 in n pairs on the margin; convex in q01
+        with np.errstate(divide="ignore"):
+            return n * (1 / (q + margin) + 1 / q + 4 / np.maximum(1 - margin - 2 * q, 0.0))
+
+    golden = (math.sqrt(5) - 1) / 2
+    a, b = grid[np.maximum(peaks - 1, 0)], grid[np.minimum(peaks + 1, len(grid) - 1)]
+    c, d = b - golden * (b - a), a + golden * (b - a)
+    fc, fd = _tail_probability(c, n, margin, runs), _tail_probability(d, n, margin, runs)
+    best = max(best, float(fc.max()), float(fd.max()))
+    for _ in range(_GOLDEN_STEPS):
+        room = np.maximum(information(a), information(b)) * (b - a) ** 2
+        keep = np.maximum(fc, fd) + room >= best
+        if not keep.any():
+            break
+        a, b, c, d, fc, fd = a[keep], b[keep], c[keep], d[keep], fc[keep], fd[keep]
+        left = fc >= fd  # the maximum is in [a, d]: d becomes the right end, c the new d
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        new = np.where(left, b - golden * (b - a), a + golden * (b - a))
+        f_new = _tail_probability(new, n, margin, runs)
+        best = max(best, float(f_new.max()))
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, f_new, fd), np.where(left, fc, f_new))
+    return min(best, 1.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_tails(n10: int, n01: int, n: int, margin: float) -> tuple[float, float]:
+    """(sup P(Z ≥ z), sup P(Z ≤ z)) over the nuisance for the observed table's z (ties included)."""
+    z = _score_table(n, margin)
+    observed = z[n10, n01]
+    with np.errstate(invalid="ignore"):  # NaN outside the triangle: in neither region
+        at_least, at_most = z >= observed, z <= observed
+    return _largest_tail(n, margin, _row_runs(at_least)), _largest_tail(n, margin, _row_runs(at_most))
+
+
 def noninferiority_exact(n10: int, n01: int, n: int, margin: float) -> tuple[float, float, str]:
     """(p of H0: p_c − p_b ≤ −δ, p of H0: p_c − p_b ≥ −δ, how): exact p-values of the score
-    statistic, the largest tail probability over the nuisance parameter, by enumeration of every
-    table of n pairs (cached per (n, δ); n ≤ EXACT_MAX_N, about 4 s once per process at n = 1000).
-    Beyond that the normal tails are multiplied by 4, a conservative choice that is not proven:
-    up to n = 1000 the enumerated worst case exceeds the normal tail by at most 3× near α
-    (docs/statistics.md)."""
+    statistic, the largest tail probability over the nuisance parameter (q01 on the margin), of
+    the tables of n pairs whose z is at least (at most) the observed one. The tail is summed row by
+    row of n10 (binomial intervals, :func:`_tail_probability`) and its supremum found on a grid of
+    half a standard error of q01, refined around the grid's maxima (:func:`_largest_tail`): the
+    former 120-point grid missed it (0.0498 reported where the size is 0.0504 at n = 500, δ = 0.05).
+    About 0.15 s at n = 1000 (no table of all n²/2 tables is built), cached per table. n ≤ EXACT_MAX_N; beyond it the normal tails are
+    multiplied by 4, a conservative choice that is not proven: up to n = 1000 the worst case
+    exceeds the normal tail by at most 3× near α (docs/statistics.md)."""
     from simgate.distributions import norm_sf
 
     if n == 0:
         return 1.0, 1.0, "no episodes"
-    z = float(_score_z(n10, n01, n, margin))
+    if not 0 < margin < 1:
+        raise ValueError(f"the non-inferiority margin should be in (0, 1), received {margin}")
+    n10, n01, n = int(n10), int(n01), int(n)
+    if n10 < 0 or n01 < 0 or n10 + n01 > n:
+        raise ValueError(f"discordant pairs {n10} + {n01} do not fit in {n} pairs")
     if n > EXACT_MAX_N:
+        z = float(_score_z(n10, n01, n, margin))
         return min(1.0, 4 * norm_sf(z)), min(1.0, 4 * norm_sf(-z)), f"normal tails × 4 (n > {EXACT_MAX_N})"
-    zs, at_least, at_most = score_tails(n, round(float(margin), 12))
-    i = int(np.argmin(np.abs(zs - z)))
-    return float(at_least[i]), float(at_most[i]), "exact"
+    p_at_least, p_at_most = _exact_tails(n10, n01, n, round(float(margin), 12))
+    return p_at_least, p_at_most, "exact"
 
 
 def unpaired_worse(baseline, candidate) -> float:

@@ -139,3 +139,109 @@ def test_power_when_every_pair_is_discordant_is_exact_and_quiet():
         warnings.simplefilter("error")
         assert mcnemar_power(50, 1.0, 1.0, 0.05) == 1.0
         assert detectable_drop(50, 1.0, 0.05) is not None
+
+
+# -- the exact non-inferiority test: no NaN at any margin, the supremum over the nuisance itself --
+def _largest_tail_by_brute_force(n, margin, region, points=2000, refined=8):
+    """sup over q01 ∈ [0, (1 − δ)/2] of P(the table is in ``region``) on the margin (q10 = q01 + δ),
+    independently of paired.py: the multinomial summed table by table on ``points`` evenly spaced
+    q01, then scipy's bounded Brent between the neighbours of the ``refined`` highest local maxima."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import gammaln, xlogy
+
+    n10, n01 = (x.astype(float) for x in np.nonzero(region))
+    rest = n - n10 - n01
+    log_ways = gammaln(n + 1) - gammaln(n10 + 1) - gammaln(n01 + 1) - gammaln(rest + 1)
+    top = (1 - margin) / 2
+
+    def probability(q):
+        return float(np.exp(log_ways + xlogy(n10, q + margin) + xlogy(n01, q)
+                            + xlogy(rest, max(1 - 2 * q - margin, 0.0))).sum())
+
+    grid = np.linspace(0.0, top, points + 1)
+    inner, counts = grid[1:-1], np.stack([n10, n01, rest], axis=1)
+    values = [probability(0.0)]
+    for block in np.array_split(inner, max(1, len(inner) // 100)):
+        logs = np.stack([np.log(block + margin), np.log(block), np.log(1 - 2 * block - margin)])
+        values.extend(np.exp(log_ways[:, None] + counts @ logs).sum(axis=0))
+    values = np.array(values + [probability(top)])
+    best = float(values.max())
+    padded = np.concatenate([[-np.inf], values, [-np.inf]])
+    peaks = np.nonzero((values >= padded[:-2]) & (values >= padded[2:]))[0]
+    for k in peaks[np.argsort(-values[peaks])][:refined]:
+        found = minimize_scalar(lambda q: -probability(q), bounds=(grid[max(k - 1, 0)], grid[min(k + 1, points)]),
+                                method="bounded", options={"xatol": 1e-13})
+        best = max(best, -found.fun)
+    return best
+
+
+def _score_matrix(n, margin):
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    return np.where(i + j <= n, paired._score_z(i, j, n, margin), np.nan)
+
+
+def test_exact_noninferiority_has_no_nan_at_any_margin():
+    """1 − 2q − δ at the last nuisance point rounded to −2.8e-17 for δ in 0.08–0.11 and 0.18–0.23,
+    and the NaN of its logarithm spread to every table: identical outcomes were 'not shown'."""
+    margins = [float(m) for m in np.round(np.arange(0.01, 0.30, 0.01), 2)]
+    for margin in margins:
+        zs, at_least, at_most = paired.score_tails(100, margin)
+        assert np.isfinite(at_least).all() and np.isfinite(at_most).all(), margin
+    rng = np.random.default_rng(2024)
+    prone = [0.01, 0.08, 0.09, 0.11, 0.18, 0.23, 0.29]  # where the grid's last point gave NaN, and the ends
+    for n in (1, 7, 40, 100, 250, 500, 1000):
+        for margin in margins if n in (7, 100) else prone:
+            n10 = int(rng.integers(0, n + 1))
+            for table in [(0, 0), (n10, int(rng.integers(0, n - n10 + 1)))]:
+                p_ni, p_worse, how = paired.noninferiority_exact(*table, n, margin)
+                assert how == "exact"
+                assert 0.0 <= p_ni <= 1.0 and 0.0 <= p_worse <= 1.0, (n, margin, table, p_ni, p_worse)
+                # the two regions cover every table: at any q01 their probabilities add up to ≥ 1
+                assert p_ni + p_worse >= 1 - 1e-9, (n, margin, table)
+    # the issue's case: 100 identical pairs are within 10 points (z = √(nδ/(1 − δ)) = 3.3)
+    p_ni, p_worse, how = paired.noninferiority_exact(0, 0, 100, 0.10)
+    assert p_ni < 0.01 and p_worse > 0.99 and how == "exact"
+    outcomes = np.random.default_rng(5).random(100) < 0.8
+    assert paired.compare_rates(outcomes, outcomes, 0.10).p_noninferior < 0.01
+
+
+@pytest.mark.parametrize("n, n10, n01, margin, side", [
+    (500, 50, 41, 0.05, 0),  # the 120-point grid gave 0.0498 where the supremum is 0.0504 (q01 ≈ 0.471)
+    (500, 107, 122, 0.02, 0),
+    (150, 20, 9, 0.10, 1),
+    (1000, 70, 30, 0.05, 0),
+])
+def test_exact_noninferiority_p_value_is_the_supremum_over_the_nuisance(n, n10, n01, margin, side):
+    """The p-value is at least the largest tail probability on a fine, independent nuisance grid
+    refined by scipy (and not far above it: it is the supremum, not a bound)."""
+    z = _score_matrix(n, margin)
+    with np.errstate(invalid="ignore"):
+        region = z >= z[n10, n01] if side == 0 else z <= z[n10, n01]
+    reference = _largest_tail_by_brute_force(n, margin, region, points=2000 if n <= 500 else 600)
+    p = paired.noninferiority_exact(n10, n01, n, margin)[side]
+    assert p >= reference - 1e-12
+    assert p <= reference + 1e-9
+
+
+@pytest.mark.parametrize("n, margin", [(500, 0.05), (300, 0.02)])
+def test_exact_noninferiority_holds_its_level_at_the_margin(n, margin):
+    """The size of 'non-inferior when p ≤ 0.05', the largest probability of that region over the
+    nuisance on the margin (exact sums, fine grid and refinement), is at most 0.05. The grid's
+    critical tables had sizes 0.0504 (n 500, δ 0.05) and 0.0502 (n 300, δ 0.02)."""
+    z = _score_matrix(n, margin)
+    levels = np.unique(z[np.isfinite(z)])
+
+    def p_value(level):
+        n10, n01 = np.argwhere(z == level)[0]
+        return paired.noninferiority_exact(int(n10), int(n01), n, margin)[0]
+
+    low, high = 0, len(levels) - 1  # the p-value falls as z grows: bisect for the first level at α
+    assert p_value(levels[high]) <= 0.05 < p_value(levels[low])
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if p_value(levels[mid]) <= 0.05 else (mid, high)
+    with np.errstate(invalid="ignore"):
+        size = _largest_tail_by_brute_force(n, margin, z >= levels[high])
+        just_outside = _largest_tail_by_brute_force(n, margin, z >= levels[low], points=400)
+    assert size <= 0.05 + 1e-12
+    assert just_outside > 0.05  # the exact test uses its level: the next table would exceed it

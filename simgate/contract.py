@@ -71,6 +71,9 @@ class CaseRecord(_Strict):
     #: a search case's findings (simgate.search.run): boundary, counterexamples, sensitivity, auc,
     #: certificate, episodes; None for a case without a search: block
     search: dict[str, Any] | None = None
+    #: a perturbed case's benign arm (simgate.benign.cost): the same seeds with the perturbations
+    #: off, and the drop between them with its interval; None for an unperturbed case
+    benign: dict[str, Any] | None = None
 
 
 class ContractError(Exception):

@@ -281,6 +281,10 @@ class Controller:
         order = list(self.cases)
         for line in table_lines(self.results, order, verbose=self.config.option.verbose > 0):
             terminalreporter.write_line(line)
+        from simgate.reporting.summary import cost_lines
+
+        for line in cost_lines(self.results):
+            terminalreporter.write_line(line)
         if self.verdict is not None:
             for label, ids in (("not selected", self.verdict["deselected"]), ("did not report", self.verdict["missing"])):
                 if ids:

@@ -177,6 +177,15 @@ class CaseRig:
         return _build(self.case, policy_name, self.registries, self.choice, self.cache_dir, self.watchdog,
                       self.remote, base_env=self.env, perturbations=self.perturbations, counts=self.counts)
 
+    def benign(self) -> CaseRig:
+        """This case's benign arm: the same policy in the same env binding, on the same seeds (so the
+        same starts: :mod:`simgate.benign`), with every perturbation switched off; its own cache
+        entries (keyed without the perturbations), its episodes counted with this rig's."""
+        from simgate.benign import benign_case
+
+        return _build(benign_case(self.case), self.policy_name, self.registries, self.choice, self.cache_dir, self.watchdog,
+                      self.remote, base_env=self.env, perturbations=[], counts=self.counts)
+
     # -- episodes --------------------------------------------------------------------------------
     def episodes(self, indices, rows=None) -> list:
         """Episodes ``indices`` (in that order): from the cache where present, else from the

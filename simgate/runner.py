@@ -52,6 +52,7 @@ class CaseResult:
     worst: int | None = None  # the failed episode a person should watch first
     cache_note: str | None = None  # why the cache was not used, if it was not
     search: dict[str, Any] | None = None  # a search case's findings (simgate.search.run)
+    benign: dict[str, Any] | None = None  # a perturbed case's benign arm (simgate.benign.cost)
 
     def to_dict(self) -> dict[str, Any]:
         """The record the controller receives (:mod:`simgate.contract`), checked on this side too."""
@@ -63,7 +64,7 @@ class CaseResult:
             failure_modes=self.failure_modes, metrics=self.metrics, error=self.error, examples=self.examples,
             engine=self.engine, episodes_run=self.episodes_run, episodes_cached=self.episodes_cached,
             feasibility=self.feasibility, policy_sha256=self.policy_sha256, worst_episode=self.worst,
-            cache_note=self.cache_note, search=self.search)
+            cache_note=self.cache_note, search=self.search, benign=self.benign)
         return contract.dump(record)
 
 
@@ -93,6 +94,7 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
 
 
 def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
+    from simgate.benign import has_arm
     from simgate.rig import build_rig
 
     regs = host.registries
@@ -123,6 +125,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
         if base_spec is not None:
             paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision)
             requirements += paired
+        benign = _benign_arm(rig, rollouts, decision) if has_arm(case) else None
         feasibility = _feasibility(case, rig.env, rig.engine)
         modes, examples = _classify(case, rollouts, host)
         host.pm.hook.simgate_episode_batch_done(case=case, rollouts=rollouts)
@@ -131,7 +134,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
                       engine=rig.engines, examples=examples, table=table,
                       episodes_run=rig.computed, episodes_cached=rig.cached, feasibility=feasibility,
                       policy_sha256=_policy_sha256(rig.spec, rig.policy), worst=_worst(rollouts),
-                      cache_note=rig.cache_note, search=search)
+                      cache_note=rig.cache_note, search=search, benign=benign)
 
 
 def plugin_parties(host) -> list[Party]:
@@ -262,6 +265,18 @@ def _against_baseline(rig, baseline: str, rollouts, decision=None) -> tuple:
     compared = base.rollouts(base.episodes([e.index for e in rollouts.episodes]))
     return verdict.paired(rig.case, baseline, compared, rollouts, torque_ranges(base.engine),
                           torque=not hold.is_hold(base.spec)), base
+
+
+def _benign_arm(rig, rollouts, decision=None) -> dict:
+    """The case's judged episodes again with its perturbations off, same seeds, and what the
+    perturbation costs (:mod:`simgate.benign`)."""
+    from simgate.benign import cost
+
+    if decision is not None:
+        rollouts = verdict.judged_prefix(rollouts, decision)
+    arm = rig.benign()
+    episodes = arm.episodes([e.index for e in rollouts.episodes])
+    return cost([e.success for e in episodes], [e.success for e in rollouts.episodes])
 
 
 def _classify(case, rollouts, host) -> tuple[dict[str, int], dict[str, str]]:

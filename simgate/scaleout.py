@@ -333,6 +333,8 @@ class RayScheduler:
         return None, None
 
     def submit(self, cases: list) -> None:
+        from simgate.benign import benign_case, has_arm
+
         cache_dir = self.cache_dir
         host = self.host
         self.plugins = self.project_plugins
@@ -346,9 +348,12 @@ class RayScheduler:
         for case in cases:
             if case.sequential or getattr(case, "search", None):
                 continue  # its batches depend on earlier outcomes: the item asks for them (compute)
-            roles = [case.policy] + ([case.baseline] if case.baseline else [])
-            for policy_name in roles:
-                engine, cache = self._plan(case, policy_name, host, self.choice, cache_dir)
+            # the candidate, its baseline on the same episodes, and its benign arm (perturbations off)
+            roles = [(case, case.policy)] + ([(case, case.baseline)] if case.baseline else [])
+            if has_arm(case):
+                roles.append((benign_case(case), case.policy))
+            for planned_case, policy_name in roles:
+                engine, cache = self._plan(planned_case, policy_name, host, self.choice, cache_dir)
                 if cache is None:
                     continue
                 with self.lock:
@@ -362,11 +367,11 @@ class RayScheduler:
                 # only lanes with no entry at all (an existence test: reading and checking every
                 # entry costs as much as writing it); a part-cached lane is computed when the
                 # item asks for it, as the local run would split it, and so is a damaged one
-                lanes = [lane for lane in lanes_for(case, engine)
+                lanes = [lane for lane in lanes_for(planned_case, engine)
                          if not any(cache.path(i).exists() for i in lane)]
                 with self.lock:
                     for indices in tasks_for(lanes, self.cpus):
-                        task = _Task((self.plugins, case, policy_name, self.choice, indices, cache.context), cache,
+                        task = _Task((self.plugins, planned_case, policy_name, self.choice, indices, cache.context), cache,
                                      case.id, policy_name, case.env, engine.control_dt, [case.id], siblings)
                         siblings.add(task)
                         self.open.add(task)

@@ -35,10 +35,11 @@ REASONS = {
     "inconclusive": f"{BLOCKS} · not decided: needs more episodes (INCONCLUSIVE)",
     "error": f"{BLOCKS} · case error",
     "informational": "INFORMATIONAL (gate: false)",
+    "informational_pass": "INFORMATIONAL (gate: false): passed",  # under no category: nothing to explain
     "pass": "PASS",
 }
 STATUS = {"requirement": "failed", "regression": "failed", "inconclusive": "broken", "error": "broken",
-          "informational": "skipped", "pass": "passed"}
+          "informational": "skipped", "informational_pass": "skipped", "pass": "passed"}
 #: a candidate's outcome → its result's status
 CANDIDATE_STATUS = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "broken", "INVALID": "broken"}
 
@@ -104,7 +105,7 @@ def _state(cid, policy, gate, baseline, payload, findings, family, fell: int) ->
     if "error" in kinds:
         reason = "error"
     elif not gate:
-        reason = "informational"
+        reason = "informational" if payload.get("outcome") != "PASS" else "informational_pass"
     elif "requirement" in kinds and failed:
         reason = "requirement"
     elif "regression" in kinds:
@@ -114,8 +115,12 @@ def _state(cid, policy, gate, baseline, payload, findings, family, fell: int) ->
     else:
         reason = "pass"
     items = tuple(_item(r, policy, baseline, cid, family) for r in payload.get("requirements", []))
+    if payload.get("benign"):  # a description beside the verdicts: it blocks nothing
+        from simgate.benign import describe
+
+        items += (("BENIGN ARM", describe(payload["benign"])),)
     parts = [REASONS[reason]]
-    if reason != "pass":
+    if reason not in ("pass", "informational_pass"):
         parts.append(dominant_mode(payload, fell))
     if fell:
         parts.append(f"fell in {fell} of {payload.get('episodes')} episodes")

@@ -36,6 +36,11 @@ def case_message(result) -> str:
         level = getattr(case, "family_alpha", None) or case.alpha
         lines.append(f"  against {case.baseline}: p-values reported, not a verdict here; the controller judges them with "
                      f"this candidate's regression family (Holm over {family} case(s) at {level:g}): see verdict.json")
+    benign = getattr(result, "benign", None)
+    if benign:
+        from simgate.benign import describe
+
+        lines.append(f"  benign arm (perturbations off): {describe(benign)}")
     if case.detect:
         lines.append(f"  episodes: auto chose {case.episodes} episodes to flag a drop of {case.detect['drop']:g} with power "
                      f"{case.detect['power']:g} at a baseline rate of {case.detect['baseline_rate']:g}")

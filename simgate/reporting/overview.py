@@ -129,9 +129,47 @@ def candidate_state(candidate: dict) -> tuple[str, str]:
     return f"{outcome}: blocked by {len(candidate.get('blocking', []))} finding(s)", outcome
 
 
+def perturbation_costs(results: dict[str, dict]) -> list[tuple[str, dict[str, dict]]]:
+    """Each perturbed matrix point (scenario and point) with what it costs each policy (its
+    benign arm: :mod:`simgate.benign`), the costliest first (by its largest drop)."""
+    points: dict[str, dict[str, dict]] = {}
+    for payload in results.values():
+        arm, case = payload.get("benign"), payload.get("case", {})
+        if not arm:
+            continue
+        point = ", ".join(f"{k}={v}" for k, v in (case.get("point") or {}).items())
+        label = case.get("scenario", "?") + (f" ({point})" if point else "")
+        points.setdefault(label, {})[case.get("policy", "?")] = arm
+    return sorted(points.items(), key=lambda item: (-max(a["drop"] for a in item[1].values()), item[0]))
+
+
+def _costs_table(results: dict[str, dict], policies: list[str]) -> list[str]:
+    """Perturbations ranked by what they cost: each policy's drop from its benign arm (the same
+    seeds with the perturbation off), with its 95 % interval."""
+    ranked = perturbation_costs(results)
+    if not ranked:
+        return []
+    e = html.escape
+    shown = [p for p in policies if any(p in arms for _, arms in ranked)]
+    out = ["<h3>What each perturbation costs (benign arm: the same seeds with it switched off)</h3>",
+           '<table style="border-collapse:collapse;margin:6px 0"><tr><th style="text-align:left;padding:3px 6px">'
+           "perturbation</th>" + "".join(f'<th style="padding:3px 6px">{e(p)}</th>' for p in shown) + "</tr>"]
+    for label, arms in ranked:
+        cells = []
+        for policy in shown:
+            arm = arms.get(policy)
+            cells.append(f'<td style="padding:3px 6px;text-align:center">' + (
+                f"<b>{100 * arm['drop']:.0f}</b> points<br><small>95% {100 * arm['low']:.0f} to {100 * arm['high']:.0f}; "
+                f"{arm['benign_successes']}→{arm['perturbed_successes']}/{arm['n']}</small>" if arm else "") + "</td>")
+        out.append(f'<tr style="border-top:1px solid #ddd"><td style="padding:3px 6px">{e(label)}</td>{"".join(cells)}</tr>')
+    out.append("</table><p><small>A drop is the success rate without the perturbation minus with it, on the same "
+               "episodes (paired; Newcombe's interval). It describes the perturbation's cost; it blocks nothing.</small></p>")
+    return out
+
+
 def story(policy: str, results: dict[str, dict], confirmed: set[str] = frozenset()) -> str:
     """One sentence per policy: where it fails (gating), how, and where informational cases fail."""
-    gating, info = [], []
+    gating, undecided, info = [], [], []
     for payload in sorted(results.values(), key=case_key):
         case = payload.get("case", {})
         regression = is_regression(payload, confirmed)
@@ -147,8 +185,17 @@ def story(policy: str, results: dict[str, dict], confirmed: set[str] = frozenset
                     if r.get("kind") in (NOT_WORSE, TORQUE_VS_BASELINE) and _finding(r)]
         if s and not why:
             why = [f"success {s[0]}/{s[1]}"]
-        (gating if case.get("gate", True) else info).append(f"{case_key(payload)} ({', '.join(why) or payload.get('outcome')})")
-    text = f"fails {'; '.join(gating)}" if gating else "passes every gating case"
+        said = f"{case_key(payload)} ({', '.join(why) or payload.get('outcome')})"
+        if not case.get("gate", True):
+            info.append(said)
+        elif payload.get("outcome") == "INCONCLUSIVE" and not regression:
+            undecided.append(said)  # not a failure: the episodes run did not decide it
+        else:
+            gating.append(said)
+    text = f"fails {'; '.join(gating)}" if gating else (
+        "fails no gating case" if undecided else "passes every gating case")
+    if undecided:
+        text += f". Not decided (INCONCLUSIVE: needs more episodes): {'; '.join(undecided)}"
     if info:
         text += f". Informational (never blocking): fails {'; '.join(info)}"
     return text + "."
@@ -320,6 +367,7 @@ def overview_html(results: dict[str, dict], verdict: dict | None, charts: dict |
     parts.append("</table>")
     parts += _matrix(results, policies, confirmed)
     parts += _search_table(results)
+    parts += _costs_table(results, policies)
     parts += _modes_table(results)
     if charts.get("baseline"):
         parts.append("<h3>Candidate vs baseline (the same episodes)</h3>")

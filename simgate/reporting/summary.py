@@ -85,3 +85,20 @@ def _bound(req: dict) -> str:
 def _max_of(metrics: dict, prefix: str) -> str:
     values = [v for k, v in metrics.items() if k.startswith(prefix) and v is not None]
     return f"{max(values):.3g}" if values else "-"
+
+
+def cost_lines(results: dict[str, dict], top: int = 10) -> list[str]:
+    """The perturbations that cost most (each policy's benign arm), for the terminal."""
+    from simgate.reporting.overview import perturbation_costs
+
+    ranked = perturbation_costs(results)
+    if not ranked:
+        return []
+    lines = ["perturbation costs (success without minus with, same seeds, 95% interval; costliest first):"]
+    for label, arms in ranked[:top]:
+        said = ", ".join(f"{policy} {100 * a['drop']:.0f} points ({100 * a['low']:.0f} to {100 * a['high']:.0f})"
+                         for policy, a in sorted(arms.items(), key=lambda kv: -kv[1]["drop"]))
+        lines.append(f"  {label}: {said}")
+    if len(ranked) > top:
+        lines.append(f"  ... and {len(ranked) - top} more (summary.json: each case's 'benign')")
+    return lines

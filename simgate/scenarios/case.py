@@ -40,6 +40,8 @@ class Case:
     frequency_response: dict[str, Any] | None = None
     #: a search over perturbation params: {space, envelope, budget, require, levels} (simgate.search)
     search: dict[str, Any] | None = None
+    #: a perturbed case also runs its benign arm: the same seeds with the perturbations off (simgate.benign)
+    benign: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what reports and summaries carry)."""

@@ -66,7 +66,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 classify=spec.classify.model_dump(), severity=spec.severity,
                 case_timeout=spec.case_timeout, policy_timeout=spec.policy_timeout,
                 frequency_response=spec.frequency_response.model_dump() if spec.frequency_response else None,
-                search=spec.search.model_dump() if spec.search else None,
+                search=spec.search.model_dump() if spec.search else None, benign=spec.benign,
             ))
     return cases
 

@@ -197,6 +197,9 @@ class ScenarioSpec(Strict):
     frequency_response: FrequencyResponse | None = None
     #: explore a box of perturbation params (simgate.search); checked further by the loader
     search: Search | None = None
+    #: false: a perturbed case does not also run its episodes with the perturbations off (the
+    #: benign arm, which says what the perturbation costs; simgate.benign)
+    benign: bool = True
 
     @model_validator(mode="after")
     def _auto_and_looks(self):

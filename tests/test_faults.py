@@ -20,7 +20,8 @@ PLUGIN = """
 from simgate.plugin_manager import hookimpl
 from simgate.policies.spec import PolicySpec
 
-NAMES = ("pd", "sleeper", "spinner", "exiter", "raiser", "nan", "shape", "my-killer", "interrupter", "slow_start")
+NAMES = ("pd", "sleeper", "spinner", "native_sleeper", "exiter", "raiser", "nan", "shape", "my-killer", "interrupter",
+         "slow_start")
 
 
 @hookimpl
@@ -77,6 +78,15 @@ def sleeper():
 
 def spinner():
     return _Fault(_spin)
+
+
+def native_sleeper():
+    # hung inside native code, as an inference runtime stuck in a kernel: libc's sleep through
+    # ctypes (which lets go of the GIL, as onnxruntime and torch do while they compute)
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    return _Fault(lambda: libc.sleep(10_000))
 
 
 def exiter():
@@ -181,6 +191,7 @@ def assert_clean(result: subprocess.CompletedProcess) -> None:
 @pytest.mark.parametrize("name, expected", [
     ("sleeper", "policy call took longer than the limit of 2 s"),
     ("spinner", "policy call took longer than the limit of 2 s"),
+    ("native_sleeper", "policy call took longer than the limit of 2 s"),
     ("slow_start", "the case ran longer than its limit of 8 s"),
 ])
 def test_a_hung_policy_fails_its_case_as_a_timeout_and_the_run_goes_on(project, workers, name, expected):

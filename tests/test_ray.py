@@ -174,11 +174,11 @@ def _project_run(project: Path, *args, timeout: float = 300, **env) -> subproces
 
 
 def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_project):
-    """A policy that hangs in a Ray task (sleeping, spinning) is stopped by the worker's watchdog
+    """A policy that hangs in a Ray task (sleeping, spinning, stuck in native code) is stopped by the worker's watchdog
     at policy_timeout, not retried; one that hangs while loading is stopped at case_timeout while
     the driver plans. Each case then ends as policy_error (timeout), with the message a -n 0 run
     gives, and the run goes on: the PD policy passes."""
-    names = ("sleeper", "spinner", "slow_start")
+    names = ("sleeper", "spinner", "native_sleeper", "slow_start")
     run = _project_run(fault_project, "--simgate-ray", "local", "-v",
                        *[arg for name in ("pd", *names) for arg in ("--policy", name)], SIMGATE_RAY_CPUS="2")
     out = run.stdout + run.stderr
@@ -190,6 +190,7 @@ def test_a_policy_that_hangs_on_a_worker_fails_its_case_as_a_timeout(fault_proje
     assert cases["balance-pd"]["outcome"] == "PASS", cases["balance-pd"]
     expected = {"sleeper": "a policy call took longer than the limit of 2 s",
                 "spinner": "a policy call took longer than the limit of 2 s",
+                "native_sleeper": "a policy call took longer than the limit of 2 s",  # hung in C, GIL released
                 "slow_start": "the case ran longer than its limit of 8 s"}
     for name, words in expected.items():
         hung = cases[f"balance-{name}"]

@@ -279,6 +279,7 @@ def context(case, env, model, spec, policy, perturbations) -> dict:
     import mujoco
 
     import simgate
+    from simgate.seeds import seed_identity
 
     return {
         "engine": ENGINE_VERSION,
@@ -289,7 +290,7 @@ def context(case, env, model, spec, policy, perturbations) -> dict:
         "policy": {"name": case.policy, **policy_inputs(spec, policy)},
         "perturbations": {"params": list(case.perturbations), "code": [class_digests(p) for p in perturbations]},
         "horizon": case.horizon,
-        "seed": {"seed": case.seed, "scenario": case.scenario, "point": case.point},
+        "seed": dict(zip(("seed", "scenario", "point"), seed_identity(case))),  # a pinned case: its source's
     }
 
 

@@ -267,7 +267,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     config = parent.config
     if file_path.suffix.lower() not in SCENARIO_SUFFIXES:
         return None
-    if file_path.resolve().parent != _scenarios_dir(config).resolve():
+    from simgate.scenarios.loader import REGRESSIONS
+
+    folder = _scenarios_dir(config).resolve()
+    if file_path.resolve().parent not in (folder, folder / REGRESSIONS):
         return None  # other YAML (CI files, test data) is not a scenario
     config.stash[SCENARIO_FILES] = config.stash.get(SCENARIO_FILES, 0) + 1
     return ScenarioFile.from_parent(parent, path=file_path)

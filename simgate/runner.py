@@ -28,6 +28,7 @@ from simgate.rig import CaseRig, episode_cache, perturbations_for  # noqa: F401 
 from simgate.scenarios.case import Case
 from simgate.search.case import run_search_case  # noqa: F401 (importable from here)
 from simgate.sequential import sequential_design  # also importable from here, its former home
+from simgate.seeds import episode_indices
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
 SETUP_ERROR = "setup_error"
@@ -108,7 +109,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
         rollouts, decision = collect(case, rig)
         repeats = None
         if case.thresholds.get("deterministic"):
-            repeats = rig.recompute(range(min(case.determinism_episodes, case.episodes)))
+            repeats = rig.recompute(episode_indices(case)[:case.determinism_episodes])
         latency = _latency(rig) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(rig.engine), latency)
         if case.frequency_response:
@@ -168,7 +169,7 @@ def collect(case: Case, source: CaseRig):
     at least its pre-declared ``min_episodes`` (default: one batch), the episodes every other
     requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
     if not case.sequential:
-        return source.rollouts(source.episodes(range(case.episodes))), None
+        return source.rollouts(source.episodes(episode_indices(case))), None
     from simgate.sequential import decide
 
     design = sequential_design(case)
@@ -237,9 +238,9 @@ def _mark_nondeterministic(rollouts, repeats) -> None:
 
 
 def _feasibility(case: Case, env, engine) -> float | None:
-    from simgate.seeds import case_rng
+    from simgate.seeds import case_rng, seed_identity
 
-    value = env.task_feasibility(engine.nominal, case_rng(case.seed, case.scenario, case.point, "feasibility"))
+    value = env.task_feasibility(engine.nominal, case_rng(*seed_identity(case), "feasibility"))
     return None if value is None else float(value)
 
 

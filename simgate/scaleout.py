@@ -186,7 +186,10 @@ def lanes_for(case, engine) -> list[list[int]]:
     """The case's episodes as the local run splits them: the batched engine's lanes (the policy's
     batch is the lane), else runs of REFERENCE_LANE episodes (the reference engine runs each
     episode on its own)."""
-    return lanes_of(case.episodes, case, engine)
+    from simgate.seeds import episode_indices
+
+    indices = episode_indices(case)  # a pinned case's own episodes; 0..n-1 for every other
+    return [[indices[p] for p in lane] for lane in lanes_of(case.episodes, case, engine)]
 
 
 chunks_for = lanes_for  # its former name

@@ -26,6 +26,21 @@ def derived_rng(*identity) -> np.random.Generator:
     return np.random.default_rng(derived_seed(*identity))
 
 
+def seed_identity(case) -> tuple[int, str, dict]:
+    """(seed, scenario, point) an episode of ``case`` is seeded by: its own, or, for a pinned
+    regression case (``case.replay``), the seeds of the case it pins, so its episodes are those."""
+    pinned = getattr(case, "replay", None)
+    if pinned:
+        return case.seed, pinned["scenario"], pinned["point"]
+    return case.seed, case.scenario, case.point
+
+
+def episode_indices(case) -> list[int]:
+    """The episodes a case runs: 0 .. episodes-1, or a pinned case's own list."""
+    pinned = getattr(case, "replay", None)
+    return list(pinned["episodes"]) if pinned else list(range(case.episodes))
+
+
 def episode_entropy(master_seed: int, scenario: str, point: dict, episode: int) -> int:
     """128 bits from the episode's identity (policy deliberately excluded)."""
     return derived_seed(master_seed, scenario, point, episode)

@@ -26,11 +26,13 @@ ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE = "estop_share", "joint_speed", "contact
 FREQUENCY_RESPONSE = "frequency_response"
 #: a search's certified operating envelope (simgate.search; ``search.require``)
 HOLDS_INSIDE_ENVELOPE = "holds_inside_envelope"
+#: a pinned regression scenario: its fixed episodes, counted exactly (simgate pin)
+PINNED_SUCCESSES = "pinned_successes"
 #: findings against the promoted policy: one family, corrected together on the controller
 REGRESSION_KINDS = (NOT_WORSE, TORQUE_VS_BASELINE)
 KINDS = (SUCCESS_RATE, MEAN_TORQUE, PEAK_TORQUE, P95_TORQUE, MEAN_POWER, COST_OF_TRANSPORT, DETERMINISM,
          POLICY_ERRORS, INFERENCE_LATENCY, ESTOP_SHARE, JOINT_SPEED, CONTACT_FORCE,
-         FREQUENCY_RESPONSE, HOLDS_INSIDE_ENVELOPE) + REGRESSION_KINDS
+         FREQUENCY_RESPONSE, HOLDS_INSIDE_ENVELOPE, PINNED_SUCCESSES) + REGRESSION_KINDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +63,9 @@ def evaluate(case, rollouts, repeats=None, decision=None, ranges=None, latency=N
     if decision is not None:
         out.append(sequential_requirement(case, decision))
         rollouts = judged_prefix(rollouts, decision)
-    elif "min_success_rate" in th:
+    if "min_successes" in th:
+        out.append(pinned_requirement(case, rollouts, th["min_successes"]))
+    elif "min_success_rate" in th and decision is None:
         out.append(success_requirement(rollouts, th["min_success_rate"], alpha, getattr(case, "earlier_looks", ())))
     for key, label, test in (("max_mean_torque", "mean |torque|", _mean_torque), ("max_peak_torque", "peak |torque|", _peak_torque),
                              ("max_p95_torque", "p95 of mean |torque|", _p95_torque)):
@@ -90,6 +94,20 @@ def evaluate(case, rollouts, repeats=None, decision=None, ranges=None, latency=N
     if errors is not None:
         out.append(errors)
     return out
+
+
+def pinned_requirement(case, rollouts, k: int) -> Requirement:
+    """A pinned regression case: fixed episodes that once failed, replayed exactly; at least ``k``
+    of them (as many as the policy that fixed them) must succeed. Exact: there is nothing to estimate."""
+    success = rollouts.column("success").astype(bool)
+    failed = [e.index for e, ok in zip(rollouts.episodes, success) if not ok]
+    pinned = case.replay or {}
+    outcome = "PASS" if int(success.sum()) >= k else "FAIL"
+    return Requirement(PINNED_SUCCESSES, "pinned episodes succeed", outcome,
+                       f"{int(success.sum())}/{len(success)}" + (f" (failed again: episode(s) {failed})" if failed else ""),
+                       f"the episodes {pinned.get('failing_policy')} failed in {pinned.get('pinned_from')}, replayed exactly",
+                       f">= {k} (as many as {pinned.get('fixed_by')})",
+                       {"successes": int(success.sum()), "n": len(success), "required": k, "failed": failed})
 
 
 def judged_prefix(rollouts, decision):

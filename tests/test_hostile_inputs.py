@@ -182,6 +182,12 @@ ROWS = [
         (f"{S}:4", "horizon", "-.inf is not a finite number")),
     Row("no-requirement", edit(S, "min_success_rate: 0.3", "regression_margin: 0.1"),
         (f"{S}:9", "thresholds: a gating scenario must require something", "min_success_rate", "gate: false")),
+    # -- pinned regression scenarios (python -m simgate pin) ------------------------------------
+    Row("min-successes-without-replay", edit(S, "min_success_rate: 0.3", "min_successes: 2"),
+        (S, "thresholds.min_successes is for a pinned regression scenario", "use min_success_rate")),
+    Row("replay-count-mismatch", edit(S, "min_success_rate: 0.3", "min_successes: 1\nreplay:\n  scenario: flat\n"
+                                      "  episodes: [3]\n  pinned_from: flat-x\n  failing_policy: x\n  fixed_by: y"),
+        (S, "replay lists 1 episode(s) but episodes is", "must agree")),
     Row("empty-policies", edit(S, "env: balancebot\n", "env: balancebot\npolicies: []\n"),
         (f"{S}:3", "policies", "omit 'policies' to use the configured candidates")),
     Row("upper-case-suffix-is-read", both(rename(S, "scenarios/FLAT.YAML"),

@@ -1,4 +1,4 @@
-"""simgate's commands, ``python -m simgate report|replay|contract|summary|plan`` (the gate itself is ``pytest``):
+"""simgate's commands, ``python -m simgate report|replay|contract|summary|plan|pin`` (the gate itself is ``pytest``):
 the argument parser here, each command in its own module (:mod:`simgate.cli.report`,
 :mod:`simgate.cli.replay`, :mod:`simgate.cli.contract`)."""
 
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     from simgate.cli.contract import add_arguments as contract_arguments
 
     contract_arguments(contract)
+    pin = commands.add_parser("pin", help="pin failed episodes as a regression scenario every later candidate must pass")
+    from simgate.cli.pin import add_arguments as pin_arguments
+
+    pin_arguments(pin)
     plan = commands.add_parser("plan", help="what the gate will run, before it runs; pin (--write) or --check the study")
     from simgate.cli.plan import add_arguments as plan_arguments
 
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             from simgate.cli.summary import main as run
         elif args.command == "plan":
             from simgate.cli.plan import main as run
+        elif args.command == "pin":
+            from simgate.cli.pin import main as run
         else:
             from simgate.cli.replay import main as run
         return run(args)

@@ -25,7 +25,7 @@ from simgate.envs.base import frame_skip_for
 from simgate.errors import InputError, PluginCodeError
 from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
-from simgate.seeds import episode_entropy, episode_rngs
+from simgate.seeds import episode_entropy, episode_rngs, seed_identity
 
 #: a joint speed no robot reaches; beyond it the integration has blown up even without a warning
 MAX_QVEL = 1e4
@@ -135,7 +135,7 @@ class ReferenceEngine:
         stay the case's, which read only the episode state ``start`` returns."""
         starters = self.perturbations if perturbations is None else perturbations
         mj = self.mujoco
-        entropy = episode_entropy(case.seed, case.scenario, case.point, index)
+        entropy = episode_entropy(*seed_identity(case), index)
         reset_rng, pert_rngs = episode_rngs(entropy, len(self.perturbations))
         model_stage = [i for i in self.order if self.perturbations[i].stage in ("spec", "model")]
         # only model-stage perturbations edit the model; every other episode shares the nominal one

@@ -40,6 +40,9 @@ class Case:
     frequency_response: dict[str, Any] | None = None
     #: a search over perturbation params: {space, envelope, budget, require, levels} (simgate.search)
     search: dict[str, Any] | None = None
+    #: a pinned regression case: {scenario, point, episodes, pinned_from, failing_policy, fixed_by}:
+    #: it runs exactly those episodes of the pinned case's seeds (simgate.seeds.seed_identity)
+    replay: dict[str, Any] | None = None
     #: a perturbed case also runs its benign arm: the same seeds with the perturbations off (simgate.benign)
     benign: bool = True
 

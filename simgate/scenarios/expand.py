@@ -66,7 +66,9 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 classify=spec.classify.model_dump(), severity=spec.severity,
                 case_timeout=spec.case_timeout, policy_timeout=spec.policy_timeout,
                 frequency_response=spec.frequency_response.model_dump() if spec.frequency_response else None,
-                search=spec.search.model_dump() if spec.search else None, benign=spec.benign,
+                search=spec.search.model_dump() if spec.search else None,
+                benign=spec.benign and spec.replay is None,  # a pinned case's few episodes: no arm
+                replay=spec.replay.model_dump() if spec.replay else None,
             ))
     return cases
 
@@ -108,7 +110,9 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
         used.update(chosen)
         sizes[display] = n_points(sc.spec) * len(chosen)
         if sum(sizes.values()) <= max_cases:  # past the cap, count but do not build
-            cases.extend(dataclasses.replace(c, baseline=baseline_for.get(c.env, baseline_for.get("*"))) for c in expand(sc, chosen))
+            # a pinned case is judged on its own episodes only: no comparison on a handful of pairs
+            cases.extend(dataclasses.replace(c, baseline=None if c.replay else baseline_for.get(c.env, baseline_for.get("*")))
+                         for c in expand(sc, chosen))
     for name in sorted(used):  # file present, digest right: once per run, not once per case
         problem = registries.policies.get(name).problem(check_digest=check_digests)
         if problem:

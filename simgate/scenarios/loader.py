@@ -35,8 +35,17 @@ class LoadedScenario:
 def scenario_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise SimgateError(f"scenario directory {directory} does not exist; pass --scenarios DIR")
-    # directories and unreadable files named *.yaml are kept: load_file says what is wrong with them
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES)
+    # directories and unreadable files named *.yaml are kept: load_file says what is wrong with them;
+    # pinned regression scenarios (python -m simgate pin) live in its regressions/ folder
+    found = sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES)
+    pinned = directory / REGRESSIONS
+    if pinned.is_dir():
+        found += sorted(p for p in pinned.iterdir() if p.suffix.lower() in SUFFIXES)
+    return found
+
+
+#: the scenarios folder's subfolder of pinned regression scenarios
+REGRESSIONS = "regressions"
 
 
 def load_file(path: Path, display: str, registries, env_info=None, max_cases: int = MAX_CASES) -> LoadedScenario:

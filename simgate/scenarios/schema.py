@@ -34,7 +34,7 @@ PerJoint = Union[float, dict[str, float]]
 
 #: the thresholds that make a scenario require something (the margins only qualify a baseline
 #: comparison); a gating scenario needs at least one
-REQUIREMENTS = ("min_success_rate", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
+REQUIREMENTS = ("min_success_rate", "min_successes", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
                 "max_cost_of_transport", "max_inference_ms", "max_estop_share", "max_joint_speed", "max_contact_force",
                 "deterministic")
 PER_JOINT = ("max_mean_torque", "max_peak_torque", "max_p95_torque", "max_joint_speed")
@@ -63,6 +63,9 @@ class Thresholds(Strict):
     max_mean_power: float | None = Field(default=None, gt=0.0, description="W, mean over episodes")
     max_cost_of_transport: float | None = Field(default=None, gt=0.0)
     deterministic: bool = False
+    #: a pinned regression scenario (``replay:``): at least this many of its pinned episodes
+    #: succeed (as many as with the policy that fixed them); decided exactly, the episodes are fixed
+    min_successes: int | None = Field(default=None, gt=0)
     #: the policy's inference time (ms) measured on the case's observations: a timing, not a
     #: statistic (not seeded, never cached)
     max_inference_ms: InferenceLimits | None = None
@@ -149,6 +152,19 @@ SearchAxis = Annotated[str, Field(pattern=AXIS_PATTERN)]
 Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
+class Replay(Strict):
+    """A pinned regression scenario's episodes: exactly these episodes of another case's seeds
+    (``python -m simgate pin`` writes it)."""
+    scenario: str  # the scenario whose seeds these are
+    point: dict[str, Any] = Field(default_factory=dict)  # its matrix point
+    episodes: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    pinned_from: str  # the case the episodes failed in
+    failing_policy: str
+    failing_digest: str | None = None
+    fixed_by: str  # the policy whose successes on them set min_successes
+    params: dict[str, float] | None = None  # a search row's values, written into the perturbations
+
+
 class Search(Strict):
     """Explore a box of perturbation params instead of (or beside) fixed points (simgate.search):
     failure boundaries, counterexamples shrunk toward nominal, sensitivity, and, with
@@ -197,9 +213,31 @@ class ScenarioSpec(Strict):
     frequency_response: FrequencyResponse | None = None
     #: explore a box of perturbation params (simgate.search); checked further by the loader
     search: Search | None = None
+    #: a pinned regression scenario: the episodes it replays (``python -m simgate pin``)
+    replay: Replay | None = None
     #: false: a perturbed case does not also run its episodes with the perturbations off (the
     #: benign arm, which says what the perturbation costs; simgate.benign)
     benign: bool = True
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        if self.replay is None:
+            if self.thresholds.min_successes is not None:
+                raise ValueError("thresholds.min_successes is for a pinned regression scenario (replay:); "
+                                 "use min_success_rate")
+            return self
+        if self.episodes != len(self.replay.episodes):
+            raise ValueError(f"replay lists {len(self.replay.episodes)} episode(s) but episodes is {self.episodes}: "
+                             "they must agree")
+        if self.matrix or self.sequential is not None or self.search is not None or self.earlier_looks:
+            raise ValueError("a pinned regression scenario (replay:) replays fixed episodes: no matrix, sequential, "
+                             "search or earlier_looks")
+        if self.thresholds.min_successes is None:
+            raise ValueError("a pinned regression scenario (replay:) needs thresholds.min_successes")
+        if self.thresholds.min_successes > len(self.replay.episodes):
+            raise ValueError(f"thresholds.min_successes {self.thresholds.min_successes} is more than the "
+                             f"{len(self.replay.episodes)} pinned episode(s)")
+        return self
 
     @model_validator(mode="after")
     def _auto_and_looks(self):

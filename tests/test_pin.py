@@ -1,0 +1,99 @@
+"""Failures become regression cases (issue 25.4): `python -m simgate pin` writes a scenario under
+scenarios/regressions/ replaying exactly the failed episodes (and a search counterexample's
+params) for every later candidate, requiring as many successes as the policy that fixed them."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from tests.test_end_to_end import REPO, gate
+from tests.test_search import SCENARIO as SEARCH
+
+PUSH = """\
+name: push
+env: balancebot
+episodes: 16
+horizon: 6.0
+seed: 4
+benign: false
+perturbations:
+  - kind: apply_pushes
+    params: {body: chassis, force: 14, duration: 0.1, interval: [1.0, 2.0], until: 4.0, direction: x}
+thresholds:
+  min_success_rate: 0.1
+"""
+
+
+def pin(*args):
+    return subprocess.run([sys.executable, "-m", "simgate", "pin", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+def cases(reports):
+    return json.loads((reports / "summary.json").read_text())["cases"]
+
+
+def test_pinned_episodes_replay_exactly_and_block_only_the_policy_that_fails_them(tmp_path):
+    scenarios, reports = tmp_path / "scenarios", tmp_path / "reports"
+    scenarios.mkdir()
+    (scenarios / "push.yaml").write_text(PUSH)
+    args = ("-n", "2", "--scenarios", str(scenarios), "--simgate-reports", str(reports), "--policy",
+            "balancebot-lqr-sluggish", "--baseline", "balancebot-lqr")
+    gate(*args)
+    from simgate.cli.pin import _successes
+    from simgate.plugin_manager import Host
+    from simgate.replay import find_case
+
+    host = Host(project_plugins=["envs", "policies"], autoload=False)
+    source = find_case("push-balancebot-lqr-sluggish", scenarios, REPO, host)
+    outcomes = _successes(source, "balancebot-lqr-sluggish", host)
+    failed = [i for i, ok in enumerate(outcomes) if not ok]
+    assert failed and sum(outcomes) == round(16 * cases(reports)["push-balancebot-lqr-sluggish"]["metrics"]["success"])
+    # the policy the case already passes: nothing to pin
+    passed = [i for i, ok in enumerate(outcomes) if ok]
+    if passed:
+        refused = pin("push-balancebot-lqr-sluggish", str(passed[0]), "--scenarios", str(scenarios), "--reports", str(reports))
+        assert refused.returncode == 4 and "nothing to pin" in refused.stderr
+    made = pin("push-balancebot-lqr-sluggish", *map(str, failed), "--scenarios", str(scenarios), "--reports", str(reports))
+    assert made.returncode == 0, made.stderr
+    [written] = (scenarios / "regressions").glob("*.yaml")
+    document = yaml.safe_load(written.read_text())
+    k = document["thresholds"]["min_successes"]
+    assert document["replay"]["episodes"] == failed and document["replay"]["fixed_by"] == "balancebot-lqr"  # from summary.json
+    assert 0 < k <= len(failed)
+    # every later run: the pinned episodes are the same episodes (their cache entries are the
+    # original case's: same seeds, same world), the failing policy fails them, the fixing one passes
+    again = gate(*args[:-4], "--policy", "balancebot-lqr-sluggish", "--policy", "balancebot-lqr", "--baseline", "balancebot-lqr")
+    pinned = {cid: c for cid, c in cases(reports).items() if cid.startswith(document["name"])}
+    sluggish, lqr = pinned[f"{document['name']}-balancebot-lqr-sluggish"], pinned[f"{document['name']}-balancebot-lqr"]
+    assert sluggish["outcome"] == "FAIL" and lqr["outcome"] == "PASS", again.stdout[-3000:]
+    assert sluggish["episodes_run"] == 0 and sluggish["episodes_cached"] == len(failed)
+    [requirement] = sluggish["requirements"]
+    assert requirement["kind"] == "pinned_successes" and requirement["numbers"]["successes"] == 0
+    assert "pinned episodes succeed FAIL (0/" in again.stdout
+
+
+def test_a_search_counterexample_pinned_with_its_params_replays_the_search_row(tmp_path):
+    """The counterexample's replay command names its params: pinned with them, the episode is the
+    search row's episode bit for bit (the same state fingerprint as its replay)."""
+    from simgate.cli.pin import _pinned_case
+    from simgate.plugin_manager import Host
+    from simgate.replay import find_case, replay
+    from simgate.rig import build_rig
+
+    scenarios, reports = tmp_path / "scenarios", tmp_path / "reports"
+    scenarios.mkdir()
+    (scenarios / "tiny_search.yaml").write_text(SEARCH)
+    gate("-n", "0", "--scenarios", str(scenarios), "--simgate-reports", str(reports), "--policy", "balancebot-lqr",
+         "--baseline", "none", "--simgate-cache", str(tmp_path / "cache"))
+    [c] = cases(reports)["tiny_search-balancebot-lqr"]["search"]["counterexamples"][:1]
+    host = Host(project_plugins=["envs", "policies"], autoload=False)
+    source = find_case("tiny_search-balancebot-lqr", scenarios, REPO, host)
+    replayed = replay(source, c["index"], host, tmp_path / "replays", params=c["params"], cache_dir=tmp_path / "cache")
+    assert replayed["matches_suite_run"] is True and replayed["success"] is False
+    pinned = _pinned_case(source, "regress_tiny", [c["index"]], c["params"], "balancebot-lqr", None)
+    rig = build_rig(pinned, "balancebot-lqr", host.registries, engine="reference")
+    [episode] = rig.episodes([c["index"]])
+    assert episode.state_hash == replayed["state_hash"] and episode.success is False

@@ -97,3 +97,17 @@ def test_a_search_counterexample_pinned_with_its_params_replays_the_search_row(t
     rig = build_rig(pinned, "balancebot-lqr", host.registries, engine="reference")
     [episode] = rig.episodes([c["index"]])
     assert episode.state_hash == replayed["state_hash"] and episode.success is False
+
+
+def test_the_shipped_regression_case_fails_the_policy_it_was_pinned_from_and_passes_the_one_that_fixed_it(tmp_path):
+    """scenarios/regressions/: a shrunk counterexample of quadruped_search, pinned with one command."""
+    import shutil
+
+    folder = tmp_path / "scenarios" / "regressions"
+    shutil.copytree(REPO / "scenarios" / "regressions", folder)
+    run = gate("-n", "2", "--scenarios", str(tmp_path / "scenarios"), "--simgate-reports", str(tmp_path / "reports"),
+               "--policy", "quadruped-nominal", "--policy", "quadruped-robust", "--baseline", "quadruped-robust")
+    outcomes = {cid: c["outcome"] for cid, c in cases(tmp_path / "reports").items()}
+    assert outcomes == {"regress_quadruped_search_e112-quadruped-nominal": "FAIL",
+                        "regress_quadruped_search_e112-quadruped-robust": "PASS"}, run.stdout[-3000:]
+    assert run.stdout.rstrip().splitlines()[-1] == "simgate: FAIL (exit 1): quadruped-nominal FAIL, quadruped-robust PASS"

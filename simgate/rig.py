@@ -30,6 +30,7 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+from simgate.benign import benign_case
 from simgate.envs.factory import check_sizes, env_for, env_label, load_policy, registered_env
 from simgate.errors import Party, PluginCodeError, PolicyCodeError, blaming
 
@@ -181,8 +182,6 @@ class CaseRig:
         """This case's benign arm: the same policy in the same env binding, on the same seeds (so the
         same starts: :mod:`simgate.benign`), with every perturbation switched off; its own cache
         entries (keyed without the perturbations), its episodes counted with this rig's."""
-        from simgate.benign import benign_case
-
         return _build(benign_case(self.case), self.policy_name, self.registries, self.choice, self.cache_dir, self.watchdog,
                       self.remote, base_env=self.env, perturbations=[], counts=self.counts)
 

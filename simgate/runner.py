@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from simgate import verdict
+from simgate.benign import cost, has_arm
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
 from simgate.errors import Party, PluginCodeError, PolicyCodeError, SimgateError, blaming
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
@@ -95,7 +96,6 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
 
 
 def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
-    from simgate.benign import has_arm
     from simgate.rig import build_rig
 
     regs = host.registries
@@ -271,8 +271,6 @@ def _against_baseline(rig, baseline: str, rollouts, decision=None) -> tuple:
 def _benign_arm(rig, rollouts, decision=None) -> dict:
     """The case's judged episodes again with its perturbations off, same seeds, and what the
     perturbation costs (:mod:`simgate.benign`)."""
-    from simgate.benign import cost
-
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)
     arm = rig.benign()

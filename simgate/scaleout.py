@@ -55,7 +55,9 @@ import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 
+from simgate.benign import benign_case, has_arm
 from simgate.items import case_of
+from simgate.seeds import episode_indices
 
 #: how often Ray resubmits a task whose worker or node died
 MAX_RETRIES = 4
@@ -186,8 +188,6 @@ def lanes_for(case, engine) -> list[list[int]]:
     """The case's episodes as the local run splits them: the batched engine's lanes (the policy's
     batch is the lane), else runs of REFERENCE_LANE episodes (the reference engine runs each
     episode on its own)."""
-    from simgate.seeds import episode_indices
-
     indices = episode_indices(case)  # a pinned case's own episodes; 0..n-1 for every other
     return [[indices[p] for p in lane] for lane in lanes_of(case.episodes, case, engine)]
 
@@ -336,8 +336,6 @@ class RayScheduler:
         return None, None
 
     def submit(self, cases: list) -> None:
-        from simgate.benign import benign_case, has_arm
-
         cache_dir = self.cache_dir
         host = self.host
         self.plugins = self.project_plugins

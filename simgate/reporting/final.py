@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import html
 
+from simgate.benign import describe
 from simgate.reporting.overview import candidate_state
 from simgate.verdict import REGRESSION_KINDS
 
@@ -116,8 +117,6 @@ def _state(cid, policy, gate, baseline, payload, findings, family, fell: int) ->
         reason = "pass"
     items = tuple(_item(r, policy, baseline, cid, family) for r in payload.get("requirements", []))
     if payload.get("benign"):  # a description beside the verdicts: it blocks nothing
-        from simgate.benign import describe
-
         items += (("BENIGN ARM", describe(payload["benign"])),)
     parts = [REASONS[reason]]
     if reason not in ("pass", "informational_pass"):

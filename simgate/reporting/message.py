@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simgate.benign import describe
 from simgate.commands import replay_command  # also importable from here
 from simgate.verdict import HOLDS_INSIDE_ENVELOPE, REGRESSION_KINDS, SUCCESS_RATE
 
@@ -38,8 +39,6 @@ def case_message(result) -> str:
                      f"this candidate's regression family (Holm over {family} case(s) at {level:g}): see verdict.json")
     benign = getattr(result, "benign", None)
     if benign:
-        from simgate.benign import describe
-
         lines.append(f"  benign arm (perturbations off): {describe(benign)}")
     if case.detect:
         lines.append(f"  episodes: auto chose {case.episodes} episodes to flag a drop of {case.detect['drop']:g} with power "

@@ -97,3 +97,23 @@ def test_too_few_episodes_end_inconclusive_with_exit_2_everywhere(tmp_path):
     assert run.stdout.rstrip().splitlines()[-1] == "simgate: INCONCLUSIVE (exit 2): balancebot-lqr INCONCLUSIVE"
     properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert properties["simgate.outcome"] == "INCONCLUSIVE" and properties["simgate.exit_code"] == "2"
+
+
+def test_a_confirmed_regression_is_shown_by_the_test_that_confirmed_it_not_by_both():
+    """A case confirmed by its success test (McNemar) does not mark its torque test FAIL: the torque
+    went down, and the verdict and the report say so (one reading: promotion.case_drivers)."""
+    from simgate.reporting.final import case_states
+
+    success = {**requirement("not_worse"), "numbers": {"baseline": "base", "p_worse": 1e-6}}
+    torque = {**requirement("torque_vs_baseline"), "numbers": {"baseline": "base", "joints": {
+        "knee": {"p_regression": 0.9, "relative": -0.04}, "hip": {"p_regression": 1.0, "relative": -0.02}}}}
+    records = {"a:1": record(requirement(), success, torque)}
+    verdict = decide(records)
+    entries = {r["kind"]: r for r in verdict["candidates"]["a"]["requirements"]}
+    assert verdict["decision"] == "FAIL" and verdict["candidates"]["a"]["regression_alarms"] == ["a:1"]
+    assert entries["not_worse"]["outcome"] == "FAIL" and entries["not_worse"]["finding"] == "regression (Holm-confirmed)"
+    assert entries["torque_vs_baseline"]["outcome"] == "PASS"
+    assert entries["torque_vs_baseline"]["finding"].startswith("not shown (the case is confirmed through its other test)")
+    cases = {"a:1": SimpleNamespace(policy="a", gate=True, baseline="base", alpha=0.05)}
+    items = dict((text.split(":")[0], verdict_) for verdict_, text in case_states(records, cases, verdict)["a:1"].items)
+    assert items["not worse"] == "FAIL" and items["torque vs baseline"] == "PASS"

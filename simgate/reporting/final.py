@@ -26,6 +26,7 @@ import html
 
 from simgate.benign import describe
 from simgate.reporting.overview import candidate_state
+from simgate.reporting.promotion import case_drivers
 from simgate.verdict import REGRESSION_KINDS
 
 #: the first words of every status line, one per reason: the report's categories match them
@@ -115,7 +116,8 @@ def _state(cid, policy, gate, baseline, payload, findings, family, fell: int) ->
         reason = "inconclusive"
     else:
         reason = "pass"
-    items = tuple(_item(r, policy, baseline, cid, family) for r in payload.get("requirements", []))
+    drivers = case_drivers(payload.get("requirements", []))
+    items = tuple(_item(r, policy, baseline, cid, family, drivers) for r in payload.get("requirements", []))
     if payload.get("benign"):  # a description beside the verdicts: it blocks nothing
         items += (("BENIGN ARM", describe(payload["benign"])),)
     parts = [REASONS[reason]]
@@ -145,9 +147,10 @@ def _family_phrase(cid: str, family: dict, confirmed: bool) -> str:
         if isinstance(level, (int, float)) else verb
 
 
-def _item(r: dict, policy: str, baseline: str | None, cid: str, family: dict) -> tuple[str, str]:
+def _item(r: dict, policy: str, baseline: str | None, cid: str, family: dict, drivers=frozenset()) -> tuple[str, str]:
     """(verdict, one line) of a requirement as the decision has it: a finding against the
-    baseline is the family's decision, never the case's own uncorrected test."""
+    baseline is the family's decision, never the case's own uncorrected test; of a confirmed
+    case, the test that gave it its p-value (``drivers``) shows the regression, the other not."""
     text = f"{r['name']}: observed {r['observed']}; required {r['threshold']}; {r['bound']}"
     if r["kind"] not in REGRESSION_KINDS:
         return r["outcome"], text
@@ -156,6 +159,8 @@ def _item(r: dict, policy: str, baseline: str | None, cid: str, family: dict) ->
     if cid not in (family.get("p_values") or {}):
         return "NOT JUDGED", f"{text} (informational: not in the candidate's regression family)"
     confirmed = cid in (family.get("confirmed") or [])
+    if confirmed and r["kind"] not in drivers:
+        return "PASS", f"{text}; not shown by this test (the case is a regression confirmed through its other test)"
     return ("FAIL" if confirmed else "PASS"), f"{text}; {_family_phrase(cid, family, confirmed)}"
 
 

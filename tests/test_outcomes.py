@@ -117,3 +117,23 @@ def test_a_confirmed_regression_is_shown_by_the_test_that_confirmed_it_not_by_bo
     cases = {"a:1": SimpleNamespace(policy="a", gate=True, baseline="base", alpha=0.05)}
     items = dict((text.split(":")[0], verdict_) for verdict_, text in case_states(records, cases, verdict)["a:1"].items)
     assert items["not worse"] == "FAIL" and items["torque vs baseline"] == "PASS"
+
+
+def test_a_case_whose_episodes_do_not_repeat_is_broken_in_the_report_gating_or_not():
+    from simgate.reporting.allure import categories
+    from simgate.reporting.final import case_states
+
+    records = {"a:1": record(requirement(), requirement("determinism", "FAIL")),
+               "a:info": record(requirement(), requirement("determinism", "FAIL"))}
+    verdict = decide(records, gates={"a:info": False})
+    cases = {cid: SimpleNamespace(policy="a", gate=cid != "a:info", baseline=None, alpha=0.05) for cid in records}
+    states = case_states(records, cases, verdict)
+    assert verdict["decision"] == "INVALID"
+    for cid in records:
+        assert states[cid].status == "broken" and states[cid].headline.startswith(
+            "BLOCKS promotion · the episodes do not repeat (INVALID)"), states[cid].headline
+    import re
+
+    matching = [c["name"] for c in categories(records)
+                if re.fullmatch(c["messageRegex"], states["a:1"].headline) and "broken" in c["matchedStatuses"]]
+    assert matching == ["Blocks promotion: the episodes do not repeat (INVALID) · none"]

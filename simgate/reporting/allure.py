@@ -470,8 +470,10 @@ def categories(results: dict[str, dict] | None = None) -> list[dict]:
              "regression": "Blocks promotion: regression against the baseline (confirmed by the family)",
              "inconclusive": "Blocks promotion: needs more episodes (INCONCLUSIVE)",
              "error": "Blocks promotion: case error",
+             "nondeterministic": "Blocks promotion: the episodes do not repeat (INVALID)",
              "informational": "Informational (gate: false): did not pass"}
     statuses = {"requirement": ["failed"], "regression": ["failed"], "inconclusive": ["broken"], "error": ["broken"],
+                "nondeterministic": ["broken"],
                 "informational": ["skipped"]}
     for reason, name in names.items():
         for mode in modes:

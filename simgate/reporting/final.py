@@ -36,11 +36,13 @@ REASONS = {
     "regression": f"{BLOCKS} · regression against the baseline (confirmed by the family)",
     "inconclusive": f"{BLOCKS} · not decided: needs more episodes (INCONCLUSIVE)",
     "error": f"{BLOCKS} · case error",
+    "nondeterministic": f"{BLOCKS} · the episodes do not repeat (INVALID)",
     "informational": "INFORMATIONAL (gate: false)",
     "informational_pass": "INFORMATIONAL (gate: false): passed",  # under no category: nothing to explain
     "pass": "PASS",
 }
 STATUS = {"requirement": "failed", "regression": "failed", "inconclusive": "broken", "error": "broken",
+          "nondeterministic": "broken",
           "informational": "skipped", "informational_pass": "skipped", "pass": "passed"}
 #: a candidate's outcome → its result's status
 CANDIDATE_STATUS = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "broken", "INVALID": "broken"}
@@ -106,6 +108,8 @@ def _state(cid, policy, gate, baseline, payload, findings, family, fell: int) ->
     undecided = [r for r in own if r["outcome"] == "INCONCLUSIVE"]
     if "error" in kinds:
         reason = "error"
+    elif "nondeterminism" in kinds:  # no figure of the run can be trusted, informational or not
+        reason = "nondeterministic"
     elif not gate:
         reason = "informational" if payload.get("outcome") != "PASS" else "informational_pass"
     elif "requirement" in kinds and failed:

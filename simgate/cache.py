@@ -291,6 +291,8 @@ def context(case, env, model, spec, policy, perturbations) -> dict:
         "perturbations": {"params": list(case.perturbations), "code": [class_digests(p) for p in perturbations]},
         "horizon": case.horizon,
         "seed": dict(zip(("seed", "scenario", "point"), seed_identity(case))),  # a pinned case: its source's
+        # limits end episodes early; absent, the key is the one a case without them always had
+        **({"hard_limits": case.hard_limits} if getattr(case, "hard_limits", None) else {}),
     }
 
 

@@ -40,6 +40,8 @@ import time
 import numpy as np
 
 from simgate.engine.limits import SATURATION, actuator_limits, at_stops, joint_stops
+from simgate.limits import HARD_LIMIT
+from simgate.limits import message as limit_message
 from simgate.engine.reference import MAX_QVEL, ReferenceEngine, _per_episode, divergence, finish_episode
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
@@ -398,6 +400,9 @@ class _LaneRun:
         qpos_end = time_end + size(mujoco.mjtState.mjSTATE_QPOS)
         self.qpos, self.qvel = slice(time_end, qpos_end), slice(qpos_end, qpos_end + size(mujoco.mjtState.mjSTATE_QVEL))
         self.threshold = SATURATION * limits  # (n, nu), as saturated_steps compares
+        self.hard_limits = engine.ref.hard_limits(case)  # ends an episode at the control step exceeded
+        self.gear = np.array([np.abs(m.actuator_gear[:, 0]) for m in self.models]).reshape(n, nu)  # per episode
+        self.control_dt = engine.ref.control_dt
 
     def control_step(self, step: int) -> None:
         live = np.flatnonzero(self.live)
@@ -579,6 +584,14 @@ class _LaneRun:
             for j, reason in zip(ids, reasons):
                 if reason is not None:
                     self._end(j, reason, step + 1, None)
+        if self.hard_limits is not None:  # after the env's own termination, as the reference engine asks
+            b = self.recorded - 1
+            standing = ids[self.live[ids]]
+            exceeded = self.hard_limits.rows(self.forces[b][standing], self.velocities[b][standing],
+                                             self.fields["qpos"][standing], self.gear[standing])
+            for j, what in zip(standing, exceeded):
+                if what is not None:
+                    self._end(int(j), HARD_LIMIT, step + 1, limit_message(what, step + 1, self.control_dt))
 
     def _ask(self, rule: str, view: _Rows, ids: np.ndarray):
         """A rule's values for these episodes: its row rule on all of them at once, or, for an

@@ -25,6 +25,8 @@ from simgate.envs.base import frame_skip_for
 from simgate.errors import InputError, PluginCodeError
 from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
+from simgate.limits import HARD_LIMIT, HardLimits
+from simgate.limits import message as limit_message
 from simgate.seeds import episode_entropy, episode_rngs, seed_identity
 
 #: a joint speed no robot reaches; beyond it the integration has blown up even without a warning
@@ -165,6 +167,7 @@ class ReferenceEngine:
         """One episode. ``observer(model, data, step)``, if given, sees the start (step -1) and
         the state after every control step (a replay records or renders through it).
         ``perturbations``: as for :meth:`start_episode`."""
+        hard = self.hard_limits(case)
         mj = self.mujoco
         entropy, model, data, states = self.start_episode(case, index, n_steps, perturbations=perturbations)
         if observer is not None:
@@ -236,11 +239,27 @@ class ReferenceEngine:
             if terminated is not None:
                 length = step + 1
                 break
+            if hard is not None:
+                exceeded = hard.rows(forces[None], velocities[None], data.qpos[None],
+                                     np.abs(model.actuator_gear[None, :, 0]))[0]
+                if exceeded is not None:
+                    terminated, message, length = HARD_LIMIT, limit_message(exceeded, step + 1, self.control_dt), step + 1
+                    break
         return finish_episode(
             self.env, model, data, index=index, seed=entropy, terminated=terminated, message=message, length=length,
             frame_skip=self.frame_skip, ret=ret, torque_sum=torque_sum, torque_peak=torque_peak, work=work,
             hashes=hashes, actions=actions, signal_sums=signals, signal_peak=signal_peak, signal_steps=signal_steps,
             speed_peak=speed_peak, saturated=saturated, stop_steps=stop_steps)
+
+    def hard_limits(self, case):
+        """The case's hard limits (:mod:`simgate.limits`), built once per case, or None."""
+        spec = getattr(case, "hard_limits", None)
+        if not spec:
+            return None
+        key = repr(sorted(spec.items()))
+        if getattr(self, "_limits", (None, None))[0] != key:
+            self._limits = (key, HardLimits(spec, self.nominal, self.joint_names))
+        return self._limits[1]
 
     def act_one(self, obs: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """The policy's action for one observation, or why there is none (naming the policy)."""

@@ -43,6 +43,8 @@ class Case:
     #: a pinned regression case: {scenario, point, episodes, pinned_from, failing_policy, fixed_by}:
     #: it runs exactly those episodes of the pinned case's seeds (simgate.seeds.seed_identity)
     replay: dict[str, Any] | None = None
+    #: limits that end an episode at the first control step exceeded (simgate.limits)
+    hard_limits: dict[str, Any] | None = None
     #: a perturbed case also runs its benign arm: the same seeds with the perturbations off (simgate.benign)
     benign: bool = True
 

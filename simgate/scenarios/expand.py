@@ -69,6 +69,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 search=spec.search.model_dump() if spec.search else None,
                 benign=spec.benign and spec.replay is None,  # a pinned case's few episodes: no arm
                 replay=spec.replay.model_dump() if spec.replay else None,
+                hard_limits=spec.hard_limits.model_dump(exclude_none=True) if spec.hard_limits else None,
             ))
     return cases
 

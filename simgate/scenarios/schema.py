@@ -152,6 +152,30 @@ SearchAxis = Annotated[str, Field(pattern=AXIS_PATTERN)]
 Interval = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
+class HardLimitsSpec(Strict):
+    """Limits that end an episode at the first control step one is exceeded (simgate.limits)."""
+    joint_torque: PerJoint | None = None  # N·m (N for a slide): each actuator's |force|, every physics step
+    joint_speed: PerJoint | None = None  # rad/s (m/s): each actuator's |velocity|, every physics step
+    base_tilt_deg: float | None = Field(default=None, gt=0.0, lt=180.0)  # the floating base's z axis from vertical
+    workspace: dict[Literal["x", "y", "z"], list[float]] | None = None  # the floating base's position, [low, high] m
+
+    @field_validator("joint_torque", "joint_speed")
+    @classmethod
+    def _positive(cls, value):
+        limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
+        if any(limit <= 0 for limit in limits):
+            raise ValueError("hard limits must be positive numbers")
+        return value
+
+    @field_validator("workspace")
+    @classmethod
+    def _box(cls, value):
+        for axis, pair in (value or {}).items():
+            if len(pair) != 2 or not pair[0] < pair[1]:
+                raise ValueError(f"workspace.{axis}: give [low, high] with low < high, received {pair}")
+        return value
+
+
 class Replay(Strict):
     """A pinned regression scenario's episodes: exactly these episodes of another case's seeds
     (``python -m simgate pin`` writes it)."""
@@ -213,6 +237,8 @@ class ScenarioSpec(Strict):
     frequency_response: FrequencyResponse | None = None
     #: explore a box of perturbation params (simgate.search); checked further by the loader
     search: Search | None = None
+    #: limits that end an episode at the first control step one is exceeded (a failure, not a statistic)
+    hard_limits: HardLimitsSpec | None = None
     #: a pinned regression scenario: the episodes it replays (``python -m simgate pin``)
     replay: Replay | None = None
     #: false: a perturbed case does not also run its episodes with the perturbations off (the

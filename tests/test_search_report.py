@@ -347,3 +347,13 @@ def test_search_words_follow_the_measurements():
     fig = sp.sensitivity_figure(search)
     assert len(fig.axes) == 1 and "torque: not shown" in fig._suptitle.get_text()
     assert any("not how robust the policy is" in line for line in sp.summary_lines(search))
+
+
+def test_failing_episodes_where_the_certificate_passes_are_examples_in_the_text_and_the_map():
+    search = search_dict()
+    search["certificate"] = {**(search.get("certificate") or {}), "status": "PASS"}
+    lines = sp.summary_lines(search)
+    assert any(line.startswith("failing episodes inside the envelope (examples: the certificate passes there)")
+               for line in lines) and not any(line.startswith("counterexamples inside") for line in lines)
+    labels = sp.map_figure(search).axes[0].get_legend_handles_labels()[1]
+    assert "example (shrunk; the certificate passes here)" in labels and "counterexample (shrunk)" not in labels

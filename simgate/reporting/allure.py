@@ -248,7 +248,8 @@ def search_html(search: dict) -> str:
 
 
 def _report_search(allure, result, search: dict, host) -> None:
-    """A search case's pictures, its dict and summary, and one Allure result per counterexample."""
+    """A search case's pictures, its dict and summary; its counterexamples become steps of its
+    result when the controller rewrites it (:func:`counterexample_steps`)."""
     from simgate.reporting import search_plots
     from simgate.reporting.search_plots import counterexamples_of
 

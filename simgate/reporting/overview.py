@@ -432,8 +432,9 @@ def _search_table(results: dict[str, dict]) -> list[str]:
     e = html.escape
     out = ["<h3>Searches: the operating envelope</h3>",
            "<p style='margin:2px 0'>Each search case certifies its envelope (success ≥ target at every covering "
-           "design point, family-wise) or shows the smallest failing combination it found inside it. Pictures and "
-           "every counterexample as a result of its own: the case's page in Allure.</p>",
+           "design point, family-wise) or shows the smallest failing combination it found inside it. Pictures, and "
+           "every counterexample as a step of its case (an example where the certificate passes): the case's "
+           "page in Allure.</p>",
            _table_head("case", "policy", "envelope", "counterexamples", "boundary per axis")]
     for row in rows:
         search = row["search"]

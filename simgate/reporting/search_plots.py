@@ -323,6 +323,7 @@ def map_figure(search: dict):
     nom_i, nom_j = _num(ai.get("nominal")), _num(aj.get("nominal"))
     if nom_i is not None and nom_j is not None:
         ax.scatter([nom_i], [nom_j], marker="D", s=50, c="white", edgecolors="#2c3e50", zorder=4, label="nominal")
+    certified = (search.get("certificate") or {}).get("status") == "PASS"  # failing episodes there are examples
     for n, c in enumerate(counter):
         params = c.get("params") or {}
         x = _num(params.get(ai["name"], ai.get("nominal")))
@@ -330,7 +331,8 @@ def map_figure(search: dict):
         if x is None or y is None:
             continue
         ax.scatter([x], [y], marker="*", s=260, c="#f1c40f", edgecolors="#2c3e50", linewidths=1.0, zorder=5,
-                   label="counterexample (shrunk)" if n == 0 else None)
+                   label=(("example (shrunk; the certificate passes here)" if certified else "counterexample (shrunk)")
+                          if n == 0 else None))
         ax.annotate(f"#{n + 1} ep {c.get('index', '?')}", (x, y), textcoords="offset points", xytext=(7, 5), fontsize=8)
     if ranged:  # a little margin: nominal and the envelope often sit on the range's edge
         ax.set_xlim(lo_i - 0.02 * (hi_i - lo_i), hi_i + 0.02 * (hi_i - lo_i))
@@ -342,8 +344,9 @@ def map_figure(search: dict):
     quality = (f"risk model AUC {auc:.2f} on {held} held-out uniform points" if auc is not None and held
                else f"risk model AUC {auc:.2f}" if auc is not None else "risk model AUC not computed")
     quality += " (how well the map predicts held-out episodes, not how robust the policy is)" if auc is not None else ""
-    ax.set_title(f"The two most sensitive axes (total-order index of success)\n{quality}; points: every "
-                 "joint sample, the other axes varying", fontsize=10)
+    # wrapped: one long line is cut at the figure's edges (the AUC went unread)
+    ax.set_title("The two most sensitive axes (total-order index of success)\n" + textwrap.fill(
+        f"{quality}; points: every joint sample, the other axes varying", 90), fontsize=9.5)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     return fig
 
@@ -594,8 +597,12 @@ def summary_lines(search: dict) -> list[str]:
             lines.append("most sensitive (total-order index of success): " + ", ".join(
                 f"{n} {_triple(total[n])[0]:.2f}" for n in ranked))
     counter = counterexamples_of(search)
-    lines.append(f"counterexamples inside the envelope: {len(counter)}" if counter
-                 else "counterexamples inside the envelope: none found")
+    if (search.get("certificate") or {}).get("status") == "PASS":  # the certificate holds: failing episodes are examples
+        lines.append(f"failing episodes inside the envelope (examples: the certificate passes there): {len(counter)}"
+                     if counter else "failing episodes inside the envelope: none found")
+    else:
+        lines.append(f"counterexamples inside the envelope: {len(counter)}" if counter
+                     else "counterexamples inside the envelope: none found")
     for c in counter:
         lines.append(f"  {counterexample_title(c, axes)}: {c.get('mode') or 'failed'}")
     episodes = search.get("episodes") or {}

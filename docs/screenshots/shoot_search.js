@@ -36,6 +36,9 @@ const isExample = (s) => /^(counterexample( \(informational\))?|example): /.test
   // panes, not the window), or the name of an attachment to bring to the top
   async function shot(name, url, clicks = [], height = 1300, scroll = null, after = null) {
     await page.setViewport({width: 1400, height});
+    // a fresh page each time: going to the same #testresult/… again is a same-document navigation
+    // that keeps the attachments the previous shot opened (each shot would show the previous one)
+    await page.goto('about:blank');
     await page.goto(base + url, {waitUntil: 'networkidle0'});
     await sleep(1500);
     for (const [selector, text] of clicks) await clickText(page, selector, text);

@@ -129,7 +129,9 @@ def _study(config: pytest.Config, cases: list, host) -> None:
     run with ``--simgate-plan``; checked against the pinned one with ``--simgate-study``."""
     from simgate import study
 
-    document = study.document(cases, host.registries, project_dir(config))
+    # the last run's baseline rates, read before this run replaces summary.json
+    measured = study.measured_rates(_reports_dir(config) / "summary.json")
+    document = study.document(cases, host.registries, project_dir(config), measured)
     planned = config.getoption("simgate_plan")
     if planned:
         path = _path(config, planned)

@@ -63,20 +63,41 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def planned_drop(case) -> tuple[float | None, float]:
+def planned_drop(case, measured: float | None = None) -> tuple[float | None, float, str]:
     """The drop of the success rate the case's comparison with its baseline detects with 90 %
-    power at its planned episodes, and the baseline rate that assumes."""
+    power at its planned episodes, the baseline rate that assumes and where the rate comes from:
+    the baseline's rate on this case in the last run (``measured``: then it is the figure the run
+    reports, at the same episodes and level), else the case's declared one, else ASSUMED_RATE."""
     from simgate.paired import detectable_drop
     from simgate.verdict import regression_level
 
-    rate = (case.detect or {}).get("baseline_rate") or ASSUMED_RATE
+    declared = (case.detect or {}).get("baseline_rate")
+    rate, source = ((measured, "measured in the last run") if measured is not None else
+                    (declared, "declared") if declared else (ASSUMED_RATE, "assumed"))
     if not case.baseline or not case.gate or case.baseline == case.policy:
-        return None, rate
-    return detectable_drop(int(case.episodes), float(rate), regression_level(case)), rate
+        return None, rate, source
+    return detectable_drop(int(case.episodes), float(rate), regression_level(case)), rate, source
 
 
-def document(cases, registries, root: Path) -> dict:
-    """The study of these cases (``root``: the project folder their ``source`` paths are relative to)."""
+def measured_rates(summary: Path) -> dict[str, float]:
+    """Each case's baseline success rate in a run's summary.json (none when it cannot be read)."""
+    try:
+        cases = json.loads(Path(summary).read_text(encoding="utf-8")).get("cases") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for cid, record in cases.items():
+        for r in record.get("requirements") or []:
+            rate = (r.get("numbers") or {}).get("baseline_rate")
+            if r.get("kind") == "not_worse" and isinstance(rate, (int, float)):
+                out[cid] = float(rate)
+    return out
+
+
+def document(cases, registries, root: Path, measured: dict[str, float] | None = None) -> dict:
+    """The study of these cases (``root``: the project folder their ``source`` paths are relative
+    to; ``measured``: each case's baseline rate in the last run, for the planned detectable drop,
+    which is shown but not pinned)."""
     digests: dict[str, str | None] = {}
 
     def digest(name: str | None) -> str | None:
@@ -92,7 +113,7 @@ def document(cases, registries, root: Path) -> dict:
         source = Path(c.source)
         if c.source not in scenario_hashes:
             scenario_hashes[c.source] = _file_sha256(source if source.is_absolute() else root / source)
-        drop, rate = planned_drop(c)
+        drop, rate, source = planned_drop(c, (measured or {}).get(c.id))
         entries[c.id] = {
             "scenario": c.scenario, "source": c.source, "scenario_sha256": scenario_hashes[c.source],
             "policy": c.policy, "policy_digest": digest(c.policy),
@@ -102,14 +123,16 @@ def document(cases, registries, root: Path) -> dict:
                        "determinism_episodes": c.determinism_episodes, "search": c.search is not None},
             "alpha": c.alpha, "thresholds": c.thresholds, "detect": c.detect,
             "regression_family": c.regression_family,
-            "planned": {"episodes": c.episodes, "detectable_drop_90": drop, "assumed_baseline_rate": rate},
+            "planned": {"episodes": c.episodes, "detectable_drop_90": drop, "baseline_rate": rate, "rate_source": source},
         }
     body = {"format": FORMAT, "simgate_major": _major(), "cases": entries}
     return {**body, "hash": study_hash(body)}
 
 
 def study_hash(body: dict) -> str:
-    core = {k: body[k] for k in ("format", "simgate_major", "cases")}
+    # what is pinned: not the planned figures, which follow the last run's measured rates
+    cases = {cid: {k: v for k, v in entry.items() if k != "planned"} for cid, entry in body["cases"].items()}
+    core = {"format": body["format"], "simgate_major": body["simgate_major"], "cases": cases}
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -199,8 +222,9 @@ def plan_lines(study: dict) -> list[str]:
         elif c["baseline"] == c["policy"]:
             said = "is the baseline: not compared"
         elif drop is None:
-            said = f"none (not even a drop to 0 at baseline rate {c['planned']['assumed_baseline_rate']:g})"
+            said = (f"none (not even a drop to 0 at baseline rate {c['planned']['baseline_rate']:g}, "
+                    f"{c['planned']['rate_source']})")
         else:
-            said = f"{drop:.1%} at baseline rate {c['planned']['assumed_baseline_rate']:g}"
+            said = f"{drop:.1%} at baseline rate {c['planned']['baseline_rate']:.3g} ({c['planned']['rate_source']})"
         lines.append(f"  {cid:<{width}}  {c['planned']['episodes']:>8,}  {kind:<22}  {said}")
     return lines

@@ -42,7 +42,7 @@ def test_the_plan_says_what_will_run_and_a_pinned_run_records_its_study(tmp_path
     entry = study["cases"]["steady-balancebot-lqr-onnx"]
     assert entry["planned"]["episodes"] == 30 and " 30 " in line
     drop = entry["planned"]["detectable_drop_90"]
-    assert 0 < drop < 0.5 and f"{drop:.1%} at baseline rate 0.9" in line
+    assert 0 < drop < 0.5 and f"{drop:.1%} at baseline rate 0.9 (assumed)" in line
     assert entry["baseline"] == "balancebot-lqr" and entry["policy_digest"] and entry["scenario_sha256"]
     run = gate("-n", "2", "--scenarios", str(folder), "--simgate-reports", str(tmp_path / "reports"),
                "--simgate-study", str(pinned), *SELECTION)
@@ -53,6 +53,14 @@ def test_the_plan_says_what_will_run_and_a_pinned_run_records_its_study(tmp_path
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     [paired] = [r for r in summary["cases"]["steady-balancebot-lqr-onnx"]["requirements"] if r["kind"] == "not_worse"]
     assert paired["numbers"]["n"] == 30
+    # planned again after the run: at the baseline rate the run measured, the plan's drop is the
+    # run's, and the study it pins is the same (the planned figures are shown, not pinned)
+    again = plan("--check", str(pinned), "suites/", "--scenarios", str(folder), "--simgate-reports",
+                 str(tmp_path / "reports"), *SELECTION)
+    assert again.returncode == 0, again.stdout + again.stderr
+    numbers = paired["numbers"]
+    assert (f"{numbers['detectable_drop_90']:.1%} at baseline rate {numbers['baseline_rate']:.3g} (measured in the last run)"
+            in again.stdout), again.stdout
 
 
 def test_a_run_that_differs_from_the_pinned_study_is_invalid_names_the_change_and_runs_nothing(tmp_path):

@@ -32,6 +32,14 @@ class MatrixAxis(Strict):
 PerJoint = Union[float, dict[str, float]]
 
 
+def positive_limits(value):
+    """A per-joint limit (one number, or {joint: number}) must be positive: 0 would fail every episode."""
+    limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
+    if any(limit <= 0 for limit in limits):
+        raise ValueError("torque and speed limits must be positive numbers (N·m or rad/s; N or m/s for slide joints)")
+    return value
+
+
 #: the thresholds that make a scenario require something (the margins only qualify a baseline
 #: comparison); a gating scenario needs at least one
 REQUIREMENTS = ("min_success_rate", "min_successes", "max_mean_torque", "max_peak_torque", "max_p95_torque", "max_mean_power",
@@ -85,10 +93,7 @@ class Thresholds(Strict):
     @field_validator(*PER_JOINT)
     @classmethod
     def _positive(cls, value):
-        limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
-        if any(limit <= 0 for limit in limits):
-            raise ValueError("torque and speed limits must be positive numbers (N·m or rad/s; N or m/s for slide joints)")
-        return value
+        return positive_limits(value)
 
     def requires_something(self) -> bool:
         return any(getattr(self, key) not in (None, False) for key in REQUIREMENTS)
@@ -162,10 +167,7 @@ class HardLimitsSpec(Strict):
     @field_validator("joint_torque", "joint_speed")
     @classmethod
     def _positive(cls, value):
-        limits = value.values() if isinstance(value, dict) else [value] if value is not None else []
-        if any(limit <= 0 for limit in limits):
-            raise ValueError("hard limits must be positive numbers")
-        return value
+        return positive_limits(value)
 
     @field_validator("workspace")
     @classmethod

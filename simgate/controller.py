@@ -200,7 +200,7 @@ class Controller:
         except OSError as exc:
             self.write_error = f"cannot write the run's summary and verdict to {self.reports}: {exc}"
         session.exitstatus = self.exit_code(session.exitstatus)
-        self._junit_properties()
+        self._junit_properties(int(session.exitstatus))
         alluredir = getattr(self.config.option, "allure_report_dir", None)
         if alluredir:
             from simgate.reporting import allure
@@ -223,7 +223,7 @@ class Controller:
             return status
         return EXIT_CODES[decision]
 
-    def _junit_properties(self) -> None:
+    def _junit_properties(self, code: int) -> None:
         """The outcome as properties of JUnit's test suite, for CI systems that read only that file."""
         try:
             from _pytest.junitxml import xml_key  # where --junitxml keeps its writer (no public accessor)
@@ -232,7 +232,7 @@ class Controller:
         xml = self.config.stash.get(xml_key, None)
         if xml is not None:
             xml.add_global_property("simgate.outcome", self.verdict["decision"])
-            xml.add_global_property("simgate.exit_code", str(self.exit_code(pytest.ExitCode.OK)))
+            xml.add_global_property("simgate.exit_code", str(code))  # the process's, as the terminal's last line
 
     def pytest_unconfigure(self, config) -> None:
         """The outcome as the terminal's very last line, after pytest's own counts."""
@@ -243,12 +243,10 @@ class Controller:
             return
         from simgate.reporting.promotion import outcome_line
 
-        if self.verdict is not None:
-            line, red = outcome_line(self.verdict), self.verdict["decision"] != "PASS"
-            if self.write_error:
-                line, red = f"simgate: INVALID (exit 3): {self.write_error}", True
-        else:
+        if self.write_error:  # the verdict a reader finds is not this run's
             line, red = f"simgate: INVALID (exit 3): {self.write_error}", True
+        else:
+            line, red = outcome_line(self.verdict), self.verdict["decision"] != "PASS"
         reporter.write_line(line, red=red, green=not red, bold=True)
 
     def _log_promotion_items(self, session: pytest.Session) -> None:

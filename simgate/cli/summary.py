@@ -70,4 +70,5 @@ def main(args) -> int:
         return 0
     if verdict.get("decision") == "ERROR":  # the run refused its input before running anything: a usage error
         return 4
-    return EXIT_CODES.get(verdict.get("decision"), EXIT_CODES[INVALID]) or EXIT_CODES[INVALID]
+    code = EXIT_CODES.get(verdict.get("decision"), EXIT_CODES[INVALID])
+    return code or EXIT_CODES[INVALID]  # "PASS" in a verdict that does not promote contradicts itself: never 0

@@ -39,15 +39,15 @@ import time
 
 import numpy as np
 
-from simgate.engine.limits import SATURATION, actuator_limits, at_stops, joint_stops
-from simgate.limits import HARD_LIMIT
-from simgate.limits import message as limit_message
+from simgate.engine.limits import SATURATION, actuator_gear, actuator_limits, at_stops, joint_stops
 from simgate.engine.reference import MAX_QVEL, ReferenceEngine, _per_episode, divergence, finish_episode
 from simgate.engine.rollouts import DIVERGED, POLICY_ERROR, Episode, Rollouts
 from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan_rows
 from simgate.envs.base import MujocoEnv, row_rule
 from simgate.errors import SimgateError
+from simgate.limits import HARD_LIMIT
+from simgate.limits import message as limit_message
 
 #: most episodes in one lane (one Batch, one closed loop): 32 keep a core at the physics limit
 LANE = 32
@@ -401,7 +401,8 @@ class _LaneRun:
         self.qpos, self.qvel = slice(time_end, qpos_end), slice(qpos_end, qpos_end + size(mujoco.mjtState.mjSTATE_QVEL))
         self.threshold = SATURATION * limits  # (n, nu), as saturated_steps compares
         self.hard_limits = engine.ref.hard_limits(case)  # ends an episode at the control step exceeded
-        self.gear = np.array([np.abs(m.actuator_gear[:, 0]) for m in self.models]).reshape(n, nu)  # per episode
+        self.gear = (np.array([actuator_gear(m) for m in self.models]).reshape(n, nu)  # per episode
+                     if self.hard_limits is not None else None)
         self.control_dt = engine.ref.control_dt
 
     def control_step(self, step: int) -> None:
@@ -573,11 +574,7 @@ class _LaneRun:
             values = self._ask("signal_values", view, ids)
             values = np.asarray(values, dtype=np.float64).reshape(len(ids), -1)
             self.signals[rows] += values
-            peak = self.signal_peak[rows]
-            if isinstance(rows, slice):
-                np.maximum(peak, values, out=peak)
-            else:
-                self.signal_peak[rows] = np.maximum(peak, values)
+            self.signal_peak[rows] = np.maximum(self.signal_peak[rows], values)
             self.signal_steps[rows] += 1
         if self.terminates:
             reasons = self._ask("terminated", view, ids)

@@ -13,6 +13,12 @@ SATURATION = 0.99
 STOP_MARGIN = 0.01
 
 
+def actuator_gear(model) -> np.ndarray:
+    """Each actuator's |gear| on this model (a motor-strength perturbation edits it per episode):
+    actuator force times it is the joint's torque, actuator velocity over it the joint's speed."""
+    return np.abs(model.actuator_gear[:, 0])
+
+
 def actuator_limits(model) -> np.ndarray:
     """``(nu,)`` the largest |actuator_force| each actuator can produce on this model (its force
     range, or a motor's gain times its largest control); inf where nothing bounds it."""

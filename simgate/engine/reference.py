@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from simgate.engine.limits import (
+    actuator_gear,
     actuator_limits,
     at_stops,
     joint_stops,
@@ -81,6 +82,7 @@ class ReferenceEngine:
         self.env = env
         self.policy = policy
         self.who = f"policy {policy_name!r}" if policy_name else "policy"
+        self._limits = (None, None)  # (the spec's key, its HardLimits): built once per case
         self.perturbations = list(perturbations)
         self.action_size = action_size
         self.nominal = self._nominal_model()
@@ -170,6 +172,7 @@ class ReferenceEngine:
         hard = self.hard_limits(case)
         mj = self.mujoco
         entropy, model, data, states = self.start_episode(case, index, n_steps, perturbations=perturbations)
+        hard_gear = actuator_gear(model)[None] if hard is not None else None  # this episode's, once
         if observer is not None:
             observer(model, data, -1)
         # a start state that is already unstable (a perturbation or reset wrote a NaN) is the
@@ -240,8 +243,7 @@ class ReferenceEngine:
                 length = step + 1
                 break
             if hard is not None:
-                exceeded = hard.rows(forces[None], velocities[None], data.qpos[None],
-                                     np.abs(model.actuator_gear[None, :, 0]))[0]
+                exceeded = hard.rows(forces[None], velocities[None], data.qpos[None], hard_gear)[0]
                 if exceeded is not None:
                     terminated, message, length = HARD_LIMIT, limit_message(exceeded, step + 1, self.control_dt), step + 1
                     break
@@ -257,7 +259,7 @@ class ReferenceEngine:
         if not spec:
             return None
         key = repr(sorted(spec.items()))
-        if getattr(self, "_limits", (None, None))[0] != key:
+        if self._limits[0] != key:
             self._limits = (key, HardLimits(spec, self.nominal, self.joint_names))
         return self._limits[1]
 
@@ -318,7 +320,7 @@ def finish_episode(env, model, data, *, index: int, seed: int, terminated: str |
     joints through this episode's gear. ``hashes`` and ``actions`` are per control step of the
     horizon; the first ``length`` are kept (copied)."""
     substeps = max(length * frame_skip, 1)
-    gear = np.abs(model.actuator_gear[:, 0])  # this episode's: motor-strength edits change it
+    gear = actuator_gear(model)  # this episode's: motor-strength edits change it
     success = terminated is None and env.succeeded(model, data)
     return Episode(
         index=index, seed=seed, success=bool(success), length=length, ret=float(ret),

@@ -67,24 +67,13 @@ def case_p_value(requirements: list[dict]) -> float | None:
     """A case's one p-value for the regression family: its McNemar 'worse' p-value and its joints'
     torque p-values, combined by a weighted Bonferroni (the success test gets SUCCESS_SHARE of the
     case's level, the J joints the rest in equal parts); None without a baseline."""
-    success = next((r for r in requirements if r["kind"] == NOT_WORSE), None)
-    torque = next((r for r in requirements if r["kind"] == TORQUE_VS_BASELINE), None)
-    if success is None and torque is None:
-        return None
-    joints = [float(j["p_regression"]) for j in (torque or {}).get("numbers", {}).get("joints", {}).values()]
-    p_success = float(success["numbers"]["p_worse"]) if success is not None else None
-    if not joints:
-        return p_success
-    p_torque = min(joints) * len(joints)
-    if p_success is None:
-        return min(1.0, p_torque)
-    return min(1.0, p_success / SUCCESS_SHARE, p_torque / (1 - SUCCESS_SHARE))
+    terms = _case_terms(requirements)
+    return min(1.0, *terms.values()) if terms else None
 
 
-def case_drivers(requirements: list[dict]) -> set[str]:
-    """The regression kinds whose test gives the case its p-value (:func:`case_p_value`, the
-    smaller of the two weighted terms; both on a tie): when the family confirms the case, these
-    show the regression; the other test of the case, on its own, does not."""
+def _case_terms(requirements: list[dict]) -> dict[str, float]:
+    """The weighted Bonferroni's terms of a case, by regression kind: the McNemar p over its share,
+    J × the smallest joint p over the rest (a test alone in its case keeps the whole level)."""
     success = next((r for r in requirements if r["kind"] == NOT_WORSE), None)
     torque = next((r for r in requirements if r["kind"] == TORQUE_VS_BASELINE), None)
     joints = [float(j["p_regression"]) for j in (torque or {}).get("numbers", {}).get("joints", {}).values()]
@@ -92,10 +81,16 @@ def case_drivers(requirements: list[dict]) -> set[str]:
     if success is not None:
         terms[NOT_WORSE] = float(success["numbers"]["p_worse"]) / (SUCCESS_SHARE if joints else 1.0)
     if joints:
-        terms[TORQUE_VS_BASELINE] = min(joints) * len(joints) / (1 - SUCCESS_SHARE if success is not None else 1.0)
-    if not terms:
-        return set()
-    least = min(terms.values())
+        terms[TORQUE_VS_BASELINE] = min(joints) * len(joints) / ((1 - SUCCESS_SHARE) if success is not None else 1.0)
+    return terms
+
+
+def case_drivers(requirements: list[dict]) -> set[str]:
+    """The regression kinds whose test gives the case its p-value (:func:`case_p_value`, the
+    smaller of the two weighted terms; both on a tie): when the family confirms the case, these
+    show the regression; the other test of the case, on its own, does not."""
+    terms = _case_terms(requirements)
+    least = min(terms.values(), default=None)
     return {kind for kind, term in terms.items() if term == least}
 
 

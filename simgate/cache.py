@@ -241,12 +241,17 @@ def policy_inputs(spec, policy) -> dict:
         return {"format": spec.format, "file": file_sha256(Path(spec.file)), "sizes": sizes,
                 "runtime": f"{runtime}=={_version(runtime)}",
                 "files": {label: source_digest(p) for label, p in _declared_files(spec, with_file=False).items()}}
+    return {"format": "scripted", "sizes": sizes, **scripted_sources(spec), "class": class_digests(policy)}
+
+
+def scripted_sources(spec) -> dict:
+    """What a scripted policy's code is, known without loading it: its entry, every file of its
+    entry module's package, and the files its manifest names."""
     module = (spec.entry or "").partition(":")[0]
     if not module:
         raise Undigestable(f"policy {spec.name!r} has no entry module to hash")
     package, location = module_location(module)
-    return {"format": "scripted", "entry": spec.entry, "sizes": sizes,
-            "package": {package: source_digest(location)}, "class": class_digests(policy),
+    return {"entry": spec.entry, "package": {package: source_digest(location)},
             "files": {label: source_digest(p) for label, p in _declared_files(spec).items()}}
 
 

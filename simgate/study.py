@@ -45,9 +45,7 @@ def policy_digest(spec) -> str | None:
         elif spec.format != "scripted" and getattr(spec, "file", None):
             parts = {"file": cache.file_sha256(Path(spec.file))}
         else:
-            package, location = cache.module_location((spec.entry or "").partition(":")[0])
-            parts = {"entry": spec.entry, "package": cache.source_digest(location),
-                     "files": {label: cache.source_digest(p) for label, p in cache._declared_files(spec).items()}}
+            parts = cache.scripted_sources(spec)
     except Exception:  # noqa: BLE001 - a policy that cannot be hashed has no pinned identity
         return None
     contract = getattr(spec, "contract", None)
@@ -57,8 +55,11 @@ def policy_digest(spec) -> str | None:
 
 
 def _file_sha256(path: Path) -> str | None:
+    """The file's sha256 (the episode cache's hasher), or None where it cannot be read."""
+    from simgate.cache import file_sha256
+
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
 import io
 import json
 import os
@@ -34,12 +33,16 @@ import threading
 import zipfile
 import zlib
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+import simgate
 from simgate.engine.rollouts import Episode
+from simgate.envs.gymnasium_adapter import GymnasiumEnv
 from simgate.errors import SimgateError
+from simgate.seeds import seed_identity
 
 #: bump when an engine change alters any episode's result
 ENGINE_VERSION = "4"
@@ -162,8 +165,6 @@ def module_location(module) -> tuple[str, Path]:
 
 
 def _version(package: str) -> str:
-    from importlib import metadata
-
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -201,8 +202,6 @@ def simgate_digest() -> str:
     process runs was imported once, and walking the tree for every case cost more than the
     case's other inputs together."""
     if not _simgate_digest:
-        import simgate
-
         digest = source_digest(Path(simgate.__file__).resolve().parent)
         with _memo_lock:
             if not _simgate_digest:
@@ -270,7 +269,6 @@ def env_inputs(env) -> dict:
     described = getattr(env, "inputs", None)
     if callable(described):  # a YAML robot: its robot file and the policy's contract, beside the model
         out["described"] = described()
-    from simgate.envs.gymnasium_adapter import GymnasiumEnv
 
     if isinstance(env, GymnasiumEnv):
         out["gymnasium"] = _version("gymnasium")
@@ -282,9 +280,6 @@ def context(case, env, model, spec, policy, perturbations) -> dict:
     """Everything an episode of ``case`` depends on but its index. Raises Undigestable (or
     OSError) when some input cannot be hashed: such a case is not cached."""
     import mujoco
-
-    import simgate
-    from simgate.seeds import seed_identity
 
     return {
         "engine": ENGINE_VERSION,

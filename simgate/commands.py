@@ -10,6 +10,7 @@ digest beside the command (:func:`provenance`)."""
 from __future__ import annotations
 
 import json
+import shlex
 
 #: how every printed command starts
 PROGRAM = "python -m simgate"
@@ -17,14 +18,12 @@ PROGRAM = "python -m simgate"
 
 def replay_command(case_id: str, episode: int) -> str:
     """The command replaying episode ``episode`` of case ``case_id`` with its video."""
-    import shlex
 
     return f"{PROGRAM} replay {shlex.quote(case_id)} {episode} --video"
 
 
 def row_command(case_id: str, episode: int, params: dict) -> str:
     """The command replaying a search row (``params``: {axis: value}, episode ``episode``)."""
-    import shlex
 
     shown = json.dumps(params, sort_keys=True, separators=(",", ":"))
     return f"{PROGRAM} replay {shlex.quote(case_id)} {episode} --params {shlex.quote(shown)} --video"

@@ -9,6 +9,7 @@ when every case was selected, ran and reported, and the run was not interrupted.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -18,6 +19,10 @@ import pytest
 
 from simgate import contract
 from simgate.items import PROPERTY, case_of, is_worker
+from simgate.reporting import allure
+from simgate.reporting.promotion import EXIT_CODES, INVALID, PASS, outcome_line, verdict_document, verdict_lines
+from simgate.reporting.store import RunStore
+from simgate.reporting.summary import cost_lines, summary_document, table_lines
 
 #: the node id of the item that carries a candidate's suite-level blocking (a regression alarm)
 PROMOTION = "simgate::promotion[{}]"
@@ -94,7 +99,6 @@ class Controller:
         """Once collection shows a gate run: its folder, and verdict.json marked running."""
         if self.store is not None or not self.is_gate_run() or self.config.option.collectonly:
             return
-        from simgate.reporting.store import RunStore
 
         self._started = time.monotonic()
         self.store = RunStore(self.reports)
@@ -188,8 +192,6 @@ class Controller:
         if is_worker(self.config) or not self.is_gate_run() or self.config.option.collectonly:
             return
         self._begin()
-        from simgate.reporting.promotion import verdict_document
-        from simgate.reporting.summary import summary_document
 
         run = self.run_state(session)
         self.verdict = verdict_document(self.results, self.cases, run)
@@ -203,8 +205,6 @@ class Controller:
         self._junit_properties(int(session.exitstatus))
         alluredir = getattr(self.config.option, "allure_report_dir", None)
         if alluredir:
-            from simgate.reporting import allure
-
             allure.reconcile(alluredir, self.results, self.cases, self.verdict)
 
     def exit_code(self, status: int) -> int:
@@ -212,7 +212,6 @@ class Controller:
         error (4) and internal error (3) stay as they are; a verdict that could not be written is
         INVALID (its reader would find an earlier run's); a PASS leaves a failure of some other
         test of the session as pytest reported it."""
-        from simgate.reporting.promotion import EXIT_CODES, INVALID, PASS
 
         if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
             return status
@@ -241,7 +240,6 @@ class Controller:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
-        from simgate.reporting.promotion import outcome_line
 
         if self.write_error:  # the verdict a reader finds is not this run's
             line, red = f"simgate: INVALID (exit 3): {self.write_error}", True
@@ -273,13 +271,11 @@ class Controller:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if is_worker(self.config) or self.verdict is None and self.write_error is None:
             return
-        from simgate.reporting.summary import table_lines
 
         terminalreporter.section("simgate")
         order = list(self.cases)
         for line in table_lines(self.results, order, verbose=self.config.option.verbose > 0):
             terminalreporter.write_line(line)
-        from simgate.reporting.summary import cost_lines
 
         for line in cost_lines(self.results):
             terminalreporter.write_line(line)
@@ -293,8 +289,6 @@ class Controller:
         if self.write_error:
             terminalreporter.write_line(f"ERROR: {self.write_error}; pass --simgate-reports DIR", red=True)
         if self.verdict is not None:
-            from simgate.reporting.promotion import verdict_lines
-
             # a verdict that could not be written is not the file there: that one is an earlier run's
             where = str(self.reports / "verdict.json") if not self.write_error else "NOT WRITTEN, see the error above"
             for line in verdict_lines(self.verdict, where):
@@ -314,8 +308,6 @@ class JsonRecord(dict):
     """A case record that JUnit XML (``str(value)``) writes as JSON, not as a Python repr."""
 
     def __str__(self) -> str:
-        import json
-
         return json.dumps(self, sort_keys=True, default=str)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simgate.engine.reference import ReferenceEngine
 from simgate.errors import InputError
 
 
@@ -55,7 +56,6 @@ def inspect(rig) -> dict:
     """The case's frequency response (its ``frequency_response`` settings) of the rig's policy
     (:class:`simgate.rig.CaseRig`, the loaded policy, no watchdog), around the first observation
     of its episode 0 (the rig's env and perturbations, on the reference engine)."""
-    from simgate.engine.reference import ReferenceEngine
 
     case, env, policy = rig.case, rig.env, rig.policy
     settings = dict(case.frequency_response)

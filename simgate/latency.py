@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from simgate.engine.reference import ReferenceEngine
 from simgate.errors import InputError
 
 #: calls timed (after the warm-up), in REPEATS passes over CALLS // REPEATS observation slots
@@ -81,7 +82,6 @@ def case_observations(rig, episodes: int | None = None) -> np.ndarray:
     """The observations the rig's policy (:class:`simgate.rig.CaseRig`) receives in the first
     ``episodes`` episodes of its case (after the case's observation perturbations), recorded on
     the reference engine with the rig's env and perturbations."""
-    from simgate.engine.reference import ReferenceEngine
 
     case, policy = rig.case, rig.policy
     episodes = EPISODES if episodes is None else episodes

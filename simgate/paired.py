@@ -10,8 +10,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from statistics import NormalDist
 
 import numpy as np
+
+from simgate.distributions import binom_sf, hypergeom_cdf, norm_sf
+from simgate.stats import log_wealth_below
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +35,6 @@ class PairedRates:
 def mcnemar_worse(n10: int, n01: int) -> float:
     """One-sided exact McNemar p-value of 'the candidate fails where the baseline succeeds more
     often than the reverse'."""
-    from simgate.distributions import binom_sf
 
     if n10 + n01 == 0:
         return 1.0
@@ -47,7 +50,6 @@ def noninferiority(n10: int, n01: int, n: int, margin: float) -> tuple[float, fl
     is concave, and its stationary point solves 2n·q² − B·q + C = 0 with
     B = n10·(1 + 3δ) + n01·(1 + δ) + 2mδ and C = n10·δ·(1 + δ): the larger root, kept inside
     the parameter range (δ, (1 + δ)/2)."""
-    from simgate.distributions import norm_sf
 
     if n == 0:
         return 0.0, 1.0
@@ -267,7 +269,6 @@ def noninferiority_exact(n10: int, n01: int, n: int, margin: float) -> tuple[flo
     About 0.15 s at n = 1000 (no table of all n²/2 tables is built), cached per table. n ≤ EXACT_MAX_N; beyond it the normal tails are
     multiplied by 4, a conservative choice that is not proven: up to n = 1000 the worst case
     exceeds the normal tail by at most 3× near α (docs/statistics.md)."""
-    from simgate.distributions import norm_sf
 
     if n == 0:
         return 1.0, 1.0, "no episodes"
@@ -286,7 +287,6 @@ def noninferiority_exact(n10: int, n01: int, n: int, margin: float) -> tuple[flo
 def unpaired_worse(baseline, candidate) -> float:
     """The same question without pairing: one-sided Fisher exact test of 'candidate succeeds
     less often' on two independent samples (what a gate without common random numbers can do)."""
-    from simgate.distributions import hypergeom_cdf
 
     b, c = np.asarray(baseline, dtype=bool), np.asarray(candidate, dtype=bool)
     # the candidate's successes among all successes, drawn as the candidate's share of episodes
@@ -310,7 +310,6 @@ def ratio_regression(candidate, baseline, share: float, value_range: float, alph
     (:func:`simgate.stats.log_wealth_below`) is valid on any distribution in that range.
     ``p_regression``: anytime-valid p-value of H0: mean(d) ≤ 0 (small: up by more than the share);
     ``p_not_higher``: of H0: mean(d) ≥ 0 (small: shown within the share)."""
-    from simgate.stats import log_wealth_below
 
     c, b = np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)
     d = c - (1 + share) * b
@@ -392,7 +391,6 @@ def approximate_episodes(drop: float, power: float, baseline_rate: float, level:
     """About the n :func:`episodes_for` would find, from the normal approximation (Connor 1987)
     with :func:`mcnemar_power`'s discordance: cheap where the exact search is not (100,000 pairs
     cost it tens of seconds)."""
-    from statistics import NormalDist
 
     pc = max(baseline_rate - drop, 0.0)
     psi = baseline_rate * (1 - pc) + (1 - baseline_rate) * pc  # discordant pairs' share

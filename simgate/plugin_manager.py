@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pluggy
 
 from simgate import hookspecs
 from simgate.errors import SimgateError
+from simgate.policies.manifest import register_manifests
 from simgate.registry import Registry
+from simgate.robots.load import register_robots
 
 hookimpl = pluggy.HookimplMarker("simgate")
 
@@ -70,11 +75,6 @@ class Host:
             self._discover(folder)
 
     def _discover(self, folder: str) -> None:
-        from pathlib import Path
-
-        from simgate.policies.manifest import register_manifests
-        from simgate.robots.load import register_robots
-
         root = Path(folder)
         for registry, sub, register in ((self.registries.envs, "envs", register_robots),
                                         (self.registries.policies, "policies", register_manifests)):
@@ -88,7 +88,6 @@ class Host:
     def _load_entry_points(self) -> None:
         """The ``simgate`` entry-point group, one at a time, so a broken one is named (pluggy's
         own loader would let the first exception out as a traceback)."""
-        from importlib.metadata import entry_points
 
         for ep in entry_points(group="simgate"):
             if self.pm.has_plugin(ep.name) or self.pm.is_blocked(ep.name):
@@ -158,7 +157,6 @@ class Host:
         """``message`` with where each plugin it names comes from (an entry point's distribution,
         a project module, simgate itself) and how to drop a third-party one: a name clash names
         both owners, not only the names they registered under."""
-        import re
 
         named = [name for name in self.origins if re.search(rf"plugin {re.escape(name)}(?![\w.-])", message)]
         if not named:

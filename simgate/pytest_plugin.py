@@ -9,12 +9,26 @@ is complete, writes ``summary.json`` and ``verdict.json`` and prints the table.
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import pytest
 
+from simgate import scaleout, study
+from simgate.controller import Controller
+from simgate.envs.info import EnvInfoCache
 from simgate.errors import SimgateError
 from simgate.items import PROPERTY, is_worker
+from simgate.plugin_manager import FOLDER, Host
+from simgate.replay import choose_gl
+from simgate.reporting import allure
+from simgate.reporting.message import case_message
+from simgate.reporting.store import ReportsError, RunStore, check_replaceable, check_writable
+from simgate.robots.configure import check_contracts, load_notes
+from simgate.runner import run_case
+from simgate.scenarios.expand import load_cases
+from simgate.scenarios.loader import REGRESSIONS
+from simgate.study import StudyError
 
 HOST = pytest.StashKey[object]()
 CASES = pytest.StashKey[list]()
@@ -75,13 +89,8 @@ def _check_keyword(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _check_keyword(config)
-    from simgate.envs.info import EnvInfoCache
-    from simgate.plugin_manager import Host
-    from simgate.scenarios.expand import load_cases
 
     if getattr(config.option, "allure_report_dir", None):
-        from simgate.replay import choose_gl
-
         choose_gl()  # before MuJoCo is first imported: the report's worst-episode videos
     explicit = config.getoption("scenarios")
     directory = _scenarios_dir(config)
@@ -99,23 +108,17 @@ def pytest_configure(config: pytest.Config) -> None:
                                          baselines=_baselines(config), **_max_cases(config),
                                          check_digests=not is_worker(config))
         if config.stash[CASES] and not is_worker(config):
-            from simgate.robots.configure import check_contracts, load_notes
-
             cases = config.stash[CASES]
             for note in check_contracts(cases, host.registries) + load_notes(cases, host.registries):
                 config.issue_config_time_warning(UserWarning(note), stacklevel=2)
             _check_outputs(config)
             _study(config, cases, host)
             if config.getoption("simgate_ray"):
-                from simgate import scaleout  # imports Ray only once it runs
-
                 scaleout.configure(config, root=project_dir(config), cache_dir=_cache_dir(config),
                                    reports_dir=_reports_dir(config), plugins=plugins, host=host)
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:
-        from simgate.study import StudyError
-
         if isinstance(exc, StudyError):  # not a usage error: the evidence would not be the study's
             _record_refusal(config, str(exc), "INVALID")
             pytest.exit(f"simgate: INVALID (exit 3): {exc}", returncode=3)
@@ -127,7 +130,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def _study(config: pytest.Config, cases: list, host) -> None:
     """The study of this run (its hash goes into the verdict); written and printed instead of a
     run with ``--simgate-plan``; checked against the pinned one with ``--simgate-study``."""
-    from simgate import study
 
     # the last run's baseline rates, read before this run replaces summary.json
     measured = study.measured_rates(_reports_dir(config) / "summary.json")
@@ -155,7 +157,6 @@ def _study(config: pytest.Config, cases: list, host) -> None:
 
 def _record_refusal(config: pytest.Config, message: str, decision: str = "ERROR") -> None:
     """A run refused at configure time leaves a verdict that says so, not an earlier run's."""
-    from simgate.reporting.store import RunStore
 
     try:
         RunStore(_reports_dir(config)).refuse(message, decision)
@@ -165,7 +166,6 @@ def _record_refusal(config: pytest.Config, message: str, decision: str = "ERROR"
 
 def _check_outputs(config: pytest.Config) -> None:
     """The reports and cache folders can be written: found now, not after every episode ran."""
-    from simgate.reporting.store import ReportsError, check_replaceable, check_writable
 
     try:
         check_writable(_reports_dir(config))
@@ -228,7 +228,6 @@ def _project_plugins(config: pytest.Config) -> list[str]:
     robots and manifests, :data:`plugin_manager.FOLDER`). A project with plugin modules
     registers its YAML files from them (``register_robots``, ``register_manifests``), so every
     process, a Ray worker's copy of the project included, registers each file once."""
-    from simgate.plugin_manager import FOLDER
 
     names: list[str] = []
     for plugin in config.pluginmanager.get_plugins():
@@ -269,7 +268,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     config = parent.config
     if file_path.suffix.lower() not in SCENARIO_SUFFIXES:
         return None
-    from simgate.scenarios.loader import REGRESSIONS
 
     folder = _scenarios_dir(config).resolve()
     if file_path.resolve().parent not in (folder, folder / REGRESSIONS):
@@ -283,8 +281,6 @@ class ScenarioFile(pytest.Module):
     by ``pytest_generate_tests`` (so fixtures, -k, --lf and xdist work as for Python tests)."""
 
     def _getobj(self):
-        import types
-
         module = types.ModuleType(f"simgate_scenarios.{self.path.stem}")
         module.__file__ = str(self.path)
         setattr(module, SOURCE, str(self.path))
@@ -335,7 +331,6 @@ def _scenarios_in_args(config: pytest.Config, directory: Path) -> bool:
     return False
 
 
-
 @pytest.fixture
 def simgate_case():
     raise pytest.UsageError("simgate_case is parametrized by simgate from the scenario files; "
@@ -350,7 +345,6 @@ def simgate_host(request: pytest.FixtureRequest):
 @pytest.fixture
 def simgate_result(request: pytest.FixtureRequest, simgate_case, simgate_host):
     """Run the case (all its episodes) and return its CaseResult; call ``.check()`` to assert."""
-    from simgate.runner import run_case
 
     ray = request.config.pluginmanager.get_plugin("simgate-ray")  # --simgate-ray: the episodes it still needs go there
     result = run_case(simgate_case, simgate_host, request.config.getoption("simgate_engine"), _cache_dir(request.config),
@@ -364,8 +358,6 @@ def pytest_runtest_call(item: pytest.Item):
     """Allure attachments made in the call phase belong to the test, not to its fixture."""
     checked = getattr(item, "funcargs", {}).get("simgate_result")
     if isinstance(checked, Checked) and getattr(item.config.option, "allure_report_dir", None):
-        from simgate.reporting import allure
-
         allure.report_case(checked.result, item.config.stash[HOST])
     return (yield)
 
@@ -380,8 +372,6 @@ class Checked:
         return getattr(self.result, name)
 
     def check(self) -> None:
-        from simgate.reporting.message import case_message
-
         if self.result.outcome == "PASS":
             return
         if not self.result.case.gate:  # a sensitivity point beyond the spec: shown, never blocking
@@ -391,8 +381,6 @@ class Checked:
 
 @pytest.hookimpl
 def pytest_sessionstart(session: pytest.Session) -> None:
-    from simgate.controller import Controller
-
     config = session.config
     controller = Controller(config, config.stash.get(CASES, []), _reports_dir(config))
     controller.study = config.stash.get(STUDY, None)

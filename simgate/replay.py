@@ -9,18 +9,26 @@ nothing else is needed to reproduce it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from ctypes.util import find_library
 from pathlib import Path
 
 import numpy as np
 
+from simgate.engine.reference import row_perturbations
+from simgate.errors import SimgateError
+from simgate.names import did_you_mean
+from simgate.reporting.mcap import Trajectory, write_mcap
+from simgate.reporting.video import View, mark_end
+from simgate.reporting.video import still as end_still
+from simgate.rig import build_rig
+from simgate.scenarios.expand import load_cases
+from simgate.search.space import written_row
+
 
 def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
-    from simgate.errors import SimgateError
-    from simgate.names import did_you_mean
-    from simgate.scenarios.expand import load_cases
-
     policy = next((p for p in sorted(host.registries.policies.names(), key=len, reverse=True)
                    if case_id.endswith("-" + p)), None)
     if policy is None:
@@ -34,9 +42,6 @@ def find_case(case_id: str, scenarios: Path, rootdir: Path, host):
 def row_starts(case, perturbations: list, params: dict) -> list:
     """The perturbation instances that draw a search row's world (``params``: {axis: value},
     an axis being ``kind.param`` of one of the case's perturbations)."""
-    from simgate.engine.reference import row_perturbations
-    from simgate.errors import SimgateError
-    from simgate.search.space import written_row
 
     try:
         return row_perturbations(perturbations, written_row(case, params))
@@ -51,7 +56,6 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     (``matches_suite_run``: None when it is not cached). ``failure_mode``: the episode's primary
     mode, written on the video's last frame. ``params``: a search row's values ({axis: value}),
     which draw the episode's world instead of the case's own."""
-    from simgate.rig import build_rig
 
     rig = build_rig(case, case.policy, host.registries, engine="reference", cache_dir=cache_dir)
     env, engine = rig.env, rig.engine
@@ -60,12 +64,8 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     frames, qpos, qvel, times = [], [], [], []
     view = None
     if video:
-        from simgate.reporting.video import View
-
         view = View.open(env, engine.nominal, engine.perturbations)
     every = max(1, int(round(1.0 / (fps * engine.control_dt))))
-
-    from simgate.reporting.mcap import Trajectory, write_mcap
 
     trajectory = Trajectory()
 
@@ -86,7 +86,6 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{case.id}-episode{index}"
     if params:  # a search row: its params in the name, so two rows never overwrite each other
-        import hashlib
 
         tag = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
         stem = out / f"{case.id}-row{tag}-episode{index}"
@@ -98,9 +97,6 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
                "length": episode.length, "params": params}
     if frames:
         import imageio.v2 as imageio
-
-        from simgate.reporting.video import mark_end
-        from simgate.reporting.video import still as end_still
 
         ended = episode.length * engine.control_dt
         frames = mark_end(frames, ended, episode.success, episode.terminated, failure_mode, fps)
@@ -127,7 +123,6 @@ _RENDER_HELP = ("MuJoCo could not render here: install a software OpenGL (Debian
 def choose_gl() -> None:
     """Software OpenGL for the renderer where the machine has it. MuJoCo reads MUJOCO_GL when it
     is first imported, so this runs before that (the CLI, or the pytest plugin with Allure on)."""
-    from ctypes.util import find_library
 
     if "MUJOCO_GL" in os.environ:
         return

@@ -27,12 +27,19 @@ callable is handed in); the runner imports it, never the other way round.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import Counter
 from pathlib import Path
 
+from simgate import cache
 from simgate.benign import benign_case
+from simgate.engine import make_engine
+from simgate.engine.reference import row_overrides
+from simgate.engine.rollouts import Rollouts
 from simgate.envs.factory import check_sizes, env_for, env_label, load_policy, registered_env
 from simgate.errors import Party, PluginCodeError, PolicyCodeError, blaming
+from simgate.search.space import written_row
+from simgate.watchdog import GuardedPolicy
 
 
 def perturbations_for(case, regs) -> list:
@@ -81,7 +88,6 @@ def episode_cache(cache_dir, case, env, engine, spec, policy):
     depend on cannot be hashed, a falsy ``cache.Refused`` saying why: everything is computed."""
     if cache_dir is None:
         return None
-    from simgate import cache
 
     perturbations = getattr(engine, "perturbations", None)
     if perturbations is None:
@@ -230,7 +236,6 @@ class CaseRig:
             return got
         overrides = None
         if written is not None:  # a row the kind's schema refuses raises its ValidationError as it is
-            from simgate.engine.reference import row_overrides
 
             overrides = row_overrides(self.engine, written)
         with blaming(*self.parties):
@@ -239,7 +244,6 @@ class CaseRig:
     def row_params(self, row: dict) -> dict[int, dict]:
         """A search row ``{axis: value}`` as the engine takes it: perturbation index -> that
         perturbation's params with the row's values written in."""
-        from simgate.search.space import written_row
 
         return written_row(self.case, row)
 
@@ -261,7 +265,6 @@ class CaseRig:
             else:
                 self.cache.put(episode, engine, row)
         except OSError as exc:  # read-only, full, a file where the folder should be: run uncached
-            import warnings
 
             self.cache, self._cache_off = None, (f"episode cache disabled for case {self.case.id!r}: cannot write "
                                                  f"{getattr(exc, 'filename', None) or exc} ({type(exc).__name__}: {exc}); "
@@ -272,8 +275,6 @@ class CaseRig:
                 pass
 
     def rollouts(self, episodes: list):
-        from simgate.engine.rollouts import Rollouts
-
         n_steps = int(round(self.case.horizon / self.engine.control_dt))
         return Rollouts(episodes, self.engine.joint_names, self.engine.control_dt, n_steps, self.unit)
 
@@ -291,8 +292,6 @@ def build_rig(case, policy_name: str, registries, engine: str = "auto", cache_di
 
 def _build(case, policy_name, registries, choice="auto", cache_dir=None, watchdog=None, remote=None, base_env=None,
            perturbations=None, counts=None) -> CaseRig:
-    from simgate.engine import make_engine
-
     spec = registries.policies.get(policy_name)
     if base_env is None:
         # a baseline runs in the candidate's env (the built-in hold sends its neutral action)
@@ -306,8 +305,6 @@ def _build(case, policy_name, registries, choice="auto", cache_dir=None, watchdo
     policy = load_policy(spec, env)
     acting = policy
     if watchdog is not None:
-        from simgate.watchdog import GuardedPolicy
-
         acting = GuardedPolicy(policy, watchdog)
     keyed = case if policy_name == case.policy else dataclasses.replace(case, policy=policy_name)
     with blaming(*parties_of(case, registries, env, perturbations, policy_name, policy)):

@@ -20,16 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from simgate import verdict
+from simgate import contract, frequency, latency, verdict
 from simgate.benign import cost, has_arm
+from simgate.cache import LinkOutside, Undigestable, policy_sha256
+from simgate.engine.limits import actuator_limits
+from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
 from simgate.errors import Party, PluginCodeError, PolicyCodeError, SimgateError, blaming
-from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
-from simgate.rig import CaseRig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
+from simgate.policies import hold
+from simgate.policies.loaders import PolicyLoadError
+from simgate.rig import CaseRig, build_rig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
 from simgate.scenarios.case import Case
 from simgate.search.case import run_search_case  # noqa: F401 (importable from here)
-from simgate.sequential import sequential_design  # also importable from here, its former home
-from simgate.seeds import episode_indices
+from simgate.seeds import case_rng, episode_indices, seed_identity
+from simgate.sequential import decide, sequential_design  # sequential_design: also importable from here, its former home
+from simgate.watchdog import TimeLimit, Watchdog
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
 SETUP_ERROR = "setup_error"
@@ -58,7 +63,6 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The record the controller receives (:mod:`simgate.contract`), checked on this side too."""
-        from simgate import contract
 
         record = contract.CaseRecord(
             contract=contract.VERSION, case=self.case.to_dict(), status="error" if self.outcome == ERROR else "ran",
@@ -75,7 +79,6 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     on the same episodes if it has one; episodes already in ``cache_dir`` are not recomputed.
     ``remote`` (:meth:`simgate.scaleout.RayScheduler.compute`) computes the episodes the case
     still needs elsewhere, in the same lanes; where it declines, they are computed here."""
-    from simgate.watchdog import TimeLimit, Watchdog
 
     dog = Watchdog(case.case_timeout, case.policy_timeout)
     try:
@@ -85,8 +88,6 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
 
 
 def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
-    from simgate.policies.loaders import PolicyLoadError
-
     try:
         return _evaluate(case, host, engine, cache_dir, dog, remote)
     except (PolicyLoadError, PolicyCodeError) as exc:  # the policy's file or code (a baseline's too)
@@ -96,8 +97,6 @@ def _run(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None
 
 
 def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote=None) -> CaseResult:
-    from simgate.rig import build_rig
-
     regs = host.registries
     rig = build_rig(case, case.policy, regs, engine, cache_dir, dog, remote)
     base_spec = regs.policies.get(case.baseline) if case.baseline else None
@@ -113,8 +112,6 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
         latency = _latency(rig) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(rig.engine), latency)
         if case.frequency_response:
-            from simgate import frequency
-
             requirements.append(verdict.frequency_requirement(frequency.inspect(rig)))
         _mark_nondeterministic(rollouts, repeats or [])
         _mark_overspeed(case, rollouts)
@@ -170,7 +167,6 @@ def collect(case: Case, source: CaseRig):
     requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
     if not case.sequential:
         return source.rollouts(source.episodes(episode_indices(case))), None
-    from simgate.sequential import decide
 
     design = sequential_design(case)
     judged = judged_episodes(case)
@@ -194,7 +190,6 @@ def judged_episodes(case: Case) -> int:
 def torque_ranges(engine) -> np.ndarray | None:
     """Per actuator, the largest |torque| at its joint on the nominal model (force limit × |gear|):
     the range that makes the mean-torque bounds valid without normality; inf where nothing limits."""
-    from simgate.engine.limits import actuator_limits
 
     model = getattr(engine, "nominal", None)
     if model is None:
@@ -211,8 +206,6 @@ def _worst(rollouts) -> int | None:
 
 
 def _policy_sha256(spec, policy) -> str | None:
-    from simgate.cache import LinkOutside, Undigestable, policy_sha256
-
     try:
         return policy_sha256(spec, policy)
     except (OSError, Undigestable, LinkOutside):  # only the summary's digest: the cache refuses such a link
@@ -238,8 +231,6 @@ def _mark_nondeterministic(rollouts, repeats) -> None:
 
 
 def _feasibility(case: Case, env, engine) -> float | None:
-    from simgate.seeds import case_rng, seed_identity
-
     value = env.task_feasibility(engine.nominal, case_rng(*seed_identity(case), "feasibility"))
     return None if value is None else float(value)
 
@@ -248,7 +239,6 @@ def _latency(rig):
     """The policy's inference time on observations of the case's first episodes. Measured on the
     loaded policy itself (no watchdog around it), every run: timing is not seeded, so it is never
     taken from the episode cache."""
-    from simgate import latency
 
     return latency.measure(rig.policy, latency.case_observations(rig))
 
@@ -258,7 +248,6 @@ def _against_baseline(rig, baseline: str, rollouts, decision=None) -> tuple:
     tests; a sequential case compares on its pre-declared episodes (``decision.judged``). The
     baseline's rig runs in the candidate rig's env binding and counts its episodes with it.
     Returns the requirements and the baseline's rig."""
-    from simgate.policies import hold
 
     if decision is not None:
         rollouts = verdict.judged_prefix(rollouts, decision)

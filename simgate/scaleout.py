@@ -50,14 +50,23 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
+import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 from simgate.benign import benign_case, has_arm
+from simgate.engine.batched import BatchedEngine, lane_size
+from simgate.engine.reference import row_overrides
+from simgate.errors import CodeError, SimgateError
 from simgate.items import case_of
+from simgate.plugin_manager import Host
+from simgate.policies.loaders import PolicyLoadError
+from simgate.rig import build_rig, engine_name
 from simgate.seeds import episode_indices
+from simgate.watchdog import TimeLimit, Watchdog
 
 #: how often Ray resubmits a task whose worker or node died
 MAX_RETRIES = 4
@@ -103,8 +112,6 @@ _BUILT: dict = {}
 
 
 def _host(plugins: tuple):
-    from simgate.plugin_manager import Host
-
     if plugins not in _HOSTS:
         _HOSTS[plugins] = Host(project_plugins=list(plugins))
     return _HOSTS[plugins]
@@ -116,7 +123,6 @@ def build_for(case, policy_name: str, host, choice: str, watchdog=None):
     builds it; on the driver to plan, on a worker to run); ``choice``: auto / batched / reference.
     With ``watchdog`` the engine calls the policy through :class:`simgate.watchdog.GuardedPolicy`,
     as a local run does."""
-    from simgate.rig import build_rig
 
     rig = build_rig(case, policy_name, host.registries, choice, watchdog=watchdog)
     return rig.engine, rig.env, rig.spec, rig.policy, rig.keyed
@@ -124,7 +130,6 @@ def build_for(case, policy_name: str, host, choice: str, watchdog=None):
 
 def context_of(case, policy_name: str, host, choice: str, cache_dir) -> tuple:
     """(engine, EpisodeCache or None): None when the case's inputs cannot be hashed."""
-    from simgate.rig import build_rig
 
     rig = build_rig(case, policy_name, host.registries, choice, cache_dir=Path(cache_dir))
     return rig.engine, rig.cache
@@ -132,10 +137,6 @@ def context_of(case, policy_name: str, host, choice: str, cache_dir) -> tuple:
 
 def _built(plugins: tuple, case, policy_name: str, choice: str):
     """(engine, the worker's cache context, its watchdog), built once per worker and case."""
-    import pickle
-
-    from simgate.rig import build_rig
-    from simgate.watchdog import Watchdog
 
     key = (plugins, pickle.dumps(case), policy_name, choice)
     if key not in _BUILT:
@@ -157,7 +158,6 @@ def run_task(plugins: tuple, case, policy_name: str, choice: str, indices: list,
     rows) draws each episode's world from its row, as :class:`simgate.search.evaluate.Evaluator`
     does locally. Refuses when the worker's inputs (code, versions, model, policy bytes) do not
     give the driver's cache context."""
-    from simgate.watchdog import TimeLimit
 
     try:
         engine, worker_context, dog = _built(tuple(plugins), case, policy_name, choice)
@@ -165,7 +165,6 @@ def run_task(plugins: tuple, case, policy_name: str, choice: str, indices: list,
             raise RuntimeError(f"case {case.id!r}, policy {policy_name!r}: the worker's inputs differ from the "
                                "driver's (simgate source, Python/MuJoCo/numpy versions, model, policy file or "
                                "code); not run here")
-        from simgate.engine.reference import row_overrides
 
         overrides = None if rows is None else row_overrides(engine, rows)
         timing = getattr(engine, "timing", {})
@@ -175,7 +174,6 @@ def run_task(plugins: tuple, case, policy_name: str, choice: str, indices: list,
         seconds = {"engine": time.perf_counter() - start, **{k: timing[k] - before[k] for k in timing}}
     except TimeLimit as exc:  # a BaseException: Ray would take it for a dead worker and retry
         return ("timeout", str(exc))
-    from simgate.rig import engine_name
 
     return ("ok", engine_name(engine), episodes, seconds)
 
@@ -198,7 +196,6 @@ chunks_for = lanes_for  # its former name
 def lanes_of(n: int, case, engine) -> list[list[int]]:
     """Positions 0..n-1 of one ``engine.run`` call's indices, split as the engine splits them:
     consecutive lanes of the case's lane size (fixed by the case, never by n), the last one short."""
-    from simgate.engine.batched import BatchedEngine, lane_size
 
     size = lane_size(case.episodes, engine.lane_max) if isinstance(engine, BatchedEngine) else REFERENCE_LANE
     return [list(range(first, min(first + size, n))) for first in range(0, n, size)]
@@ -322,9 +319,6 @@ class RayScheduler:
         a policy can hang: the case's own limits apply, as in a local run (whose item then
         reports the timeout). A case that cannot be set up (the user's input, a policy's or a
         plugin's code) runs locally, where its item reports it; a fault in simgate propagates."""
-        from simgate.errors import CodeError, SimgateError
-        from simgate.policies.loaders import PolicyLoadError
-        from simgate.watchdog import TimeLimit, Watchdog
 
         try:
             return Watchdog(case.case_timeout, case.policy_timeout).run(context_of, case, policy_name, host, choice,
@@ -708,7 +702,6 @@ class RayScheduler:
 def configure(config, *, root: Path, cache_dir: Path | None, reports_dir: Path, plugins, host) -> None:
     """Called by simgate's pytest plugin when ``--simgate-ray`` is given, with what the scheduler
     needs of the run (see :class:`RayScheduler`); ``cache_dir`` None: ``--simgate-cache none``."""
-    from simgate.errors import SimgateError
 
     address = config.getoption("simgate_ray")
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
@@ -737,7 +730,6 @@ def host_port(address: str) -> tuple[str, int] | None:
 def unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
     """Why nothing answers at ``address``, or None. A TCP connection first, with a time limit:
     ray.init on an address where nothing listens retries forever and ignores Ctrl-C."""
-    import socket
 
     target = host_port(address)
     if target is None:

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from simgate.distributions import binom_sf
 from simgate.errors import InputError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -191,7 +192,6 @@ def sequential_design(case) -> Design:
 def fixed_n(p0: float, p1: float, alpha: float, beta: float, most: int = 5000) -> int:
     """Episodes a fixed-size exact binomial test needs for power 1 − β at p1 (the smallest n from
     which power stays ≥ 1 − β over the next 50 n: the power curve is saw-toothed)."""
-    from simgate.distributions import binom_sf
 
     def power(n: int) -> float:
         k = int(np.argmax(binom_sf(np.arange(n + 1), n, p0) <= alpha))  # smallest k with P(X > k | p0) <= alpha

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from simgate.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
+
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
 
@@ -26,7 +28,6 @@ class RateTest:
 def success_rate(k: int, n: int, p0: float, alpha: float, fail_alpha: float | None = None) -> RateTest:
     """PASS when the exact one-sided test shows p > p0 at level alpha, FAIL when it shows p < p0
     (at ``fail_alpha``, default alpha), INCONCLUSIVE (needs more episodes) otherwise."""
-    from simgate.distributions import beta_ppf, binom_cdf, binom_sf
 
     fail_alpha = alpha if fail_alpha is None else fail_alpha
     if n <= 0:
@@ -47,7 +48,6 @@ def success_rate(k: int, n: int, p0: float, alpha: float, fail_alpha: float | No
 def exact_size(n: int, p0: float, level: float) -> float:
     """P(PASS | p = p0) of the exact test on n episodes at ``level``: below the level, because
     the binomial is discrete (0.024 for n = 100, p0 = 0.9, level 0.05)."""
-    from simgate.distributions import binom_sf
 
     if n <= 0 or level <= 0:
         return 0.0
@@ -58,7 +58,6 @@ def exact_size(n: int, p0: float, level: float) -> float:
 
 def exact_fail_size(n: int, p0: float, level: float) -> float:
     """P(FAIL | p = p0) of the exact test on n episodes at ``level``."""
-    from simgate.distributions import binom_cdf
 
     if n <= 0 or level <= 0:
         return 0.0
@@ -122,7 +121,6 @@ class MeanTest:
 
 def mean_below(x: np.ndarray, limit: float, alpha: float) -> MeanTest:
     """One-sided t bounds on the mean of a per-episode statistic against ``limit``."""
-    from simgate.distributions import t_ppf
 
     x = np.asarray(x, dtype=float)
     n = len(x)

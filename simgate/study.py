@@ -16,7 +16,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import simgate
+from simgate import cache
+from simgate.cache import file_sha256
 from simgate.errors import SimgateError
+from simgate.paired import detectable_drop
+from simgate.verdict import regression_level
 
 #: the study file's format; a file of another format (or of another simgate major version) is refused
 FORMAT = 1
@@ -29,15 +34,12 @@ class StudyError(SimgateError):
 
 
 def _major() -> str:
-    import simgate
-
     return simgate.__version__.split(".")[0]
 
 
 def policy_digest(spec) -> str | None:
     """What a policy's actions depend on, known without loading it: a weights file's bytes, or a
     scripted policy's package and declared files; with its contract's, when it has one."""
-    from simgate import cache
 
     try:
         if spec.format == "hold":
@@ -56,7 +58,6 @@ def policy_digest(spec) -> str | None:
 
 def _file_sha256(path: Path) -> str | None:
     """The file's sha256 (the episode cache's hasher), or None where it cannot be read."""
-    from simgate.cache import file_sha256
 
     try:
         return file_sha256(path)
@@ -69,8 +70,6 @@ def planned_drop(case, measured: float | None = None) -> tuple[float | None, flo
     power at its planned episodes, the baseline rate that assumes and where the rate comes from:
     the baseline's rate on this case in the last run (``measured``: then it is the figure the run
     reports, at the same episodes and level), else the case's declared one, else ASSUMED_RATE."""
-    from simgate.paired import detectable_drop
-    from simgate.verdict import regression_level
 
     declared = (case.detect or {}).get("baseline_rate")
     rate, source = ((measured, "measured in the last run") if measured is not None else

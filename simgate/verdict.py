@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from simgate import paired as tests
 from simgate import stats
 from simgate.errors import InputError
+from simgate.metrics import effort
 from simgate.names import did_you_mean
 from simgate.outcomes import POLICY_ERROR
-
+from simgate.sequential import fixed_n, operating_characteristic, sequential_design
 
 #: what each requirement tests, for machines: reports and the promotion verdict select by kind,
 #: never by the display name
@@ -341,8 +343,6 @@ def _p95_torque(rollouts, joint: int, limit: float, alpha: float, label: str) ->
 
 
 def _mean_metric(rollouts, metric: str, label: str, limit: float, alpha: float) -> Requirement:
-    from simgate.metrics import effort
-
     x = getattr(effort, metric)(rollouts)
     x = x[np.isfinite(x)]
     r = stats.mean_below(x, limit, alpha)
@@ -396,7 +396,6 @@ def sequential_requirement(case, decision) -> Requirement:
     the futility line is reported as what it is, "stopped: p1 not reached": the evidence favours
     p0 over p1, which is not evidence that p < p0 (a policy at p = 0.93 against 0.9 stops there
     often), so it is INCONCLUSIVE, never FAIL; it still blocks, as every INCONCLUSIVE does."""
-    from simgate.sequential import fixed_n, operating_characteristic, sequential_design
 
     design = sequential_design(case)
     at_p0, at_p1 = operating_characteristic(design, design.p0), operating_characteristic(design, design.p1)
@@ -454,7 +453,6 @@ def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) ->
     non-inferiority within ``regression_margin`` is shown (exact score test), and the smallest
     drop this case could detect with 90 % power at its n. ``torque=False`` (against the null
     policy ``hold``, which barely loads its motors) compares the success rates only."""
-    from simgate import paired as tests
 
     th, alpha = case.thresholds, case.alpha
     b, c = base.column("success").astype(bool), cand.column("success").astype(bool)

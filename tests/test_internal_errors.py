@@ -183,13 +183,13 @@ def test_a_bug_in_an_engine_propagates_out_of_the_case(host, monkeypatch, engine
 
 
 def test_a_bug_while_building_a_case_propagates(host, monkeypatch):
-    import simgate.engine
+    import simgate.rig
     from simgate.runner import run_case
 
     def broken(*args, **kwargs):
         raise TypeError("injected bug in make_engine")
 
-    monkeypatch.setattr(simgate.engine, "make_engine", broken)
+    monkeypatch.setattr(simgate.rig, "make_engine", broken)  # where the rig looks it up
     with pytest.raises(TypeError, match="injected bug in make_engine"):
         run_case(make_case(horizon=0.2), host, "auto", None)
 

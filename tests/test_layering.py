@@ -5,12 +5,14 @@ function, except those under ``if TYPE_CHECKING:``. Relative imports are resolve
 ``from package import name`` counts as an import of ``package.name`` where that is a module.
 Dynamic imports (``importlib.import_module``) are not seen.
 
-Three checks:
+Four checks:
 
 1. :data:`RULES`: a part never imports the parts listed against it;
 2. no import circle among simgate's modules;
 3. :mod:`simgate.cli` is a leaf: nothing outside ``simgate/cli/`` imports it (but the entry point
-   ``simgate/__main__.py``, which nothing imports).
+   ``simgate/__main__.py``, which nothing imports);
+4. a module's header shows what it depends on: an import inside a function only where it keeps a
+   heavy dependency (:data:`HEAVY`) out of collection and of the commands.
 """
 
 from __future__ import annotations
@@ -157,6 +159,52 @@ def part_of(module: str) -> str | None:
 
 def in_part(module: str, part: str) -> bool:
     return any(fnmatch.fnmatchcase(module, pattern) for pattern in PARTS[part])
+
+
+#: packages a function may import locally, each costly to import or optional, so kept out of
+#: collection and of ``python -m simgate``: measured here, scipy.stats ~1.0 s, scipy.special 0.3 s,
+#: hypothesis 0.17 s, mujoco 0.16 s, matplotlib 0.16 s, pytest 0.10 s (the commands run without
+#: it), onnxruntime and gymnasium 0.07 s; torch and Ray several seconds and optional (extras);
+#: allure only when reporting; imageio/PIL (videos) and mcap (the MCAP export) optional.
+HEAVY = frozenset({
+    "torch", "mujoco", "onnxruntime", "onnx", "ray", "matplotlib", "allure", "allure_commons", "scipy",
+    "hypothesis", "gymnasium", "imageio", "PIL", "mcap", "pytest", "_pytest",
+})
+
+
+def _local_imports(tree: ast.AST):
+    """Import statements inside a function body (at any depth), but under ``if TYPE_CHECKING:``."""
+    def walk(node: ast.AST, in_function: bool):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                if in_function:
+                    yield child
+                continue
+            yield from walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+    yield from walk(tree, False)
+
+
+def test_an_import_inside_a_function_only_keeps_a_heavy_dependency_out():
+    broken = []
+    for name, path in MODULES.items():
+        for node in _local_imports(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            else:
+                roots = ["simgate" if node.level else (node.module or "").split(".")[0]]
+            light = [root for root in roots if root not in HEAVY]
+            if light:
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                broken.append(f"{where}: {ast.unparse(node)} inside a function ({', '.join(light)} is not heavy: import it at the top)")
+    assert not broken, "function-local imports of light modules:\n" + "\n".join(broken)
+
+
+def test_the_local_import_rule_can_fail():
+    source = "import os\ndef f():\n    import json\n    from simgate import stats\n    import mujoco\n    return json, stats, mujoco\n"
+    found = [ast.unparse(node) for node in _local_imports(ast.parse(source))]
+    assert found == ["import json", "from simgate import stats", "import mujoco"]
 
 
 def test_every_part_names_existing_modules():

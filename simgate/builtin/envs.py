@@ -2,6 +2,7 @@
 
 import functools
 
+from simgate.envs.gymnasium_adapter import GymnasiumEnv
 from simgate.plugin_manager import hookimpl
 
 GYMNASIUM_IDS = ("Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Humanoid-v5", "InvertedDoublePendulum-v5",
@@ -9,8 +10,6 @@ GYMNASIUM_IDS = ("Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Humanoid-v5", "Invert
 
 
 def _make(env_id):
-    from simgate.envs.gymnasium_adapter import GymnasiumEnv
-
     return GymnasiumEnv(env_id)
 
 

@@ -13,6 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from simgate.cli.replay import _project_plugins
+from simgate.errors import SimgateError
+from simgate.plugin_manager import Host
+from simgate.robots.logcheck import check_log
+from simgate.runner import build_env
+
 
 def add_arguments(parser) -> None:
     """``contract``'s subcommands (``python -m simgate contract check ...``)."""
@@ -26,12 +32,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from simgate.cli.replay import _project_plugins
-    from simgate.errors import SimgateError
-    from simgate.plugin_manager import Host
-    from simgate.robots.logcheck import check_log
-    from simgate.runner import build_env
-
     rootdir = Path(args.rootdir).resolve()
     if str(rootdir) not in sys.path:
         sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages

@@ -19,6 +19,18 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
+
+from simgate.cli.replay import _parse_params, _project_plugins
+from simgate.errors import SimgateError
+from simgate.plugin_manager import Host
+from simgate.replay import find_case
+from simgate.rig import build_rig
+from simgate.scenarios.loader import REGRESSIONS
+from simgate.search.space import written_row
+from simgate.seeds import episode_indices
+from simgate.study import policy_digest
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("case_id", help="the case the episodes failed in, e.g. 'pushes-push_n=10-quadruped-nominal'")
@@ -32,13 +44,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from simgate.cli.replay import _parse_params, _project_plugins
-    from simgate.errors import SimgateError
-    from simgate.plugin_manager import Host
-    from simgate.replay import find_case
-    from simgate.scenarios.loader import REGRESSIONS
-    from simgate.study import policy_digest
-
     rootdir = Path(args.rootdir).resolve()
     sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
     host = Host(project_plugins=_project_plugins(rootdir))
@@ -88,8 +93,6 @@ def _name(scenario: str, point: dict, policy: str, episodes: list[int]) -> str:
 def _pinned_case(source, name: str, episodes: list[int], params: dict | None, fixed_by: str, digest: str | None):
     perturbations = [dict(p) for p in source.perturbations]
     if params:
-        from simgate.search.space import written_row
-
         for index, written in written_row(source, params).items():
             perturbations[index] = {**perturbations[index], "params": written}
     replay = {"scenario": source.scenario, "point": dict(source.point), "episodes": episodes, "pinned_from": source.id,
@@ -102,16 +105,11 @@ def _pinned_case(source, name: str, episodes: list[int], params: dict | None, fi
 
 
 def _successes(case, policy: str, host) -> list[bool]:
-    from simgate.rig import build_rig
-    from simgate.seeds import episode_indices
-
     rig = build_rig(dataclasses.replace(case, policy=policy), policy, host.registries, engine="reference")
     return [bool(e.success) for e in rig.episodes(episode_indices(case))]
 
 
 def _yaml(case, k: int, source) -> str:
-    import yaml
-
     replay = {key: value for key, value in case.replay.items() if value is not None}
     document = {
         "name": case.scenario,

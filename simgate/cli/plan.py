@@ -15,6 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from simgate import study
+from simgate.errors import SimgateError
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--write", metavar="FILE", help="pin the study: write it to FILE")
@@ -23,9 +26,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from simgate import study
-    from simgate.errors import SimgateError
-
     root = Path(args.rootdir).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.write).resolve() if args.write else Path(tmp) / "study.json"

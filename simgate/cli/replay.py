@@ -9,19 +9,21 @@ follows from both (simgate.seeds), so nothing else is needed to reproduce it.
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 from pathlib import Path
 
+from simgate.errors import SimgateError
+from simgate.plugin_manager import FOLDER, Host
 from simgate.replay import choose_gl, find_case, replay
 
 
 def main(args) -> int:
     if args.video:
         choose_gl()
-    from simgate.plugin_manager import Host
 
     rootdir = Path(args.rootdir).resolve()
-    import sys
 
     sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
     host = Host(project_plugins=_project_plugins(rootdir))
@@ -40,9 +42,6 @@ def main(args) -> int:
 def _project_plugins(rootdir: Path) -> list[str]:
     """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``; none:
     the project folder (its YAML robots and manifests), as the gate registers them."""
-    import ast
-
-    from simgate.plugin_manager import FOLDER
 
     folder = [FOLDER + str(rootdir.resolve())]
     conftest = rootdir / "conftest.py"
@@ -57,7 +56,6 @@ def _project_plugins(rootdir: Path) -> list[str]:
 def _parse_params(text: str | None) -> dict | None:
     if not text:
         return None
-    from simgate.errors import SimgateError
 
     try:
         params = json.loads(text)

@@ -11,9 +11,12 @@ generation, so trends show across runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from simgate.reporting.allure import link_cases
 
 NPM_PACKAGE = "allure-commandline@2"
 
@@ -43,12 +46,10 @@ def generate(results: Path, out: Path, tools: Path) -> Path:
     history = out / "history"
     if history.is_dir():  # the trend of the previous reports
         shutil.copytree(history, results / "history", dirs_exist_ok=True)
-    import os
 
     # the generated page otherwise reports analytics each time it is opened
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
     subprocess.run([*allure_command(tools), "generate", str(results), "-o", str(out), "--clean"], check=True, env=env)
-    from simgate.reporting.allure import link_cases
 
     link_cases(out)  # each candidate's page links the cases that decide it
     return out / "index.html"

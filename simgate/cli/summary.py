@@ -12,6 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simgate.commands import replay_command
+from simgate.errors import SimgateError
+from simgate.reporting.final import candidate_decision
+from simgate.reporting.promotion import EXIT_CODES, INVALID
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--markdown", action="store_true", help="markdown (the only format so far)")
@@ -23,9 +28,6 @@ def _cell(text) -> str:
 
 
 def markdown(verdict: dict, summary: dict | None) -> str:
-    from simgate.commands import replay_command
-    from simgate.reporting.final import candidate_decision
-
     cases = (summary or {}).get("cases") or {}
     lines = [f"## simgate: {verdict.get('decision', 'UNKNOWN')}", ""]
     if not verdict.get("complete", True):
@@ -50,8 +52,6 @@ def markdown(verdict: dict, summary: dict | None) -> str:
 
 
 def main(args) -> int:
-    from simgate.errors import SimgateError
-
     folder = Path(args.rootdir) / args.reports
     try:
         verdict = json.loads((folder / "verdict.json").read_text())
@@ -64,7 +64,6 @@ def main(args) -> int:
     except (FileNotFoundError, ValueError):
         summary = None
     print(markdown(verdict, summary), end="")
-    from simgate.reporting.promotion import EXIT_CODES, INVALID
 
     if verdict.get("promote"):
         return 0

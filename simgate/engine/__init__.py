@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import os
 
+from simgate.engine.batched import BatchedEngine, NotBatchable
+from simgate.engine.reference import ReferenceEngine
+from simgate.errors import InputError
+
 ENGINES = ("auto", "batched", "reference")
 
 
@@ -44,8 +48,6 @@ def threads_per_worker() -> int:
     fixed = os.environ.get(THREADS_VAR, "").strip()
     if fixed:
         if not fixed.isdigit() or int(fixed) < 1:
-            from simgate.errors import InputError
-
             raise InputError(f"{THREADS_VAR} should be a whole number ≥ 1, received {fixed!r}")
         return int(fixed)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -59,8 +61,6 @@ def make_engine(env, policy, perturbations, action_size: int, choice: str = "aut
     env that cannot be batched instead of falling back. ``policy_name`` names the policy in the
     message of an episode its call ended.
     """
-    from simgate.engine.batched import BatchedEngine, NotBatchable
-    from simgate.engine.reference import ReferenceEngine
 
     if choice == "reference":
         return ReferenceEngine(env, policy, perturbations, action_size, policy_name)

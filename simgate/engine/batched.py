@@ -625,7 +625,6 @@ class _LaneRun:
         if k == 0:
             return
         every = bool(self.stepped[:k].all())  # the common block: no masking at all
-        stepped = self.stepped[:k, :, None, None]
         # (k, n, fs, nu) -> (k, fs, n, nu) -> the physics steps in order, first: (k * fs, n, nu)
         forces = self.forces[:k].transpose(0, 2, 1, 3).reshape(k * self.fs, n, self.nu)
         velocities = self.velocities[:k].transpose(0, 2, 1, 3).reshape(k * self.fs, n, self.nu)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from simgate.errors import InputError
+from simgate.names import did_you_mean
+
 #: an actuator at this share of its largest force counts as saturated
 SATURATION = 0.99
 #: a joint within this share of its range from a stop counts as at the stop
@@ -57,9 +60,6 @@ def excluded_joints(model, env) -> set[int]:
     """The ids of the joints ``env.joint_limit_exclude`` names. A name that is no joint of the
     model is an error naming the closest one: a typo would otherwise exclude nothing, silently."""
     import mujoco
-
-    from simgate.errors import InputError
-    from simgate.names import did_you_mean
 
     names = getattr(env, "joint_limit_exclude", ()) or ()
     # ("wrist") instead of ("wrist",) is one name, not five one-letter ones

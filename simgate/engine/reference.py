@@ -24,10 +24,10 @@ from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import frame_skip_for
 from simgate.errors import InputError, PluginCodeError
-from simgate.perturbations import STAGES
-from simgate.perturbations.base import EpisodeContext
 from simgate.limits import HARD_LIMIT, HardLimits
 from simgate.limits import message as limit_message
+from simgate.perturbations import STAGES
+from simgate.perturbations.base import EpisodeContext
 from simgate.seeds import episode_entropy, episode_rngs, seed_identity
 
 #: a joint speed no robot reaches; beyond it the integration has blown up even without a warning

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -44,8 +45,6 @@ class Episode:
 
     @property
     def state_hash(self) -> str:
-        import hashlib
-
         return hashlib.sha256(self.step_hashes.tobytes()).hexdigest()
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from simgate.envs.factory import env_label, registered_env
+from simgate.errors import CodeError, Party, SimgateError, blaming
+from simgate.names import did_you_mean
+
 
 @dataclasses.dataclass(frozen=True)
 class EnvInfo:
@@ -60,7 +64,6 @@ def _groups(env) -> dict | None:
 def unknown_names(wanted, available, what: str, param: str) -> list[tuple[str, str]]:
     """``(param, message)`` for each name in ``wanted`` missing from ``available`` (None:
     not known here, checked where it is)."""
-    from simgate.names import did_you_mean
 
     if available is None:
         return []
@@ -80,9 +83,6 @@ class EnvInfoCache:
         """Raises SimgateError when the env's own code (its factory, its model, its methods)
         cannot build or describe it; a fault in :func:`describe` itself propagates."""
         if name not in self.known:
-            from simgate.envs.factory import env_label, registered_env
-            from simgate.errors import CodeError, Party, SimgateError, blaming
-
             try:
                 env = registered_env(self.envs, name)
                 with blaming(Party(env_label(self.envs, name), env)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,8 +84,6 @@ class TorchScriptPolicy:
     """``torch.jit.load`` only: a TorchScript archive runs no pickled Python code."""
 
     def __init__(self, spec: PolicySpec):
-        import warnings
-
         import torch
 
         torch.set_num_threads(1)

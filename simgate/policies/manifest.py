@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simgate.errors import SimgateError, located
 from simgate.policies.spec import PolicySpec
-from simgate.yamlfile import errors, lines as yaml_lines
+from simgate.robots.load import contract_file, read_contract
+from simgate.yamlfile import errors
+from simgate.yamlfile import lines as yaml_lines
 
 
 class ManifestEntry(BaseModel):
@@ -87,7 +89,6 @@ def _contract(value, folder: Path, display: str, lines: dict, i: int, line, prob
     """The entry's contract: inline, or read from a file beside the manifest."""
     if value is None:
         return None
-    from simgate.robots.load import contract_file, read_contract
 
     try:
         if isinstance(value, str):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from simgate.errors import located
+from simgate.policies import loaders
 
 FORMATS = ("onnx", "torchscript", "scripted")
 #: formats whose file is the policy itself: a digest in the manifest is required, so a changed
@@ -98,6 +99,5 @@ class PolicySpec:
 
         Raises PolicyLoadError with a message naming the policy and the fix.
         """
-        from simgate.policies import loaders
 
         return loaders.load(self)

@@ -12,10 +12,28 @@ So the report's pages, statuses, categories and counts are those of ``verdict.js
 from __future__ import annotations
 
 import functools
+import hashlib
+import html
 import json
+import math
+import os
+import platform
 import re
+import subprocess
+import tempfile
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
 
-from simgate.reporting.message import replay_command
+from simgate.commands import provenance
+from simgate.replay import replay
+from simgate.reporting import overview, plots, search_plots
+from simgate.reporting.bode import bode
+from simgate.reporting.final import CANDIDATE_STATUS, REASONS, candidate_decision, case_states, decision_html
+from simgate.reporting.message import case_message, replay_command
+from simgate.reporting.overview import candidate_state
+from simgate.reporting.search_plots import axes_of, counterexample_title, counterexamples_of, fmt, summary_lines
 from simgate.verdict import REGRESSION_KINDS, TORQUE_VS_BASELINE
 
 INFORMATIONAL = "informational, gate: false"
@@ -55,7 +73,6 @@ def headline(result) -> str:
 def _search_modes(result) -> list[str]:
     """Failure modes of a search case's counterexamples, in their order: what failed when the
     case's own episodes all succeeded (its Categories entry)."""
-    from simgate.reporting.search_plots import counterexamples_of
 
     search = getattr(result, "search", None) or {}
     return list(dict.fromkeys(c.get("mode") for c in counterexamples_of(search) if c.get("mode")))
@@ -100,7 +117,6 @@ def report_case(result, host=None) -> None:
     allure = _allure()
     if allure is None:
         return
-    from simgate.reporting.message import case_message
 
     case = result.case
     point = ", ".join(f"{name}={_text(value)}" for name, value in case.point.items())
@@ -158,7 +174,6 @@ def _case_html(result) -> str:
     """The case's page: the decision block (provisional here, replaced by the controller's), then
     the evidence: how episodes ended (falls first, their causes beside), the worst episode's
     replay, the search. Plain lists: Allure 2 flattens a table's cells into one run of text."""
-    import html
 
     e = html.escape
     case = result.case
@@ -197,7 +212,6 @@ def falls_of(result) -> dict | None:
     """How many of the case's episodes fell (a finite time to fall), and the primary failure mode
     each of those was filed under: for a robotics reader the fall is the outcome, saturation or
     a joint limit a cause. None without a time-to-fall column."""
-    import math
 
     times = (result.table or {}).get("time_to_fall")
     if times is None:
@@ -211,15 +225,12 @@ def falls_of(result) -> dict | None:
 
 
 def _provenance(result) -> str:
-    from simgate.commands import provenance
-
     return provenance(_git_commit(), getattr(result, "policy_sha256", None))
 
 
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> str | None:
     """The checkout's commit, asked of git once per process (every case page and finding cites it)."""
-    import subprocess
 
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -235,9 +246,6 @@ MAX_COUNTEREXAMPLE_VIDEOS = 4
 
 def search_html(search: dict) -> str:
     """The search in the case's description: plain HTML (Allure 2 strips styles and images)."""
-    import html
-
-    from simgate.reporting.search_plots import summary_lines
 
     lines = summary_lines(search)
     items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines)
@@ -250,8 +258,6 @@ def search_html(search: dict) -> str:
 def _report_search(allure, result, search: dict, host) -> None:
     """A search case's pictures, its dict and summary; its counterexamples become steps of its
     result when the controller rewrites it (:func:`counterexample_steps`)."""
-    from simgate.reporting import search_plots
-    from simgate.reporting.search_plots import counterexamples_of
 
     try:
         drawn = search_plots.pictures(search)
@@ -285,8 +291,6 @@ def results_dir():
 
 
 def counterexample_name(c: dict, search: dict) -> str:
-    from simgate.reporting.search_plots import axes_of, counterexample_title
-
     return f"counterexample: {counterexample_title(c, axes_of(search))}"
 
 
@@ -308,11 +312,6 @@ def counterexample_steps(out, case, search: dict, host=None) -> list[dict]:
     MuJoCo renders, the episode's video. Steps, not results: the report's counts count decisions,
     and an episode is evidence of its case's decision. Attachments are written into ``out`` with
     names made from (case, index), so a rerun into the same folder replaces them."""
-    import hashlib
-    import uuid
-    from pathlib import Path
-
-    from simgate.reporting.search_plots import axes_of, counterexamples_of, fmt
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -350,8 +349,6 @@ def counterexample_steps(out, case, search: dict, host=None) -> list[dict]:
 
 
 def _envelope_text(axis: dict | None) -> str:
-    from simgate.reporting.search_plots import fmt
-
     env = (axis or {}).get("envelope")
     if isinstance(env, (list, tuple)) and len(env) == 2:
         return f"{fmt(env[0])}–{fmt(env[1], axis.get('unit', ''))}"
@@ -361,10 +358,6 @@ def _envelope_text(axis: dict | None) -> str:
 def _counterexample_video(case, c: dict, host, attach) -> str:
     """The counterexample's episode replayed with its row's parameters: video and its last frame.
     Returns a line for the replay note (what was rendered, or why not)."""
-    import tempfile
-    from pathlib import Path
-
-    from simgate.replay import replay
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -385,10 +378,6 @@ def _counterexample_video(case, c: dict, host, attach) -> str:
 def _attach_worst_episode(allure, result, host) -> None:
     """The worst episode replayed: its video (where MuJoCo can render), its trajectory, and the
     command that reproduces both, bit for bit."""
-    import tempfile
-    from pathlib import Path
-
-    from simgate.replay import replay
 
     command = replay_command(result.case.id, result.worst)
     modes = result.table.get("failure_mode") or []
@@ -426,16 +415,12 @@ def _severity(case):
 def _plots(result) -> list[tuple[str, bytes]]:
     """The case's pictures, if matplotlib is installed (the report is still useful without)."""
     try:
-        from simgate.reporting import plots
-
         requirements = [r.to_dict() for r in result.requirements]
         drawn = [("failure modes", plots.failure_modes(result.failure_modes, result.episodes, result.table)),
                  ("torque per joint" + (" vs baseline" if any(r["kind"] == TORQUE_VS_BASELINE for r in requirements) else ""),
                   plots.joint_torque(result.table, requirements, result.case.alpha)),
                  ("time to fall", plots.time_to_fall(result.table, result.case.horizon))]
         if any(r["kind"] == "frequency_response" for r in requirements):  # a policy inspection's Bode plot
-            from simgate.reporting.bode import bode
-
             drawn += [("Bode plot", bode(r["numbers"])) for r in requirements if r["kind"] == "frequency_response"]
     except ImportError:  # matplotlib absent
         return []
@@ -461,7 +446,6 @@ def categories(results: dict[str, dict] | None = None) -> list[dict]:
     mode), and one for the candidates' decisions. They match the first words of the status lines
     :mod:`simgate.reporting.final` writes, so a result falls under exactly one, and the
     categories' counts are the decisions of ``verdict.json`` (cases, never episodes)."""
-    from simgate.reporting.final import REASONS
 
     seen = {mode for r in (results or {}).values() for mode in (r.get("failure_modes") or {})}
     modes = sorted(set(BUILTIN_MODES) | seen | {"none"})
@@ -488,9 +472,6 @@ def reconcile(alluredir: str, results: dict[str, dict], cases: dict, verdict: di
     docstring) and write the run's own files: one result per candidate, the categories, the
     environment and the report's name. Called once, by the controller, after the verdict.
     Returns {case id: status written}."""
-    from pathlib import Path
-
-    from simgate.reporting.final import case_states
 
     out = Path(alluredir)
     out.mkdir(parents=True, exist_ok=True)
@@ -526,7 +507,6 @@ def _label(record: dict, name: str) -> str | None:
 
 def _rewrite(record: dict, state) -> None:
     """One case's result as the final decision has it."""
-    from simgate.reporting.final import decision_html
 
     record["status"] = state.status
     details = record.get("statusDetails") or {}
@@ -551,7 +531,6 @@ def _rewrite(record: dict, state) -> None:
 def report_name(verdict: dict | None) -> str:
     """The report's name (its first page's title): each candidate's decision, not the run's one
     word, so a report where one candidate may ship does not read as 'nothing may ship'."""
-    from simgate.reporting.final import candidate_decision
 
     candidates = (verdict or {}).get("candidates") or {}
     if not candidates:
@@ -568,7 +547,6 @@ def _property(value: str) -> str:
 def _promotion_lines(verdict: dict | None) -> dict[str, str]:
     if not verdict:
         return {}
-    from simgate.reporting.overview import candidate_state
 
     lines = {"promotion": verdict.get("decision", "?")}
     for policy, candidate in (verdict.get("candidates") or {}).items():
@@ -577,10 +555,6 @@ def _promotion_lines(verdict: dict | None) -> dict[str, str]:
 
 
 def _environment(results: dict[str, dict] | None = None) -> dict[str, str]:
-    import os
-    import platform
-    from importlib import metadata
-
     env = {"python": platform.python_version(), "machine": f"{platform.system()} {platform.machine()}",
            "cpus": str(os.cpu_count())}
     env["git_commit"] = _git_commit() or "unknown"
@@ -603,13 +577,6 @@ def write_candidates(out, results: dict[str, dict], verdict: dict | None) -> lis
     attachments are the promotion overview page (the matrix, the failure modes ranked, candidate
     vs baseline, the robustness curves, as pictures of this result, not results of their own),
     verdict.json and the charts. Returns the results written."""
-    import hashlib
-    import time
-    import uuid
-    from pathlib import Path
-
-    from simgate.reporting import overview
-    from simgate.reporting.final import CANDIDATE_STATUS, candidate_decision
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -655,9 +622,6 @@ def write_candidates(out, results: dict[str, dict], verdict: dict | None) -> lis
 def candidate_html(policy: str, candidate: dict, decision: str, results: dict[str, dict]) -> str:
     """A candidate's "why" page: one line per finding that decides it, each with the case's
     requirement numbers and the command replaying its worst episode. Plain lists (Allure 2)."""
-    import html
-
-    from simgate.commands import provenance
 
     e = html.escape
     by_case = {}
@@ -689,8 +653,6 @@ def link_cases(report) -> int:
     """In a generated Allure 2 report, make every case a candidate's page names a link to that
     case's page (the generator assigns the uids, so this is done after it). Returns the number of
     links made."""
-    import html
-    from pathlib import Path
 
     cases = Path(report) / "data" / "test-cases"
     pages = {p: json.loads(p.read_text(encoding="utf-8")) for p in cases.glob("*.json")}
@@ -716,8 +678,6 @@ def _attacher(out, key: str, attachments: list):
     """``attach(label, body, suffix, mime)`` for a result written by hand (the promotion overview,
     a counterexample): the file beside the results, named from the result's key and the label so
     a second run overwrites it, and its entry appended to ``attachments``."""
-    import hashlib
-    import uuid
 
     def attach(label: str, body: bytes, suffix: str, mime: str) -> None:
         source = f"{uuid.UUID(hashlib.sha256(f'{key}:{label}'.encode()).hexdigest()[:32])}-attachment.{suffix}"

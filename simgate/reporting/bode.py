@@ -3,12 +3,13 @@ record's numbers. matplotlib is imported here only, when a report is wanted."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from simgate.reporting.plots import png
+
 
 def bode(numbers: dict) -> bytes:
     """Gain (dB) and phase (degrees) against frequency (log axis), as a PNG."""
-    import numpy as np
-
-    from simgate.reporting.plots import png
 
     import matplotlib
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from simgate.reporting.plots import DPI, WIDTH, _figure
 from simgate.verdict import NOT_WORSE, SUCCESS_RATE
 
 
@@ -43,9 +46,6 @@ def _successes(payload: dict) -> tuple[int | None, int | None]:
 def paired_figure(rows: list[dict], candidate: str, baseline: str):
     """Stacked bars per case, in episode pairs: both succeeded, only the baseline (lost), only
     the candidate (gained), neither."""
-    import numpy as np
-
-    from simgate.reporting.plots import _figure
 
     fig, ax = _figure(1.4 + 0.4 * len(rows))
     y = np.arange(len(rows))[::-1]
@@ -90,8 +90,6 @@ def boundaries_figure(scenario: str, axes: dict[str, list[dict]]):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from simgate.reporting.plots import DPI, WIDTH
 
     names = list(axes)
     fig, grid = plt.subplots(len(names), 1, figsize=(WIDTH, 0.8 + 1.1 * sum(len(axes[n]) for n in names)), dpi=DPI,

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simgate.errors import SimgateError
+
 _TIME = {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}
 _VECTOR = {"type": "object", "properties": {k: {"type": "number"} for k in "xyz"}}
 _QUATERNION = {"type": "object", "properties": {k: {"type": "number"} for k in "xyzw"}}
@@ -106,8 +108,6 @@ def write_mcap(path, trajectory: Trajectory) -> Path:
     try:
         from mcap.writer import CompressionType, Writer
     except ImportError:
-        from simgate.errors import SimgateError
-
         raise SimgateError("writing MCAP needs the mcap package, a dependency of simgate: pip install mcap") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

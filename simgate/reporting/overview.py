@@ -14,6 +14,9 @@ import base64
 import html
 import math
 
+from simgate.distributions import beta_ppf
+from simgate.reporting import compare, plots
+from simgate.reporting.search_plots import axes_of, caption, confidence, counterexample_title, counterexamples_of
 from simgate.verdict import NOT_WORSE, SUCCESS_RATE, TORQUE_VS_BASELINE
 
 BG = {"PASS": "#d5f5e3", "FAIL": "#f5b7b1", "INCONCLUSIVE": "#fdebd0", "ERROR": "#e8daef"}
@@ -95,8 +98,6 @@ def ranked_modes(results: dict[str, dict]) -> list[dict]:
 
 
 def _exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from simgate.distributions import beta_ppf
-
     if n <= 0:
         return 0.0, 1.0
     a = (1 - level) / 2
@@ -158,7 +159,7 @@ def _costs_table(results: dict[str, dict], policies: list[str]) -> list[str]:
         cells = []
         for policy in shown:
             arm = arms.get(policy)
-            cells.append(f'<td style="padding:3px 6px;text-align:center">' + (
+            cells.append('<td style="padding:3px 6px;text-align:center">' + (
                 f"<b>{100 * arm['drop']:.0f}</b> points<br><small>95% {100 * arm['low']:.0f} to {100 * arm['high']:.0f}; "
                 f"{arm['benign_successes']}→{arm['perturbed_successes']}/{arm['n']}</small>" if arm else "") + "</td>")
         out.append(f'<tr style="border-top:1px solid #ddd"><td style="padding:3px 6px">{e(label)}</td>{"".join(cells)}</tr>')
@@ -241,7 +242,6 @@ def description_html(results: dict[str, dict], verdict: dict | None) -> str:
 def search_rows(results: dict[str, dict]) -> list[dict]:
     """Per search case (a record with a ``search`` dict): its certificate, its
     counterexamples, the risk model's AUC and the episodes it used."""
-    from simgate.reporting.search_plots import counterexamples_of
 
     rows = []
     for payload in sorted(results.values(), key=case_key):
@@ -279,8 +279,6 @@ def _img(png: bytes | None, alt: str) -> str:
 def _charts(results: dict[str, dict], verdict: dict | None = None) -> dict[str, list[tuple[str, bytes]]]:
     """PNG charts by section; empty without matplotlib."""
     try:
-        from simgate.reporting import plots
-
         import matplotlib  # noqa: F401
     except ImportError:
         return {}
@@ -306,7 +304,6 @@ def _charts(results: dict[str, dict], verdict: dict | None = None) -> dict[str, 
     for (policy, baseline), rows in sorted(by_candidate.items()):
         fig = plots.success_vs_baseline_figure(rows, policy, baseline, rows[0]["alpha"])
         out["baseline"].append((f"success: {policy} vs {baseline}", plots.png(fig)))
-    from simgate.reporting import compare
 
     for (policy, baseline), rows in sorted(compare.paired_rows(results).items()):
         out["baseline"].append((f"paired outcomes: {policy} vs {baseline}",
@@ -427,7 +424,6 @@ def _search_table(results: dict[str, dict]) -> list[str]:
     rows = search_rows(results)
     if not rows:
         return []
-    from simgate.reporting.search_plots import axes_of, caption, confidence, counterexample_title, counterexamples_of
 
     e = html.escape
     out = ["<h3>Searches: the operating envelope</h3>",

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from simgate.distributions import beta_ppf
+
 #: wide enough to read in Allure's attachment pane (≥ 800 px at dpi 110)
 WIDTH, DPI = 8.4, 110
 COLOURS = {"PASS": "#2e8b57", "FAIL": "#c0392b", "INCONCLUSIVE": "#e67e22", "ERROR": "#8e44ad"}
@@ -180,7 +182,6 @@ def time_to_fall(table: dict[str, list], horizon: float) -> bytes | None:
 def one_sided_bounds(k: int, n: int, alpha: float) -> tuple[float, float]:
     """The exact one-sided (1 − alpha) lower and upper bounds the success verdict compares with
     the requirement (PASS: lower above it; FAIL: upper below it)."""
-    from simgate.distributions import beta_ppf
 
     if n <= 0:
         return 0.0, 1.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from simgate.outcomes import POLICY_ERROR
 from simgate.paired import benjamini_hochberg, holm
+from simgate.reporting.overview import candidate_state
 from simgate.verdict import DETERMINISM, FAMILY_LEVEL, NOT_WORSE, REGRESSION_KINDS, SUCCESS_SHARE, TORQUE_VS_BASELINE
 
 #: the four outcomes of a run and of each candidate: PASS (promotable), FAIL (a requirement not
@@ -211,8 +212,6 @@ def outcome_line(document: dict) -> str:
 
 
 def verdict_lines(document: dict, where: str = "verdict.json") -> list[str]:
-    from simgate.reporting.overview import candidate_state
-
     decision = document["decision"]
     if not document.get("complete", True):
         head = f"promotion: {decision}: incomplete run, {_incomplete(document)} ({where})"

@@ -16,7 +16,9 @@ import textwrap
 
 import numpy as np
 
-from simgate.reporting.plots import DPI, WIDTH, png
+from simgate.distributions import beta_ppf
+from simgate.reporting.plots import DPI, WIDTH, _figure, png
+from simgate.search.risk import RiskModel
 
 OK, BAD, UNSURE = "#2e8b57", "#c0392b", "#e67e22"
 ENVELOPE = "#2e86c1"
@@ -118,7 +120,6 @@ def _triple(value) -> tuple[float | None, float | None, float | None]:
 
 def exact_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Two-sided exact (Clopper-Pearson) interval of a success rate."""
-    from simgate.distributions import beta_ppf
 
     if n <= 0:
         return 0.0, 1.0
@@ -132,8 +133,6 @@ def risk_model(search: dict):
     if not model:
         return None
     try:
-        from simgate.search.risk import RiskModel
-
         return RiskModel.from_dict(model)
     except Exception:  # an old or foreign dict: the map shows the points without the fitted boundary
         return None
@@ -285,7 +284,6 @@ def map_figure(search: dict):
     counter = counterexamples_of(search)
     if not points and model is None and not counter:
         return None
-    from simgate.reporting.plots import _figure
 
     fig, ax = _figure(5.6, WIDTH * 0.95)
     lo_i, hi_i, lo_j, hi_j = (_num(ai.get("low")), _num(ai.get("high")), _num(aj.get("low")), _num(aj.get("high")))
@@ -451,7 +449,6 @@ def certificate_figure(search: dict):
     points = [p for p in (cert.get("points") or []) if isinstance(p, dict)]
     if not points:
         return None
-    from simgate.reporting.plots import _figure
 
     target = _num(search.get("target"))
     status = cert.get("status") or "?"
@@ -492,7 +489,6 @@ def certificate_figure(search: dict):
     worded = {"PASS": "every point's lower bound is at or above the target",
               "FAIL": "some point's upper bound is below the target",
               "INCONCLUSIVE": inconclusive_words(points, target)}.get(status, "")
-    import textwrap
 
     ax.set_title(textwrap.fill(f"Envelope certificate: {status}" + (f" — {worded}" if worded else ""), 90)
                  + f"\n{len(points)} covering design points" + (f" ({how.lstrip(', ')})" if how else ""), fontsize=10,

@@ -18,9 +18,15 @@ import math
 import os
 import secrets
 import shutil
+import struct
 import tempfile
 import time
 from pathlib import Path
+
+try:
+    import fcntl  # Linux and the BSDs; elsewhere inode flags are not read
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 #: finished run folders kept (the newest)
 KEEP = 20
@@ -117,12 +123,11 @@ def _fix(problem: str, path: Path) -> str:
 def _inode_flags(path: Path) -> int:
     """The file's inode flags; 0 where they cannot be read (not Linux, a filesystem without them,
     a symlink: replacing a symlink replaces the link, whatever its target's flags)."""
+    if fcntl is None:  # not Linux
+        return 0
     try:
-        import fcntl
-        import struct
-
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except (ImportError, OSError):
+    except OSError:
         return 0
     try:
         return struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, bytes(8))[:4])[0]  # the kernel writes an int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import simgate
 from simgate.contract import VERSION as CONTRACT
+from simgate.reporting.overview import perturbation_costs
 from simgate.verdict import NOT_WORSE, SUCCESS_RATE
 
 
@@ -89,7 +90,6 @@ def _max_of(metrics: dict, prefix: str) -> str:
 
 def cost_lines(results: dict[str, dict], top: int = 10) -> list[str]:
     """The perturbations that cost most (each policy's benign arm), for the terminal."""
-    from simgate.reporting.overview import perturbation_costs
 
     ranked = perturbation_costs(results)
     if not ranked:

@@ -5,6 +5,7 @@ exit 4 instead of becoming a confident FAIL (or PASS)."""
 from __future__ import annotations
 
 from simgate.envs.factory import build_env, env_for
+from simgate.envs.info import describe
 from simgate.errors import SimgateError
 from simgate.policies.loaders import PolicyLoadError
 from simgate.robots.check import check_policy_against_contract
@@ -51,7 +52,6 @@ def check_contracts(cases, registries) -> list[str]:
 def _perturbations_on(env, cases, registries, policy_name: str) -> list[str]:
     """The cases' perturbations checked against the robot as this policy's contract binds it
     (observation group names are the contract's)."""
-    from simgate.envs.info import describe
 
     info, out = describe(env), []
     for case in cases:

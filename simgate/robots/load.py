@@ -15,7 +15,8 @@ from pathlib import Path
 from simgate.errors import SimgateError, located
 from simgate.robots.env import MjcfEnv
 from simgate.robots.schema import Contract, Robot
-from simgate.yamlfile import errors, lines as yaml_lines
+from simgate.yamlfile import errors
+from simgate.yamlfile import lines as yaml_lines
 
 
 @dataclasses.dataclass(frozen=True)

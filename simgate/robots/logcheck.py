@@ -278,7 +278,6 @@ def check_log(env, path: Path, tolerance: float | None = None, model=None) -> Ch
     """Replay the log at ``path`` through ``env`` (a YAML robot bound to a contract)."""
     import mujoco
 
-
     if getattr(env, "contract", None) is None or getattr(env, "actions", None) is None:
         raise SimgateError(f"env {getattr(env, 'name', env)!r} is not bound to a contract: a log is checked against a "
                            "policy's contract on a YAML robot")

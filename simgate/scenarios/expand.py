@@ -11,9 +11,12 @@ from typing import Any
 
 from simgate.errors import SimgateError, located
 from simgate.names import did_you_mean
+from simgate.paired import approximate_episodes, episodes_for, window_power
+from simgate.policies.spec import PolicySpec
 from simgate.scenarios.case import Case, case_id
-from simgate.scenarios.loader import (MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, matrix_targets,
-                                      n_points, scenario_files)
+from simgate.scenarios.loader import MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, matrix_targets, n_points, scenario_files
+from simgate.scenarios.schema import Detect
+from simgate.verdict import FAMILY_LEVEL, regression_level
 
 
 def points(spec) -> list[dict[str, Any]]:
@@ -138,8 +141,6 @@ def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple
     """Each case learns the size of its policy's regression family (its gating cases with a
     baseline); ``episodes: auto`` is planned at the level that family leaves one case.
     ``loaded``: display path -> LoadedScenario, for the lines of a detect it cannot reach."""
-    from simgate.paired import episodes_for, window_power
-    from simgate.verdict import FAMILY_LEVEL, regression_level
 
     # the family as the controller judges it: gating cases compared with another policy
     sizes: dict[str, int] = {}
@@ -173,8 +174,6 @@ def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple
 def _unreachable_drop(case: Case, sc: LoadedScenario | None, rate: float, level: float, reached: float) -> str:
     """``episodes: auto`` asked for a drop it cannot detect within ``detect.most``: said now, not
     after ``most`` episodes that PASS without the power the scenario declared."""
-    from simgate.paired import approximate_episodes
-    from simgate.scenarios.schema import Detect
 
     detect = case.detect
     most, cap = detect.get("most", 5000), Detect.model_fields["most"].metadata
@@ -204,7 +203,6 @@ def _round_up(value: float) -> int:
 
 def _policy_envs(registries) -> list[str]:
     """Every registered policy names a registered env (a misspelt env would leave it without a case)."""
-    from simgate.policies.spec import PolicySpec
 
     out = []
     for name in registries.policies:

@@ -12,9 +12,13 @@ from pydantic import ValidationError
 
 from simgate.errors import SimgateError, located
 from simgate.names import did_you_mean
-from simgate.yamlfile import errors, lines as yaml_lines
 from simgate.scenarios.case import format_value
 from simgate.scenarios.schema import PER_JOINT, REQUIREMENTS, ScenarioSpec
+from simgate.search.certify import MAX_DESIGN_POINTS, design_points, episodes_to_pass
+from simgate.search.run import MIN_COARSE, least_budget, quota
+from simgate.search.space import SNAPPED, axis_problem, nominal_of
+from simgate.yamlfile import errors
+from simgate.yamlfile import lines as yaml_lines
 
 SUFFIXES = (".yaml", ".yml")  # in any letter case: a .YAML file is a scenario too
 #: cases a run may expand to (matrix points x policies, all scenarios) unless the user raises it
@@ -215,7 +219,6 @@ def _check_search(sc: LoadedScenario, registries, env_info=None) -> list[str]:
     per-episode value a search can vary, its range holds the nominal (the value under
     perturbations), the envelope is a sub-box of the space holding the nominal, and the params
     are valid at every bound."""
-    from simgate.search.space import SNAPPED, axis_problem, nominal_of
 
     spec = sc.spec
     search = spec.search
@@ -287,7 +290,6 @@ def _check_search(sc: LoadedScenario, registries, env_info=None) -> list[str]:
 def _check_search_size(sc: LoadedScenario) -> list[str]:
     """A covering design too large to build, and a budget whose stages cannot run: found before
     the search allocates its design or spends its episodes on a search that cannot conclude."""
-    from simgate.search.certify import MAX_DESIGN_POINTS, design_points
 
     search = sc.spec.search
     widths = [high - low for low, high in search.envelope.values()]
@@ -302,9 +304,6 @@ def _check_search_size(sc: LoadedScenario) -> list[str]:
 
 
 def _check_search_budget(sc: LoadedScenario, points: int) -> list[str]:
-    from simgate.search.certify import episodes_to_pass
-    from simgate.search.run import MIN_COARSE, least_budget, quota
-
     spec, search = sc.spec, sc.spec.search
     axes = len(search.space)
     reasons, needed = [], 0

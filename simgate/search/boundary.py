@@ -15,8 +15,8 @@ in docs/search.md.
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np

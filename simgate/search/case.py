@@ -3,6 +3,10 @@ through the rig (:class:`simgate.rig.CaseRig`), its counterexamples replayable b
 
 from __future__ import annotations
 
+from simgate.commands import row_command
+from simgate.search import space as spaces
+from simgate.search.evaluate import Evaluator
+from simgate.search.run import run_search
 from simgate.seeds import derived_seed
 
 
@@ -16,10 +20,6 @@ def run_search_case(case, host, rig):
     """The case's search (:mod:`simgate.search`) on its rig's engine, its rows cached per episode
     beside the case's own and computed through :meth:`simgate.rig.CaseRig.episodes` (so on the
     cluster where the rig has one). Returns the search dict and the Evaluator."""
-    from simgate.commands import row_command
-    from simgate.search import space as spaces
-    from simgate.search.evaluate import Evaluator
-    from simgate.search.run import run_search
 
     engine = rig.engine
     space = spaces.from_case(case, rig.perturbations, engine.nominal.opt.timestep, engine.control_dt)

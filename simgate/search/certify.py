@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 #: covering-design points a search may certify: levels ** (envelope axes) grows fast (9 levels
 #: on 8 axes is 43 million points, gigabytes before the first episode)
 MAX_DESIGN_POINTS = 100_000

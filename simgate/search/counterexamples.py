@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simgate.search import design
 from simgate.seeds import derived_seed
 
 #: counterexamples shrunk at most
@@ -52,8 +53,6 @@ def find_and_shrink(space, log, budget: int, seed: int, replay=None, index_start
     stop = log.total + budget
     found = candidates(space, log, COUNTEREXAMPLES)
     if not found and budget >= 4 and np.any(space.envelope_unit[:, 1] > space.envelope_unit[:, 0]):
-        from simgate.search import design
-
         n = int(budget * SEARCH_SHARE)
         box = space.envelope_unit
         U = box[:, 0] + design.space_filling(n, space.d, design.stage_rng(seed, "counterexamples")) * (box[:, 1] - box[:, 0])

@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+from simgate.rig import CaseRig
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -39,7 +41,6 @@ class Evaluator:
     def __init__(self, case, engine, space, cache=None, classify=None, rig=None):
         self.case, self.engine, self.space = case, engine, space
         if rig is None:  # the engine and cache alone (a benchmark, a test): the rig they make
-            from simgate.rig import CaseRig
 
             rig = CaseRig(case, case.policy, engine.env, engine, cache)
         #: a :class:`simgate.rig.CaseRig` of this case: its ``episodes`` (cache, remote, engine,

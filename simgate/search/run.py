@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from simgate.search import boundary, certify, design, risk, sensitivity
+from simgate.search.counterexamples import find_and_shrink
 from simgate.search.design import stage_rng
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
@@ -102,7 +104,6 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     """The search dict (the ``search`` field of a case's record). ``evaluate``: an
     :data:`simgate.search.evaluate.Evaluate`; ``replay(params, index) -> str``: the command
     that replays a row (for the counterexamples)."""
-    from simgate.search import risk
 
     log = _Log(space, evaluate, space.budget)
     budget, d = space.budget, space.d
@@ -131,7 +132,6 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     share = allowance("joint")
     first = share // 2
     rng = stage_rng(seed, "joint")
-    from simgate.search import design
 
     U = design.space_filling(first, d, rng)
     log("joint", space.to_units(U), STAGE_INDEX["joint"] + np.arange(len(U)))
@@ -167,8 +167,6 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
     # 6. counterexamples inside the envelope, shrunk toward nominal
     counterexamples = []
     if shrink:
-        from simgate.search.counterexamples import find_and_shrink
-
         counterexamples = find_and_shrink(space, log, log.left(), seed, replay, STAGE_INDEX["counterexamples"])
     joint = [i for i, s in enumerate(log.stage) if s == "joint"]
     out = {**space.header(),
@@ -185,7 +183,6 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
 
 def _axis_boundary(space, log, j: int, budget: int, index_start: int, rounds: int = 3, prior=None):
     """The axis' AxisPlan (boundary.plan_levels), or None when ``budget`` cannot fit anything."""
-    from simgate.search import boundary
 
     axis = space.axes[j]
     if prior is None and budget < MIN_COARSE:  # fewer than two episodes per level of the first pass
@@ -220,8 +217,6 @@ def _fit(space, log, risk):
 
 
 def _sensitivity(space, log, share: int, seed: int) -> dict | None:
-    from simgate.search import sensitivity
-
     d = space.d
     n = share // (d + 2)
     if n < 8:
@@ -254,7 +249,6 @@ def _model_sensitivity(space, log, model, seed: int) -> dict:
     thousands), while the model, fitted on every boundary and joint row, is cheap to evaluate:
     the same estimators on MODEL_ROWS rows of it, the interval from REFITS refits on rows
     resampled with replacement (the model's own uncertainty, not the estimator's)."""
-    from simgate.search import risk, sensitivity
 
     d = space.d
     A, B, AB = sensitivity.saltelli_design(MODEL_ROWS, d, stage_rng(seed, "sensitivity-model"))
@@ -286,8 +280,6 @@ def _model_sensitivity(space, log, model, seed: int) -> dict:
 
 
 def _certify(space, log, share: int) -> dict:
-    from simgate.search import certify
-
     U = certify.covering_design(space.envelope_unit, space.levels)
     X = space.to_units(U)
     U = np.unique(space.to_unit(X), axis=0)  # snapping can merge two design points

@@ -20,6 +20,8 @@ import math
 import numpy as np
 
 from simgate.errors import InputError
+from simgate.names import did_you_mean
+from simgate.perturbations.base import Perturbation
 
 #: params that must be a whole number of a clock period: (kind, param) -> which period, in ms
 SNAPPED = {("delay_actions", "delay_ms"): "physics", ("delay_observations", "delay_ms"): "control"}
@@ -156,7 +158,6 @@ def written_row(case, row: dict) -> dict[int, dict]:
 
 def axis_problem(name: str, spec, registries) -> str | None:
     """Why ``name`` cannot be a search axis of the scenario ``spec``, or None."""
-    from simgate.names import did_you_mean
 
     kind, _, param = name.partition(".")
     found = [i for i, e in enumerate(spec.perturbations) if e.kind == kind]
@@ -186,8 +187,6 @@ def axis_problem(name: str, spec, registries) -> str | None:
 
 
 def _base_control_hz():
-    from simgate.perturbations.base import Perturbation
-
     return Perturbation.control_hz
 
 

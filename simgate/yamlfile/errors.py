@@ -7,7 +7,7 @@ import typing
 
 from pydantic import BaseModel, ValidationError
 
-from simgate.errors import located
+from simgate.errors import SimgateError, located
 from simgate.names import did_you_mean
 from simgate.yamlfile.lines import dotted, line_of
 
@@ -43,7 +43,6 @@ def describe(exc: ValidationError, model: type[BaseModel], source: str, lines: d
 def validated(model: type[BaseModel], data, source: str, lines: dict, hint: str, prefix: tuple = ()):
     """``data`` (a parsed YAML mapping) as ``model``, or SimgateError with one located message per
     problem; ``hint`` says what the mapping holds, for data that is no mapping at all."""
-    from simgate.errors import SimgateError
 
     if not isinstance(data, dict):
         raise SimgateError(located(source, line_of(lines, prefix) or 1, hint))

@@ -4,7 +4,8 @@
     python benchmarks/calibration.py --quick    # fewer Monte Carlo runs
 
 Exact sums where the test allows it (the success test, the score test's tails, the extension
-rule), vectorised numpy Monte Carlo elsewhere, every Generator seeded explicitly. The last line reads
+rule, the default group-sequential design's looks), vectorised numpy Monte Carlo elsewhere,
+every Generator seeded explicitly. The last line reads
 ``suite_false_block=<x> worst_level=<y> power_10pt=<z>``: the 60-case suite's false-block rate at
 the worst of its settings, the largest level measured for any single test, and the power of
 ``episodes: auto`` for a declared 10-point drop (the worst of its settings).
@@ -21,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simgate import paired, stats  # noqa: E402
+from simgate import groupseq, paired, stats  # noqa: E402
 from simgate.reporting.promotion import case_p_value  # noqa: E402
 from simgate.verdict import SUCCESS_SHARE  # noqa: E402
 
@@ -218,6 +219,20 @@ def extension_exact(looks: tuple[int, ...], p0: float = 0.9) -> float:
     return float(passed)
 
 
+def group_exact(cap: int, p0: float) -> float:
+    """The default group-sequential design's false PASS rate over all its looks at p = p0, exactly."""
+    design = groupseq.GroupDesign(p0, ALPHA, groupseq.planned_looks(cap))
+    return groupseq.characteristic(design, p0).pass_probability
+
+
+def group_simulated(cap: int, p0: float, reps: int) -> float:
+    """The same by simulation through :func:`simgate.groupseq.decide`, the function the runner's
+    looks use (the exact sum above is computed from the design's counts, not from decide)."""
+    design = groupseq.GroupDesign(p0, ALPHA, groupseq.planned_looks(cap))
+    outcomes = _rng("group", cap, p0, reps).random((reps, cap)) < p0
+    return float(np.mean([groupseq.decide(design, row).outcome == "PASS" for row in outcomes]))
+
+
 def auto_power(rate: float, within: float, reps: int, cases: int = 10, drop: float = 0.10) -> tuple[float, int]:
     """(P(the regressed case is Holm-confirmed), n): ``episodes: auto`` for a 10-point drop at power
     0.9 in a suite of ``cases`` cases, one of which dropped by ``drop``."""
@@ -253,6 +268,10 @@ def main(argv=None) -> None:
         levels[f"torque ratio n={n}"] = ratio_level(n, reps)
     for looks in ((100, 200), (100, 200, 400), (50, 100, 150, 200, 250, 300)):
         levels[f"extension {'→'.join(map(str, looks))} (exact)"] = extension_exact(looks)
+    for cap in (30, 64, 100, 150, 256, 400):
+        levels[f"group-sequential cap={cap}, every look (exact, worst p0)"] = max(
+            group_exact(cap, p0) for p0 in (0.5, 0.8, 0.9, 0.95, 0.99))
+    levels["group-sequential cap=100, p0 0.9 (simulated through decide)"] = group_simulated(100, 0.9, 5 * reps)
     for name, value in levels.items():
         print(f"level {name}: {value:.4f}")
     powers = {}

@@ -33,7 +33,7 @@ from simgate.rig import CaseRig, build_rig, episode_cache, perturbations_for  # 
 from simgate.scenarios.case import Case
 from simgate.search.case import run_search_case  # noqa: F401 (importable from here)
 from simgate.seeds import case_rng, episode_indices, seed_identity
-from simgate.sequential import decide, sequential_design  # sequential_design: also importable from here, its former home
+from simgate.sequential import INCONCLUSIVE, Decision, decide, group_design, sequential_design  # sequential_design: also importable from here, its former home
 from simgate.watchdog import TimeLimit, Watchdog
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
@@ -167,6 +167,8 @@ def collect(case: Case, source: CaseRig):
     requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
     if not case.sequential:
         return source.rollouts(source.episodes(episode_indices(case))), None
+    if case.sequential["method"] == "group":
+        return _collect_at_looks(case, source)
 
     design = sequential_design(case)
     judged = judged_episodes(case)
@@ -178,6 +180,26 @@ def collect(case: Case, source: CaseRig):
         if (decision.outcome != "CONTINUE" and len(episodes) >= judged) or stop >= case.episodes:
             decision = dataclasses.replace(decision, judged=judged)
             return source.rollouts(episodes[: max(decision.n, judged)]), decision
+
+
+def _collect_at_looks(case: Case, source: CaseRig):
+    """The group-sequential design: episodes in index order up to each planned look; the case
+    stops at the first look where every requirement is decided (the success rate by the design's
+    exact counts, the mean torque by the betting test, valid at every look), or at the last."""
+    design = group_design(case)
+    ranges = torque_ranges(source.engine)
+    episodes: list = []
+    for look, size in enumerate(design.looks):
+        episodes += source.episodes(range(len(episodes), size))
+        rollouts = source.rollouts(episodes)
+        k = int(sum(e.success for e in episodes))
+        state = design.state(look, k)
+        last = look == len(design.looks) - 1
+        if last or (state is not None and verdict.decided_at_look(case, rollouts, ranges)):
+            outcome = state or INCONCLUSIVE
+            decision = Decision(outcome, size, k, float(k), f"look {look + 1} of {len(design.looks)}", judged=size)
+            return rollouts, decision
+    raise AssertionError("unreachable: the last look always decides")
 
 
 def judged_episodes(case: Case) -> int:

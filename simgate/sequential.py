@@ -26,6 +26,7 @@ import numpy as np
 
 from simgate.distributions import binom_sf
 from simgate.errors import InputError
+from simgate.groupseq import LOOKS, GroupDesign, planned_looks
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 METHODS = ("sprt", "anytime")
@@ -187,6 +188,13 @@ def sequential_design(case) -> Design:
     seq = case.sequential
     return calibrated(Design(seq["method"], case.thresholds["min_success_rate"], seq["p1"], case.alpha, seq["beta"],
                              case.episodes))
+
+
+def group_design(case) -> GroupDesign:
+    """A case's group-sequential design: its success threshold and alpha, looks at equal shares
+    of its episodes (:mod:`simgate.groupseq`)."""
+    return GroupDesign(case.thresholds["min_success_rate"], case.alpha,
+                       planned_looks(case.episodes, case.sequential.get("looks") or LOOKS))
 
 
 def fixed_n(p0: float, p1: float, alpha: float, beta: float, most: int = 5000) -> int:

@@ -212,8 +212,9 @@ def plan_lines(study: dict) -> list[str]:
     lines.append(f"  {'case':<{width}}  {'episodes':>8}  {'design':<22}  detectable drop (90% power)")
     for cid, c in cases.items():
         design = c["design"]
-        kind = (f"sequential ({c['design']['sequential'].get('method', '?')}), cap" if design.get("sequential")
-                else "search" if design.get("search") else "fixed" if not c.get("detect") else "auto (declared drop)")
+        seq = design.get("sequential") or {}
+        kind = ("group-sequential, cap" if seq.get("method") == "group" else f"sequential ({seq.get('method', '?')}), cap"
+                if seq else "search" if design.get("search") else "fixed" if not c.get("detect") else "auto (declared drop)")
         drop = c["planned"]["detectable_drop_90"]
         if not c.get("gate"):
             said = "informational: not compared"

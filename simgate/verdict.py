@@ -11,10 +11,11 @@ import numpy as np
 from simgate import paired as tests
 from simgate import stats
 from simgate.errors import InputError
+from simgate.groupseq import characteristic
 from simgate.metrics import effort
 from simgate.names import did_you_mean
 from simgate.outcomes import POLICY_ERROR
-from simgate.sequential import fixed_n, operating_characteristic, sequential_design
+from simgate.sequential import fixed_n, group_design, operating_characteristic, sequential_design
 
 #: what each requirement tests, for machines: reports and the promotion verdict select by kind,
 #: never by the display name
@@ -397,6 +398,8 @@ def sequential_requirement(case, decision) -> Requirement:
     p0 over p1, which is not evidence that p < p0 (a policy at p = 0.93 against 0.9 stops there
     often), so it is INCONCLUSIVE, never FAIL; it still blocks, as every INCONCLUSIVE does."""
 
+    if case.sequential.get("method") == "group":
+        return group_requirement(case, decision)
     design = sequential_design(case)
     at_p0, at_p1 = operating_characteristic(design, design.p0), operating_characteristic(design, design.p1)
     # compare with the fixed-size design of the same power the capped sequential design reaches at p1
@@ -421,6 +424,55 @@ def sequential_requirement(case, decision) -> Requirement:
                "expected_n_at_p0": at_p0.expected_n, "expected_n_at_p1": at_p1.expected_n, "fixed_n": fixed}
     return Requirement(SUCCESS_RATE, "success rate", outcome, observed, f"{decision.threshold}; {guarantee}",
                        f"> {design.p0:g}", numbers)
+
+
+def group_requirement(case, decision) -> Requirement:
+    """The group-sequential decision (:mod:`simgate.groupseq`) with the design's exact error
+    over all its looks, and, at an undecided last look, what a fixed-size run would need."""
+    design = group_design(case)
+    at_p0 = characteristic(design, design.p0)
+    k, n = decision.successes, decision.n
+    look = design.looks.index(n) if n in design.looks else len(design.looks) - 1
+    up, down = design.pass_counts[look], design.fail_counts[look]
+    outcome = decision.outcome if decision.outcome in (stats.PASS, stats.FAIL) else stats.INCONCLUSIVE
+    observed = f"{k}/{n} ({k / n:.1%}) at look {look + 1} of {len(design.looks)}" if n else "0/0"
+    rule = (f"PASS at ≥ {up} successes, FAIL at ≤ {down} (look {look + 1}: {n} episodes; looks at "
+            f"{', '.join(map(str, design.looks))})")
+    guarantee = (f"group-sequential, error spent alpha·t^{design.rho:g} over the looks: exact false PASS "
+                 f"{at_p0.pass_probability:.4f} and false FAIL {at_p0.fail_probability:.4f} at p={design.p0:g}, all looks together")
+    more = None
+    if outcome == stats.INCONCLUSIVE:
+        rate = k / n if n else 0.0
+        if rate > design.p0:
+            more = fixed_n(design.p0, rate, design.alpha, 0.10)
+            observed += (f", undecided at the cap of {design.cap}: at the observed rate a fresh fixed-size run needs about "
+                         f"{more} episodes for 90% power")
+        else:
+            observed += f", undecided at the cap of {design.cap}"
+    numbers = {"method": "group", "n": n, "successes": k, "look": look + 1, "looks": list(design.looks),
+               "pass_counts": list(design.pass_counts), "fail_counts": list(design.fail_counts), "p0": design.p0,
+               "alpha": design.alpha, "rho": design.rho, "max_n": design.cap,
+               "stop": "pass" if outcome == stats.PASS else "fail" if outcome == stats.FAIL else "cap",
+               "judged_episodes": n, "false_pass_at_p0": at_p0.pass_probability,
+               "false_fail_at_p0": at_p0.fail_probability, "episodes_for_90_power": more,
+               "default": bool(case.sequential.get("default"))}
+    return Requirement(SUCCESS_RATE, "success rate", outcome, observed, f"{rule}; {guarantee}", f"> {design.p0:g}", numbers)
+
+
+def decided_at_look(case, rollouts, ranges) -> bool:
+    """Whether every requirement of a group-sequential case other than its success rate is
+    decided on these episodes by a test valid at every look: the mean torque's betting test on the
+    actuator's force range. A t bound (no range known) is valid only at the planned last look."""
+    th = case.thresholds
+    if "max_mean_torque" not in th:
+        return True
+    for joint, limit in _per_joint(th["max_mean_torque"], rollouts.joint_names):
+        value_range = _range(ranges, joint)
+        if value_range is None:
+            return False
+        if _mean_torque(rollouts, joint, limit, case.alpha, "", value_range).outcome == stats.INCONCLUSIVE:
+            return False
+    return True
 
 
 #: the share of a case's regression budget given to its success-rate test; the rest is split

@@ -151,3 +151,25 @@ def test_a_futility_stop_is_not_a_fail():
     assert req.outcome == "INCONCLUSIVE" and "p1 not reached" in req.observed  # ...which is reported as what it is
     assert "same power" in req.bound and req.numbers["stop"] == "futility"
     assert math.isfinite(req.numbers["fixed_n"])
+
+
+@pytest.mark.parametrize("cap", [30, 100, 256])
+def test_the_default_group_design_keeps_the_level_over_every_look(cap):
+    for p0 in (0.8, 0.9, 0.95):
+        assert cal.group_exact(cap, p0) <= cal.ALPHA
+    simulated = cal.group_simulated(100, 0.9, 4000)
+    exact = cal.group_exact(100, 0.9)
+    assert abs(simulated - exact) < 4 * (exact * (1 - exact) / 4000) ** 0.5
+
+
+def test_judging_every_look_at_the_full_alpha_would_not():
+    from simgate.groupseq import planned_looks
+
+    # the same four looks, each the fixed-size exact test at alpha: 0.09 at p0 = 0.8, where the
+    # design's own counts give 0.031
+    rng = cal._rng("group naive")
+    outcomes = rng.random((20_000, 100)) < 0.8
+    passed = np.zeros(len(outcomes), dtype=bool)
+    for look in planned_looks(100):
+        passed |= outcomes[:, :look].sum(1) >= cal._pass_threshold(look, 0.8, cal.ALPHA)
+    assert passed.mean() > 0.08 and cal.group_exact(100, 0.8) <= cal.ALPHA

@@ -135,6 +135,7 @@ SCENARIO = """
 name: balance
 env: InvertedPendulum-v5
 episodes: 8
+design: fixed  # one look: Ray plans every task before the items run (the path these faults test)
 horizon: 0.5
 policy_timeout: 2
 case_timeout: 8

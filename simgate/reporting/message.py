@@ -57,6 +57,10 @@ def extension_advice(result) -> str:
     if seq and seq.get("method") == "anytime":
         return (f"to add episodes, raise 'episodes' (now {case.episodes}) in {case.source} and change nothing else: "
                 "the e-process's PASS stays valid however far the same episodes are continued")
+    if seq and seq.get("method") == "group":
+        return (f"the group-sequential design spent its level over its looks on these episodes: running them again longer "
+                f"is a second look. Run a new scenario on another seed (fresh episodes, its own alpha), with more episodes "
+                f"in {case.source} or design: fixed")
     if seq:
         return (f"an SPRT that stopped without PASS has spent its level on these episodes: re-running it longer is a "
                 f"second look. For a valid continuation switch {case.source} to sequential.method: anytime (its PASS "

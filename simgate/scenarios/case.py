@@ -22,7 +22,8 @@ class Case:
     determinism_episodes: int
     thresholds: dict[str, Any]
     gate: bool = True  # false: informational, never blocks promotion
-    sequential: dict[str, Any] | None = None  # {method, p1, beta, batch}: stop when decided
+    sequential: dict[str, Any] | None = None  # {method, p1, beta, batch, min_episodes, looks}: stop when decided
+    design: str = "auto"  # auto: group-sequential where the case can be judged at looks; fixed: one look
     baseline: str | None = None  # the promoted policy this candidate is compared with, episode for episode
     classify: dict[str, Any] = dataclasses.field(default_factory=dict)  # failure-mode thresholds
     severity: str | None = None  # Allure severity; None: normal, minor when gate is false

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simgate.errors import SimgateError, located
+from simgate.groupseq import LOOKS
 from simgate.names import did_you_mean
 from simgate.paired import approximate_episodes, episodes_for, window_power
 from simgate.policies.spec import PolicySpec
@@ -65,7 +66,7 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 horizon=spec.horizon, seed=spec.seed, alpha=spec.alpha,
                 determinism_episodes=spec.determinism_episodes,
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
-                sequential=spec.sequential.model_dump() if spec.sequential else None,
+                sequential=spec.sequential.model_dump() if spec.sequential else None, design=spec.design,
                 classify=spec.classify.model_dump(), severity=spec.severity,
                 case_timeout=spec.case_timeout, policy_timeout=spec.policy_timeout,
                 frequency_response=spec.frequency_response.model_dump() if spec.frequency_response else None,
@@ -132,9 +133,32 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
                                                          _display(directory, rootdir))
     if not problems:
         cases, problems = _regression_families(cases, loaded)
+        cases = [default_design(c) for c in cases]
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases
+
+
+#: what a case may be stopped at a look for: the success rate (the group-sequential test), the mean
+#: torque (the betting test, valid at every look), and checks that do not count episodes; the
+#: regression margins only matter against another policy, which keeps a case on one look
+LOOK_VALID = frozenset({"min_success_rate", "max_mean_torque", "deterministic", "max_inference_ms",
+                        "regression_margin", "torque_regression_margin"})
+
+
+def default_design(case: Case) -> Case:
+    """A gating case with a number of episodes and no design of its own runs the exact
+    group-sequential design (simgate.groupseq) on them, when every requirement it has can be
+    decided at a look: no comparison with another policy (whose paired tests are fixed-size),
+    no requirement judged by a fixed-size test (p95, power, e-stop share, the hard limits'
+    "no episode above"), no extension of earlier runs, not a pinned replay."""
+    asked = {key for key, value in case.thresholds.items() if value not in (None, False)}
+    if (case.design != "auto" or case.sequential or not case.gate or case.replay or case.earlier_looks or case.detect
+            or "min_success_rate" not in asked or not asked <= LOOK_VALID
+            or (case.baseline and case.baseline != case.policy)):
+        return case
+    return dataclasses.replace(case, sequential={"method": "group", "p1": None, "beta": 0.10, "batch": 64,
+                                                 "min_episodes": None, "looks": LOOKS, "default": True})
 
 
 def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple[list[Case], list[str]]:

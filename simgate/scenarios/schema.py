@@ -114,9 +114,10 @@ class Classify(Strict):
 class Sequential(Strict):
     """Stop the case as soon as its success requirement is decided (docs/statistics.md)."""
 
-    method: Literal["sprt", "anytime"] = "sprt"
-    #: the success rate at which a good policy should pass quickly (above min_success_rate)
-    p1: float = Field(gt=0.0, lt=1.0)
+    method: Literal["sprt", "anytime", "group"] = "sprt"
+    #: the success rate at which a good policy should pass quickly (above min_success_rate;
+    #: sprt and anytime only: the group design needs none)
+    p1: float | None = Field(default=None, gt=0.0, lt=1.0)
     #: false FAIL rate at p1
     beta: float = Field(default=0.10, gt=0.0, lt=0.5)
     #: episodes run between two looks (the decision itself is taken episode by episode)
@@ -124,6 +125,18 @@ class Sequential(Strict):
     #: the episodes every other requirement (torque, power, p95, the baseline comparison) is judged
     #: on, fixed before the run (default: one batch); the case runs at least this many
     min_episodes: int | None = Field(default=None, gt=0)
+    #: group: the number of looks, at equal shares of ``episodes`` (simgate.groupseq)
+    looks: int = Field(default=4, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _p1_where_needed(self):
+        if self.method == "group":
+            if self.p1 is not None or self.min_episodes is not None:
+                raise ValueError("sequential.method group takes looks (how many) and no p1 or min_episodes: every "
+                                 "requirement is judged at the look the case stops at")
+        elif self.p1 is None:
+            raise ValueError(f"sequential.method {self.method} needs p1 (the rate a good policy should pass quickly at)")
+        return self
 
 
 class Detect(Strict):
@@ -234,6 +247,10 @@ class ScenarioSpec(Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     #: sequential stopping; ``episodes`` is then the cap (INCONCLUSIVE if undecided by then)
     sequential: Sequential | None = None
+    #: auto: a gating case that can be judged at looks (no baseline of another policy, only
+    #: look-valid requirements) runs the group-sequential design on ``episodes`` unless it declares
+    #: ``sequential``; fixed: exactly ``episodes``, one look (simgate.groupseq)
+    design: Literal["auto", "fixed"] = "auto"
     classify: Classify = Field(default_factory=Classify)
     #: inspect the policy's frequency response (reported with a Bode plot; needs no threshold)
     frequency_response: FrequencyResponse | None = None
@@ -295,7 +312,9 @@ class ScenarioSpec(Strict):
         p0 = self.thresholds.min_success_rate
         if p0 is None:
             raise ValueError("sequential stopping decides thresholds.min_success_rate: set it too")
-        if not p0 < self.sequential.p1:
+        if self.design == "fixed":
+            raise ValueError("design: fixed runs exactly episodes, one look: drop it or the sequential block")
+        if self.sequential.p1 is not None and not p0 < self.sequential.p1:
             raise ValueError(f"sequential.p1 ({self.sequential.p1:g}) should be above thresholds.min_success_rate ({p0:g})")
         return self
 

@@ -449,7 +449,7 @@ def group_requirement(case, decision) -> Requirement:
                          f"{more} episodes for 90% power")
         else:
             observed += f", undecided at the cap of {design.cap}"
-    numbers = {"method": "group", "n": n, "successes": k, "look": look + 1, "looks": list(design.looks),
+    numbers = {"method": "group", "n": n, "k": k, "successes": k, "look": look + 1, "looks": list(design.looks),
                "pass_counts": list(design.pass_counts), "fail_counts": list(design.fail_counts), "p0": design.p0,
                "alpha": design.alpha, "rho": design.rho, "max_n": design.cap,
                "stop": "pass" if outcome == stats.PASS else "fail" if outcome == stats.FAIL else "cap",

@@ -108,7 +108,9 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
         rollouts, decision = collect(case, rig)
         repeats = None
         if case.thresholds.get("deterministic"):
-            repeats = rig.recompute(episode_indices(case)[:case.determinism_episodes])
+            # the first judged episodes: a case stopped at a look before determinism_episodes has no more
+            judged = verdict.judged_prefix(rollouts, decision) if decision is not None else rollouts
+            repeats = rig.recompute([e.index for e in judged.episodes[:case.determinism_episodes]])
         latency = _latency(rig) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(rig.engine), latency)
         if case.frequency_response:

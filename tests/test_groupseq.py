@@ -137,7 +137,8 @@ def test_the_gate_runs_a_clear_case_to_its_second_look_and_a_fixed_one_to_the_en
     scenarios.mkdir()
     body = ("env: balancebot\nepisodes: 100\nhorizon: 3.0\nseed: 5\n"
             "thresholds: {min_success_rate: 0.9, max_mean_torque: {wheel: 0.5}}\n")
-    (scenarios / "a.yaml").write_text("name: looks\n" + body)
+    # more determinism re-runs asked for than the episodes the case stops at: the judged ones are re-run
+    (scenarios / "a.yaml").write_text("name: looks\ndeterminism_episodes: 60\n" + body.replace("}}", "}, deterministic: true}"))
     (scenarios / "b.yaml").write_text("name: one_look\ndesign: fixed\n" + body)
     run = gate("-n", "2", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path / "r"),
                "--policy", "balancebot-lqr", "--baseline", "none")
@@ -150,5 +151,7 @@ def test_the_gate_runs_a_clear_case_to_its_second_look_and_a_fixed_one_to_the_en
     assert "look 2 of 4" in req["observed"] and "exact false PASS" in req["bound"]
     [torque] = [r for r in looks["requirements"] if r["kind"] == "mean_torque"]
     assert torque["outcome"] == "PASS" and torque["numbers"]["n"] == 50  # judged where the case stopped
+    [same] = [r for r in looks["requirements"] if r["kind"] == "determinism"]
+    assert same["outcome"] == "PASS" and same["numbers"]["rerun"] == 50
     assert fixed["episodes"] == 100
     assert [r["numbers"].get("method") for r in fixed["requirements"] if r["kind"] == "success_rate"] == [None]

@@ -34,6 +34,7 @@ from simgate.scenarios.case import Case
 from simgate.search.case import run_search_case  # noqa: F401 (importable from here)
 from simgate.seeds import case_rng, episode_indices, seed_identity
 from simgate.sequential import INCONCLUSIVE, Decision, decide, group_design, sequential_design  # sequential_design: also importable from here, its former home
+from simgate.study import policy_digest
 from simgate.watchdog import TimeLimit, Watchdog
 
 ERROR = "ERROR"  # the case could not be evaluated at all (bad policy file, bad parameter, ...)
@@ -113,6 +114,8 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
             repeats = rig.recompute([e.index for e in judged.episodes[:case.determinism_episodes]])
         latency = _latency(rig) if "max_inference_ms" in case.thresholds else None
         requirements = verdict.evaluate(case, rollouts, repeats, decision, torque_ranges(rig.engine), latency)
+        if case.replay:
+            requirements = [_with_pinned_policy(r, case, regs) for r in requirements]
         if case.frequency_response:
             requirements.append(verdict.frequency_requirement(frequency.inspect(rig)))
         _mark_nondeterministic(rollouts, repeats or [])
@@ -135,6 +138,28 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
                       episodes_run=rig.computed, episodes_cached=rig.cached, feasibility=feasibility,
                       policy_sha256=_policy_sha256(rig.spec, rig.policy), worst=_worst(rollouts),
                       cache_note=rig.cache_note, search=search, benign=benign)
+
+
+def _with_pinned_policy(requirement, case: Case, regs):
+    """A pinned case's requirement, saying whether the policy that failed its episodes is still the
+    one pinned: registered with the pinned digest, changed since, or not registered in this run.
+    The episodes replay all the same; the note says what can no longer be re-checked."""
+    if requirement.kind != verdict.PINNED_SUCCESSES:
+        return requirement
+    pinned = case.replay or {}
+    name, digest = pinned.get("failing_policy"), pinned.get("failing_digest")
+    if name not in regs.policies:
+        status = "unregistered"
+        note = (f"; {name!r}, which failed them when pinned (digest {str(digest)[:12]}), is not registered in this run: "
+                "the episodes replay as pinned, and whether that policy still fails them is not re-checked")
+    else:
+        now = policy_digest(regs.policies.get(name))
+        status = "same" if digest is None or now == digest else "changed"
+        note = "" if status == "same" else (
+            f"; {name!r} has changed since it was pinned (digest {str(digest)[:12]} then, {str(now)[:12]} now): the "
+            "episodes replay as pinned, but they were found failing with the earlier policy")
+    return dataclasses.replace(requirement, bound=requirement.bound + note,
+                               numbers={**requirement.numbers, "failing_policy_status": status})
 
 
 def plugin_parties(host) -> list[Party]:

@@ -111,3 +111,26 @@ def test_the_shipped_regression_case_fails_the_policy_it_was_pinned_from_and_pas
     assert outcomes == {"regress_quadruped_search_e112-quadruped-nominal": "FAIL",
                         "regress_quadruped_search_e112-quadruped-robust": "PASS"}, run.stdout[-3000:]
     assert run.stdout.rstrip().splitlines()[-1] == "simgate: FAIL (exit 1): quadruped-nominal FAIL, quadruped-robust PASS"
+
+
+def test_a_pinned_case_says_when_the_policy_that_failed_it_is_gone_or_changed(tmp_path):
+    """The episodes replay all the same; the requirement says what can no longer be re-checked."""
+    folder = tmp_path / "scenarios" / "regressions"
+    folder.mkdir(parents=True)
+    [shipped] = (REPO / "scenarios" / "regressions").glob("*.yaml")
+    document = yaml.safe_load(shipped.read_text())
+    for name, policy, digest in (("gone", "quadruped-retired", document["replay"]["failing_digest"]),
+                                 ("changed", document["replay"]["failing_policy"], "0" * 64),
+                                 ("same", document["replay"]["failing_policy"], document["replay"]["failing_digest"])):
+        copy = {**document, "name": f"pinned_{name}",
+                "replay": {**document["replay"], "failing_policy": policy, "failing_digest": digest}}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(copy, sort_keys=False))
+    run = gate("-n", "0", "--scenarios", str(tmp_path / "scenarios"), "--simgate-reports", str(tmp_path / "reports"),
+               "--policy", "quadruped-robust", "--baseline", "none")
+    assert run.returncode == 0, run.stdout[-3000:]
+    found = {cid.split("-")[0]: c["requirements"][0] for cid, c in cases(tmp_path / "reports").items()}
+    assert {k: r["numbers"]["failing_policy_status"] for k, r in found.items()} == {
+        "pinned_gone": "unregistered", "pinned_changed": "changed", "pinned_same": "same"}
+    assert "'quadruped-retired', which failed them when pinned" in found["pinned_gone"]["bound"]
+    assert "has changed since it was pinned (digest 000000000000 then" in found["pinned_changed"]["bound"]
+    assert all(r["outcome"] == "PASS" for r in found.values())  # the verdict is the episodes'

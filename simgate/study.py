@@ -206,8 +206,10 @@ def plan_lines(study: dict) -> list[str]:
     """What the gate will run, before it runs: each case's planned episodes and the drop its
     comparison with the baseline detects with 90 % power."""
     cases = study["cases"]
+    looks = sum(1 for c in cases.values() if (c["design"].get("sequential") or {}).get("method"))
     lines = [f"simgate plan: {len(cases)} case(s), {sum(c['planned']['episodes'] for c in cases.values()):,} planned "
-             f"episodes (study {study['hash'][:12]})"]
+             f"episodes (study {study['hash'][:12]})" + (f"; at most: {looks} case(s) judged at looks may stop at an "
+                                                         "earlier one" if looks else "")]
     width = max((len(cid) for cid in cases), default=4)
     lines.append(f"  {'case':<{width}}  {'episodes':>8}  {'design':<22}  detectable drop (90% power)")
     for cid, c in cases.items():

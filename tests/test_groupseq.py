@@ -155,3 +155,15 @@ def test_the_gate_runs_a_clear_case_to_its_second_look_and_a_fixed_one_to_the_en
     assert same["outcome"] == "PASS" and same["numbers"]["rerun"] == 50
     assert fixed["episodes"] == 100
     assert [r["numbers"].get("method") for r in fixed["requirements"] if r["kind"] == "success_rate"] == [None]
+
+
+def test_the_plan_says_a_case_judged_at_looks_may_stop_before_its_planned_episodes():
+    from simgate.study import plan_lines
+
+    entry = {"design": {"sequential": {"method": "group"}}, "planned": {"episodes": 100, "detectable_drop_90": None,
+                                                                          "baseline_rate": 0.9, "rate_source": "x"},
+             "gate": True, "baseline": None, "policy": "p"}
+    lines = plan_lines({"hash": "0" * 64, "cases": {"c": entry, "d": {**entry, "design": {}}}})
+    assert lines[0].endswith("200 planned episodes (study 000000000000); at most: 1 case(s) judged at looks may stop "
+                             "at an earlier one")
+    assert "group-sequential, cap" in lines[2] and "fixed" in lines[3]

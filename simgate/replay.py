@@ -19,6 +19,7 @@ import numpy as np
 
 from simgate.engine.reference import row_perturbations
 from simgate.errors import SimgateError
+from simgate.limits import HARD_LIMIT
 from simgate.names import did_you_mean
 from simgate.reporting.mcap import Trajectory, write_mcap
 from simgate.reporting.video import View, mark_end
@@ -99,7 +100,8 @@ def replay(case, index: int, host, out: Path, video: bool = False, fps: int = 25
         import imageio.v2 as imageio
 
         ended = episode.length * engine.control_dt
-        frames = mark_end(frames, ended, episode.success, episode.terminated, failure_mode, fps)
+        detail = episode.message if episode.terminated == HARD_LIMIT else None
+        frames = mark_end(frames, ended, episode.success, episode.terminated, failure_mode, fps, detail=detail)
         path = stem.with_suffix(".mp4")
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
         written["video"] = str(path)

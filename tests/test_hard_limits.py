@@ -79,3 +79,19 @@ def test_a_scenario_with_hard_limits_reports_them_as_a_failure_mode(tmp_path):
     assert case["failure_modes"] == {HARD_LIMIT: 10} and case["outcome"] == "FAIL", run.stdout[-3000:]
     assert "hard limit: wheel |torque|" in case["examples"][HARD_LIMIT]
     assert "hard_limit: e.g. episode" in run.stdout
+
+
+def test_the_video_s_end_names_the_limit_and_its_step():
+    """The episode ends at the control step a limit is exceeded, so the held last frame is that
+    step: it carries the episode's own words (which limit, the value, the step) on a second line."""
+    pytest.importorskip("PIL")
+    from simgate.reporting.video import HEIGHT, WIDTH, mark_end
+
+    frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    plain = mark_end([frame], 0.04, False, HARD_LIMIT, HARD_LIMIT, fps=5)[-1]
+    marked = mark_end([frame], 0.04, False, HARD_LIMIT, HARD_LIMIT, fps=5,
+                      detail="hard limit: wheel |torque| 0.05256 > 0.05 at control step 2 (t=0.04 s)")[-1]
+    red = lambda image: int(((image[..., 0] == 200) & (image[..., 1] == 30)).sum())  # noqa: E731
+    assert red(marked) > red(plain) + 2000  # a second text line on the failure's colour
+    assert (marked[:10] == (200, 30, 30)).all()  # the red border
+    assert red(mark_end([frame], 0.04, True, None, None, fps=5, detail="x")[-1]) == 0  # a success has none

@@ -10,6 +10,7 @@ Rendering needs a software OpenGL on a CPU machine (MUJOCO_GL=egl or osmesa; see
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -224,9 +225,11 @@ def _text(image: np.ndarray, lines: list[str], where: tuple[int, int], colour=(2
 
 
 def mark_end(frames: list[np.ndarray], ended: float, success: bool, terminated: str | None, mode: str | None,
-             fps: int, hold: float = 2.0) -> list[np.ndarray]:
+             fps: int, hold: float = 2.0, detail: str | None = None) -> list[np.ndarray]:
     """The last frame held for ``hold`` seconds with what ended the episode: a red border and
-    'FELL at t = 2.98 s (primary failure mode: saturated)' on a failure."""
+    'FELL at t = 2.98 s (primary failure mode: saturated)' on a failure. ``detail``: a second
+    line, what the episode's end says of itself (a hard limit: which limit, its value, the step:
+    the episode ends at the control step the limit was exceeded, so this frame is that step)."""
     last = frames[-1].copy()
     if success:
         text, colour = f"SUCCESS (episode ended at t = {ended:.2f} s)", (30, 130, 70)
@@ -234,10 +237,11 @@ def mark_end(frames: list[np.ndarray], ended: float, success: bool, terminated: 
         what = (terminated or "not achieved at the horizon").upper()
         text = f"{what} at t = {ended:.2f} s" + (f" (primary failure mode: {mode})" if mode else "")
         colour = (200, 30, 30)
+    lines = [text] + (textwrap.wrap(detail, 52) if detail and not success else [])  # 52: what fits 640 px at 22 px
     border = 10
     last[:border], last[-border:], last[:, :border], last[:, -border:] = colour, colour, colour, colour
-    last = _text(last, [text], (20, HEIGHT - 48 if last.shape[0] == HEIGHT else last.shape[0] - 48), size=22,
-                 background=colour)
+    bottom = HEIGHT if last.shape[0] == HEIGHT else last.shape[0]
+    last = _text(last, lines, (20, bottom - 48 - 34 * (len(lines) - 1)), size=22, background=colour)
     return frames + [last] * max(1, int(round(hold * fps)))
 
 

@@ -9,6 +9,7 @@ when every case was selected, ran and reported, and the run was not interrupted.
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 import sys
@@ -50,6 +51,7 @@ class Controller:
         self._shown = 0  # how many records the last progress line counted
         self._episodes_done = 0  # over the records so far
         self._planned: tuple[int, int] | None = None  # selected cases and their episodes, once collected
+        self._cut_short = False  # interrupted while collecting a run aimed at the gate: nothing collected
 
     # -- collection (every process that collects) ------------------------------------------------
     def pytest_deselected(self, items) -> None:
@@ -175,6 +177,8 @@ class Controller:
         selected = self.selected & set(self.cases)
         deselected = sorted(set(self.cases) - selected)
         missing = sorted(selected - set(self.results))
+        if self._cut_short:  # none was collected: every case is missing, none was deselected
+            deselected, missing = [], sorted(self.cases)
         return {"id": self.store.id if self.store else None, "cases": len(self.cases), "selected": len(selected),
                 "reported": len(self.results), "deselected": deselected, "missing": missing,
                 "interrupted": interrupted, "exitstatus": int(session.exitstatus),
@@ -183,12 +187,15 @@ class Controller:
     def is_gate_run(self) -> bool:
         """Whether this session collected any simgate case (selected or not): a run of other
         tests in a repository that also has scenarios writes no verdict."""
-        return bool(self.selected or self.deselected or self.results)
+        return bool(self.selected or self.deselected or self.results or self._cut_short)
 
     @pytest.hookimpl(tryfirst=True)  # the promotion items are logged before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if (not is_worker(self.config) and not self.is_gate_run() and self.cases
+                and session.exitstatus == pytest.ExitCode.INTERRUPTED and aimed_at_gate(self.config)):
+            self._cut_short = True  # Ctrl-C or SIGTERM while collecting the gate: INVALID, not pytest's 2
         if is_worker(self.config) or not self.is_gate_run() or self.config.option.collectonly:
             return
         self._begin()
@@ -324,6 +331,31 @@ def _escaped(text: str) -> str:
     """A parameter id as pytest writes it into a node id (non-ASCII escaped, as
     ``_pytest.compat.ascii_escaped`` does for a str)."""
     return text.encode("unicode_escape").decode("ascii")
+
+
+def aimed_at_gate(config: pytest.Config) -> bool:
+    """Whether pytest was pointed at a gate, known without collecting anything: an argument that
+    is, or is a folder holding, a test module with a test function taking ``simgate_result``
+    (``suites/``), or the scenarios folder. Read with ``ast``: a module that only mentions the
+    name in a string (a test of simgate itself) is not a gate."""
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = path if path.is_absolute() else Path(config.invocation_params.dir) / path
+        if path.is_dir() and any(p.suffix == ".yaml" for p in path.glob("*.yaml")) and not any(path.glob("*.py")):
+            return True  # a scenarios folder
+        modules = [path] if path.is_file() else sorted(path.rglob("test*.py"))[:200] if path.is_dir() else []
+        if any(_defines_gate_test(module) for module in modules):
+            return True
+    return False
+
+
+def _defines_gate_test(module: Path) -> bool:
+    try:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return False
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+               and any(a.arg == "simgate_result" for a in node.args.args) for node in ast.walk(tree))
 
 
 def _interrupt(signum, frame):

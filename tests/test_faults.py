@@ -462,3 +462,33 @@ def test_a_policy_package_linking_out_of_its_folder_fails_its_case_instead_of_ha
     linked = cases["balance-linked"]
     assert linked["outcome"] == "ERROR" and "ctl/share is a link to" in linked["error"], linked
     assert "remove the link" in linked["error"] and not verdict(project)["promote"]
+
+
+INTERRUPT_WHILE_COLLECTING = """
+def pytest_collectstart(collector):
+    if collector.name.startswith("test_"):  # Ctrl-C while pytest collects the gate's module
+        raise KeyboardInterrupt
+"""
+
+
+def test_ctrl_c_while_collecting_the_gate_is_invalid_not_pytest_s_interrupted(project):
+    """Nothing was collected yet, so no case reported: the run is INVALID (3), every case missing;
+    pytest's own 2 would read as INCONCLUSIVE."""
+    with open(project / "conftest.py", "a") as conftest:
+        conftest.write(INTERRUPT_WHILE_COLLECTING)
+    done = run(project)
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-2000:]
+    document = verdict(project)
+    assert document["decision"] == "INVALID" and document["interrupted"] and "balance-pd" in document["missing"]
+    assert document["deselected"] == []
+    assert done.stdout.rstrip().splitlines()[-1].startswith("simgate: INVALID (exit 3)")
+
+
+def test_ctrl_c_while_collecting_other_tests_stays_pytest_s_and_writes_no_verdict(project):
+    """A session of other tests in a project with scenarios (simgate's own tests, say) is no gate run."""
+    (project / "test_gate.py").write_text("def test_other():\n    pass\n")
+    with open(project / "conftest.py", "a") as conftest:
+        conftest.write(INTERRUPT_WHILE_COLLECTING)
+    done = run(project)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-2000:]
+    assert not (project / "reports" / "verdict.json").exists()

@@ -226,8 +226,9 @@ def group_exact(cap: int, p0: float) -> float:
 
 
 def group_simulated(cap: int, p0: float, reps: int) -> float:
-    """The same by simulation through :func:`simgate.groupseq.decide`, the function the runner's
-    looks use (the exact sum above is computed from the design's counts, not from decide)."""
+    """The same by simulation through :func:`simgate.groupseq.decide`, which walks the looks with
+    :meth:`~simgate.groupseq.GroupDesign.state`, the rule the runner asks at each look (the exact
+    sum above is computed from the design's counts, not from decide)."""
     design = groupseq.GroupDesign(p0, ALPHA, groupseq.planned_looks(cap))
     outcomes = _rng("group", cap, p0, reps).random((reps, cap)) < p0
     return float(np.mean([groupseq.decide(design, row).outcome == "PASS" for row in outcomes]))

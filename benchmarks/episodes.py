@@ -66,10 +66,6 @@ def cases(reports: Path) -> dict:
     return json.loads((reports / "summary.json").read_text())["cases"]
 
 
-def decision(case: dict) -> str:
-    return case["outcome"]
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-regressed", action="store_true", help="skip the regressed examples")
@@ -83,14 +79,14 @@ def main(argv=None) -> None:
         new, old = cases(tmp / "new"), cases(tmp / "old")
         judged = {k: sum(c["episodes"] for c in d.values()) for k, d in (("new", new), ("old", old))}
         computed = {k: sum(c["episodes_run"] for c in d.values()) for k, d in (("new", new), ("old", old))}
-        decided = [cid for cid in old if cid in new and decision(old[cid]) in DECIDED and old[cid]["case"].get("gate", True)]
-        same = [cid for cid in decided if decision(new[cid]) == decision(old[cid])]
+        decided = [cid for cid in old if cid in new and old[cid]["outcome"] in DECIDED and old[cid]["case"].get("gate", True)]
+        same = [cid for cid in decided if new[cid]["outcome"] == old[cid]["outcome"]]
         print(f"episodes judged: {judged['new']:,} (shipped designs) vs {judged['old']:,} (one look); computed, "
               f"baselines, benign arms and searches included: {computed['new']:,} vs {computed['old']:,}; wall "
               f"{new_s:.0f} s vs {old_s:.0f} s")
         for cid in sorted(new):
-            if cid in old and (new[cid]["episodes"] != old[cid]["episodes"] or decision(new[cid]) != decision(old[cid])):
-                print(f"  {cid}: {decision(old[cid])} on {old[cid]['episodes']} -> {decision(new[cid])} on "
+            if cid in old and (new[cid]["episodes"] != old[cid]["episodes"] or new[cid]["outcome"] != old[cid]["outcome"]):
+                print(f"  {cid}: {old[cid]['outcome']} on {old[cid]['episodes']} -> {new[cid]['outcome']} on "
                       f"{new[cid]['episodes']}")
         differ = sorted(set(decided) - set(same))
         if differ:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from simgate import contract
-from simgate.items import PROPERTY, case_of, is_worker
+from simgate.items import PROPERTY, arg_paths, case_of, is_worker
 from simgate.reporting import allure
 from simgate.reporting.promotion import EXIT_CODES, INVALID, PASS, outcome_line, verdict_document, verdict_lines
 from simgate.reporting.store import RunStore
@@ -32,10 +32,11 @@ DESELECTED = "simgate_deselected"
 
 
 class Controller:
-    def __init__(self, config: pytest.Config, cases: list, reports: Path):
+    def __init__(self, config: pytest.Config, cases: list, reports: Path, scenarios: Path | None = None):
         self.config = config
         self.cases = {c.id: c for c in cases}
         self.reports = reports
+        self.scenarios = scenarios  # the scenarios folder: a run pointed at it is a gate run
         self.nodeids: dict[str, str] = {}  # test node id → case id, from collection
         self.selected: set[str] = set()
         self.deselected: set[str] = set()  # seen deselected by pytest (-k, --lf, --deselect)
@@ -194,7 +195,7 @@ class Controller:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         if (not is_worker(self.config) and not self.is_gate_run() and self.cases
-                and session.exitstatus == pytest.ExitCode.INTERRUPTED and aimed_at_gate(self.config)):
+                and session.exitstatus == pytest.ExitCode.INTERRUPTED and aimed_at_gate(self.config, self.scenarios)):
             self._cut_short = True  # Ctrl-C or SIGTERM while collecting the gate: INVALID, not pytest's 2
         if is_worker(self.config) or not self.is_gate_run() or self.config.option.collectonly:
             return
@@ -333,16 +334,15 @@ def _escaped(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
-def aimed_at_gate(config: pytest.Config) -> bool:
+def aimed_at_gate(config: pytest.Config, scenarios: Path | None = None) -> bool:
     """Whether pytest was pointed at a gate, known without collecting anything: an argument that
     is, or is a folder holding, a test module with a test function taking ``simgate_result``
-    (``suites/``), or the scenarios folder. Read with ``ast``: a module that only mentions the
-    name in a string (a test of simgate itself) is not a gate."""
-    for arg in config.args:
-        path = Path(arg.split("::")[0])
-        path = path if path.is_absolute() else Path(config.invocation_params.dir) / path
-        if path.is_dir() and any(p.suffix == ".yaml" for p in path.glob("*.yaml")) and not any(path.glob("*.py")):
-            return True  # a scenarios folder
+    (``suites/``), or the scenarios folder or a file in it. Read with ``ast``: a module that only
+    mentions the name in a string (a test of simgate itself) is not a gate."""
+    folder = scenarios.resolve() if scenarios is not None else None
+    for path in arg_paths(config):
+        if folder is not None and folder in (path, path.parent):
+            return True
         modules = [path] if path.is_file() else sorted(path.rglob("test*.py"))[:200] if path.is_dir() else []
         if any(_defines_gate_test(module) for module in modules):
             return True

@@ -23,6 +23,14 @@ def binom_sf(k, n: int, p: float):
     return float(out) if out.ndim == 0 else out
 
 
+def binom_pmf(m: int, p: float) -> np.ndarray:
+    """P(X = x) for x = 0..m, X ~ Binomial(m, p), 0 < p < 1 (in logs: exact for large m)."""
+    from scipy.special import gammaln
+
+    x = np.arange(m + 1)
+    return np.exp(gammaln(m + 1) - gammaln(x + 1) - gammaln(m - x + 1) + x * math.log(p) + (m - x) * math.log1p(-p))
+
+
 def binom_cdf(k, n: int, p: float):
     """P(X <= k) for X ~ Binomial(n, p)."""
     from scipy.special import bdtr

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from simgate.distributions import binom_pmf
 from simgate.errors import InputError
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -52,10 +53,6 @@ class GroupDesign:
     @property
     def cap(self) -> int:
         return self.looks[-1]
-
-    def spent(self, look: int) -> float:
-        """The error that may have been spent by look ``look`` (0-based), on each side."""
-        return self.alpha * (self.looks[look] / self.cap) ** self.rho
 
     @property
     def pass_counts(self) -> tuple[int, ...]:
@@ -89,7 +86,7 @@ def _boundaries(looks: tuple[int, ...], p0: float, alpha: float, rho: float) -> 
     cap = looks[-1]
     alive, spent, previous, out = np.array([1.0]), 0.0, 0, []
     for m in looks:
-        alive = np.convolve(alive, _pmf(m - previous, p0))
+        alive = np.convolve(alive, binom_pmf(m - previous, p0))
         previous = m
         tail = np.cumsum(alive[::-1])[::-1]  # [c] = P(not crossed before, count ≥ c now)
         allowed = alpha * (m / cap) ** rho
@@ -100,13 +97,6 @@ def _boundaries(looks: tuple[int, ...], p0: float, alpha: float, rho: float) -> 
             alive[c:] = 0.0
         out.append(c)
     return tuple(out)
-
-
-def _pmf(m: int, p: float) -> np.ndarray:
-    from scipy.special import gammaln
-
-    x = np.arange(m + 1)
-    return np.exp(gammaln(m + 1) - gammaln(x + 1) - gammaln(m - x + 1) + x * math.log(p) + (m - x) * math.log1p(-p))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +114,7 @@ def characteristic(design: GroupDesign, p: float) -> Characteristic:
     alive, previous = np.array([1.0]), 0
     passed = failed = expected = 0.0
     for look, m in enumerate(design.looks):
-        alive = np.convolve(alive, _pmf(m - previous, p)) if p not in (0.0, 1.0) else _degenerate(alive, m - previous, p)
+        alive = np.convolve(alive, binom_pmf(m - previous, p)) if p not in (0.0, 1.0) else _degenerate(alive, m - previous, p)
         previous = m
         up, down = design.pass_counts[look], design.fail_counts[look]
         now_pass = float(alive[up:].sum()) if up <= m else 0.0

@@ -18,7 +18,7 @@ from simgate import scaleout, study
 from simgate.controller import Controller
 from simgate.envs.info import EnvInfoCache
 from simgate.errors import SimgateError
-from simgate.items import PROPERTY, is_worker
+from simgate.items import PROPERTY, arg_paths, is_worker
 from simgate.plugin_manager import FOLDER, Host
 from simgate.replay import choose_gl
 from simgate.reporting import allure
@@ -323,12 +323,7 @@ def _no_cases(config: pytest.Config) -> str:
 
 def _scenarios_in_args(config: pytest.Config, directory: Path) -> bool:
     """Whether pytest was pointed at the scenarios folder or a file in it (``pytest scenarios/``)."""
-    for arg in config.args:
-        path = Path(arg.split("::")[0])
-        path = (path if path.is_absolute() else config.invocation_params.dir / path).resolve()
-        if path == directory.resolve() or path.parent == directory.resolve():
-            return True
-    return False
+    return any(path == directory.resolve() or path.parent == directory.resolve() for path in arg_paths(config))
 
 
 @pytest.fixture
@@ -382,7 +377,7 @@ class Checked:
 @pytest.hookimpl
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    controller = Controller(config, config.stash.get(CASES, []), _reports_dir(config))
+    controller = Controller(config, config.stash.get(CASES, []), _reports_dir(config), _scenarios_dir(config))
     controller.study = config.stash.get(STUDY, None)
     config.pluginmanager.register(controller, "simgate-controller")
     controller.start()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
-from simgate.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
+from simgate.distributions import beta_ppf, binom_cdf, binom_pmf, binom_sf, t_ppf
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
@@ -87,12 +88,7 @@ def extension_levels(earlier_looks: tuple[int, ...], n: int, p0: float, alpha: f
 
 def _spend(looks: list[int], p0: float, alpha: float) -> tuple[float, float]:
     """(the last look's level, what the earlier looks spent) for PASS on 'count ≥ threshold'."""
-    from scipy.special import gammaln
-
-    def pmf(m: int) -> np.ndarray:
-        x = np.arange(m + 1)
-        return np.exp(gammaln(m + 1) - gammaln(x + 1) - gammaln(m - x + 1) + x * math.log(p0) + (m - x) * math.log1p(-p0))
-
+    pmf = functools.partial(binom_pmf, p=p0)
     alive, spent, previous, level = np.array([1.0]), 0.0, 0, alpha
     for i, m in enumerate(looks):
         alive = np.convolve(alive, pmf(m - previous))

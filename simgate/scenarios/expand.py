@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from simgate.errors import SimgateError, located
-from simgate.groupseq import LOOKS
 from simgate.names import did_you_mean
 from simgate.paired import approximate_episodes, episodes_for, window_power
 from simgate.policies.spec import PolicySpec
 from simgate.scenarios.case import Case, case_id
 from simgate.scenarios.loader import MAX_CASES, MAX_CASES_OPTION, LoadedScenario, load_file, matrix_targets, n_points, scenario_files
-from simgate.scenarios.schema import Detect
+from simgate.scenarios.schema import Detect, Sequential
 from simgate.verdict import FAMILY_LEVEL, regression_level
 
 
@@ -157,8 +156,8 @@ def default_design(case: Case) -> Case:
             or "min_success_rate" not in asked or not asked <= LOOK_VALID
             or (case.baseline and case.baseline != case.policy)):
         return case
-    return dataclasses.replace(case, sequential={"method": "group", "p1": None, "beta": 0.10, "batch": 64,
-                                                 "min_episodes": None, "looks": LOOKS, "default": True})
+    # the block a scenario writing `sequential: {method: group}` gets, marked as the default
+    return dataclasses.replace(case, sequential={**Sequential(method="group").model_dump(), "default": True})
 
 
 def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple[list[Case], list[str]]:

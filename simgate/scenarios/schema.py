@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simgate.groupseq import LOOKS
+
 Scalar = Union[bool, int, float, str]
 
 
@@ -126,7 +128,7 @@ class Sequential(Strict):
     #: on, fixed before the run (default: one batch); the case runs at least this many
     min_episodes: int | None = Field(default=None, gt=0)
     #: group: the number of looks, at equal shares of ``episodes`` (simgate.groupseq)
-    looks: int = Field(default=4, ge=1, le=20)
+    looks: int = Field(default=LOOKS, ge=1, le=20)
 
     @model_validator(mode="after")
     def _p1_where_needed(self):

@@ -13,17 +13,22 @@ decisions and the episodes judged and computed, then runs the regressed examples
 
 The last line reads ``episodes_ratio=<new/old episodes computed> agree=<share of the cases the
 fixed design decided (PASS/FAIL) that the new design decides the same way> power_10pt=<...>``.
-``power_10pt`` is, over the gating cases compared with another policy, the smallest exact power
-of their McNemar test against a 10-point drop at the episodes they judged and the level their
-regression family plans at, under independent failures (the least favourable case:
-:func:`simgate.paired.mcnemar_power`); a simulation of synthetic drops through the gate is not
-part of this benchmark yet.
+``power_10pt`` is, over the gating cases compared with another policy, the smallest power against
+a synthetic 10-point drop, simulated through the sequential paired test's own decision code
+(:func:`simgate.pairedseq.evidence`, what the runner judges each look with) under the correlation
+the run measured: paired outcomes are drawn from the case's measured pairs (both succeed,
+baseline only, candidate only, neither), and the candidate then fails an extra share of the
+episodes it succeeded in (the same episodes whatever the look, as a wrapper failing episodes by
+seed would), chosen so its success rate falls 10 points. A case judged at one look is simulated
+through the exact McNemar test at its episodes and level instead. ``--power-only REPORTS`` prints
+the powers for a run already made.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -32,15 +37,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simgate import paired  # noqa: E402
+from simgate import paired, pairedseq  # noqa: E402
 
 REGRESSED = ("balancebot-lqr-degraded", "balancebot-lqr-sluggish", "quadruped-nominal", "quadruped-early")
 DECIDED = ("PASS", "FAIL")
+DROP = 0.10  # the synthetic drop power_10pt is measured against
+PATHS = 1000  # simulated runs per case
 
 
 def gate(reports: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -66,10 +74,61 @@ def cases(reports: Path) -> dict:
     return json.loads((reports / "summary.json").read_text())["cases"]
 
 
+def simulated_power(numbers: dict, drop: float = DROP, paths: int = PATHS, seed: int = 0) -> float | None:
+    """The power of one case's comparison against a synthetic drop (see the module's docstring);
+    None when the candidate succeeds too rarely to lose ``drop`` more."""
+    n = int(numbers["n"])
+    n10, n01 = int(numbers["n10"]), int(numbers["n01"])
+    base_successes = round(float(numbers["baseline_rate"]) * n)
+    n11 = base_successes - n10
+    counts = np.array([n11, n10, n01, n - n11 - n10 - n01], dtype=float)
+    cand_rate = (n11 + n01) / n if n else 0.0
+    if n == 0 or cand_rate <= drop:
+        return None
+    seq = numbers.get("sequential")
+    size = int(seq["cap"]) if seq else n
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(4, size=(paths, size), p=counts / n)  # 0: both, 1: baseline only, 2: candidate only, 3: neither
+    b = (kind == 0) | (kind == 1)
+    c = (kind == 0) | (kind == 2)
+    c &= rng.random((paths, size)) >= drop / cand_rate  # the wrapper's extra failures
+    if seq is None:  # one look: the exact McNemar test at the case's level
+        p = np.array([paired.mcnemar_worse(int(x), int(y)) for x, y in zip((b & ~c).sum(1), (~b & c).sum(1))])
+        return float(np.mean(p <= float(numbers["detect_level"])))
+    design = pairedseq.PairedDesign(**{k: seq[k] for k in ("drop", "power", "level", "baseline_rate", "simulated_power")},
+                                    looks=tuple(seq["looks"]))
+    log_e, log_w = pairedseq.evidence(b, c, design.looks, design.drop, design.rule_out_level)
+    worse, ruled = log_e >= math.log(1 / design.level), log_w >= math.log(1 / design.rule_out_level)
+    k = len(design.looks)
+    first_worse = np.where(worse.any(1), worse.argmax(1), k)
+    first_ruled = np.where(ruled.any(1), ruled.argmax(1), k)
+    return float(np.mean((first_worse <= first_ruled) & (first_worse < k)))
+
+
+def simulated_powers(cases: dict, drop: float = DROP) -> dict[str, float]:
+    """Per gating case compared with another policy: :func:`simulated_power`."""
+    out = {}
+    for cid, c in sorted(cases.items()):
+        req = next((r for r in c["requirements"] if r["kind"] == "not_worse"), None)
+        if req is None or not c["case"].get("gate", True) or req["numbers"].get("baseline") == c["case"]["policy"]:
+            continue
+        power = simulated_power(req["numbers"], drop)
+        if power is not None:
+            out[cid] = power
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-regressed", action="store_true", help="skip the regressed examples")
+    ap.add_argument("--power-only", type=Path, metavar="REPORTS", help="only the simulated powers of a run already made")
     args = ap.parse_args(argv)
+    if args.power_only:
+        powers = simulated_powers(cases(args.power_only))
+        for cid, power in powers.items():
+            print(f"  {cid}: power {power:.3f} against a {DROP:.0%} drop")
+        print(f"power_10pt={min(powers.values()) if powers else float('nan'):.4f}")
+        return
     with tempfile.TemporaryDirectory(prefix="simgate-episodes-") as tmp:
         tmp = Path(tmp)
         new_run, new_s = gate(tmp / "new")
@@ -91,13 +150,7 @@ def main(argv=None) -> None:
         differ = sorted(set(decided) - set(same))
         if differ:
             print("decisions that differ: " + ", ".join(differ))
-        powers = []
-        for cid, c in new.items():
-            req = next((r for r in c["requirements"] if r["kind"] == "not_worse"), None)
-            if req is None or not c["case"].get("gate", True) or req["numbers"].get("baseline") == c["case"]["policy"]:
-                continue
-            n = req["numbers"]
-            powers.append(paired.mcnemar_power(int(n["n"]), float(n["baseline_rate"]), 0.10, float(n["detect_level"])))
+        powers = list(simulated_powers(new).values())
         if not args.no_regressed:
             for policy in REGRESSED:
                 run, seconds = gate(tmp / policy, "--policy", policy)

@@ -27,6 +27,7 @@ from simgate.engine.limits import actuator_limits
 from simgate.engine.rollouts import POLICY_ERROR, Rollouts  # noqa: F401 (importable from here)
 from simgate.envs.factory import build_env, check_sizes, env_for, load_policy  # noqa: F401 (used by callers too)
 from simgate.errors import Party, PluginCodeError, PolicyCodeError, SimgateError, blaming
+from simgate.pairedseq import design_of
 from simgate.policies import hold
 from simgate.policies.loaders import PolicyLoadError
 from simgate.rig import CaseRig, build_rig, episode_cache, perturbations_for  # noqa: F401 (importable from here)
@@ -106,7 +107,9 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
             base_env = env_for(rig.env, base_spec)
         check_sizes(base_spec, base_env)
     with blaming(*rig.parties, *plugin_parties(host)):
-        rollouts, decision = collect(case, rig)
+        # a case judged at looks against another policy runs the baseline look by look with it
+        base = rig.for_policy(base_spec.name) if base_spec is not None and design_of(case) is not None else None
+        rollouts, decision, compared = collect(case, rig, base)
         repeats = None
         if case.thresholds.get("deterministic"):
             # the first judged episodes: a case stopped at a look before determinism_episodes has no more
@@ -126,7 +129,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
             if case.search.get("require"):
                 requirements.append(verdict.envelope_requirement(search))
         if base_spec is not None:
-            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision)
+            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision, compared)
             requirements += paired
         benign = _benign_arm(rig, rollouts, decision) if has_arm(case) else None
         feasibility = _feasibility(case, rig.env, rig.engine)
@@ -187,15 +190,17 @@ class EpisodeSource(CaseRig):
         super().__init__(case, policy or case.policy, env, engine, cache, remote=remote, watchdog=dog)
 
 
-def collect(case: Case, source: CaseRig):
-    """The case's rollouts and, for a sequential case, the decision: batches of episodes in index
-    order until the success requirement is decided or the cap is reached. A sequential case runs
-    at least its pre-declared ``min_episodes`` (default: one batch), the episodes every other
-    requirement is judged on (``decision.judged``), whatever the success test's stopping time."""
+def collect(case: Case, source: CaseRig, base: CaseRig | None = None):
+    """The case's rollouts, for a sequential case the decision, and for a case with a sequential
+    paired test the baseline's rollouts on the same episodes (``base``: its rig; else None):
+    batches of episodes in index order until the success requirement is decided or the cap is
+    reached. A sequential case runs at least its pre-declared ``min_episodes`` (default: one
+    batch), the episodes every other requirement is judged on (``decision.judged``), whatever the
+    success test's stopping time."""
     if not case.sequential:
-        return source.rollouts(source.episodes(episode_indices(case))), None
+        return source.rollouts(source.episodes(episode_indices(case))), None, None
     if case.sequential["method"] == "group":
-        return _collect_at_looks(case, source)
+        return _collect_at_looks(case, source, base)
 
     design = sequential_design(case)
     judged = judged_episodes(case)
@@ -206,26 +211,42 @@ def collect(case: Case, source: CaseRig):
         decision = decide(design, [e.success for e in episodes])
         if (decision.outcome != "CONTINUE" and len(episodes) >= judged) or stop >= case.episodes:
             decision = dataclasses.replace(decision, judged=judged)
-            return source.rollouts(episodes[: max(decision.n, judged)]), decision
+            return source.rollouts(episodes[: max(decision.n, judged)]), decision, None
 
 
-def _collect_at_looks(case: Case, source: CaseRig):
-    """The group-sequential design: episodes in index order up to each planned look; the case
-    stops at the first look where every requirement is decided (the success rate by the design's
-    exact counts, the mean torque by the betting test, valid at every look), or at the last."""
+def _collect_at_looks(case: Case, source: CaseRig, base: CaseRig | None = None):
+    """The group-sequential design: episodes in index order up to each planned look. The success
+    rate and the torque bounds are decided at the first look where the design's exact counts
+    decide the rate and the betting test (valid at every look) every torque bound, or at the
+    design's last look; every requirement but the comparison is judged on the episodes up to
+    there. With ``base``, the baseline runs the same episodes look by look and the sequential
+    paired test (:mod:`simgate.pairedseq`) is asked at each of its looks: the case goes on past the
+    design's last look while the comparison is undecided, up to its cap, and stops at once when
+    the success rate FAILs."""
     design = group_design(case)
+    paired = design_of(case) if base is not None else None
     ranges = torque_ranges(source.engine)
+    sizes = sorted(set(design.looks) | set(paired.looks if paired else ()))
     episodes: list = []
-    for look, size in enumerate(design.looks):
-        episodes += source.episodes(range(len(episodes), size))
+    compared: list = []
+    decision = comparison = None
+    for size in sizes:
+        new = range(len(episodes), size)
+        episodes += source.episodes(new)
+        if paired is not None:
+            compared += base.episodes(new)
         rollouts = source.rollouts(episodes)
-        k = int(sum(e.success for e in episodes))
-        state = design.state(look, k)
-        last = look == len(design.looks) - 1
-        if last or (state is not None and verdict.decided_at_look(case, rollouts, ranges)):
-            outcome = state or INCONCLUSIVE
-            decision = Decision(outcome, size, k, float(k), f"look {look + 1} of {len(design.looks)}", judged=size)
-            return rollouts, decision
+        if decision is None and size in design.looks:
+            look = design.looks.index(size)
+            k = int(sum(e.success for e in episodes))
+            state = design.state(look, k)
+            if look == len(design.looks) - 1 or (state is not None and verdict.decided_at_look(case, rollouts, ranges)):
+                decision = Decision(state or INCONCLUSIVE, size, k, float(k), f"look {look + 1} of {len(design.looks)}",
+                                    judged=size)
+        if paired is not None and comparison is None and size in paired.looks:
+            comparison, _ = paired.state([e.success for e in compared], [e.success for e in episodes])
+        if decision is not None and (paired is None or comparison is not None or decision.outcome == "FAIL"):
+            return rollouts, decision, (base.rollouts(compared) if paired is not None else None)
     raise AssertionError("unreachable: the last look always decides")
 
 
@@ -292,18 +313,21 @@ def _latency(rig):
     return latency.measure(rig.policy, latency.case_observations(rig))
 
 
-def _against_baseline(rig, baseline: str, rollouts, decision=None) -> tuple:
+def _against_baseline(rig, baseline: str, rollouts, decision=None, compared=None) -> tuple:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
-    tests; a sequential case compares on its pre-declared episodes (``decision.judged``). The
-    baseline's rig runs in the candidate rig's env binding and counts its episodes with it.
-    Returns the requirements and the baseline's rig."""
+    tests; a sequential case compares on its pre-declared episodes (``decision.judged``), a case
+    with a sequential paired test on every episode both ran look by look (``compared``, the
+    baseline's rollouts). The baseline's rig runs in the candidate rig's env binding and counts
+    its episodes with it. Returns the requirements and the baseline's rig."""
 
-    if decision is not None:
-        rollouts = verdict.judged_prefix(rollouts, decision)
     base = rig.for_policy(baseline)
-    compared = base.rollouts(base.episodes([e.index for e in rollouts.episodes]))
+    design = design_of(rig.case) if compared is not None else None
+    if compared is None:
+        if decision is not None:
+            rollouts = verdict.judged_prefix(rollouts, decision)
+        compared = base.rollouts(base.episodes([e.index for e in rollouts.episodes]))
     return verdict.paired(rig.case, baseline, compared, rollouts, torque_ranges(base.engine),
-                          torque=not hold.is_hold(base.spec)), base
+                          torque=not hold.is_hold(base.spec), design=design), base
 
 
 def _benign_arm(rig, rollouts, decision=None) -> dict:

@@ -21,6 +21,7 @@ from simgate import cache
 from simgate.cache import file_sha256
 from simgate.errors import SimgateError
 from simgate.paired import detectable_drop
+from simgate.pairedseq import design_of
 from simgate.verdict import regression_level
 
 #: the study file's format; a file of another format (or of another simgate major version) is refused
@@ -71,6 +72,9 @@ def planned_drop(case, measured: float | None = None) -> tuple[float | None, flo
     the baseline's rate on this case in the last run (``measured``: then it is the figure the run
     reports, at the same episodes and level), else the case's declared one, else ASSUMED_RATE."""
 
+    paired = design_of(case)
+    if paired is not None:  # planned by simulation for the drop declared, at the least favourable correlation
+        return paired.drop, paired.baseline_rate, f"sequential paired test, power {paired.power:g} planned"
     declared = (case.detect or {}).get("baseline_rate")
     rate, source = ((measured, "measured in the last run") if measured is not None else
                     (declared, "declared") if declared else (ASSUMED_RATE, "assumed"))
@@ -123,7 +127,8 @@ def document(cases, registries, root: Path, measured: dict[str, float] | None = 
                        "determinism_episodes": c.determinism_episodes, "search": c.search is not None},
             "alpha": c.alpha, "thresholds": c.thresholds, "detect": c.detect,
             "regression_family": c.regression_family,
-            "planned": {"episodes": c.episodes, "detectable_drop_90": drop, "baseline_rate": rate, "rate_source": source},
+            "planned": {"episodes": max(c.episodes, paired.cap) if (paired := design_of(c)) else c.episodes,
+                        "detectable_drop_90": drop, "baseline_rate": rate, "rate_source": source},
         }
     body = {"format": FORMAT, "simgate_major": _major(), "cases": entries}
     return {**body, "hash": study_hash(body)}
@@ -215,7 +220,7 @@ def plan_lines(study: dict) -> list[str]:
     for cid, c in cases.items():
         design = c["design"]
         seq = design.get("sequential") or {}
-        kind = ("group-sequential, cap" if seq.get("method") == "group" else f"sequential ({seq.get('method', '?')}), cap"
+        kind = ("group + paired seq., cap" if seq.get("paired") else "group-sequential, cap" if seq.get("method") == "group" else f"sequential ({seq.get('method', '?')}), cap"
                 if seq else "search" if design.get("search") else "fixed" if not c.get("detect") else "auto (declared drop)")
         drop = c["planned"]["detectable_drop_90"]
         if not c.get("gate"):

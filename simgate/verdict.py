@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from simgate import paired as tests
-from simgate import stats
+from simgate import pairedseq, stats
 from simgate.errors import InputError
 from simgate.groupseq import characteristic
 from simgate.metrics import effort
@@ -494,7 +494,7 @@ def regression_level(case) -> float:
     return level * SUCCESS_SHARE / max(getattr(case, "regression_family", 1), 1)
 
 
-def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) -> list[Requirement]:
+def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True, design=None) -> list[Requirement]:
     """Candidate against baseline on the same episodes. These are findings, not verdicts: one
     case's uncorrected p-value would block an unchanged policy somewhere in a large suite, so the
     requirements here never fail the case (their outcome is PASS) and carry their p-values; the
@@ -504,7 +504,10 @@ def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) ->
     above (1 + torque_regression_margin) × the baseline's'. Also reported: whether
     non-inferiority within ``regression_margin`` is shown (exact score test), and the smallest
     drop this case could detect with 90 % power at its n. ``torque=False`` (against the null
-    policy ``hold``, which barely loads its motors) compares the success rates only."""
+    policy ``hold``, which barely loads its motors) compares the success rates only. ``design``
+    (a :class:`simgate.pairedseq.PairedDesign`): the episodes were run look by look until that
+    test decided, so the member p-value is its anytime-valid one (a fixed-size McNemar p-value is
+    not valid at a stopping time the data chose), and the drop it detects is the design's."""
 
     th, alpha = case.thresholds, case.alpha
     b, c = base.column("success").astype(bool), cand.column("success").astype(bool)
@@ -518,16 +521,31 @@ def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True) ->
     flag_paired = tests.episodes_to_flag(b, c, alpha, lambda x, y: tests.mcnemar_worse(int((x & ~y).sum()), int((~x & y).sum())))
     flag_unpaired = tests.episodes_to_flag(b, c, alpha, tests.unpaired_worse)
     sees = (f"can detect a drop of {drop:.1%} with 90% power" if drop is not None else "cannot detect even a drop to 0 with 90% power")
+    p_value, test, sequential = r.p_worse, f"McNemar 'worse' p={r.p_worse:.3g} (uncorrected)", None
+    if design is not None:
+        state, figures = design.state(b, c)
+        state = state or pairedseq.UNDECIDED
+        p_value = figures["p_worse_anytime"]
+        ended = {pairedseq.WORSE: f"stopped: worse at the family's level {level:.3g}",
+                 pairedseq.RULED_OUT: f"stopped: a drop of {design.drop:g} ruled out (p={figures['p_drop_at_least']:.3g} "
+                                      f"≤ {design.rule_out_level:g})",
+                 pairedseq.UNDECIDED: f"undecided at the cap of {design.cap}"}[state]
+        test = f"sequential paired test, anytime p={p_value:.3g} (uncorrected); {ended}"
+        sees = (f"was planned to flag a drop of {design.drop:.1%} with power {design.power:g} (simulated "
+                f"{design.simulated_power:.3f}, independent outcomes at a baseline rate of {design.baseline_rate:g}, the least "
+                f"favourable case) by looks every {design.looks[0]} up to {design.cap} episodes")
+        drop = design.drop
+        sequential = {**design.to_dict(), **figures, "state": state}
     out = [Requirement(
         NOT_WORSE, f"not worse than {baseline}", stats.PASS,
         f"{c.mean():.1%} vs {b.mean():.1%} on the same {r.n} episodes (baseline-only successes {r.n10}, candidate-only "
-        f"{r.n01}); McNemar 'worse' p={r.p_worse:.3g} (uncorrected)",
+        f"{r.n01}); {test}",
         f"judged on the controller with the run's regression family (Holm over this candidate's cases); {shown} "
         f"(exact score test, p={r.p_noninferior:.3g}); at n={r.n} this case {sees} at level {level:.3g}",
         f"no Holm-confirmed drop; difference > -{margin:g} reported",
         {**dataclasses.asdict(r), "baseline": baseline, "alpha": alpha, "noninferiority_shown": r.p_noninferior <= alpha,
-         "family": "regression", "p_value": r.p_worse, "uncorrected_outcome": stats.FAIL if r.p_worse <= alpha else stats.PASS,
-         "detectable_drop_90": drop, "detect_level": level, "baseline_rate": rate,
+         "family": "regression", "p_value": p_value, "uncorrected_outcome": stats.FAIL if p_value <= alpha else stats.PASS,
+         "detectable_drop_90": drop, "detect_level": level, "baseline_rate": rate, "sequential": sequential,
          "episodes_to_flag_paired": flag_paired, "episodes_to_flag_unpaired": flag_unpaired})]
     share = th.get("torque_regression_margin", 0.10)
     joints = {}

@@ -78,11 +78,11 @@ def _case(**overrides):
 def test_a_gating_case_judged_at_looks_gets_the_group_design():
     case = default_design(_case())
     assert case.sequential["method"] == "group" and case.sequential["default"] is True
-    assert default_design(_case(baseline="p")).sequential is not None  # compared with itself: nothing paired
+    assert "paired" not in default_design(_case(baseline="p")).sequential  # compared with itself: nothing paired
+    assert default_design(_case(baseline="other")).sequential["paired"]["drop"] == 0.10  # the sequential paired test
 
 
 @pytest.mark.parametrize("change", [
-    {"baseline": "other"},  # the paired tests are fixed-size
     {"design": "fixed"},
     {"gate": False},
     {"earlier_looks": (50,)},
@@ -125,7 +125,8 @@ def test_the_runner_stops_at_the_first_look_every_requirement_is_decided(monkeyp
         def rollouts(self, episodes):
             return dataclasses.make_dataclass("R", ["episodes", "joint_names"])(list(episodes), [])
 
-    rollouts, decision = runner.collect(case, Source())
+    rollouts, decision, compared = runner.collect(case, Source())
+    assert compared is None  # no baseline: nothing paired
     assert calls == [(0, 24), (25, 49)]  # two looks, nothing run past the second
     assert decision.outcome == "PASS" and decision.n == decision.judged == 50 and len(rollouts.episodes) == 50
 

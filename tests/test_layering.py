@@ -29,7 +29,8 @@ PACKAGE = ROOT / "simgate"
 
 #: part → the modules in it (``fnmatch`` patterns on dotted names; ``x.*`` is every module under x)
 PARTS: dict[str, tuple[str, ...]] = {
-    "statistics": ("simgate.verdict", "simgate.stats", "simgate.sequential", "simgate.paired", "simgate.distributions"),
+    "statistics": ("simgate.verdict", "simgate.stats", "simgate.sequential", "simgate.paired", "simgate.distributions",
+                   "simgate.groupseq", "simgate.pairedseq"),
     "runner": ("simgate.runner",),
     "engine": ("simgate.engine", "simgate.engine.*"),
     "plugin host": ("simgate.plugin_manager", "simgate.registry"),

@@ -34,7 +34,8 @@ def scenarios(tmp_path, text=SCENARIO):
 
 
 def test_the_plan_says_what_will_run_and_a_pinned_run_records_its_study(tmp_path):
-    folder, pinned = scenarios(tmp_path), tmp_path / "study.json"
+    # one look: the fixed-size McNemar test, whose detectable drop follows the baseline rate
+    folder, pinned = scenarios(tmp_path, SCENARIO + "design: fixed\n"), tmp_path / "study.json"
     planned = plan("--write", str(pinned), "suites/", "--scenarios", str(folder), *SELECTION)
     assert planned.returncode == 0, planned.stdout + planned.stderr
     [line] = [x for x in planned.stdout.splitlines() if x.strip().startswith("steady-balancebot-lqr-onnx")]
@@ -61,6 +62,28 @@ def test_the_plan_says_what_will_run_and_a_pinned_run_records_its_study(tmp_path
     numbers = paired["numbers"]
     assert (f"{numbers['detectable_drop_90']:.1%} at baseline rate {numbers['baseline_rate']:.3g} (measured in the last run)"
             in again.stdout), again.stdout
+
+
+def test_the_plan_of_a_sequential_comparison_counts_its_cap_and_the_run_stops_when_the_drop_is_ruled_out(tmp_path):
+    folder, pinned = scenarios(tmp_path), tmp_path / "study.json"
+    planned = plan("--write", str(pinned), "suites/", "--scenarios", str(folder), *SELECTION)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    [line] = [x for x in planned.stdout.splitlines() if x.strip().startswith("steady-balancebot-lqr-onnx")]
+    entry = json.loads(pinned.read_text())["cases"]["steady-balancebot-lqr-onnx"]
+    block = entry["design"]["sequential"]["paired"]
+    assert block["looks"][:4] == [10, 15, 23, 30] and block["drop"] == 0.10  # the project's [tool.simgate.detect]
+    assert entry["planned"]["episodes"] == block["cap"] > 30 and f"{block['cap']:,}" in line
+    assert "group + paired seq." in line and "10.0% at baseline rate 0.8 (sequential paired test, power 0.9 planned)" in line
+    run = gate("-n", "2", "--scenarios", str(folder), "--simgate-reports", str(tmp_path / "reports"),
+               "--simgate-study", str(pinned), *SELECTION)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    case = json.loads((tmp_path / "reports" / "summary.json").read_text())["cases"]["steady-balancebot-lqr-onnx"]
+    [paired] = [r for r in case["requirements"] if r["kind"] == "not_worse"]
+    sequential = paired["numbers"]["sequential"]
+    # the ONNX export of the LQR matches it episode for episode: the drop is ruled out well before the cap
+    assert sequential["state"] == "ruled_out" and case["episodes"] == sequential["n"] < block["cap"]
+    assert paired["numbers"]["n10"] == paired["numbers"]["n01"] == 0 and paired["numbers"]["p_value"] == 1.0
+    assert "a drop of 0.1 ruled out" in paired["observed"]
 
 
 def test_a_run_that_differs_from_the_pinned_study_is_invalid_names_the_change_and_runs_nothing(tmp_path):

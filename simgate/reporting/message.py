@@ -40,7 +40,7 @@ def case_message(result) -> str:
     benign = getattr(result, "benign", None)
     if benign:
         lines.append(f"  benign arm (perturbations off): {describe(benign)}")
-    if case.detect:
+    if case.detect and case.detect.get("auto", True):
         lines.append(f"  episodes: auto chose {case.episodes} episodes to flag a drop of {case.detect['drop']:g} with power "
                      f"{case.detect['power']:g} at a baseline rate of {case.detect['baseline_rate']:g}")
     if result.outcome == "INCONCLUSIVE":

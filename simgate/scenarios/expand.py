@@ -6,10 +6,13 @@ import copy
 import dataclasses
 import itertools
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from simgate.errors import SimgateError, located
+from simgate import pairedseq
+from simgate.errors import InputError, SimgateError, located
+from simgate.groupseq import planned_looks
 from simgate.names import did_you_mean
 from simgate.paired import approximate_episodes, episodes_for, window_power
 from simgate.policies.spec import PolicySpec
@@ -61,7 +64,8 @@ def expand(sc: LoadedScenario, policies: list[str]) -> list[Case]:
                 id=case_id(spec.name, point, policy), scenario=spec.name, source=sc.source, env=spec.env,
                 policy=policy, point=point, perturbations=perturbations,
                 episodes=spec.episodes if spec.episodes != "auto" else 0,  # planned in load_cases
-                detect=spec.detect.model_dump() if spec.detect else None, earlier_looks=tuple(spec.earlier_looks),
+                detect={**spec.detect.model_dump(), "auto": spec.episodes == "auto"} if spec.detect else None,
+                earlier_looks=tuple(spec.earlier_looks),
                 horizon=spec.horizon, seed=spec.seed, alpha=spec.alpha,
                 determinism_episodes=spec.determinism_episodes,
                 thresholds=spec.thresholds.model_dump(exclude_none=True), gate=spec.gate,
@@ -132,7 +136,14 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
                                                          _display(directory, rootdir))
     if not problems:
         cases, problems = _regression_families(cases, loaded)
-        cases = [default_design(c) for c in cases]
+        detect = project_detect(rootdir)
+        designed = []
+        for c in cases:
+            try:
+                designed.append(default_design(c, detect, loaded.get(c.source)))
+            except InputError as exc:
+                problems.append(str(exc))
+        cases = designed
     if problems:
         raise SimgateError("\n".join(dict.fromkeys(problems)))
     return cases
@@ -145,19 +156,66 @@ LOOK_VALID = frozenset({"min_success_rate", "max_mean_torque", "deterministic", 
                         "regression_margin", "torque_regression_margin"})
 
 
-def default_design(case: Case) -> Case:
+def default_design(case: Case, detect: dict | None = None, sc: LoadedScenario | None = None) -> Case:
     """A gating case with a number of episodes and no design of its own runs the exact
     group-sequential design (simgate.groupseq) on them, when every requirement it has can be
-    decided at a look: no comparison with another policy (whose paired tests are fixed-size),
-    no requirement judged by a fixed-size test (p95, power, e-stop share, the hard limits'
-    "no episode above"), no extension of earlier runs, not a pinned replay."""
+    decided at a look: no requirement judged by a fixed-size test (p95, power, e-stop share, the
+    hard limits' "no episode above"), no extension of earlier runs, not a pinned replay. Compared
+    with another policy, it also runs the sequential paired test (simgate.pairedseq) for the drop
+    its scenario declares (``detect``; else ``detect``, the project's default), with looks every
+    first-look's episodes up to the cap planned for that drop: the case may run past ``episodes``
+    while the comparison is undecided. InputError (naming the file) when no cap up to
+    ``detect.most`` reaches the power."""
     asked = {key for key, value in case.thresholds.items() if value not in (None, False)}
-    if (case.design != "auto" or case.sequential or not case.gate or case.replay or case.earlier_looks or case.detect
-            or "min_success_rate" not in asked or not asked <= LOOK_VALID
-            or (case.baseline and case.baseline != case.policy)):
+    if (case.design != "auto" or case.sequential or not case.gate or case.replay or case.earlier_looks
+            or (case.detect and case.detect["auto"]) or "min_success_rate" not in asked or not asked <= LOOK_VALID):
         return case
     # the block a scenario writing `sequential: {method: group}` gets, marked as the default
-    return dataclasses.replace(case, sequential={**Sequential(method="group").model_dump(), "default": True})
+    block = {**Sequential(method="group").model_dump(), "default": True}
+    if case.baseline and case.baseline != case.policy:
+        target = {**Detect.model_validate({"drop": 0.10}).model_dump(), **(detect or {}), **(case.detect or {})}
+        rate = target.get("baseline_rate") or case.thresholds["min_success_rate"]
+        try:
+            design = pairedseq.plan(target["drop"], target["power"], regression_level(case), rate,
+                                    planned_looks(case.episodes, block["looks"]), target["most"])
+        except InputError as exc:
+            line = (sc.line("detect") or sc.line("episodes")) if sc is not None else None
+            raise InputError(located(case.source, line, f"detect: {exc}: detect a larger drop, lower detect.power or raise "
+                                                        "detect.most; or compare this case at a fixed size (design: fixed)")) from None
+        block["paired"] = design.to_dict()
+    return dataclasses.replace(case, sequential=block)
+
+
+def project_detect(rootdir: Path) -> dict:
+    """``[tool.simgate.detect]`` of the project's pyproject.toml (checked as a scenario's
+    ``detect``), or {}: the drop every comparison with another policy must flag by default."""
+    path = Path(rootdir) / "pyproject.toml"
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("simgate", {}).get("detect")
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: [tool.simgate.detect] should be a table (drop = 0.10, power = 0.9), received {table!r}")
+    known = list(Detect.model_fields)
+    for key in table:
+        if key not in known:
+            raise InputError(located(str(path), _toml_line(path, key), f"[tool.simgate.detect]: unknown key {key!r}"
+                                                                       f"{did_you_mean(key, known)} (keys: {', '.join(known)})"))
+    try:
+        return Detect.model_validate({"drop": 0.10, **table}).model_dump(include=set(table))
+    except ValueError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"{path}: [tool.simgate.detect]: {problems}") from None
+
+
+def _toml_line(path: Path, key: str) -> int | None:
+    """The line of ``key = ...`` in a TOML file (the first such line), for an error that names it."""
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if text.split("=", 1)[0].strip() == key:
+            return number
+    return None
 
 
 def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple[list[Case], list[str]]:
@@ -176,7 +234,7 @@ def _regression_families(cases: list[Case], loaded: dict | None = None) -> tuple
     for c in cases:
         c = dataclasses.replace(c, regression_family=max(sizes.get(c.policy, 1), 1),
                                 family_alpha=levels.get(c.policy, min(FAMILY_LEVEL, float(c.alpha))))
-        if c.detect is not None:
+        if c.detect is not None and c.detect["auto"]:
             if not c.baseline:
                 problems.append(f"{c.source}: episodes: auto plans the comparison with the promoted policy, and env "
                                 f"{c.env!r} has none in this run (simgate_baselines or --baseline); give a number of episodes")

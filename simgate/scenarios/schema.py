@@ -142,15 +142,17 @@ class Sequential(Strict):
 
 
 class Detect(Strict):
-    """``episodes: auto``: run enough paired episodes that the exact McNemar test flags a drop of
-    ``drop`` in the success rate against the baseline with probability ``power``."""
+    """The drop in success rate against the baseline a case must flag with probability ``power``.
+    With ``episodes: auto``: enough paired episodes, fixed before the run, for the exact McNemar
+    test. With a number of episodes: the sequential paired test's target (simgate.pairedseq),
+    its cap planned for it. Default: ``[tool.simgate.detect]`` in pyproject.toml."""
 
     drop: float = Field(gt=0.0, lt=1.0)
     power: float = Field(default=0.9, gt=0.5, lt=1.0)
     #: the baseline's success rate to plan for (default: thresholds.min_success_rate, the hardest
     #: rate a baseline meeting the requirement can have)
     baseline_rate: float | None = Field(default=None, gt=0.0, le=1.0)
-    #: the most episodes auto may choose
+    #: the most episodes auto (or the sequential paired test's cap) may choose
     most: int = Field(default=5000, gt=0, le=100_000)
 
 
@@ -293,8 +295,6 @@ class ScenarioSpec(Strict):
                 raise ValueError("episodes: auto needs detect: {drop: ..., power: ...} (the drop to catch against the baseline)")
             if self.detect.baseline_rate is None and self.thresholds.min_success_rate is None:
                 raise ValueError("episodes: auto plans for a baseline rate: set detect.baseline_rate or thresholds.min_success_rate")
-        elif self.detect is not None:
-            raise ValueError("detect plans the episodes: set episodes: auto, or drop detect")
         if self.earlier_looks:
             if self.sequential is not None:
                 raise ValueError("earlier_looks is for fixed-size runs; a sequential anytime case is extended by raising "

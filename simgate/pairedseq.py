@@ -44,6 +44,9 @@ RULE_OUT_SHARE = 0.5
 PATHS = 2000
 #: paths simulated at a time (memory: PATHS_AT_ONCE × the most episodes, a few float arrays)
 PATHS_AT_ONCE = 250
+#: the baseline success rate a cap is planned at when the scenario declares none (neither
+#: ``detect.baseline_rate`` nor ``thresholds.min_success_rate``)
+ASSUMED_RATE = 0.9
 #: the planned power must exceed the target by this much in the simulation (its sampling error)
 POWER_MARGIN = 0.01
 
@@ -98,23 +101,25 @@ def evidence(baseline: np.ndarray, candidate: np.ndarray, looks, drop: float, ru
     return log_e, log_w
 
 
-def looks_from(first: tuple[int, ...], most: int) -> tuple[int, ...]:
-    """The looks a paired test may take: the case's own looks (``first``, its group design's), then
-    on by the first look's episodes up to ``most``."""
-    step = first[0]
+def looks_from(first: tuple[int, ...], most: int, step: int) -> tuple[int, ...]:
+    """The looks a paired test may take: the case's own looks (``first``: its group design's, or
+    its one look), then on by ``step`` episodes up to ``most``."""
     return tuple(first) + tuple(range(first[-1] + step, max(most, first[-1]) + 1, step))
 
 
 @functools.lru_cache(maxsize=64)
-def plan(drop: float, power: float, level: float, baseline_rate: float, first: tuple[int, ...], most: int) -> PairedDesign:
-    """The paired design for a drop: the looks ``first`` and then every ``first[0]`` episodes, up
-    to the cap the simulation finds (InputError when no cap up to ``most`` reaches the power)."""
+def plan(drop: float, power: float, level: float, baseline_rate: float, first: tuple[int, ...], most: int,
+         step: int | None = None) -> PairedDesign:
+    """The paired design for a drop: the looks ``first`` and then every ``step`` (default
+    ``first[0]``) episodes, up to the cap the simulation finds (InputError when no cap up to
+    ``most`` reaches the power)."""
     if not 0 < drop < 1 or not 0 < baseline_rate <= 1:
         raise InputError(f"a paired design needs a drop and a baseline rate in (0, 1], received {drop:g}, {baseline_rate:g}")
     candidate_rate = max(baseline_rate - drop, 0.0)
     rule_out = (1 - power) * RULE_OUT_SHARE
-    every = looks_from(tuple(first), most)
-    horizon = max(8 * first[0], first[-1])
+    step = step or first[0]
+    every = looks_from(tuple(first), most, step)
+    horizon = max(8 * step, first[-1])
     while True:  # a short horizon first: most designs are decided long before ``most``
         looks = tuple(n for n in every if n <= horizon) or every[:1]
         reached = _simulated_power(looks, drop, power, level, baseline_rate, candidate_rate, rule_out)
@@ -150,7 +155,7 @@ def _simulated_power(looks, drop, power, level, baseline_rate, candidate_rate, r
 def design_of(case) -> PairedDesign | None:
     """A case's sequential paired test against its baseline, as planned when it was loaded
     (:func:`simgate.scenarios.expand.default_design`); None for a case without one."""
-    block = (case.sequential or {}).get("paired")
+    block = getattr(case, "paired", None)
     if not block:
         return None
     fields = {f.name for f in dataclasses.fields(PairedDesign)}

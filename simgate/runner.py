@@ -109,7 +109,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
     with blaming(*rig.parties, *plugin_parties(host)):
         # a case judged at looks against another policy runs the baseline look by look with it
         base = rig.for_policy(base_spec.name) if base_spec is not None and design_of(case) is not None else None
-        rollouts, decision, compared = collect(case, rig, base)
+        rollouts, decision, both = collect(case, rig, base)
         repeats = None
         if case.thresholds.get("deterministic"):
             # the first judged episodes: a case stopped at a look before determinism_episodes has no more
@@ -129,7 +129,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
             if case.search.get("require"):
                 requirements.append(verdict.envelope_requirement(search))
         if base_spec is not None:
-            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision, compared)
+            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision, both)
             requirements += paired
         benign = _benign_arm(rig, rollouts, decision) if has_arm(case) else None
         feasibility = _feasibility(case, rig.env, rig.engine)
@@ -191,16 +191,18 @@ class EpisodeSource(CaseRig):
 
 
 def collect(case: Case, source: CaseRig, base: CaseRig | None = None):
-    """The case's rollouts, for a sequential case the decision, and for a case with a sequential
-    paired test the baseline's rollouts on the same episodes (``base``: its rig; else None):
-    batches of episodes in index order until the success requirement is decided or the cap is
-    reached. A sequential case runs at least its pre-declared ``min_episodes`` (default: one
-    batch), the episodes every other requirement is judged on (``decision.judged``), whatever the
-    success test's stopping time."""
+    """The case's rollouts (the episodes its requirements are judged on), for a sequential case
+    the decision, and for a case with a sequential paired test (``base``: the baseline's rig) the
+    candidate's and the baseline's rollouts on every episode the comparison ran (else None).
+    Sequential cases run batches of episodes in index order until the success requirement is
+    decided or the cap is reached; an sprt/anytime case runs at least its pre-declared
+    ``min_episodes`` (default: one batch), the episodes every other requirement is judged on
+    (``decision.judged``), whatever the success test's stopping time."""
+    paired = design_of(case) if base is not None else None
+    if paired is not None or (case.sequential or {}).get("method") == "group":
+        return _collect_at_looks(case, source, base if paired is not None else None)
     if not case.sequential:
         return source.rollouts(source.episodes(episode_indices(case))), None, None
-    if case.sequential["method"] == "group":
-        return _collect_at_looks(case, source, base)
 
     design = sequential_design(case)
     judged = judged_episodes(case)
@@ -215,38 +217,43 @@ def collect(case: Case, source: CaseRig, base: CaseRig | None = None):
 
 
 def _collect_at_looks(case: Case, source: CaseRig, base: CaseRig | None = None):
-    """The group-sequential design: episodes in index order up to each planned look. The success
-    rate and the torque bounds are decided at the first look where the design's exact counts
-    decide the rate and the betting test (valid at every look) every torque bound, or at the
-    design's last look; every requirement but the comparison is judged on the episodes up to
-    there. With ``base``, the baseline runs the same episodes look by look and the sequential
-    paired test (:mod:`simgate.pairedseq`) is asked at each of its looks: the case goes on past the
-    design's last look while the comparison is undecided, up to its cap, and stops at once when
-    the success rate FAILs."""
-    design = group_design(case)
+    """Episodes in index order up to each look. A group-sequential case's own requirements are
+    decided at the first of its looks where the design's exact counts decide the success rate and
+    the betting test (valid at every look) every torque bound, or at its last look; a case of one
+    look decides them on its ``episodes``. Either is judged on the episodes up to there. With
+    ``base``, the baseline runs the same episodes look by look and the sequential paired test
+    (:mod:`simgate.pairedseq`) is asked at each of its looks: the comparison goes on past the
+    case's own looks while it is undecided, up to its cap, and stops at once when the success
+    rate FAILs."""
+    design = group_design(case) if case.sequential else None
     paired = design_of(case) if base is not None else None
-    ranges = torque_ranges(source.engine)
-    sizes = sorted(set(design.looks) | set(paired.looks if paired else ()))
+    own = design.looks if design is not None else (case.episodes,)
+    limits = torque_ranges(source.engine)
+    sizes = sorted(set(own) | set(paired.looks if paired is not None else ()))
     episodes: list = []
     compared: list = []
-    decision = comparison = None
+    judged = decision = comparison = None
     for size in sizes:
         new = range(len(episodes), size)
         episodes += source.episodes(new)
         if paired is not None:
             compared += base.episodes(new)
-        rollouts = source.rollouts(episodes)
-        if decision is None and size in design.looks:
-            look = design.looks.index(size)
-            k = int(sum(e.success for e in episodes))
-            state = design.state(look, k)
-            if look == len(design.looks) - 1 or (state is not None and verdict.decided_at_look(case, rollouts, ranges)):
-                decision = Decision(state or INCONCLUSIVE, size, k, float(k), f"look {look + 1} of {len(design.looks)}",
-                                    judged=size)
+        if judged is None and size in own:
+            if design is None:
+                judged = size
+            else:
+                look = own.index(size)
+                k = int(sum(e.success for e in episodes))
+                state = design.state(look, k)
+                if look == len(own) - 1 or (state is not None and verdict.decided_at_look(case, source.rollouts(episodes), limits)):
+                    judged = size
+                    decision = Decision(state or INCONCLUSIVE, size, k, float(k), f"look {look + 1} of {len(own)}", judged=size)
         if paired is not None and comparison is None and size in paired.looks:
             comparison, _ = paired.state([e.success for e in compared], [e.success for e in episodes])
-        if decision is not None and (paired is None or comparison is not None or decision.outcome == "FAIL"):
-            return rollouts, decision, (base.rollouts(compared) if paired is not None else None)
+        failed = decision is not None and decision.outcome == "FAIL"
+        if judged is not None and (paired is None or comparison is not None or failed):
+            both = (source.rollouts(episodes), base.rollouts(compared)) if paired is not None else None
+            return source.rollouts(episodes[:judged]), decision, both
     raise AssertionError("unreachable: the last look always decides")
 
 
@@ -313,16 +320,18 @@ def _latency(rig):
     return latency.measure(rig.policy, latency.case_observations(rig))
 
 
-def _against_baseline(rig, baseline: str, rollouts, decision=None, compared=None) -> tuple:
+def _against_baseline(rig, baseline: str, rollouts, decision=None, both=None) -> tuple:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
     tests; a sequential case compares on its pre-declared episodes (``decision.judged``), a case
-    with a sequential paired test on every episode both ran look by look (``compared``, the
-    baseline's rollouts). The baseline's rig runs in the candidate rig's env binding and counts
-    its episodes with it. Returns the requirements and the baseline's rig."""
+    with a sequential paired test on every episode both ran look by look (``both``: the
+    candidate's and the baseline's rollouts). The baseline's rig runs in the candidate rig's env
+    binding and counts its episodes with it. Returns the requirements and the baseline's rig."""
 
     base = rig.for_policy(baseline)
-    design = design_of(rig.case) if compared is not None else None
-    if compared is None:
+    design = design_of(rig.case) if both is not None else None
+    if both is not None:
+        rollouts, compared = both
+    else:
         if decision is not None:
             rollouts = verdict.judged_prefix(rollouts, decision)
         compared = base.rollouts(base.episodes([e.index for e in rollouts.episodes]))

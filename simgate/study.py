@@ -21,13 +21,11 @@ from simgate import cache
 from simgate.cache import file_sha256
 from simgate.errors import SimgateError
 from simgate.paired import detectable_drop
-from simgate.pairedseq import design_of
+from simgate.pairedseq import ASSUMED_RATE, design_of
 from simgate.verdict import regression_level
 
 #: the study file's format; a file of another format (or of another simgate major version) is refused
 FORMAT = 1
-#: the assumed baseline success rate of the planned detectable drop where a case declares none
-ASSUMED_RATE = 0.9
 
 
 class StudyError(SimgateError):
@@ -123,7 +121,7 @@ def document(cases, registries, root: Path, measured: dict[str, float] | None = 
             "policy": c.policy, "policy_digest": digest(c.policy),
             "baseline": c.baseline, "baseline_digest": digest(c.baseline),
             "seed": c.seed, "point": c.point, "gate": c.gate,
-            "design": {"episodes": c.episodes, "sequential": c.sequential, "horizon": c.horizon,
+            "design": {"episodes": c.episodes, "sequential": c.sequential, "paired": c.paired, "horizon": c.horizon,
                        "determinism_episodes": c.determinism_episodes, "search": c.search is not None},
             "alpha": c.alpha, "thresholds": c.thresholds, "detect": c.detect,
             "regression_family": c.regression_family,
@@ -220,7 +218,9 @@ def plan_lines(study: dict) -> list[str]:
     for cid, c in cases.items():
         design = c["design"]
         seq = design.get("sequential") or {}
-        kind = ("group + paired seq., cap" if seq.get("paired") else "group-sequential, cap" if seq.get("method") == "group" else f"sequential ({seq.get('method', '?')}), cap"
+        kind = ("group + paired seq., cap" if seq.get("method") == "group" and design.get("paired") else
+                "fixed + paired seq., cap" if design.get("paired") else
+                "group-sequential, cap" if seq.get("method") == "group" else f"sequential ({seq.get('method', '?')}), cap"
                 if seq else "search" if design.get("search") else "fixed" if not c.get("detect") else "auto (declared drop)")
         drop = c["planned"]["detectable_drop_90"]
         if not c.get("gate"):

@@ -78,8 +78,8 @@ def _case(**overrides):
 def test_a_gating_case_judged_at_looks_gets_the_group_design():
     case = default_design(_case())
     assert case.sequential["method"] == "group" and case.sequential["default"] is True
-    assert "paired" not in default_design(_case(baseline="p")).sequential  # compared with itself: nothing paired
-    assert default_design(_case(baseline="other")).sequential["paired"]["drop"] == 0.10  # the sequential paired test
+    assert default_design(_case(baseline="p")).paired is None  # compared with itself: nothing paired
+    assert default_design(_case(baseline="other")).paired["drop"] == 0.10  # the sequential paired test
 
 
 @pytest.mark.parametrize("change", [

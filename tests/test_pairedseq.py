@@ -94,15 +94,19 @@ def _case(**overrides):
 
 def test_the_default_design_plans_the_paired_test_at_the_family_s_level():
     case = default_design(_case())
-    block = case.sequential["paired"]
+    block = case.paired
     assert block["level"] == pytest.approx(0.05 * 0.5 / 23) and block["baseline_rate"] == 0.9
     assert block["looks"][:6] == [25, 50, 75, 100, 125, 150] and block["drop"] == 0.10 and block["power"] == 0.9
-    short = default_design(_case(episodes=50)).sequential["paired"]["looks"]
+    short = default_design(_case(episodes=50)).paired["looks"]
     assert short[:6] == [13, 25, 38, 50, 63, 76]  # the group design's looks, then on by its first
     declared = default_design(_case(detect={"drop": 0.2, "power": 0.8, "baseline_rate": 1.0, "most": 5000, "auto": False}))
-    assert declared.sequential["paired"]["drop"] == 0.2 and declared.sequential["paired"]["cap"] < block["cap"]
-    assert default_design(_case(), {"drop": 0.3}).sequential["paired"]["drop"] == 0.3  # the project's default
-    assert "paired" not in default_design(_case(baseline="cand")).sequential  # compared with itself
+    assert declared.paired["drop"] == 0.2 and declared.paired["cap"] < block["cap"]
+    assert default_design(_case(), {"drop": 0.3}).paired["drop"] == 0.3  # the project's default
+    assert default_design(_case(baseline="cand")).paired is None  # compared with itself
+    assert default_design(_case(design="fixed")).paired is None  # one look, the fixed-size McNemar test
+    # a requirement that needs a fixed size keeps one look for itself; the comparison goes on past it
+    fixed = default_design(_case(thresholds={"min_success_rate": 0.9, "max_peak_torque": 1.0}))
+    assert fixed.sequential is None and fixed.paired["looks"][:3] == [100, 125, 150]
 
 
 def test_the_project_default_comes_from_pyproject_and_a_typo_names_the_file(tmp_path):
@@ -136,7 +140,7 @@ def test_the_runner_stops_an_unchanged_candidate_once_the_drop_is_ruled_out():
 
     case = default_design(_case())
     cand, base = _Source(np.ones(2000)), _Source(np.ones(2000))
-    rollouts, decision, compared = runner.collect(case, cand, base)
+    rollouts, decision, (candidate, compared) = runner.collect(case, cand, base)
     assert decision.outcome == "PASS" and decision.n == 50
     assert len(rollouts.episodes) == len(compared.episodes) == 50 and base.asked == list(range(50))
 
@@ -147,10 +151,11 @@ def test_the_runner_goes_past_the_absolute_cap_while_the_comparison_is_undecided
     case = default_design(_case(thresholds={"min_success_rate": 0.8}))
     worse = np.ones(2000)
     worse[::20] = 0  # 5 points below a perfect baseline: the success rate passes, the comparison takes longer
-    rollouts, decision, compared = runner.collect(case, _Source(worse), _Source(np.ones(2000)))
-    assert decision.outcome == "PASS" and decision.judged <= 100  # the absolute test decided within its own looks
-    assert len(rollouts.episodes) > 100 and len(compared.episodes) == len(rollouts.episodes)
-    state, _ = pairedseq.design_of(case).state(np.ones(len(rollouts.episodes)), worse[:len(rollouts.episodes)])
+    rollouts, decision, (candidate, compared) = runner.collect(case, _Source(worse), _Source(np.ones(2000)))
+    # the absolute test decided within its own looks, and judges those episodes only
+    assert decision.outcome == "PASS" and len(rollouts.episodes) == decision.judged <= 100
+    assert len(candidate.episodes) > 100 and len(compared.episodes) == len(candidate.episodes)
+    state, _ = pairedseq.design_of(case).state(np.ones(len(candidate.episodes)), worse[:len(candidate.episodes)])
     assert state == pairedseq.WORSE
 
 
@@ -158,8 +163,21 @@ def test_the_runner_stops_at_once_when_the_success_rate_fails():
     from simgate import runner
 
     case = default_design(_case())
-    rollouts, decision, compared = runner.collect(case, _Source(np.zeros(2000)), _Source(np.ones(2000)))
+    rollouts, decision, (candidate, compared) = runner.collect(case, _Source(np.zeros(2000)), _Source(np.ones(2000)))
     assert decision.outcome == "FAIL" and len(rollouts.episodes) == 25 == len(compared.episodes)
+
+
+def test_a_case_of_one_look_judges_its_episodes_and_compares_on_past_them():
+    from simgate import runner
+
+    case = default_design(_case(thresholds={"min_success_rate": 0.9, "max_peak_torque": 1.0}))
+    worse = np.ones(2000)
+    worse[::20] = 0
+    rollouts, decision, (candidate, compared) = runner.collect(case, _Source(worse), _Source(np.ones(2000)))
+    assert decision is None and len(rollouts.episodes) == 100  # its requirements: on its 100 episodes, as before
+    assert len(candidate.episodes) == len(compared.episodes) > 100
+    same = runner.collect(case, _Source(np.ones(2000)), _Source(np.ones(2000)))
+    assert len(same[0].episodes) == len(same[2][0].episodes) == 100  # identical: ruled out at its one look
 
 
 def test_the_member_p_value_of_a_sequential_case_is_the_anytime_one():

@@ -33,6 +33,9 @@ class Case:
     regression_family: int = 1
     #: the level Holm runs this candidate's family at: min(0.05, every member case's alpha)
     family_alpha: float | None = None
+    #: the sequential paired test against another policy, as planned at expansion
+    #: (simgate.pairedseq.PairedDesign.to_dict): its looks go past ``episodes`` while it is undecided
+    paired: dict[str, Any] | None = None
     #: ``episodes: auto``: {drop, power, baseline_rate, level, episodes} as planned at expansion
     detect: dict[str, Any] | None = None
     #: episode counts of earlier INCONCLUSIVE runs on these seeds (the success test spends what they left)

@@ -160,30 +160,39 @@ def default_design(case: Case, detect: dict | None = None, sc: LoadedScenario | 
     """A gating case with a number of episodes and no design of its own runs the exact
     group-sequential design (simgate.groupseq) on them, when every requirement it has can be
     decided at a look: no requirement judged by a fixed-size test (p95, power, e-stop share, the
-    hard limits' "no episode above"), no extension of earlier runs, not a pinned replay. Compared
-    with another policy, it also runs the sequential paired test (simgate.pairedseq) for the drop
-    its scenario declares (``detect``; else ``detect``, the project's default), with looks every
-    first-look's episodes up to the cap planned for that drop: the case may run past ``episodes``
-    while the comparison is undecided. InputError (naming the file) when no cap up to
-    ``detect.most`` reaches the power."""
-    asked = {key for key, value in case.thresholds.items() if value not in (None, False)}
-    if (case.design != "auto" or case.sequential or not case.gate or case.replay or case.earlier_looks
-            or (case.detect and case.detect["auto"]) or "min_success_rate" not in asked or not asked <= LOOK_VALID):
+    hard limits' "no episode above"), no extension of earlier runs, not a pinned replay.
+
+    Compared with another policy, such a case (and one that keeps one look for its own
+    requirements) also runs the sequential paired test (simgate.pairedseq) for the drop its
+    scenario declares (``detect``; else ``detect``, the project's default): at the case's looks,
+    then on by its first look's episodes up to the cap planned for that drop, so the comparison
+    may run past ``episodes`` while it is undecided. InputError (naming the file) when no cap up
+    to ``detect.most`` reaches the power. ``design: fixed``, ``episodes: auto``, a pinned replay,
+    extended earlier looks and the sprt/anytime designs keep the fixed-size McNemar test."""
+    if (case.design != "auto" or not case.gate or case.replay or case.earlier_looks
+            or (case.detect and case.detect["auto"])):
         return case
-    # the block a scenario writing `sequential: {method: group}` gets, marked as the default
-    block = {**Sequential(method="group").model_dump(), "default": True}
-    if case.baseline and case.baseline != case.policy:
-        target = {**Detect.model_validate({"drop": 0.10}).model_dump(), **(detect or {}), **(case.detect or {})}
-        rate = target.get("baseline_rate") or case.thresholds["min_success_rate"]
-        try:
-            design = pairedseq.plan(target["drop"], target["power"], regression_level(case), rate,
-                                    planned_looks(case.episodes, block["looks"]), target["most"])
-        except InputError as exc:
-            line = (sc.line("detect") or sc.line("episodes")) if sc is not None else None
-            raise InputError(located(case.source, line, f"detect: {exc}: detect a larger drop, lower detect.power or raise "
-                                                        "detect.most; or compare this case at a fixed size (design: fixed)")) from None
-        block["paired"] = design.to_dict()
-    return dataclasses.replace(case, sequential=block)
+    asked = {key for key, value in case.thresholds.items() if value not in (None, False)}
+    looks = (case.episodes,)
+    if not case.sequential and "min_success_rate" in asked and asked <= LOOK_VALID:
+        # the block a scenario writing `sequential: {method: group}` gets, marked as the default
+        block = {**Sequential(method="group").model_dump(), "default": True}
+        case = dataclasses.replace(case, sequential=block)
+        looks = planned_looks(case.episodes, block["looks"])
+    elif case.sequential:  # a design of its own
+        return case
+    if not case.baseline or case.baseline == case.policy:
+        return case
+    target = {**Detect.model_validate({"drop": 0.10}).model_dump(), **(detect or {}), **(case.detect or {})}
+    rate = target.get("baseline_rate") or case.thresholds.get("min_success_rate") or pairedseq.ASSUMED_RATE
+    try:  # past its own looks, the comparison goes on by the group design's first look for these episodes
+        design = pairedseq.plan(target["drop"], target["power"], regression_level(case), rate, looks, target["most"],
+                                planned_looks(case.episodes)[0])
+    except InputError as exc:
+        line = (sc.line("detect") or sc.line("episodes")) if sc is not None else None
+        raise InputError(located(case.source, line, f"detect: {exc}: detect a larger drop, lower detect.power or raise "
+                                                    "detect.most; or compare this case at a fixed size (design: fixed)")) from None
+    return dataclasses.replace(case, paired=design.to_dict())
 
 
 def project_detect(rootdir: Path) -> dict:

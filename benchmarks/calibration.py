@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simgate import groupseq, paired, stats  # noqa: E402
+from simgate import groupseq, paired, pairedseq, stats  # noqa: E402
 from simgate.reporting.promotion import case_p_value  # noqa: E402
 from simgate.verdict import SUCCESS_SHARE  # noqa: E402
 
@@ -132,6 +132,23 @@ def suite_false_block(rate: float, within: float, across: float, reps: int, case
     p_s = mcnemar_p((b & ~c).sum(-1), (~b & c).sum(-1))
     p_t = ratio_p(*torque_pair(rng, (reps, cases, n)), 0.1, 1.5) if torque else None
     return float(holm_any(case_p(p_s, p_t), ALPHA).mean())
+
+
+def suite_false_block_sequential(rate: float, within: float, across: float, reps: int, cases: int = 23) -> float:
+    """The same for a suite of cases compared by the sequential paired test (simgate.pairedseq),
+    each run to its cap: every look's evidence counted, the most any stopping rule could see. The
+    member p-value is the anytime one, through :func:`simgate.pairedseq.evidence` itself."""
+    level = ALPHA * SUCCESS_SHARE / cases
+    design = pairedseq.plan(0.10, 0.9, level, rate, groupseq.planned_looks(100), 5000, 25)
+    rng = _rng("suite sequential", rate, within, across, reps, cases)
+    blocked = []
+    for start in range(0, reps, 50):
+        size = min(50, reps - start)
+        b, c = paired_outcomes(rng, size, cases, design.cap, rate, rate, within, across)
+        log_e, _ = pairedseq.evidence(b, c, design.looks, design.drop, design.rule_out_level)
+        p = np.minimum(1.0, np.exp(-log_e[..., -1]))
+        blocked.append(holm_any(case_p(p, None), ALPHA))
+    return float(np.concatenate(blocked).mean())
 
 
 def noninferiority_worst(n: int, margin: float = 0.05) -> float:
@@ -259,6 +276,11 @@ def main(argv=None) -> None:
         for label, within, across in (("independent", 0.0, 0.0), ("correlated", 0.5, 0.5)):
             blocks[(rate, label)] = suite_false_block(rate, within, across, reps)
             print(f"60-case suite, n=100, baseline {rate:.2f}, {label}: false block {blocks[(rate, label)]:.4f}")
+    for rate in (0.80, 0.90):
+        for label, within, across in (("independent", 0.0, 0.0), ("correlated", 0.5, 0.5)):
+            blocks[(rate, label, "sequential")] = suite_false_block_sequential(rate, within, across, reps // 4)
+            print(f"23-case suite, sequential paired test to its cap, baseline {rate:.2f}, {label}: false block "
+                  f"{blocks[(rate, label, 'sequential')]:.4f}")
     levels = {"success (exact, n 10-400)": success_worst()}
     for n in (50, 100, 150, 200):
         levels[f"score tests n={n} (exact)"] = noninferiority_worst(n)

@@ -524,12 +524,14 @@ def paired(case, baseline: str, base, cand, ranges=None, torque: bool = True, de
     p_value, test, sequential = r.p_worse, f"McNemar 'worse' p={r.p_worse:.3g} (uncorrected)", None
     if design is not None:
         state, figures = design.state(b, c)
-        state = state or pairedseq.UNDECIDED
         p_value = figures["p_worse_anytime"]
         ended = {pairedseq.WORSE: f"stopped: worse at the family's level {level:.3g}",
                  pairedseq.RULED_OUT: f"stopped: a drop of {design.drop:g} ruled out (p={figures['p_drop_at_least']:.3g} "
                                       f"≤ {design.rule_out_level:g})",
-                 pairedseq.UNDECIDED: f"undecided at the cap of {design.cap}"}[state]
+                 pairedseq.UNDECIDED: f"undecided at the cap of {design.cap}",
+                 # the case stopped before the comparison decided: its own success rate FAILed
+                 None: f"undecided when the case stopped at {len(c)} of its {design.cap} episodes"}[state]
+        state = state or pairedseq.UNDECIDED
         test = f"sequential paired test, anytime p={p_value:.3g} (uncorrected); {ended}"
         sees = (f"was planned to flag a drop of {design.drop:.1%} with power {design.power:g} (simulated "
                 f"{design.simulated_power:.3f}, independent outcomes at a baseline rate of {design.baseline_rate:g}, the least "

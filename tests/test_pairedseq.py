@@ -199,3 +199,7 @@ def test_the_member_p_value_of_a_sequential_case_is_the_anytime_one():
     numbers = req["numbers"] if isinstance(req, dict) else req.numbers
     assert numbers["p_value"] == numbers["sequential"]["p_worse_anytime"] > numbers["p_worse"]
     assert numbers["detectable_drop_90"] == 0.10 and "sequential paired test" in req.observed
+    # a case stopped by its own FAIL before the comparison decided says so, not "at the cap"
+    [early] = verdict.paired(case, "base", rollouts(b[:25]), rollouts(c[:25]), design=design)
+    assert "undecided when the case stopped at 25 of its" in early.observed
+    assert early.numbers["sequential"]["state"] == pairedseq.UNDECIDED

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -98,11 +97,8 @@ def simulated_power(numbers: dict, drop: float = DROP, paths: int = PATHS, seed:
     design = pairedseq.PairedDesign(**{k: seq[k] for k in ("drop", "power", "level", "baseline_rate", "simulated_power")},
                                     looks=tuple(seq["looks"]))
     log_e, log_w = pairedseq.evidence(b, c, design.looks, design.drop, design.rule_out_level)
-    worse, ruled = log_e >= math.log(1 / design.level), log_w >= math.log(1 / design.rule_out_level)
-    k = len(design.looks)
-    first_worse = np.where(worse.any(1), worse.argmax(1), k)
-    first_ruled = np.where(ruled.any(1), ruled.argmax(1), k)
-    return float(np.mean((first_worse <= first_ruled) & (first_worse < k)))
+    _, what = pairedseq.first_decisions(log_e, log_w, design.level, design.rule_out_level)
+    return float(np.mean(what == pairedseq.WORSE))
 
 
 def simulated_powers(cases: dict, drop: float = DROP) -> dict[str, float]:

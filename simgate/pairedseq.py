@@ -101,6 +101,18 @@ def evidence(baseline: np.ndarray, candidate: np.ndarray, looks, drop: float, ru
     return log_e, log_w
 
 
+def first_decisions(log_e: np.ndarray, log_w: np.ndarray, level: float, rule_out_level: float):
+    """Per path, from :func:`evidence`: the look that first decided it (the number of looks when
+    none did) and what it decided (WORSE, RULED_OUT or UNDECIDED); a look that shows both is
+    WORSE, as :meth:`PairedDesign.state` judges it first."""
+    worse, ruled = log_e >= math.log(1 / level), log_w >= math.log(1 / rule_out_level)
+    k = log_e.shape[-1]
+    first_worse = np.where(worse.any(-1), worse.argmax(-1), k)
+    first_ruled = np.where(ruled.any(-1), ruled.argmax(-1), k)
+    what = np.where((first_worse <= first_ruled) & (first_worse < k), WORSE, np.where(first_ruled < k, RULED_OUT, UNDECIDED))
+    return np.minimum(first_worse, first_ruled), what
+
+
 def looks_from(first: tuple[int, ...], most: int, step: int) -> tuple[int, ...]:
     """The looks a paired test may take: the case's own looks (``first``: its group design's, or
     its one look), then on by ``step`` episodes up to ``most``."""
@@ -143,12 +155,8 @@ def _simulated_power(looks, drop, power, level, baseline_rate, candidate_rate, r
         size = min(PATHS_AT_ONCE, PATHS - start)
         b = rng.random((size, looks[-1])) < baseline_rate
         c = rng.random((size, looks[-1])) < candidate_rate
-        log_e, log_w = evidence(b, c, looks, drop, rule_out)
-        worse, ruled = log_e >= math.log(1 / level), log_w >= math.log(1 / rule_out)
-        first_worse = np.where(worse.any(axis=1), worse.argmax(axis=1), len(looks))
-        first_ruled = np.where(ruled.any(axis=1), ruled.argmax(axis=1), len(looks))
-        hit = (first_worse <= first_ruled) & (first_worse < len(looks))  # both at one look: WORSE is judged first
-        flagged += np.bincount(first_worse[hit], minlength=len(looks))
+        first, what = first_decisions(*evidence(b, c, looks, drop, rule_out), level, rule_out)
+        flagged += np.bincount(first[what == WORSE], minlength=len(looks))
     return np.cumsum(flagged) / PATHS
 
 

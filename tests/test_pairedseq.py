@@ -25,12 +25,7 @@ def _design(rate=0.9, level=LEVEL, drop=0.10):
 def _outcomes(design, b, c):
     """Per path: WORSE, RULED_OUT or UNDECIDED, taken at the first look that decides, as the runner stops."""
     log_e, log_w = pairedseq.evidence(b, c, design.looks, design.drop, design.rule_out_level)
-    worse, ruled = log_e >= math.log(1 / design.level), log_w >= math.log(1 / design.rule_out_level)
-    k = len(design.looks)
-    first_worse = np.where(worse.any(1), worse.argmax(1), k)
-    first_ruled = np.where(ruled.any(1), ruled.argmax(1), k)
-    return np.where((first_worse <= first_ruled) & (first_worse < k), pairedseq.WORSE,
-                    np.where(first_ruled < k, pairedseq.RULED_OUT, pairedseq.UNDECIDED))
+    return pairedseq.first_decisions(log_e, log_w, design.level, design.rule_out_level)[1]
 
 
 def _paths(seed, rate_b, rate_c, n):

@@ -24,7 +24,7 @@ from simgate.replay import choose_gl
 from simgate.reporting import allure
 from simgate.reporting.message import case_message
 from simgate.reporting.store import ReportsError, RunStore, check_replaceable, check_writable
-from simgate.robots.configure import check_contracts, load_notes
+from simgate.robots.configure import ContractMismatch, check_contracts, load_notes
 from simgate.runner import run_case
 from simgate.scenarios.expand import load_cases
 from simgate.scenarios.loader import REGRESSIONS
@@ -119,7 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
         elif not config.stash[CASES] and _scenarios_in_args(config, directory):
             raise SimgateError(_no_cases(config))  # said here: under xdist no worker could say it
     except SimgateError as exc:
-        if isinstance(exc, StudyError):  # not a usage error: the evidence would not be the study's
+        # not usage errors: the evidence would not be the study's, or not the trained policy's
+        if isinstance(exc, (StudyError, ContractMismatch)):
             _record_refusal(config, str(exc), "INVALID")
             pytest.exit(f"simgate: INVALID (exit 3): {exc}", returncode=3)
         if not is_worker(config):

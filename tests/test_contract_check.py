@@ -22,7 +22,7 @@ from simgate.cli import main as cli  # noqa: E402
 from simgate.envs.base import OneRow  # noqa: E402
 from simgate.errors import SimgateError  # noqa: E402
 from simgate.robots.load import contract_file  # noqa: E402
-from simgate.robots.logcheck import check_log, check_manifest_log, record_log  # noqa: E402
+from simgate.robots.logcheck import Mismatch, check_log, check_manifest_log, record_log  # noqa: E402
 from simgate.runner import build_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def test_a_seeded_mismatch_fails_naming_its_term(host, log, tmp_path, change, fa
         d.name for d in result.failing) in table
 
     message = check_manifest_log(spec, env)
-    assert message is not None
+    assert isinstance(message, Mismatch)  # the gate refuses it as INVALID (exit 3), not as a usage error
     assert message.startswith(spec.contract.where("log") + ": log:"), message
     assert re.fullmatch(r"contract\.yaml:\d+", spec.contract.where("log"))
     for d in result.failing:
@@ -182,6 +182,7 @@ def test_a_log_outside_the_manifest_folder_and_an_unreadable_one_are_problems_no
     spec = spec_with(host, write_contract(tmp_path, log="missing.npz"))
     message = check_manifest_log(spec, mjcf_env(host, spec))
     assert "missing.npz does not exist" in message and message.startswith(spec.contract.where("log", "file"))
+    assert not isinstance(message, Mismatch)  # a file that is not there: a usage error (exit 4)
 
 
 # -- 2d. the first previous action: a training env that observes its last applied action ---------

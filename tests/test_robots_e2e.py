@@ -1,7 +1,8 @@
 """A user with an MJCF, an ONNX file and a YAML contract gates the policy from a folder holding
 nothing else (no Python, no pytest configuration): ``pytest scenarios/ -n 2``, for real, in a
-subprocess. A contract that does not fit stops the run at configure time (exit 4), before any
-episode, naming the file and line."""
+subprocess. A contract that does not fit its network stops the run at configure time as INVALID
+(exit 3), a misspelt name in it as a usage error (exit 4), before any episode, naming the file
+and line."""
 
 from __future__ import annotations
 
@@ -92,11 +93,16 @@ def test_a_folder_of_yaml_files_is_gated_with_no_python(folder):
 def test_a_contract_that_does_not_fit_the_network_stops_the_run_before_any_episode(folder):
     contract = folder / "policies" / "walker" / "contract.yaml"
     contract.write_text(contract.read_text().replace("  - {term: gait_phase, hz: 2.0, group: clock}\n", ""))
+    (folder / "reports").mkdir()
+    (folder / "reports" / "verdict.json").write_text('{"promote": true, "decision": "PASS"}')  # an earlier run's
     done = gate(folder, "-n", "2")
-    assert done.returncode == 4, done.stdout[-3000:]
-    assert "observation_size is 34 in the manifest but its contract gives 32" in done.stderr
-    assert "policies/walker/manifest.yaml" in done.stderr or "contract.yaml" in done.stderr
-    assert "Traceback" not in done.stderr and not (folder / "reports" / "summary.json").exists()
+    # not a usage error: the run would judge the network under a contract it was not trained with
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout + done.stderr
+    assert "simgate: INVALID (exit 3)" in out and "observation_size is 34 in the manifest but its contract gives 32" in out
+    assert "policies/walker/manifest.yaml" in out or "contract.yaml" in out
+    assert "Traceback" not in out and not (folder / "reports" / "summary.json").exists()
+    assert json.loads((folder / "reports" / "verdict.json").read_text())["decision"] == "INVALID"
 
 
 def test_a_misspelt_joint_names_the_line_and_the_closest_joint(folder):

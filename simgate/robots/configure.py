@@ -1,6 +1,7 @@
 """Before any worker starts: every (robot, policy) pair a run will evaluate is bound and checked,
 so a contract that does not fit its robot, its network or its training log stops the run with
-exit 4 instead of becoming a confident FAIL (or PASS)."""
+INVALID (exit 3) when the contract does not fit its network or its log, exit 4 when a file is
+wrong, instead of becoming a confident FAIL (or PASS)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from simgate.envs.info import describe
 from simgate.errors import SimgateError
 from simgate.policies.loaders import PolicyLoadError
 from simgate.robots.check import check_policy_against_contract
-from simgate.robots.logcheck import check_manifest_log
+from simgate.robots.logcheck import Mismatch, check_manifest_log
+
+
+class ContractMismatch(SimgateError):
+    """A contract that binds to its robot but does not fit its network's sizes or does not
+    reproduce its training log: the run would judge a policy under a contract it was not trained
+    with, so its evidence is INVALID (exit 3), not a usage error."""
 
 
 def check_contracts(cases, registries) -> list[str]:
-    """Raise SimgateError listing every problem of the contracts the cases use; return the notes
-    (a contract's actuator order that differs from the MJCF's: mapped by name, but worth a look)."""
+    """Raise SimgateError listing every problem of the contracts the cases use (ContractMismatch
+    when every problem is a mismatch with the network or the training log, not a mistake in a
+    file); return the notes (a contract's actuator order that differs from the MJCF's: mapped by
+    name, but worth a look)."""
     pairs = sorted({(c.env, p) for c in cases for p in (c.policy, c.baseline) if p})
     built: dict[str, object] = {}
     problems: list[str] = []
+    mismatches: list[str] = []
     notes: list[str] = []
     for env_name, policy_name in pairs:
         spec = registries.policies.get(policy_name)
@@ -39,13 +49,16 @@ def check_contracts(cases, registries) -> list[str]:
         except ValueError as exc:
             problems.append(f"{spec.manifest}: policy {policy_name!r} on env {env_name!r}: {exc}")
             continue
-        problems += _checked(spec, bound)
+        mismatches += _checked(spec, bound)
         problems += _perturbations_on(bound, [c for c in cases if c.env == env_name and policy_name in (c.policy, c.baseline)],
                                       registries, policy_name)
         if getattr(bound, "actuator_order_note", None):
             notes.append(f"policy {policy_name!r}: {bound.actuator_order_note}")
-    if problems:
-        raise SimgateError("\n".join(dict.fromkeys(problems)))
+    usage = problems + [m for m in mismatches if not isinstance(m, Mismatch)]
+    if usage:
+        raise SimgateError("\n".join(dict.fromkeys(usage + mismatches)))
+    if mismatches:
+        raise ContractMismatch("\n".join(dict.fromkeys(mismatches)))
     return list(dict.fromkeys(notes))
 
 
@@ -81,7 +94,9 @@ def load_notes(cases, registries) -> list[str]:
 
 
 def _checked(spec, env) -> list[str]:
-    problems = check_policy_against_contract(spec, env)
+    """The contract against its network's sizes and its training log: every size disagreement is
+    a Mismatch, and so is a log the contract does not reproduce (a log that cannot be read is not)."""
+    problems = [Mismatch(p) for p in check_policy_against_contract(spec, env)]
     if not problems and spec.contract.contract.log is not None:
         problem = check_manifest_log(spec, env)
         if problem:

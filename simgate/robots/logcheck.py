@@ -352,6 +352,12 @@ def _compare(name: str, columns: tuple[int, int], logged: np.ndarray, built: np.
     return out
 
 
+class Mismatch(str):
+    """A problem message that is a disagreement between a contract and what it must describe (its
+    network's sizes, its training log), not a mistake in a file: the evidence would be another
+    policy's (INVALID), which a usage error is not."""
+
+
 def check_manifest_log(spec, env) -> str | None:
     """The gate's configure-time check of a contract's ``log:`` (file relative to the manifest's
     folder, tolerance): a problem message naming the manifest line, the failing term(s) and their
@@ -376,7 +382,7 @@ def check_manifest_log(spec, env) -> str | None:
     if result.ok:
         return None
     names = ", ".join(d.name for d in result.failing)
-    return (f"{contract.where('log')}: log: the contract of policy {spec.name!r} does not reproduce its training log "
+    return Mismatch(f"{contract.where('log')}: log: the contract of policy {spec.name!r} does not reproduce its training log "
             f"{cfg.file} ({names} over the tolerance {result.tolerance:g}): {result.summary()}; see the table of "
             f"'python -m simgate contract check {spec.name} {path}' and fix the contract (quaternion order, joint "
             "order, scales, filter, initial previous action) or the log")

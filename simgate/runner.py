@@ -129,7 +129,7 @@ def _evaluate(case: Case, host, engine: str, cache_dir: Path | None, dog, remote
             if case.search.get("require"):
                 requirements.append(verdict.envelope_requirement(search))
         if base_spec is not None:
-            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision, both)
+            paired, _ = _against_baseline(rig, base_spec.name, rollouts, decision, both, base)
             requirements += paired
         benign = _benign_arm(rig, rollouts, decision) if has_arm(case) else None
         feasibility = _feasibility(case, rig.env, rig.engine)
@@ -320,14 +320,15 @@ def _latency(rig):
     return latency.measure(rig.policy, latency.case_observations(rig))
 
 
-def _against_baseline(rig, baseline: str, rollouts, decision=None, both=None) -> tuple:
+def _against_baseline(rig, baseline: str, rollouts, decision=None, both=None, base=None) -> tuple:
     """The baseline on exactly the candidate's episodes (same seeds, same worlds), then the paired
     tests; a sequential case compares on its pre-declared episodes (``decision.judged``), a case
     with a sequential paired test on every episode both ran look by look (``both``: the
     candidate's and the baseline's rollouts). The baseline's rig runs in the candidate rig's env
-    binding and counts its episodes with it. Returns the requirements and the baseline's rig."""
+    binding and counts its episodes with it; ``base``, the rig that ran ``both``, is reused.
+    Returns the requirements and the baseline's rig."""
 
-    base = rig.for_policy(baseline)
+    base = base or rig.for_policy(baseline)
     design = design_of(rig.case) if both is not None else None
     if both is not None:
         rollouts, compared = both

@@ -59,7 +59,7 @@ def inspect(rig) -> dict:
 
     case, env, policy = rig.case, rig.env, rig.policy
     settings = dict(case.frequency_response)
-    engine = ReferenceEngine(env, policy, rig.perturbations, rig.action_size)
+    engine = ReferenceEngine(env, policy, rig.perturbations, rig.action_size, hard_limits=getattr(case, "hard_limits", None))
     n_steps = int(round(case.horizon / engine.control_dt))
     _, model, data, _ = engine.start_episode(case, 0, n_steps)
     base = np.asarray(env.observe(model, data), dtype=np.float64)

@@ -92,7 +92,8 @@ def case_observations(rig, episodes: int | None = None) -> np.ndarray:
             seen.append(np.array(obs, dtype=np.float64))
             return policy.act(obs)
 
-    engine = ReferenceEngine(rig.env, Recording(), rig.perturbations, rig.action_size)
+    engine = ReferenceEngine(rig.env, Recording(), rig.perturbations, rig.action_size,
+                             hard_limits=getattr(case, "hard_limits", None))
     engine.run(case, range(min(episodes, case.episodes)))
     if not seen:
         raise InputError(f"case {case.id}: no policy call in its first episodes, so no observation to time the policy on")

@@ -308,7 +308,8 @@ def _build(case, policy_name, registries, choice="auto", cache_dir=None, watchdo
         acting = GuardedPolicy(policy, watchdog)
     keyed = case if policy_name == case.policy else dataclasses.replace(case, policy=policy_name)
     with blaming(*parties_of(case, registries, env, perturbations, policy_name, policy)):
-        engine = make_engine(env, acting, perturbations, env.action_size, choice, policy_name)
+        engine = make_engine(env, acting, perturbations, env.action_size, choice, policy_name,
+                             hard_limits=getattr(case, "hard_limits", None))
         cache = episode_cache(cache_dir, keyed, env, engine, spec, policy)
     return CaseRig(case, policy_name, env, engine, cache, spec=spec, policy=policy, perturbations=perturbations,
                    remote=remote, watchdog=watchdog, keyed=keyed, registries=registries, choice=choice,

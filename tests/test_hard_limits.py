@@ -66,6 +66,49 @@ def test_a_floating_base_tilt_limit_ends_the_quadruped_the_same_way_in_both_engi
     assert ended and all("base tilt" in e.message or "base z" in e.message for e in ended)
 
 
+def quadruped_case(**limits):
+    return make_case(env="quadruped", policy="quadruped-nominal", horizon=2.0, episodes=6,
+                     hard_limits=limits or None)
+
+
+def test_a_contact_force_limit_ends_the_same_episodes_in_both_engines_and_changes_no_physics(host):
+    from simgate.runner import build_env
+
+    env = build_env(host.registries.envs.get("quadruped"))
+    policy = host.registries.policies.get("quadruped-nominal").load()
+    free = ReferenceEngine(env, policy, [], env.action_size).run(quadruped_case(), range(6))
+    # the sensors the limit reads are added to the model: a limit never reached leaves every bit as it was
+    never = quadruped_case(contact_force={"FL_calf": 1e9})
+    sensed = ReferenceEngine(env, policy, [], env.action_size, hard_limits=never.hard_limits).run(never, range(6))
+    assert all(a.reproduced_by(b) for a, b in zip(free.episodes, sensed.episodes))
+    # the front left foot's landing and later steps: about 15-35 N, so 30 N ends some episodes only
+    case = quadruped_case(contact_force={"FL_calf": 30.0})
+    reference = ReferenceEngine(env, policy, [], env.action_size, hard_limits=case.hard_limits).run(case, range(6))
+    batched = BatchedEngine(env, policy, [], env.action_size, nthread=2, hard_limits=case.hard_limits).run(case, range(6))
+    assert_identical(reference, batched)
+    ended = [e for e in reference.episodes if e.terminated == HARD_LIMIT]
+    assert 0 < len(ended) < 6, [e.message for e in reference.episodes]
+    for episode in ended:
+        assert episode.message.startswith("hard limit: FL_calf contact force ") and " N > 30 N at control step " in episode.message
+        value = float(episode.message.split("contact force ")[1].split(" N")[0])
+        assert value > 30.0
+    with pytest.raises(InputError, match="names 'FL_calff', which is no body of the model; did you mean 'FL_calf'"):
+        ReferenceEngine(env, policy, [], env.action_size, hard_limits={"contact_force": {"FL_calff": 30.0}})
+    with pytest.raises(ValueError, match="no contact sensors for FL_calf"):  # an engine built without them
+        ReferenceEngine(env, policy, [], env.action_size).run(case, range(1))
+
+
+def test_a_contact_force_limit_must_name_bodies_with_positive_forces():
+    from pydantic import ValidationError
+
+    from simgate.scenarios.schema import HardLimitsSpec
+
+    assert HardLimitsSpec(contact_force={"wheel": 12.5}).contact_force == {"wheel": 12.5}
+    for bad in ({}, {"wheel": 0.0}, {"wheel": -3.0}, 40.0):
+        with pytest.raises(ValidationError):
+            HardLimitsSpec(contact_force=bad)
+
+
 def test_a_scenario_with_hard_limits_reports_them_as_a_failure_mode(tmp_path):
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
@@ -95,3 +138,18 @@ def test_the_video_s_end_names_the_limit_and_its_step():
     assert red(marked) > red(plain) + 2000  # a second text line on the failure's colour
     assert (marked[:10] == (200, 30, 30)).all()  # the red border
     assert red(mark_end([frame], 0.04, True, None, None, fps=5, detail="x")[-1]) == 0  # a success has none
+
+
+def test_a_scenario_s_contact_force_limit_reaches_the_engine_through_the_gate(tmp_path):
+    """The rig builds the engine with the case's limits: the balance bot's ~17 N weight rests on its
+    wheel, so a 10 N limit on the wheel ends every episode at its first control steps."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "touch.yaml").write_text(
+        "name: touch\nenv: balancebot\nepisodes: 6\nhorizon: 1.0\nseed: 2\nbenign: false\n"
+        "hard_limits:\n  contact_force: {wheel: 10}\nthresholds:\n  min_success_rate: 0.5\n")
+    run = gate("-n", "0", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path / "reports"),
+               "--policy", "balancebot-lqr", "--baseline", "none")
+    case = json.loads((tmp_path / "reports" / "summary.json").read_text())["cases"]["touch-balancebot-lqr"]
+    assert case["failure_modes"] == {HARD_LIMIT: 6} and case["outcome"] == "FAIL", run.stdout[-3000:]
+    assert "hard limit: wheel contact force" in case["examples"][HARD_LIMIT]

@@ -54,20 +54,22 @@ def threads_per_worker() -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def make_engine(env, policy, perturbations, action_size: int, choice: str = "auto", policy_name: str | None = None):
+def make_engine(env, policy, perturbations, action_size: int, choice: str = "auto", policy_name: str | None = None,
+                hard_limits: dict | None = None):
     """The batched engine where the env allows it (``auto``), else the reference engine.
 
     Both give bit-identical results; ``reference`` forces the plain loop, ``batched`` refuses an
     env that cannot be batched instead of falling back. ``policy_name`` names the policy in the
-    message of an episode its call ended.
+    message of an episode its call ended; ``hard_limits``: the case's (a contact-force limit
+    adds its sensors to the model).
     """
 
     if choice == "reference":
-        return ReferenceEngine(env, policy, perturbations, action_size, policy_name)
+        return ReferenceEngine(env, policy, perturbations, action_size, policy_name, hard_limits=hard_limits)
     try:
         return BatchedEngine(env, policy, perturbations, action_size, nthread=threads_per_worker(),
-                             policy_name=policy_name)
+                             policy_name=policy_name, hard_limits=hard_limits)
     except NotBatchable:
         if choice == "batched":
             raise
-        return ReferenceEngine(env, policy, perturbations, action_size, policy_name)
+        return ReferenceEngine(env, policy, perturbations, action_size, policy_name, hard_limits=hard_limits)

@@ -174,13 +174,14 @@ class BatchedEngine:
     name = "batched"
 
     def __init__(self, env, policy, perturbations, action_size: int, nthread: int = 1, lane_max: int = LANE,
-                 policy_name: str | None = None, *, chunk: int | None = None):
-        """``lane_max``: most episodes in a lane (``chunk``: its former name, still taken)."""
+                 policy_name: str | None = None, *, chunk: int | None = None, hard_limits: dict | None = None):
+        """``lane_max``: most episodes in a lane (``chunk``: its former name, still taken);
+        ``hard_limits``: as for :class:`ReferenceEngine`."""
         from mujoco.batch import DATA_FIELDS
 
         lane_max = chunk if chunk is not None else lane_max
 
-        self.ref = ReferenceEngine(env, policy, perturbations, action_size, policy_name)
+        self.ref = ReferenceEngine(env, policy, perturbations, action_size, policy_name, hard_limits=hard_limits)
         self.env, self.policy, self.action_size = env, policy, action_size
         self.who = self.ref.who
         self.nthread, self.lane_max = nthread, lane_max
@@ -403,6 +404,9 @@ class _LaneRun:
         self.hard_limits = engine.ref.hard_limits(case)  # ends an episode at the control step exceeded
         self.gear = (np.array([actuator_gear(m) for m in self.models]).reshape(n, nu)  # per episode
                      if self.hard_limits is not None else None)
+        # each physics step's sensors, recorded only for a contact-force limit (the common case records none)
+        self.sensed = (np.zeros((block, n, self.fs, self.nominal.nsensordata))
+                       if self.hard_limits is not None and self.hard_limits.reads_sensors else None)
         self.control_dt = engine.ref.control_dt
 
     def control_step(self, step: int) -> None:
@@ -532,15 +536,19 @@ class _LaneRun:
         b = self.recorded
         began = time.perf_counter()
         try:
-            record = ("actuator_force", "actuator_velocity")
+            record = ("actuator_force", "actuator_velocity") + (() if self.sensed is None else ("sensordata",))
             if every:  # straight into the block's buffers
+                into = {"actuator_force": self.forces[b], "actuator_velocity": self.velocities[b]}
+                if self.sensed is not None:
+                    into["sensordata"] = self.sensed[b]
                 self.batch.rollout(nstep=self.fs, control=None if self.held else self.control,
-                                   control_spec=int(self.spec), record=record,
-                                   out={"actuator_force": self.forces[b], "actuator_velocity": self.velocities[b]})
+                                   control_spec=int(self.spec), record=record, out=into)
             else:
                 out = self.batch.rollout(nstep=self.fs, control=None if self.held else self.control[live],
                                          control_spec=int(self.spec), record=record, ids=live)
                 self.forces[b, live], self.velocities[b, live] = out["actuator_force"], out["actuator_velocity"]
+                if self.sensed is not None:
+                    self.sensed[b, live] = out["sensordata"]
             self.stepped[b, self.all_rows if every else live] = True
         except SimulationError as exc:  # MuJoCo raised in some simulations: they diverged
             failed = {int(i): self.batch.error(int(i)) for i in exc.ids}
@@ -585,7 +593,8 @@ class _LaneRun:
             b = self.recorded - 1
             standing = ids[self.live[ids]]
             exceeded = self.hard_limits.rows(self.forces[b][standing], self.velocities[b][standing],
-                                             self.fields["qpos"][standing], self.gear[standing])
+                                             self.fields["qpos"][standing], self.gear[standing],
+                                             None if self.sensed is None else self.sensed[b][standing])
             for j, what in zip(standing, exceeded):
                 if what is not None:
                     self._end(int(j), HARD_LIMIT, step + 1, limit_message(what, step + 1, self.control_dt))

@@ -24,7 +24,7 @@ from simgate.engine.state_hash import state_hashes
 from simgate.engine.substeps import physics_hooks, plan
 from simgate.envs.base import frame_skip_for
 from simgate.errors import InputError, PluginCodeError
-from simgate.limits import HARD_LIMIT, HardLimits
+from simgate.limits import HARD_LIMIT, HardLimits, add_contact_sensors, contact_bodies
 from simgate.limits import message as limit_message
 from simgate.perturbations import STAGES
 from simgate.perturbations.base import EpisodeContext
@@ -75,7 +75,10 @@ class ReferenceEngine:
     #: the name its episodes are recorded by (the cache, a case's ``engine`` counts)
     name = "reference"
 
-    def __init__(self, env, policy, perturbations, action_size: int, policy_name: str | None = None):
+    def __init__(self, env, policy, perturbations, action_size: int, policy_name: str | None = None, *,
+                 hard_limits: dict | None = None):
+        """``hard_limits``: the case's, when it has a contact-force limit: the model is built with
+        the contact sensors it reads (:func:`simgate.limits.add_contact_sensors`)."""
         import mujoco
 
         self.mujoco = mujoco
@@ -85,6 +88,7 @@ class ReferenceEngine:
         self._limits = (None, None)  # (the spec's key, its HardLimits): built once per case
         self.perturbations = list(perturbations)
         self.action_size = action_size
+        self.sensed = contact_bodies(hard_limits)  # bodies with a contact sensor for a hard limit
         self.nominal = self._nominal_model()
         self.frame_skip = self._frame_skip()
         self.control_dt = self.frame_skip * self.nominal.opt.timestep
@@ -97,15 +101,16 @@ class ReferenceEngine:
 
     def _nominal_model(self):
         editors = [p for p in self.perturbations if p.stage == "spec"]
-        if not editors:
+        if not editors and not self.sensed:
             return self.env.build_model()
         spec = self.env.build_spec()
-        kinds = ", ".join(p.kind for p in editors)
+        kinds = ", ".join([p.kind for p in editors] + (["hard_limits.contact_force"] if self.sensed else []))
         if spec is None:
             raise InputError(f"env {self.env.name!r} does not expose an MjSpec (build_spec), so {kinds} cannot "
                              "change its structure")
         for p in editors:
             p.edit_spec(spec)
+        add_contact_sensors(spec, self.sensed)  # after the edits: a terrain adds bodies, never renames one
         try:
             return spec.compile()
         except Exception as exc:  # noqa: BLE001 - MuJoCo's compiler on the user's model as the scenario edited it
@@ -185,6 +190,7 @@ class ReferenceEngine:
         torque_sum, torque_peak = np.zeros(model.nu), np.zeros(model.nu)
         forces = np.zeros((self.frame_skip, model.nu))  # one row per physics step of a control step
         velocities = np.zeros((self.frame_skip, model.nu))
+        sensed = np.zeros((self.frame_skip, model.nsensordata)) if hard is not None and hard.reads_sensors else None
         work = np.zeros(())
         signals = np.zeros(len(self.env.signals))
         signal_peak = np.full(len(self.env.signals), -np.inf)
@@ -220,6 +226,8 @@ class ReferenceEngine:
                 substep += 1
                 forces[k] = data.actuator_force
                 velocities[k] = data.actuator_velocity
+                if sensed is not None:
+                    sensed[k] = data.sensordata
             accumulate_effort(torque_sum, torque_peak, work, forces, velocities)
             np.maximum(speed_peak, np.abs(velocities).max(axis=0), out=speed_peak)
             saturated += int(saturated_steps(forces, limits))
@@ -243,7 +251,8 @@ class ReferenceEngine:
                 length = step + 1
                 break
             if hard is not None:
-                exceeded = hard.rows(forces[None], velocities[None], data.qpos[None], hard_gear)[0]
+                exceeded = hard.rows(forces[None], velocities[None], data.qpos[None], hard_gear,
+                                     None if sensed is None else sensed[None])[0]
                 if exceeded is not None:
                     terminated, message, length = HARD_LIMIT, limit_message(exceeded, step + 1, self.control_dt), step + 1
                     break

@@ -178,6 +178,7 @@ class HardLimitsSpec(Strict):
     """Limits that end an episode at the first control step one is exceeded (simgate.limits)."""
     joint_torque: PerJoint | None = None  # N·m (N for a slide): each actuator's |force|, every physics step
     joint_speed: PerJoint | None = None  # rad/s (m/s): each actuator's |velocity|, every physics step
+    contact_force: dict[str, float] | None = None  # {body: N}: the net contact force on the body, every physics step
     base_tilt_deg: float | None = Field(default=None, gt=0.0, lt=180.0)  # the floating base's z axis from vertical
     workspace: dict[Literal["x", "y", "z"], list[float]] | None = None  # the floating base's position, [low, high] m
 
@@ -185,6 +186,13 @@ class HardLimitsSpec(Strict):
     @classmethod
     def _positive(cls, value):
         return positive_limits(value)
+
+    @field_validator("contact_force")
+    @classmethod
+    def _named(cls, value):
+        if value is not None and (not value or any(limit <= 0 for limit in value.values())):
+            raise ValueError("contact_force: give {body name: newtons}, each a positive number")
+        return value
 
     @field_validator("workspace")
     @classmethod

@@ -92,11 +92,7 @@ class Controller:
         ``pytest_sessionstart``)."""
         if is_worker(self.config) or not self.cases:
             return
-        # a timeout or CI cancellation (SIGTERM) ends the run like Ctrl-C: reported as interrupted
-        try:
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
-        except ValueError:  # not the main thread
-            self._previous_sigterm = None
+        self._previous_sigterm = sigterm_as_interrupt()
 
     def _begin(self) -> None:
         """Once collection shows a gate run: its folder, and verdict.json marked running."""
@@ -356,6 +352,16 @@ def _defines_gate_test(module: Path) -> bool:
         return False
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
                and any(a.arg == "simgate_result" for a in node.args.args) for node in ast.walk(tree))
+
+
+def sigterm_as_interrupt():
+    """From now on a timeout or CI cancellation (SIGTERM) ends the run like Ctrl-C does, so it is
+    reported as interrupted instead of leaving an earlier run's verdict. The handler it replaced,
+    or None off the main thread (where none can be set)."""
+    try:
+        return signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:
+        return None
 
 
 def _interrupt(signum, frame):

@@ -9,13 +9,14 @@ is complete, writes ``summary.json`` and ``verdict.json`` and prints the table.
 from __future__ import annotations
 
 import json
+import signal
 import types
 from pathlib import Path
 
 import pytest
 
 from simgate import scaleout, study
-from simgate.controller import Controller
+from simgate.controller import Controller, aimed_at_gate, sigterm_as_interrupt
 from simgate.envs.info import EnvInfoCache
 from simgate.errors import SimgateError
 from simgate.items import PROPERTY, arg_paths, is_worker
@@ -88,6 +89,25 @@ def _check_keyword(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if is_worker(config):
+        _configure(config)
+        return
+    previous = sigterm_as_interrupt()  # a CI cancel while the scenarios load: as Ctrl-C, below
+    try:
+        _configure(config)
+    except KeyboardInterrupt:
+        if not aimed_at_gate(config, _scenarios_dir(config)):
+            raise  # a session of other tests: pytest's own "interrupted" (2), no verdict
+        message = ("interrupted (Ctrl-C or SIGTERM) while simgate loaded the scenarios, before any case ran: "
+                   "nothing was judged; run it again")
+        _record_refusal(config, message, "INVALID")
+        pytest.exit(f"simgate: INVALID (exit 3): {message}", returncode=3)
+    finally:
+        if previous is not None:  # the controller sets its own for the session
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _configure(config: pytest.Config) -> None:
     _check_keyword(config)
 
     if getattr(config.option, "allure_report_dir", None):

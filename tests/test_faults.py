@@ -484,6 +484,36 @@ def test_ctrl_c_while_collecting_the_gate_is_invalid_not_pytest_s_interrupted(pr
     assert done.stdout.rstrip().splitlines()[-1].startswith("simgate: INVALID (exit 3)")
 
 
+#: a project plugin that is interrupted while simgate imports it (in its pytest_configure): by
+#: Ctrl-C, or by SIGTERM as a CI system cancels a job
+INTERRUPTED_PLUGIN = {
+    "ctrl_c": "raise KeyboardInterrupt\n",
+    "sigterm": "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(INTERRUPTED_PLUGIN))
+def test_an_interrupt_while_the_scenarios_load_is_invalid_and_replaces_an_earlier_verdict(project, how):
+    """Before any case is collected, an earlier run's ALLOWED must not stay the last word, and
+    pytest's own 2 (or a death by SIGTERM) would not say INVALID."""
+    (project / "reports").mkdir()
+    (project / "reports" / "verdict.json").write_text(json.dumps({"promote": True, "decision": "ALLOWED"}))
+    (project / "stopper.py").write_text(INTERRUPTED_PLUGIN[how])
+    (project / "conftest.py").write_text('simgate_plugins = ["myplugin", "stopper"]\n')
+    done = run(project, "test_gate.py", timeout=120)
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "simgate: INVALID (exit 3): interrupted" in done.stdout + done.stderr
+    document = verdict(project)
+    assert document["decision"] == "INVALID" and document["promote"] is False, document
+    assert "before any case ran" in document["error"]
+    # a session of other tests is interrupted as pytest says, and touches no verdict
+    (project / "test_other.py").write_text("def test_other():\n    pass\n")
+    (project / "reports" / "verdict.json").write_text(json.dumps({"promote": True, "decision": "ALLOWED"}))
+    done = run(project, "test_other.py", timeout=120)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-2000:]
+    assert verdict(project)["decision"] == "ALLOWED"
+
+
 def test_ctrl_c_while_collecting_other_tests_stays_pytest_s_and_writes_no_verdict(project):
     """A session of other tests in a project with scenarios (simgate's own tests, say) is no gate run."""
     (project / "test_gate.py").write_text("def test_other():\n    pass\n")

@@ -7,6 +7,7 @@ allow), for a run that must not pick up whatever happens to be installed.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import re
@@ -173,6 +174,20 @@ class Host:
 
     def classify(self, case, episode) -> str | None:
         return self.pm.hook.simgate_classify_failure(case=case, episode=episode)
+
+
+def project_plugins(rootdir: Path) -> list[str]:
+    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``; none:
+    the project folder (its YAML robots and manifests), as the gate registers them."""
+
+    folder = [FOLDER + str(rootdir.resolve())]
+    conftest = rootdir / "conftest.py"
+    if not conftest.is_file():
+        return folder
+    for node in ast.walk(ast.parse(conftest.read_text())):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
+            return list(ast.literal_eval(node.value)) or folder
+    return folder
 
 
 def _failure(exc: BaseException, verb: str = "") -> str:

@@ -133,3 +133,17 @@ def choose_gl() -> None:
             os.environ["MUJOCO_GL"] = backend
             os.environ.setdefault("PYOPENGL_PLATFORM", backend)
             return
+
+
+def parse_params(text: str | None) -> dict | None:
+    """A search row's values (``--params`` of replay and pin), or None without any."""
+    if not text:
+        return None
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SimgateError(f"--params should be a JSON object such as '{{\"apply_pushes.force\": 9.5}}', "
+                           f"received {text!r} ({exc})") from None
+    if not isinstance(params, dict) or not params:
+        raise SimgateError(f"--params should be a non-empty JSON object of axis: value, received {text!r}")
+    return params

@@ -13,9 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from simgate.cli.replay import _project_plugins
 from simgate.errors import SimgateError
-from simgate.plugin_manager import Host
+from simgate.plugin_manager import Host, project_plugins
 from simgate.robots.logcheck import check_log
 from simgate.runner import build_env
 
@@ -35,7 +34,7 @@ def main(args) -> int:
     rootdir = Path(args.rootdir).resolve()
     if str(rootdir) not in sys.path:
         sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
-    host = Host(project_plugins=_project_plugins(rootdir))
+    host = Host(project_plugins=project_plugins(rootdir))
     spec = host.registries.policies.get(args.policy)
     if getattr(spec, "contract", None) is None:
         raise SimgateError(f"policy {args.policy!r} ({spec.manifest}) has no contract: 'contract check' replays a log "

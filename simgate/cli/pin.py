@@ -21,10 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from simgate.cli.replay import _parse_params, _project_plugins
 from simgate.errors import SimgateError
-from simgate.plugin_manager import Host
-from simgate.replay import find_case
+from simgate.plugin_manager import Host, project_plugins
+from simgate.replay import find_case, parse_params
 from simgate.rig import build_rig
 from simgate.scenarios.loader import REGRESSIONS
 from simgate.search.space import written_row
@@ -46,12 +45,12 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     rootdir = Path(args.rootdir).resolve()
     sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
-    host = Host(project_plugins=_project_plugins(rootdir))
+    host = Host(project_plugins=project_plugins(rootdir))
     source = find_case(args.case_id, rootdir / args.scenarios, rootdir, host)
     episodes = sorted(set(args.episodes))
     if any(i < 0 for i in episodes) or (not args.params and any(i >= source.episodes for i in episodes)):
         raise SimgateError(f"episodes should be between 0 and {source.episodes - 1} for {source.id}, received {episodes}")
-    params = _parse_params(args.params)
+    params = parse_params(args.params)
     fixed_by = args.fixed_by or _baseline_of(rootdir / args.reports, source.id)
     if fixed_by is None:
         raise SimgateError(f"which policy fixed these episodes? pass --fixed-by POLICY (the last run's summary.json in "

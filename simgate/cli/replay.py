@@ -9,14 +9,12 @@ follows from both (simgate.seeds), so nothing else is needed to reproduce it.
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
 from pathlib import Path
 
-from simgate.errors import SimgateError
-from simgate.plugin_manager import FOLDER, Host
-from simgate.replay import choose_gl, find_case, replay
+from simgate.plugin_manager import Host, project_plugins
+from simgate.replay import choose_gl, find_case, parse_params, replay
 
 
 def main(args) -> int:
@@ -26,9 +24,9 @@ def main(args) -> int:
     rootdir = Path(args.rootdir).resolve()
 
     sys.path.insert(0, str(rootdir))  # the project's envs/ and policies/ packages
-    host = Host(project_plugins=_project_plugins(rootdir))
+    host = Host(project_plugins=project_plugins(rootdir))
     case = find_case(args.case_id, rootdir / args.scenarios, rootdir, host)
-    params = _parse_params(getattr(args, "params", None))
+    params = parse_params(getattr(args, "params", None))
     if params is None and not 0 <= args.episode < case.episodes:
         raise SystemExit(f"episode should be between 0 and {case.episodes - 1} for {case.id}, received {args.episode}")
     if args.episode < 0:
@@ -37,34 +35,6 @@ def main(args) -> int:
                      params=params)
     print(json.dumps(written, indent=1))
     return 0 if written["matches_suite_run"] is not False else 1
-
-
-def _project_plugins(rootdir: Path) -> list[str]:
-    """The project's plugin modules, as its conftest.py lists them in ``simgate_plugins``; none:
-    the project folder (its YAML robots and manifests), as the gate registers them."""
-
-    folder = [FOLDER + str(rootdir.resolve())]
-    conftest = rootdir / "conftest.py"
-    if not conftest.is_file():
-        return folder
-    for node in ast.walk(ast.parse(conftest.read_text())):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "simgate_plugins" for t in node.targets):
-            return list(ast.literal_eval(node.value)) or folder
-    return folder
-
-
-def _parse_params(text: str | None) -> dict | None:
-    if not text:
-        return None
-
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SimgateError(f"--params should be a JSON object such as '{{\"apply_pushes.force\": 9.5}}', "
-                           f"received {text!r} ({exc})") from None
-    if not isinstance(params, dict) or not params:
-        raise SimgateError(f"--params should be a non-empty JSON object of axis: value, received {text!r}")
-    return params
 
 
 def add_arguments(parser) -> None:

@@ -77,10 +77,9 @@ class PairedDesign:
         best_e, best_w = float(log_e[0, -1]), float(log_w[0, -1])
         figures = {"p_worse_anytime": min(1.0, math.exp(-best_e)), "log_e_worse": best_e,
                    "p_drop_at_least": min(1.0, math.exp(-best_w)), "look": len(looks), "n": looks[-1]}
-        if best_e >= math.log(1 / self.level):
-            return WORSE, figures
-        if best_w >= math.log(1 / self.rule_out_level):
-            return RULED_OUT, figures
+        first, what = first_decisions(log_e, log_w, self.level, self.rule_out_level)  # as the plan simulated it
+        if int(first[0]) < len(looks):
+            return str(what[0]), figures
         return (UNDECIDED if looks[-1] >= self.cap else None), figures
 
     def to_dict(self) -> dict:

@@ -149,6 +149,10 @@ def load_cases(directory: Path, rootdir: Path, registries, selected: list[str], 
     return cases
 
 
+#: the drop against the baseline a gating case must flag when neither the scenario's ``detect:``
+#: nor pyproject.toml's ``[tool.simgate.detect]`` names one
+DEFAULT_DROP = 0.10
+
 #: what a case may be stopped at a look for: the success rate (the group-sequential test), the mean
 #: torque (the betting test, valid at every look), and checks that do not count episodes; the
 #: regression margins only matter against another policy, which keeps a case on one look
@@ -183,7 +187,7 @@ def default_design(case: Case, detect: dict | None = None, sc: LoadedScenario | 
         return case
     if not case.baseline or case.baseline == case.policy:
         return case
-    target = {**Detect.model_validate({"drop": 0.10}).model_dump(), **(detect or {}), **(case.detect or {})}
+    target = {**Detect.model_validate({"drop": DEFAULT_DROP}).model_dump(), **(detect or {}), **(case.detect or {})}
     rate = target.get("baseline_rate") or case.thresholds.get("min_success_rate") or pairedseq.ASSUMED_RATE
     try:  # past its own looks, the comparison goes on by the group design's first look for these episodes
         design = pairedseq.plan(target["drop"], target["power"], regression_level(case), rate, looks, target["most"],
@@ -213,7 +217,7 @@ def project_detect(rootdir: Path) -> dict:
             raise InputError(located(str(path), _toml_line(path, key), f"[tool.simgate.detect]: unknown key {key!r}"
                                                                        f"{did_you_mean(key, known)} (keys: {', '.join(known)})"))
     try:
-        return Detect.model_validate({"drop": 0.10, **table}).model_dump(include=set(table))
+        return Detect.model_validate({"drop": DEFAULT_DROP, **table}).model_dump(include=set(table))
     except ValueError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InputError(f"{path}: [tool.simgate.detect]: {problems}") from None

@@ -339,3 +339,75 @@ def test_a_counterexample_replays_to_the_same_failure(gated, host):
     cases = load_cases(root / "n0" / "scenarios", root / "n0", host.registries, ["balancebot-lqr"], [], None)
     written = replay(cases[0], c["index"], host, root / "replays", params=c["params"], cache_dir=root / "n0" / "cache")
     assert written["success"] is False and written["matches_suite_run"] is True
+
+
+# -- the confirmation on fresh seeds ---------------------------------------------------------
+
+
+def logged_search(monkeypatch, space, evaluate, seed, **kw):
+    """run_search's dict and its _Log (every row it ran, by stage)."""
+    from simgate.search import run
+
+    logs = []
+
+    class Kept(run._Log):
+        def __init__(self, *args):
+            super().__init__(*args)
+            logs.append(self)
+
+    monkeypatch.setattr(run, "_Log", Kept)
+    return run.run_search(space, evaluate, seed=seed, **kw), logs[0]
+
+
+@pytest.mark.parametrize("threshold", [8.0, 40.0])
+def test_the_confirmation_runs_on_seeds_no_other_stage_used(monkeypatch, threshold):
+    from simgate.search.run import STAGE_INDEX
+
+    found, log = logged_search(monkeypatch, synthetic_space(1500), synthetic(threshold), seed=4)
+    stage, index = np.array(log.stage), np.array(log.index)
+    mine = index[stage == "confirm"]
+    assert mine.size == found["episodes"]["confirm"] > 0
+    assert len(np.unique(mine)) == mine.size  # every confirmation episode its own seed
+    assert not set(mine.tolist()) & set(index[stage != "confirm"].tolist())
+    assert mine.min() >= STAGE_INDEX["confirm"] and index[stage != "confirm"].max() < STAGE_INDEX["confirm"]
+    # each row: the other axes at nominal, the tested axis at a level its record names
+    space = synthetic_space(1500)
+    X = np.array(log.X)[stage == "confirm"]
+    records = {a.name: found["boundary"]["per_axis"][a.name]["confirmation"] for a in space.axes}
+    tested = [(j, records[a.name][side]["x"]) for j, a in enumerate(space.axes)
+              if records[a.name]["status"] != "not applicable" for side in ("safe", "failing")]
+    for x in X:
+        assert any(x[j] == level and np.array_equal(np.delete(x, j), np.delete(space.nominal, j)) for j, level in tested)
+    for axis in space.axes:
+        entry, record = found["boundary"]["per_axis"][axis.name], records[axis.name]
+        if entry["status"] != "crosses":
+            assert record == {"status": "not applicable"}
+            continue
+        assert record["episodes"] == record["safe"]["trials"] + record["failing"]["trials"]
+        assert record["status"] in ("confirmed", "contradicted", "unconfirmed")
+        assert "disjoint" in record["seeds"] and record["level"] == pytest.approx(0.05 / (3 * record["family"]))
+
+
+def test_the_fragile_policys_force_boundary_is_confirmed_on_fresh_seeds():
+    from simgate.search.run import run_search
+
+    fragile = run_search(synthetic_space(1500), synthetic(8.0), seed=1)
+    force = fragile["boundary"]["per_axis"]["apply_pushes.force"]
+    record = force["confirmation"]
+    assert record["status"] == "confirmed", record
+    # below the interval it holds, above it it fails, each on fresh episodes and shown by an exact bound
+    assert record["safe"]["x"] < force["low"] < force["high"] < record["failing"]["x"]
+    assert record["safe"]["lower"] >= 0.75 > record["failing"]["upper"]
+    assert fragile == run_search(synthetic_space(1500), synthetic(8.0), seed=1)
+
+
+@pytest.mark.parametrize("budget", [40, 333, 1500])
+def test_the_budget_holds_with_the_confirmation_and_without_counterexamples(budget):
+    import math
+
+    from simgate.search.run import SHARES, run_search
+
+    assert math.fsum(SHARES.values()) <= 1 and list(SHARES)[-1] == "confirm"
+    found = run_search(synthetic_space(budget), synthetic(8.0), seed=5, shrink=False)
+    assert found["episodes"]["total"] <= budget and found["episodes"]["counterexamples"] == 0
+    assert found["episodes"]["total"] == sum(v for k, v in found["episodes"].items() if k != "total")

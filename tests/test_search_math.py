@@ -236,3 +236,93 @@ def test_sequential_certification_decides_and_keeps_its_level():
     passes = sum(certify.sequential(make(at, s), 4, 600, target, alpha, looks=3)[0].status == "PASS"
                  for s in range(300))
     assert passes / 300 <= alpha
+
+
+# confirm --------------------------------------------------------------------------------------
+
+def test_the_confirmation_brackets_the_interval_widened_on_the_boundarys_sides():
+    from simgate.search import confirm
+
+    force = {"status": "crosses", "estimate": 11.3, "low": 10.8, "high": 11.7, "side": "below"}
+    assert confirm.bracket(force, 1, 30) == pytest.approx((10.8 - confirm.MARGIN * 0.9, 11.7 + confirm.MARGIN * 0.9))
+    # success above the crossing (friction): the safe level is the high end
+    grip = {"status": "crosses", "estimate": 0.45, "low": 0.4, "high": 0.5, "side": "above"}
+    safe, failing = confirm.bracket(grip, 0.2, 1.0)
+    assert safe > 0.5 and failing < 0.4
+    # clipped to the range, and out to whole steps on a stepped axis
+    delay = {"status": "crosses", "estimate": 7.1, "low": 5.0, "high": 10.0, "side": "below"}
+    assert confirm.bracket(delay, 0, 12, step=5.0) == (0.0, 10.0)
+    assert confirm.bracket({"status": "crosses", "low": 6.0, "high": 7.0, "side": "below"}, 0, 30, step=5.0) == (5.0, 10.0)
+    for entry in ({"status": "holds_everywhere", "low": 3.0, "high": 5.0, "side": "below"}, {"status": "not_run"}, {}):
+        assert confirm.bracket(entry, 0, 30) is None
+    # Bonferroni over the axes put to confirmation and over the looks; contradiction over both sides too
+    assert confirm.levels(0.05, 3) == pytest.approx((0.05 / 9, 0.05 / 18))
+
+
+def _truth_at(target, crossing, slope):
+    return lambda x: expit(_logit(target) + slope * (np.asarray(x) - crossing))
+
+
+def _confirm(entry, truth, budget, seed, low=1.0, high=30.0, target=0.75, family=1):
+    from simgate.search import confirm
+
+    pair = confirm.bracket(entry, low, high)
+    p = truth(np.array(pair))[None, :]
+    rng = np.random.default_rng(seed)
+    return confirm.sequential(lambda c, s, nth: rng.random(len(c)) < p[c, s], 1, budget, target, 0.05, family=family)
+
+
+def test_a_right_boundary_is_confirmed_and_a_wrong_one_never_is():
+    """A push-force-like truth (crossing 11.5 N, slope -1.37/N, target 0.75): its boundary, fitted by
+    the plan on 200 episodes, is confirmed on 150 fresh ones; a boundary fitted on data 3 N too kind
+    (the seeds of a lucky stage, say), or one claimed by hand where the truth is not, is never
+    confirmed on the true curve: contradicted, or at worst left unconfirmed."""
+    target = 0.75
+    truth = _truth_at(target, 11.5, -1.37)
+    confirmed = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        plan = boundary.plan_levels(lambda x, idx: rng.random(len(x)) < truth(x), 1, 30, 200, target)
+        k, n, _, _, sides, axes, used = _confirm(plan.boundary.to_dict(), truth, 150, 100 + seed, family=3)
+        confirmed += axes[0] == "confirmed"
+        assert axes[0] != "contradicted" and used <= 150 and n.sum() == used
+        kind = _truth_at(target, 14.5, -1.37)  # the boundary stage saw a policy 3 N better than it is
+        plan = boundary.plan_levels(lambda x, idx: rng.random(len(x)) < kind(x), 1, 30, 200, target)
+        assert abs(plan.boundary.estimate - 14.5) < 1.0
+        assert _confirm(plan.boundary.to_dict(), truth, 150, 200 + seed)[5][0] != "confirmed"
+        for low, high in ((16.0, 17.0), (5.0, 6.0), (12.0, 12.4)):  # too high, too low, a little too high
+            wrong = {"status": "crosses", "estimate": (low + high) / 2, "low": low, "high": high, "side": "below"}
+            assert _confirm(wrong, truth, 150, 300 + seed)[5][0] != "confirmed"
+    assert confirmed >= 8
+    # far off, the fresh episodes say so: the safe level fails, or the failing level holds
+    far = {"status": "crosses", "estimate": 16.5, "low": 16.0, "high": 17.0, "side": "below"}
+    k, n, lower, upper, sides, axes, _ = _confirm(far, truth, 150, 7)
+    assert axes[0] == "contradicted" and sides[0, 0] == "contradicted" and upper[0, 0] < target
+
+
+def test_false_confirmation_stays_below_alpha_at_the_least_favourable_truth():
+    """Simulated as 20,000 claims of one run (each side's schedule depends only on the others'
+    outcomes, so each claim is judged as if alone), with the family set to one axis: a claim whose
+    failing level sits exactly at the target (its safe level always succeeds) is confirmed at most
+    alpha of the time, and so is one whose safe level sits just below the target; a true claim
+    at the edge (safe level exactly at the target, failing just below) is contradicted at most
+    alpha of the time."""
+    from simgate.search import confirm
+
+    alpha, target, claims, each = 0.05, 0.75, 20_000, 60
+    se = 3 * np.sqrt(alpha * (1 - alpha) / claims)
+    for p_safe, p_failing, wrong in ((1.0, target, "confirmed"), (target - 1e-9, 0.0, "confirmed"),
+                                     (target, target - 1e-9, "contradicted")):
+        p = np.array([p_safe, p_failing])
+        rng = np.random.default_rng(42)
+        k, n, _, _, _, axes, used = confirm.sequential(lambda c, s, nth: rng.random(len(c)) < p[s], claims,
+                                                       claims * each, target, alpha, family=1)
+        rate = np.mean(axes == wrong)
+        assert alpha / 10 < rate <= alpha + se, (p, wrong, rate)  # below alpha, yet not a test that never decides
+        assert used <= claims * each
+    # the family: three axes share alpha, each at a third of it
+    p = np.array([1.0, target])
+    rng = np.random.default_rng(43)
+    axes = confirm.sequential(lambda c, s, nth: rng.random(len(c)) < p[s], claims, claims * each, target, alpha,
+                              family=3)[5]
+    assert np.mean(axes == "confirmed") <= alpha / 3 + 3 * np.sqrt(alpha / 3 / claims)

@@ -11,6 +11,9 @@ goes to the next ones; the total never exceeds the budget):
 5. certify     the envelope's covering design, judged family-wise (certify.sequential)
 6. counterexamples  failing rows inside the envelope (others at nominal), shrunk toward
                nominal with hypothesis (simgate.search.counterexamples)
+7. confirm     each crossing boundary of stage 1 checked on fresh seeds, the others at nominal:
+               an exact sequential test (simgate.search.confirm); last, so it also gets what
+               the counterexamples left and no later stage can run on its seeds
 
 Every random choice comes from a Generator seeded from ``seed`` and the stage's name, and every
 stage runs its rows as whole batches, so the same case gives the same dict bit for bit whatever
@@ -24,20 +27,23 @@ import math
 
 import numpy as np
 
-from simgate.search import boundary, certify, design, risk, sensitivity
+from simgate.search import boundary, certify, confirm, design, risk, sensitivity
 from simgate.search.counterexamples import find_and_shrink
 from simgate.search.design import stage_rng
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
-SHARES = {"boundary": 0.45, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.08, "certify": 0.20,
-          "counterexamples": 0.06}
+SHARES = {"boundary": 0.40, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.05, "certify": 0.20,
+          "counterexamples": 0.06, "confirm": 0.08}
 #: of the boundary stage, the coarse pass on every axis; the rest refines the axes that cross
 COARSE = 0.3
 #: episodes of an axis' coarse pass below which it is not run (two per level of eight)
 MIN_COARSE = 16
 #: first episode index of each stage's rows (a row's seed follows from its index)
 STAGE_INDEX = {"boundary": 0, "joint": 10_000_000, "heldout": 20_000_000, "sensitivity": 30_000_000,
-               "certify": 40_000_000, "counterexamples": 50_000_000}
+               "certify": 40_000_000, "counterexamples": 50_000_000, "confirm": 60_000_000}
+#: in the confirm stage, each axis' block of indices (as the boundary stage's), and within it
+#: where its failing side's episodes start (its safe side's at 0)
+AXIS_BLOCK, FAILING_SIDE = 1_000_000, 500_000
 
 
 def quota(stage: str, budget: int) -> int:
@@ -159,15 +165,20 @@ def run_search(space, evaluate, seed: int, replay=None, shrink: bool = True) -> 
         sensitivity = {**(sensitivity or {}), "success_episodes": (sensitivity or {}).get("success"),
                        "success": _model_sensitivity(space, log, model, seed)}
 
-    # 5. certification of the envelope (the counterexamples' share is kept for them)
-    share = max(0, min(allowance("certify"), log.left() - quota("counterexamples", budget)))
+    # 5. certification of the envelope (the later stages' shares are kept for them)
+    share = max(0, min(allowance("certify"), log.left() - quota("counterexamples", budget) - quota("confirm", budget)))
     certificate = _certify(space, log, share)
     carried = share - log.used.get("certify", 0)
 
-    # 6. counterexamples inside the envelope, shrunk toward nominal
+    # 6. counterexamples inside the envelope, shrunk toward nominal (the confirmation's share kept)
     counterexamples = []
     if shrink:
-        counterexamples = find_and_shrink(space, log, log.left(), seed, replay, STAGE_INDEX["counterexamples"])
+        counterexamples = find_and_shrink(space, log, max(0, log.left() - quota("confirm", budget)), seed, replay,
+                                          STAGE_INDEX["counterexamples"])
+
+    # 7. each crossing boundary on fresh seeds: everything left
+    for name, record in _confirm(space, log, per_axis, log.left()).items():
+        per_axis[name]["confirmation"] = record
     joint = [i for i, s in enumerate(log.stage) if s == "joint"]
     out = {**space.header(),
            "boundary": {"per_axis": per_axis,
@@ -195,6 +206,42 @@ def _axis_boundary(space, log, j: int, budget: int, index_start: int, rounds: in
 
     return boundary.plan_levels(evaluate_axis, axis.low, axis.high, budget, space.target, rounds=rounds,
                                 step=axis.step, index_start=index_start, prior=prior)
+
+
+def _confirm(space, log, per_axis: dict, share: int) -> dict[str, dict]:
+    """Each axis' confirmation record (simgate.search.confirm): its claim tested on episodes of
+    the confirm stage's own indices, the other axes at nominal as in the boundary stage."""
+    claims = {j: confirm.bracket(per_axis[axis.name], axis.low, axis.high, axis.step) for j, axis in enumerate(space.axes)}
+    axes = np.array([j for j, pair in claims.items() if pair is not None], dtype=int)
+    out = {axis.name: {"status": confirm.NOT_APPLICABLE} for axis in space.axes}
+    if not axes.size:
+        return out
+    X = np.repeat(space.nominal[None], 2 * len(axes), axis=0)
+    X[np.arange(2 * len(axes)), np.repeat(axes, 2)] = [x for j in axes for x in claims[j]]
+    x = space.snap(X)[np.arange(2 * len(axes)), np.repeat(axes, 2)].reshape(-1, 2)  # the levels that run
+    starts = STAGE_INDEX["confirm"] + axes[:, None] * AXIS_BLOCK + np.array([0, FAILING_SIDE])[None, :]
+
+    def evaluate(claim, side, nth):
+        rows = np.repeat(space.nominal[None], len(claim), axis=0)
+        rows[np.arange(len(claim)), axes[claim]] = x[claim, side]
+        return log("confirm", rows, starts[claim, side] + nth).success
+
+    # at most FAILING_SIDE episodes in all, so a side's indices never reach the next side's block
+    # (a search's whole budget is at most 1,000,000: the cap never binds in practice)
+    k, n, lower, upper, sides, status, _ = confirm.sequential(evaluate, len(axes), min(share, FAILING_SIDE),
+                                                              space.target, space.alpha)
+    level, against = confirm.levels(space.alpha, len(axes))
+    for c, j in enumerate(axes):
+        out[space.axes[j].name] = {
+            "status": str(status[c]), "episodes": int(n[c].sum()),
+            **{name: {"x": float(x[c, s]), "successes": int(k[c, s]), "trials": int(n[c, s]),
+                      "lower": float(lower[c, s]), "upper": float(upper[c, s]), "status": str(sides[c, s])}
+               for s, name in enumerate(confirm.SIDES)},
+            "level": level, "level_contradict": against, "alpha": space.alpha, "family": int(len(axes)),
+            "looks": confirm.LOOKS, "margin": confirm.MARGIN,
+            "seeds": f"disjoint: episode indices from {int(starts[c, 0]):,} (safe) and {int(starts[c, 1]):,} (failing), "
+                     "no other stage's"}
+    return out
 
 
 def _plan_dict(plan) -> dict:

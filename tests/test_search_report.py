@@ -26,6 +26,14 @@ def _truth(U):
     return 1 / (1 + np.exp(-(7 - 9 * U[:, 0] - 5 * U[:, 1] + 3 * (U[:, 2] - 1) - 1.5 * U[:, 3])))
 
 
+def confirmation(status: str, safe: tuple, failing: tuple) -> dict:
+    """A confirmation record (simgate.search.run._confirm) from (x, successes, trials, status) per side."""
+    sides = {name: {"x": x, "successes": k, "trials": n, "lower": 0.0, "upper": 1.0, "status": st}
+             for name, (x, k, n, st) in (("safe", safe), ("failing", failing))}
+    return {"status": status, "episodes": safe[2] + failing[2], **sides, "level": 0.05 / 9, "level_contradict": 0.05 / 18,
+            "alpha": 0.05, "family": 3, "looks": 3, "margin": 1.0, "seeds": "disjoint: episode indices from 60,000,000"}
+
+
 def search_dict() -> dict:
     from simgate.search.risk import RiskModel
 
@@ -44,6 +52,12 @@ def search_dict() -> dict:
     per_axis["apply_pushes.force"].update(estimate=13.2, low=12.6, high=13.9, status="crosses")
     per_axis["delay_actions.delay_ms"].update(estimate=44.0, low=39.0, high=None, status="crosses")
     per_axis["scale_friction.sliding"].update(estimate=0.31, low=0.25, high=0.36, status="crosses")
+    per_axis["apply_pushes.force"]["confirmation"] = confirmation("confirmed", (11.3, 30, 30, "confirmed"), (15.2, 3, 30, "confirmed"))
+    per_axis["delay_actions.delay_ms"]["confirmation"] = confirmation("unconfirmed", (34.0, 27, 28, "confirmed"),
+                                                                      (60.0, 12, 17, "unconfirmed"))
+    per_axis["scale_friction.sliding"]["confirmation"] = confirmation("contradicted", (0.47, 14, 30, "contradicted"),
+                                                                      (0.2, 0, 10, "confirmed"))
+    per_axis["add_payload.fraction"]["confirmation"] = {"status": "not applicable"}
     sens = {what: {"first": {a["name"]: [v, v - 0.05, v + 0.06] for a, v in zip(AXES, first)},
                    "total": {a["name"]: [v, v - 0.07, v + 0.08] for a, v in zip(AXES, total)}}
             for what, first, total in (("success", [0.2, 0.45, 0.08, 0.02], [0.3, 0.6, 0.12, 0.04]),
@@ -96,9 +110,12 @@ def test_every_picture_of_a_full_search_is_a_png():
 def test_boundary_has_a_panel_per_axis_captioned_with_its_statement():
     fig = sp.boundary_figure(search_dict())
     titles = [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes if ax.get_visible()]
-    assert titles == ["success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)",
-                      "success ≥ 0.75 holds up to 44 ms with the other axes at nominal (95 % interval 39 ms to beyond 60 ms)",
-                      "success ≥ 0.75 holds down to 0.31 × with the other axes at nominal (95 % interval 0.25–0.36 ×)",
+    assert titles == ["success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N); "
+                      "confirmed on 60 fresh episodes: ≥ 0.75 at 11.3 N and below it at 15.2 N",
+                      "success ≥ 0.75 holds up to 44 ms with the other axes at nominal (95 % interval 39 ms to beyond 60 ms); "
+                      "not confirmed on 45 fresh episodes (27/28 at 34 ms, 12/17 at 60 ms): the budget ran out first",
+                      "success ≥ 0.75 holds down to 0.31 × with the other axes at nominal (95 % interval 0.25–0.36 ×); "
+                      "contradicted on 40 fresh episodes: 14/30 at 0.47 ×, below 0.75 where it should hold",
                       "success ≥ 0.75 holds over the whole range, 0–0.5 of mass (no crossing)"]
     force = fig.axes[0]
     assert force.get_xlabel() == "apply_pushes.force (N)"
@@ -107,6 +124,10 @@ def test_boundary_has_a_panel_per_axis_captioned_with_its_statement():
     assert "crossing, 95 % interval" in spans and "operating envelope" in spans
     assert any(list(line.get_ydata()) == [0.75, 0.75] for line in force.lines)
     assert "risk model (others at nominal)" in [line.get_label() for line in force.lines]
+    # the confirmation's fresh episodes are drawn apart from the levels the boundary was fitted on
+    fresh = [c for c in force.containers if c.get_label().startswith("fresh seeds (the confirmation")]
+    assert len(fresh) == 1 and list(fresh[0].lines[0].get_xdata()) == [11.3, 15.2]
+    assert list(fresh[0].lines[0].get_ydata()) == [1.0, 0.1]
 
 
 def test_captions_word_each_status():
@@ -116,8 +137,27 @@ def test_captions_word_each_status():
     assert sp.caption(axis, {"status": "holds_everywhere"}, 0.8) == (
         "success ≥ 0.8 holds over the whole range, 0–30 N (no crossing)")
     assert sp.caption(axis, {"status": "crosses", "estimate": 5.0, "low": None, "high": None}, 0.75) == (
-        "success ≥ 0.75 holds up to 5 N (interval not available)")
+        "success ≥ 0.75 holds up to 5 N (interval not available); not confirmed on fresh seeds")
     assert sp.caption(axis, None, 0.75) == "no boundary estimated"
+
+
+def test_a_boundary_reads_as_confirmed_only_when_its_confirmation_says_so():
+    axis = AXES[0]
+    entry = {"status": "crosses", "estimate": 11.3, "low": 10.8, "high": 11.7}
+
+    def words(record):
+        return sp.caption(axis, {**entry, "confirmation": record}, 0.75).split("; ", 1)[1]
+
+    assert words(confirmation("confirmed", (9.9, 30, 30, "confirmed"), (12.6, 5, 30, "confirmed"))) == (
+        "confirmed on 60 fresh episodes: ≥ 0.75 at 9.9 N and below it at 12.6 N")
+    assert words(confirmation("contradicted", (9.9, 40, 40, "confirmed"), (12.6, 39, 40, "contradicted"))) == (
+        "contradicted on 80 fresh episodes: 39/40 at 12.6 N, at least 0.75 where it should not")
+    assert words(confirmation("unconfirmed", (9.9, 0, 0, "unconfirmed"), (12.6, 0, 0, "unconfirmed"))) == (
+        "not confirmed: no episodes were left for it in the budget")
+    assert words(confirmation("unconfirmed", (9.9, 20, 20, "unconfirmed"), (12.6, 0, 0, "unconfirmed"))) == (
+        "not confirmed on 20 fresh episodes (20/20 at 9.9 N, no episodes at 12.6 N): the budget ran out first")
+    for record in (None, {}, {"status": "not applicable"}, {"status": "something newer"}):
+        assert words(record) == "not confirmed on fresh seeds"
 
 
 def test_map_uses_the_two_most_sensitive_axes_and_draws_the_fitted_boundary():
@@ -184,13 +224,16 @@ def test_hollow_search_draws_what_it_has():
     assert all(body.startswith(PNG) for body in pictures.values())
     lines = sp.summary_lines(search)
     assert "apply_pushes.force: boundary not estimated (no status)" in lines
+    delay = next(line for line in lines if line.startswith("delay_actions.delay_ms: "))
+    assert delay.endswith("(interval not available); not confirmed on fresh seeds")  # no confirmation in the dict
     assert "  nominal, episode ?: failed" in lines
 
 
 def test_summary_lines_read_like_the_issue():
     lines = sp.summary_lines(search_dict())
     assert lines[0] == "envelope certificate: FAIL over 9 covering design points"
-    assert "apply_pushes.force: success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in lines
+    assert ("apply_pushes.force: success ≥ 0.75 holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N); "
+            "confirmed on 60 fresh episodes: ≥ 0.75 at 11.3 N and below it at 15.2 N") in lines
     assert "  apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17: fell" in lines
     assert lines[-1].startswith("episodes: 3768 (boundary 800")
 
@@ -287,7 +330,9 @@ def test_the_promotion_overview_has_a_line_per_search_case():
     page = overview.overview_html(results, {"decision": "FAIL"}, charts={})
     assert "Searches: the operating envelope" in page
     assert "apply_pushes.force=9.1 N, delay_actions.delay_ms=12 ms, episode 17 (fell)" in page
-    assert "holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N)" in page
+    assert ("holds up to 13.2 N with the other axes at nominal (95 % interval 12.6–13.9 N); confirmed on 60 fresh "
+            "episodes: ≥ 0.75 at 11.3 N and below it at 15.2 N") in page
+    assert "contradicted on 40 fresh episodes: 14/30 at 0.47 ×, below 0.75 where it should hold" in page
     assert "envelope FAIL" in overview.description_html(results, {"decision": "FAIL"})
 
 
@@ -357,3 +402,16 @@ def test_failing_episodes_where_the_certificate_passes_are_examples_in_the_text_
                for line in lines) and not any(line.startswith("counterexamples inside") for line in lines)
     labels = sp.map_figure(search).axes[0].get_legend_handles_labels()[1]
     assert "example (shrunk; the certificate passes here)" in labels and "counterexample (shrunk)" not in labels
+
+
+def test_the_candidates_boundaries_say_which_held_up_on_fresh_seeds():
+    from simgate.reporting import compare
+
+    search = search_dict()
+    results = {p: {"case": {"scenario": "quadruped_search", "policy": p}, "search": search} for p in ("a", "b")}
+    rows = compare.boundary_rows(results)["quadruped_search"]
+    assert [r["confirmation"] for r in rows["apply_pushes.force"]] == ["confirmed", "confirmed"]
+    fig = compare.boundaries_figure("quadruped_search", rows)
+    words = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert words[:3] == [["confirmed on fresh seeds"] * 2, ["not confirmed on fresh seeds"] * 2,
+                         ["contradicted on fresh seeds"] * 2]

@@ -80,8 +80,14 @@ def boundary_rows(results: dict[str, dict]) -> dict[str, dict[str, list[dict]]]:
             out.setdefault(case.get("scenario", cid), {}).setdefault(axis.get("name"), []).append(
                 {"policy": case.get("policy"), "estimate": entry.get("estimate"), "low": entry.get("low"),
                  "high": entry.get("high"), "status": entry.get("status"), "unit": axis.get("unit") or "",
-                 "range": (axis.get("low"), axis.get("high"))})
+                 "range": (axis.get("low"), axis.get("high")),
+                 "confirmation": (entry.get("confirmation") or {}).get("status")})
     return {s: axes for s, axes in out.items() if any(len(rows) > 1 for rows in axes.values())}
+
+
+def _confirmed_words(status) -> str:
+    return {"confirmed": "confirmed on fresh seeds", "contradicted": "contradicted on fresh seeds"}.get(
+        status, "not confirmed on fresh seeds")
 
 
 def boundaries_figure(scenario: str, axes: dict[str, list[dict]]):
@@ -103,6 +109,10 @@ def boundaries_figure(scenario: str, axes: dict[str, list[dict]]):
                 a = r["low"] if isinstance(r["low"], (int, float)) else lo
                 b = r["high"] if isinstance(r["high"], (int, float)) else hi
                 ax.errorbar([est], [i], xerr=[[max(est - a, 0)], [max(b - est, 0)]], fmt="o", capsize=4, color="#1a5276")
+                # only a boundary that held up on fresh seeds reads as confirmed (simgate.search.confirm)
+                ax.annotate(_confirmed_words(r.get("confirmation")), (est, i), xytext=(0, 6), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7,
+                            color="#1a5276" if r.get("confirmation") == "confirmed" else "#7f8c8d")
             else:
                 ax.text(lo, i, "  " + (r['status'] or 'no boundary').replace('_', ' '), va="center", fontsize=8, color="#7f8c8d")
         ax.set_yticks(range(len(rows)), [r["policy"] for r in rows], fontsize=8)

@@ -65,7 +65,8 @@ def caption(axis: dict, entry: dict | None, target, level: float = 0.95, others:
     """One sentence per axis: 'success ≥ 0.75 holds up to 13.2 N (95 % interval 12.6–13.9 N)'.
     The direction comes from where nominal lies: a boundary above nominal is 'up to', below it
     'down to' (low friction fails, so friction's boundary is a floor). ``others``: the search
-    has other axes, which the sentence then says were at nominal."""
+    has other axes, which the sentence then says were at nominal. A crossing also says whether it
+    held up on fresh seeds (:func:`confirmation_words`)."""
     unit = axis.get("unit") or ""
     t = _num(target)
     need = f"success ≥ {t:g}" if t is not None else "success ≥ target"
@@ -94,7 +95,39 @@ def caption(axis: dict, entry: dict | None, target, level: float = 0.95, others:
     # the fit is along this axis with every other at nominal: without saying so, "holds up to 10.3 N"
     # reads as a claim about the envelope, whose corners (other axes moved) may measure less
     alone = " with the other axes at nominal" if others else ""
-    return f"{need} holds {way} {fmt(estimate, unit)}{alone} ({interval})"
+    return f"{need} holds {way} {fmt(estimate, unit)}{alone} ({interval}); {confirmation_words(axis, entry, target)}"
+
+
+def confirmation_words(axis: dict, entry: dict, target) -> str:
+    """Whether a crossing boundary held up on fresh seeds (simgate.search.confirm): 'confirmed on
+    60 fresh episodes: ≥ 0.75 at 9.9 N and below it at 12.6 N'. Only the status "confirmed" reads
+    as confirmed; a dict from before the confirmation stage says it was not."""
+    unit = axis.get("unit") or ""
+    record = entry.get("confirmation")
+    if not isinstance(record, dict) or not record.get("status"):
+        return "not confirmed on fresh seeds"
+    t = _num(target)
+    need = f"{t:g}" if t is not None else "the target"
+    safe, failing = record.get("safe") or {}, record.get("failing") or {}
+    episodes = int(_num(record.get("episodes")) or 0)
+
+    def counts(side: dict) -> str:
+        k, n = _num(side.get("successes")), _num(side.get("trials"))
+        return f"{int(k)}/{int(n)} at {fmt(side.get('x'), unit)}" if k is not None and n else f"no episodes at {fmt(side.get('x'), unit)}"
+
+    status = record["status"]
+    if status == "confirmed":
+        return (f"confirmed on {episodes} fresh episodes: ≥ {need} at {fmt(safe.get('x'), unit)} "
+                f"and below it at {fmt(failing.get('x'), unit)}")
+    if status == "contradicted":
+        if safe.get("status") == "contradicted":
+            return f"contradicted on {episodes} fresh episodes: {counts(safe)}, below {need} where it should hold"
+        return f"contradicted on {episodes} fresh episodes: {counts(failing)}, at least {need} where it should not"
+    if status != "unconfirmed":  # not applicable to a crossing, or a status this reader does not know
+        return "not confirmed on fresh seeds"
+    if episodes == 0:
+        return "not confirmed: no episodes were left for it in the budget"
+    return f"not confirmed on {episodes} fresh episodes ({counts(safe)}, {counts(failing)}): the budget ran out first"
 
 
 def most_sensitive(search: dict, k: int = 2) -> list[int]:
@@ -186,7 +219,7 @@ def boundary_figure(search: dict):
         entry = per_axis[axis["name"]]
         level = confidence(search, entry)
         _boundary_panel(ax, axis, entry, target, level, model, nominal, axes.index(axis))
-        ax.set_title(textwrap.fill(caption(axis, entry, target, level, len(axes) > 1), 78), fontsize=9.5,
+        ax.set_title(textwrap.fill(caption(axis, entry, target, level, len(axes) > 1), 70 if columns == 2 else 78), fontsize=9.5,
                      color=_status_colour(entry.get("status")), loc="left")
     for n in range(len(shown), rows * columns):
         grid[n // columns][n % columns].set_visible(False)
@@ -251,6 +284,7 @@ def _boundary_panel(ax, axis, entry, target, level, model, nominal, d_index) -> 
                    zorder=3, edgecolors="#2c3e50", linewidths=0.5)
         ax.scatter([], [], c="#bdc3c7", edgecolors="#2c3e50", s=30,
                    label=f"success rate per level (green ≥ target, red below), exact {_pct(level)} interval; size: episodes")
+    _confirmation_points(ax, entry.get("confirmation"), level)
     ax.set_ylim(-0.03, 1.03)
     if low is not None and high is not None and high > low:
         pad = 0.02 * (high - low)  # points and nominal at the ends of the range stay visible
@@ -263,6 +297,27 @@ def _boundary_panel(ax, axis, entry, target, level, model, nominal, d_index) -> 
 def boundary(search: dict) -> bytes | None:
     fig = boundary_figure(search)
     return None if fig is None else png(fig)
+
+
+def _confirmation_points(ax, record, level) -> None:
+    """The confirmation's fresh episodes at its two levels (simgate.search.confirm), drawn apart
+    from the levels the boundary was fitted on: they are a check of it, not part of it."""
+    if not isinstance(record, dict):
+        return
+    points = []
+    for side in ("safe", "failing"):
+        found = record.get(side) or {}
+        x, k, n = _num(found.get("x")), _num(found.get("successes")), _num(found.get("trials"))
+        if x is not None and k is not None and n:
+            points.append((x, int(k), int(n)))
+    if not points:
+        return
+    x = np.array([p[0] for p in points])
+    rate = np.array([p[1] / p[2] for p in points])
+    bounds = np.array([exact_interval(k, n, level) for _, k, n in points])
+    ax.errorbar(x, rate, yerr=[rate - bounds[:, 0], bounds[:, 1] - rate], fmt="D", mfc="white", mec=CROSSING,
+                ecolor=CROSSING, capsize=3, linewidth=1, zorder=4,
+                label=f"fresh seeds (the confirmation: see the title), exact {_pct(level)} interval")
 
 
 # -- (b) the 2-D map -------------------------------------------------------------------------------

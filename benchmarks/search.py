@@ -183,8 +183,11 @@ def main(argv=None) -> int:
               f"{(found['certificate'] or {}).get('status')}; {len(found['counterexamples'])} counterexample(s)")
         for axis in space.axes:
             s = found["boundary"]["per_axis"][axis.name]
+            c = s.get("confirmation") or {}
+            sides = "; ".join(f"{side} {c[side]['successes']}/{c[side]['trials']} at {fmt(c[side]['x'])}"
+                              for side in ("safe", "failing") if side in c)
             print(f"{axis.name:28s} {fmt(s['estimate'])} [{fmt(s['low'])}, {fmt(s['high'])}] {s['status']} "
-                  f"({sum(s['trials'])} ep)")
+                  f"({sum(s['trials'])} ep); fresh seeds: {c.get('status', '-')}" + (f" ({sides})" if sides else ""))
         return 0
 
     start = time.perf_counter()

@@ -32,8 +32,8 @@ from simgate.search.counterexamples import find_and_shrink
 from simgate.search.design import stage_rng
 
 #: shares of the budget, in stage order; whatever a stage leaves goes on to the later ones
-SHARES = {"boundary": 0.40, "joint": 0.15, "heldout": 0.06, "sensitivity": 0.05, "certify": 0.20,
-          "counterexamples": 0.06, "confirm": 0.08}
+SHARES = {"boundary": 0.45, "joint": 0.13, "heldout": 0.06, "sensitivity": 0.05, "certify": 0.20,
+          "counterexamples": 0.03, "confirm": 0.08}
 #: of the boundary stage, the coarse pass on every axis; the rest refines the axes that cross
 COARSE = 0.3
 #: episodes of an axis' coarse pass below which it is not run (two per level of eight)

@@ -109,16 +109,20 @@ def test_a_contact_force_limit_must_name_bodies_with_positive_forces():
             HardLimitsSpec(contact_force=bad)
 
 
-def test_a_scenario_with_hard_limits_reports_them_as_a_failure_mode(tmp_path):
+def gated_case(tmp_path, name: str, text: str):
+    """The balance bot's case of one scenario file, run through the gate: (its record, the run)."""
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    (scenarios / "limited.yaml").write_text(
-        "name: limited\nenv: balancebot\nepisodes: 10\nhorizon: 3.0\nseed: 2\nbenign: false\nperturbations:\n"
-        "  - kind: apply_pushes\n    params: {body: chassis, force: 20, duration: 0.1, interval: [0.3, 0.6], direction: x}\n"
-        "hard_limits:\n  joint_torque: 0.05\nthresholds:\n  min_success_rate: 0.5\n")
+    (scenarios / f"{name}.yaml").write_text(f"name: {name}\nenv: balancebot\nseed: 2\nbenign: false\n" + text)
     run = gate("-n", "0", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path / "reports"),
                "--policy", "balancebot-lqr", "--baseline", "none")
-    case = json.loads((tmp_path / "reports" / "summary.json").read_text())["cases"]["limited-balancebot-lqr"]
+    return json.loads((tmp_path / "reports" / "summary.json").read_text())["cases"][f"{name}-balancebot-lqr"], run
+
+
+def test_a_scenario_with_hard_limits_reports_them_as_a_failure_mode(tmp_path):
+    case, run = gated_case(tmp_path, "limited", "episodes: 10\nhorizon: 3.0\nperturbations:\n"
+        "  - kind: apply_pushes\n    params: {body: chassis, force: 20, duration: 0.1, interval: [0.3, 0.6], direction: x}\n"
+        "hard_limits:\n  joint_torque: 0.05\nthresholds:\n  min_success_rate: 0.5\n")
     assert case["failure_modes"] == {HARD_LIMIT: 10} and case["outcome"] == "FAIL", run.stdout[-3000:]
     assert "hard limit: wheel |torque|" in case["examples"][HARD_LIMIT]
     assert "hard_limit: e.g. episode" in run.stdout
@@ -143,13 +147,7 @@ def test_the_video_s_end_names_the_limit_and_its_step():
 def test_a_scenario_s_contact_force_limit_reaches_the_engine_through_the_gate(tmp_path):
     """The rig builds the engine with the case's limits: the balance bot's ~17 N weight rests on its
     wheel, so a 10 N limit on the wheel ends every episode at its first control steps."""
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "touch.yaml").write_text(
-        "name: touch\nenv: balancebot\nepisodes: 6\nhorizon: 1.0\nseed: 2\nbenign: false\n"
-        "hard_limits:\n  contact_force: {wheel: 10}\nthresholds:\n  min_success_rate: 0.5\n")
-    run = gate("-n", "0", "--scenarios", str(scenarios), "--simgate-reports", str(tmp_path / "reports"),
-               "--policy", "balancebot-lqr", "--baseline", "none")
-    case = json.loads((tmp_path / "reports" / "summary.json").read_text())["cases"]["touch-balancebot-lqr"]
+    case, run = gated_case(tmp_path, "touch", "episodes: 6\nhorizon: 1.0\n"
+                           "hard_limits:\n  contact_force: {wheel: 10}\nthresholds:\n  min_success_rate: 0.5\n")
     assert case["failure_modes"] == {HARD_LIMIT: 6} and case["outcome"] == "FAIL", run.stdout[-3000:]
     assert "hard limit: wheel contact force" in case["examples"][HARD_LIMIT]

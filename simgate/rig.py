@@ -229,6 +229,15 @@ class CaseRig:
     def _compute(self, indices: list, rows: list | None) -> tuple[str, list]:
         """(engine name, episodes) of ``indices``: on the cluster where ``remote`` takes them (it
         needs the cache context to check its workers against), else here."""
+        if self.watchdog is None:
+            return self._computed(indices, rows)
+        before, self.watchdog.running = self.watchdog.running, self.policy_name  # whose episodes a time limit stops
+        try:
+            return self._computed(indices, rows)
+        finally:
+            self.watchdog.running = before
+
+    def _computed(self, indices: list, rows: list | None) -> tuple[str, list]:
         written = None if rows is None else [self.row_params(row) for row in rows]
         remote = self.remote_rows()
         got = remote(indices, written) if remote is not None else None

@@ -86,6 +86,10 @@ def run_case(case: Case, host, engine: str = "auto", cache_dir: Path | None = No
     try:
         return dog.run(_run, case, host, engine, cache_dir, dog, remote)
     except TimeLimit as exc:
+        if dog.stopped is not None and dog.stopped != case.policy:
+            # the baseline hung: that is no evidence against the candidate, and no evidence at all
+            return _error(case, TimeLimit(f"{exc} (while computing the episodes of the baseline {dog.stopped!r}; the "
+                                          "candidate is not judged)"), SETUP_ERROR, "timeout")
         return _error(case, exc, POLICY_ERROR, "timeout")
 
 

@@ -59,6 +59,10 @@ class Watchdog:
         # call, and a later run() of this watchdog (a Ray worker's next chunk) is refused
         self.cancelled = threading.Event()
         self.reason = ""
+        #: the policy whose episodes are being computed (a case also runs its baseline's and its
+        #: benign arm's under this watchdog): a time limit names it when it is not the case's own
+        self.running: str | None = None
+        self.stopped: str | None = None  # ``running`` when a limit gave up (the abandoned thread may unwind it)
 
     def run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on a daemon thread, watched; its result or its exception.
@@ -121,6 +125,7 @@ class Watchdog:
 
     def _give_up(self, reason: str, interrupt: bool = False) -> None:
         self.reason = reason
+        self.stopped = self.running
         self.cancelled.set()
         for ident in list(self.calls):  # threads inside the policy's own code: stop Python there
             _raise_in(ident, KeyboardInterrupt if interrupt else TimeLimit)

@@ -210,6 +210,19 @@ def test_a_hung_policy_fails_its_case_as_a_timeout_and_the_run_goes_on(project, 
     assert document["candidates"]["pd"]["promote"] and not document["candidates"][name]["promote"]
 
 
+def test_a_baseline_that_hangs_leaves_the_candidate_unjudged_not_failed(project):
+    """The candidate's own episodes pass; its baseline's policy call hangs: the comparison has no
+    evidence, which is INVALID (exit 3), never the candidate's FAIL."""
+    result = run(project, "-n", "0", "--policy", "pd", "--baseline", "sleeper")
+    assert result.returncode == 3, result.stdout[-3000:]
+    assert_clean(result)
+    case = summary(project)["cases"]["balance-pd"]
+    assert case["outcome"] == "ERROR" and "setup_error" in case["failure_modes"], case
+    assert "policy call took longer than the limit of 2 s" in case["error"] and "baseline 'sleeper'" in case["error"]
+    document = verdict(project)
+    assert document["decision"] == "INVALID" and not document["promote"]
+
+
 @pytest.mark.parametrize("name, words", [
     ("exiter", "sys.exit(0)"),
     ("raiser", "RuntimeError: bad weights"),

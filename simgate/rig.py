@@ -26,6 +26,7 @@ callable is handed in); the runner imports it, never the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from collections import Counter
@@ -229,13 +230,8 @@ class CaseRig:
     def _compute(self, indices: list, rows: list | None) -> tuple[str, list]:
         """(engine name, episodes) of ``indices``: on the cluster where ``remote`` takes them (it
         needs the cache context to check its workers against), else here."""
-        if self.watchdog is None:
+        with self.watchdog.computing(self.policy_name) if self.watchdog is not None else contextlib.nullcontext():
             return self._computed(indices, rows)
-        before, self.watchdog.running = self.watchdog.running, self.policy_name  # whose episodes a time limit stops
-        try:
-            return self._computed(indices, rows)
-        finally:
-            self.watchdog.running = before
 
     def _computed(self, indices: list, rows: list | None) -> tuple[str, list]:
         written = None if rows is None else [self.row_params(row) for row in rows]

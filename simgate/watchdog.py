@@ -112,6 +112,16 @@ class Watchdog:
                 self.started += time.monotonic() - begin
             self.paused_depth -= 1
 
+    @contextlib.contextmanager
+    def computing(self, policy: str):
+        """Inside, ``policy``'s episodes are being computed: a limit that gives up names it
+        (:attr:`stopped`) when it is not the case's own policy."""
+        before, self.running = self.running, policy
+        try:
+            yield self
+        finally:
+            self.running = before
+
     def _expired(self) -> str:
         now = time.monotonic()
         calls = list(self.calls.values())

@@ -407,6 +407,7 @@ class _LaneRun:
         # each physics step's sensors, recorded only for a contact-force limit (the common case records none)
         self.sensed = (np.zeros((block, n, self.fs, self.nominal.nsensordata))
                        if self.hard_limits is not None and self.hard_limits.reads_sensors else None)
+        self.record = ("actuator_force", "actuator_velocity") + (() if self.sensed is None else ("sensordata",))
         self.control_dt = engine.ref.control_dt
 
     def control_step(self, step: int) -> None:
@@ -536,7 +537,7 @@ class _LaneRun:
         b = self.recorded
         began = time.perf_counter()
         try:
-            record = ("actuator_force", "actuator_velocity") + (() if self.sensed is None else ("sensordata",))
+            record = self.record
             if every:  # straight into the block's buffers
                 into = {"actuator_force": self.forces[b], "actuator_velocity": self.velocities[b]}
                 if self.sensed is not None:

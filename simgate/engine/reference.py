@@ -88,7 +88,7 @@ class ReferenceEngine:
         self._limits = (None, None)  # (the spec's key, its HardLimits): built once per case
         self.perturbations = list(perturbations)
         self.action_size = action_size
-        self.sensed = contact_bodies(hard_limits)  # bodies with a contact sensor for a hard limit
+        self.contact_bodies = contact_bodies(hard_limits)  # bodies given a contact sensor for a hard limit
         self.nominal = self._nominal_model()
         self.frame_skip = self._frame_skip()
         self.control_dt = self.frame_skip * self.nominal.opt.timestep
@@ -101,16 +101,16 @@ class ReferenceEngine:
 
     def _nominal_model(self):
         editors = [p for p in self.perturbations if p.stage == "spec"]
-        if not editors and not self.sensed:
+        if not editors and not self.contact_bodies:
             return self.env.build_model()
         spec = self.env.build_spec()
-        kinds = ", ".join([p.kind for p in editors] + (["hard_limits.contact_force"] if self.sensed else []))
+        kinds = ", ".join([p.kind for p in editors] + (["hard_limits.contact_force"] if self.contact_bodies else []))
         if spec is None:
             raise InputError(f"env {self.env.name!r} does not expose an MjSpec (build_spec), so {kinds} cannot "
                              "change its structure")
         for p in editors:
             p.edit_spec(spec)
-        add_contact_sensors(spec, self.sensed)  # after the edits: a terrain adds bodies, never renames one
+        add_contact_sensors(spec, self.contact_bodies)  # after the edits: a terrain adds bodies, never renames one
         try:
             return spec.compile()
         except Exception as exc:  # noqa: BLE001 - MuJoCo's compiler on the user's model as the scenario edited it

@@ -320,6 +320,31 @@ def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
     assert not np.array_equal(joints[24:], joints[12:24])
 
 
+@pytest.mark.parametrize("sensors", [["imu_gyro"], ["imu_gyro", "imu_accel"], ["imu_accel", "imu_gyro"]])
+def test_a_sensor_term_reads_one_sensor_or_several_in_any_order(host, tmp_path, sensors):
+    """One sensor, or several in sensordata's own order, is a run of columns (read as a slice);
+    several in another order are gathered: each reads exactly the named sensors' values."""
+    import mujoco
+
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    text = STACKED.split("observation:")[0] + f"observation:\n  - {{term: sensor, sensors: [{', '.join(sensors)}]}}\n" \
+        + "action:" + STACKED.split("action:")[1]
+    (tmp_path / "one.yaml").write_text(text)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="one",
+                               observation_size=3 * len(sensors),
+                               contract=contract_file(tmp_path / "one.yaml", "one.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(0))
+    mujoco.mj_step(model, data, nstep=3)
+    expected = np.concatenate([data.sensordata[model.sensor(s).adr[0]:model.sensor(s).adr[0] + 3] for s in sensors])
+    assert env.observation_size == 3 * len(sensors)
+    np.testing.assert_array_equal(env.observe(model, data), expected)
+
+
 def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path):
     """unitree_rl_gym's MuJoCo deployment writes ctrl = kp·(target − q) − kd·q̇ to torque motors at
     every physics step; the contract's ``pd`` makes those actuators servos computing exactly that,

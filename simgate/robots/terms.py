@@ -133,8 +133,9 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
         return _clock(cfg, where)
     if kind == "sensor":
         adrs = [np.arange(a, a + n) for a, n in (_any_sensor(model, name, at("sensors")) for name in cfg.sensors)]
-        columns = _columns(np.concatenate(adrs))
-        return Term(cfg, lambda env, m, d: d.sensordata[:, columns], len(columns), where)
+        flat = np.concatenate(adrs)
+        columns = _columns(flat)  # a slice for one sensor, or several in sensordata's order
+        return Term(cfg, lambda env, m, d: d.sensordata[:, columns], len(flat), where)
     if kind == "constant":
         value = np.asarray(cfg.value, dtype=np.float64)
         return Term(cfg, lambda env, m, d: np.tile(value, (len(d.time), 1)), len(value), where)

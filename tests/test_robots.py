@@ -380,6 +380,33 @@ def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path
     assert saturated > 0  # the torque limit was reached, and held as the motor's was
 
 
+def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
+    """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
+    bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range
+    is a joint range, which must not become a torque limit."""
+    import mujoco
+
+    from simgate.robots.env import _pd_servos
+    from simgate.robots.load import read_contract
+
+    xml = Path(__file__).resolve().parents[1] / "envs" / "quadruped" / "quadruped.xml"
+    nominal = mujoco.MjModel.from_xml_path(str(xml))
+    spec = mujoco.MjSpec.from_file(str(xml))
+    names = [nominal.actuator(i).name for i in range(nominal.nu)]
+    contract = read_contract({"observation": [{"term": "joint_pos"}],
+                              "action": {"actuators": names, "mapping": "offset", "pd": {"kp": 35, "kd": 0.5}}},
+                             "manifest.yaml", {}, (), tmp_path)
+    _pd_servos(spec, contract)
+    model = spec.compile()
+    playground = mujoco.MjModel.from_xml_path(str(xml))
+    playground.actuator_gainprm[:, 0] = 35
+    playground.actuator_biasprm[:, 1] = -35
+    playground.actuator_biasprm[:, 2] = -0.5
+    for field in ("actuator_gainprm", "actuator_biasprm", "actuator_forcerange", "actuator_ctrlrange",
+                  "actuator_ctrllimited", "actuator_forcelimited", "actuator_gaintype", "actuator_biastype"):
+        np.testing.assert_array_equal(getattr(model, field), getattr(playground, field), err_msg=field)
+
+
 def test_the_physics_step_a_training_env_set_in_code(host, tmp_path):
     """Playground sets ``opt.timestep = sim_dt`` in Python, not in the MJCF: the robot states it."""
     from simgate.robots.env import MjcfEnv

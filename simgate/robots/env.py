@@ -463,7 +463,8 @@ def _pd_servos(spec, contract) -> None:
     """The contract's actuators as PD servos: actuator force kp·(ctrl − q) − kd·q̇ at every
     physics step (ctrl the target, q the joint), through the actuator's own gear, within what
     it could give before (its ctrl range, the torque a training env writing ``ctrl = tau``
-    was clipped to, or else its force range)."""
+    was clipped to, or else its force range). An actuator that is a servo already (a bias:
+    MJCF ``<position>``) keeps its limits and takes the gains (gain kp, bias −kp, −kd)."""
     import mujoco
 
     cfg = contract.contract.action
@@ -475,6 +476,13 @@ def _pd_servos(spec, contract) -> None:
     by_name = {a.name: a for a in spec.actuators}
     for k, name in enumerate(cfg.actuators):
         act = by_name[name]
+        if act.biastype != mujoco.mjtBias.mjBIAS_NONE:
+            # already a servo (a <position> actuator: ctrl is a position, its ctrl range the joint's
+            # range): only its gains change, as Playground's modify_pd_gains sets them; its force
+            # and ctrl limits stay the MJCF's
+            act.gainprm[0] = kp[k]
+            act.biasprm[1:3] = [-kp[k], -kd[k]]
+            continue
         gear = float(act.gear[0])  # the servo sees the actuator length gear·q: undo it in the bias
         limited = act.ctrllimited == mujoco.mjtLimited.mjLIMITED_TRUE or (
             act.ctrllimited == mujoco.mjtLimited.mjLIMITED_AUTO and act.ctrlrange[1] > act.ctrlrange[0])

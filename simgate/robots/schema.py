@@ -231,7 +231,8 @@ class Term(BaseModel):
 class PD(BaseModel):
     """A PD loop the training env ran at the physics rate on torque actuators (unitree_rl_gym's
     and humanoid-gym's MuJoCo deployments): torque = kp·(target − q) − kd·q̇, limited to the
-    actuator's former torque range."""
+    actuator's former torque range. On position actuators (already servos): their gains, as
+    MuJoCo Playground's ``modify_pd_gains`` sets them in code, with the MJCF's limits kept."""
 
     model_config = _STRICT
     kp: Number | list[Number]

@@ -380,6 +380,41 @@ def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path
     assert saturated > 0  # the torque limit was reached, and held as the motor's was
 
 
+def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_path):
+    """Playground advances its phase after building the observation: at control step k the
+    policy sees the phase of step k − 1 (step 0 and step 1 both see phase 0). ``lag_steps: 1``."""
+    import mujoco
+
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    def env_with(extra: str):
+        text = STACKED.split("observation:")[0] + "observation:\n  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], " \
+            f"order: cos_sin{extra}}}\n" + "action:" + STACKED.split("action:")[1]
+        (tmp_path / "clock.yaml").write_text(text)
+        spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="clock",
+                                   observation_size=4, contract=contract_file(tmp_path / "clock.yaml", "clock.yaml"))
+        return build_env(host.registries.envs.get(YAML), spec)
+
+    seen = {}
+    for extra in ("", ", lag_steps: 1"):
+        env = env_with(extra)
+        model = env.build_model()
+        data = mujoco.MjData(model)
+        env.reset(model, data, np.random.default_rng(0))
+        mujoco.mj_forward(model, data)
+        steps = []
+        for _ in range(4):
+            steps.append(env.observe(model, data))
+            mujoco.mj_step(model, data, nstep=env.frame_skip(model))
+        seen[extra] = np.array(steps)
+    now, lagged = seen[""], seen[", lag_steps: 1"]
+    np.testing.assert_array_equal(lagged[0], now[0])
+    np.testing.assert_array_equal(lagged[1], now[0])  # still phase 0
+    np.testing.assert_allclose(lagged[2:], now[1:3], atol=1e-12)
+    assert not np.allclose(lagged[2], now[2])
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

@@ -127,7 +127,7 @@ TERM_KEYS = {
     "last_action": {"which", "initial"},
     "velocity_commands": {"components", "ranges", "value", "heading_gain", "max_yaw_rate", "quat_source",
                           "quat_order"},
-    "gait_phase": {"hz", "offsets", "order"},
+    "gait_phase": {"hz", "offsets", "order", "lag_steps"},
     "sensor": {"sensors"},
     "constant": {"value"},
     "padding": set(),
@@ -175,6 +175,9 @@ class Term(BaseModel):
     #: sines come first (sin_cos: sin of every phase, then cos) or the cosines (cos_sin)
     offsets: list[Number] | None = None
     order: Literal["sin_cos", "cos_sin"] | None = None
+    #: gait_phase: control steps the phase trails the episode's clock, held at 0 until then
+    #: (Playground's joystick envs build the observation before they advance the phase: 1)
+    lag_steps: int | None = Field(default=None, ge=0)
     sensors: list[str] | None = None  # sensor: the raw readings of these MJCF sensors, in order
 
     @field_validator("term")

@@ -145,7 +145,7 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
 
 def _clock(cfg, where: str) -> Term:
     """sin and cos of 2π·hz·t + offset, one phase per offset (a foot each, say); hz fixed, or
-    drawn per episode."""
+    drawn per episode; t trails the episode's time by ``lag_steps`` control steps (0 before)."""
     offsets = cfg.offsets or [0.0]
     cos_first = cfg.order == "cos_sin"
     drawn = isinstance(cfg.hz, list)  # per episode: the value the reset drew, in userdata
@@ -154,9 +154,12 @@ def _clock(cfg, where: str) -> Term:
     two_pi = 2.0 * np.pi
     omega = None if drawn else two_pi * cfg.hz
     shifts = np.asarray(offsets, dtype=np.float64)[None]
+    lag = cfg.lag_steps or 0
 
     def clock(env, m, d):
         time = np.asarray(d.time, dtype=np.float64).reshape(-1)
+        if lag:  # the clock of ``lag`` control steps ago, 0 before the episode had them
+            time = np.maximum(time - lag / env.control_hz, 0.0)
         rate = two_pi * d.userdata[:, env.layout["gait"].start] if drawn else omega
         if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
             phase = rate * time

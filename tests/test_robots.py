@@ -11,6 +11,7 @@ full-state step hashes differ, so those are compared between the two engines onl
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +379,34 @@ def test_a_pd_loop_at_the_physics_rate_is_the_servo_the_contract_states(tmp_path
     # the same loop to round-off (kd/gear·(gear·q̇) is not kd·q̇ in the last bit)
     np.testing.assert_allclose([servo.qpos[0], servo.qvel[0]], [data.qpos[0], data.qvel[0]], rtol=1e-9, atol=1e-12)
     assert saturated > 0  # the torque limit was reached, and held as the motor's was
+
+
+def test_history_filled_with_zeros_starts_every_stack_empty_in_both_engines(host, tmp_path, monkeypatch):
+    """humanoid-gym and Playground fill their history buffers with zeros at reset:
+    ``history_fill: zeros`` shows zeros where no frame has been seen yet, then the frames."""
+    import mujoco
+
+    monkeypatch.setattr(sys.modules[__name__], "STACKED", STACKED.replace("action:", "history_fill: zeros\naction:"))
+    env = _stacked_env(host, tmp_path)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(4))
+    mujoco.mj_forward(model, data)
+    first = env.observe(model, data)
+    f = env.frame_size
+    np.testing.assert_array_equal(first[:2 * f], np.zeros(2 * f))  # oldest first: two frames not seen yet
+    joints = first[2 * f + 13:2 * f + 49]  # joint_pos_rel's own history, oldest first
+    np.testing.assert_array_equal(joints[:24], np.zeros(24))
+    assert np.any(joints[24:] != 0)
+    env.apply_action(model, data, np.full(12, 0.4))
+    mujoco.mj_step(model, data, nstep=4)
+    second = env.observe(model, data)
+    np.testing.assert_array_equal(second[:f], np.zeros(f))
+    np.testing.assert_array_equal(second[f:2 * f], first[2 * f:])
+    policy = Elementwise(env.observation_size, 12)
+    case = make_case(env=YAML, policy="stacked", horizon=0.5, episodes=4)
+    reference = ReferenceEngine(env, policy, [], 12).run(case, range(4))
+    assert_identical(reference, BatchedEngine(env, policy, [], 12, nthread=2, chunk=3).run(case, range(4)))
 
 
 def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_path):

@@ -278,7 +278,8 @@ class MjcfEnv(MujocoEnv):
         data.userdata[lay["applied"]] = self.actions.last_action_initial(model, "applied")
         if lay["delay"].stop > lay["delay"].start:
             data.userdata[lay["delay"]] = np.tile(initial, self.contract.contract.action.delay_steps)
-        data.userdata[lay["filled"]] = 0.0  # history frames start as copies of the first one
+        # history frames start as copies of the first one, or as the zeros the slots hold after a reset
+        data.userdata[lay["filled"]] = 1.0 if self.contract.contract.history_fill == "zeros" else 0.0
 
     def set_command(self, model, data, forward: float, yaw_rate: float) -> None:
         """The ``command_velocity`` perturbation's way in: forward speed (m/s) and yaw rate (rad/s)."""

@@ -296,5 +296,9 @@ class Contract(BaseModel):
     default_pose: dict[str, Number] | None = None
     observation: list[Term] = Field(min_length=1)
     frame_stack: FrameStack | None = None
+    #: what the history stacks (each term's ``history``, ``frame_stack``) hold before an episode
+    #: has its own frames: copies of the first frame (Isaac Lab's CircularBuffer) or zeros
+    #: (humanoid-gym's and Playground's buffers, filled with zeros at reset)
+    history_fill: Literal["first_frame", "zeros"] = "first_frame"
     action: Action
     log: LogCheck | None = None

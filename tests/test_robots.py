@@ -444,6 +444,33 @@ def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_pat
     assert not np.allclose(lagged[2], now[2])
 
 
+@pytest.mark.parametrize("clip", [None, True])
+def test_targets_are_sent_as_computed_unless_the_contract_clips_them_to_the_joint_range(host, tmp_path, clip):
+    """Isaac Lab, legged_gym and Playground do not clip a position target to the joint's range:
+    nor does a contract unless it says ``clip_to_range: true``."""
+    import mujoco
+
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    action = STACKED.split("action:")[1].replace("scale: 0.25", "scale: 10.0")
+    if clip:
+        action += "  clip_to_range: true\n"
+    text = STACKED.split("observation:")[0] + "observation:\n  - {term: joint_pos_rel}\naction:" + action
+    (tmp_path / "clip.yaml").write_text(text)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="clip",
+                               observation_size=12, contract=contract_file(tmp_path / "clip.yaml", "clip.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(0))
+    default = env.actions.default.copy()
+    env.apply_action(model, data, np.ones(12))
+    high = model.jnt_range[[model.joint(j).id for j in env.actions.joints], 1]
+    expected = np.minimum(default + 10.0, high) if clip else default + 10.0
+    np.testing.assert_array_equal(data.ctrl[env.actions.ids], expected)
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

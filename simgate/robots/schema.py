@@ -253,7 +253,10 @@ class Action(BaseModel):
     scale: Number | list[Number] = 1.0
     sign: list[Literal[1, -1]] | None = None  # per actuator, applied to a first
     clip: Pair | None = None  # on the network's output
-    clip_to_range: bool = True  # targets inside the joints' (offset) / ctrl ranges
+    #: targets clipped into the joints' ranges (offset, range) / the ctrl ranges (torque). Off by
+    #: default: Isaac Lab, legged_gym and Playground send targets as computed (MuJoCo clamps ctrl
+    #: to a ctrl range itself; a PD loop's target is not clamped at all)
+    clip_to_range: bool = False
     #: first-order low-pass: applied = alpha·a + (1 − alpha)·previous applied (1: no filter)
     filter_alpha: Number = Field(default=1.0, gt=0, le=1)
     #: the filter's and the delay line's value before the first action: the default pose in

@@ -482,3 +482,43 @@ def test_a_scripted_policy_s_files_are_checked_by_their_sha256(tmp_path):
     (folder / "gains.json").write_text('{"k": [1.0, 2.5]}')  # the weights changed under the same name
     problem = spec.problem(check_digest=True)
     assert "files_sha256: gains.json has digest" in problem and f"the manifest says {digest}" in problem
+
+
+# -- 6. recurrent exports: refused, not run with a memory shared by every episode ---------------------
+
+def test_a_recurrent_torchscript_export_is_refused_when_it_is_loaded(host, tmp_path):
+    """rsl_rl's recurrent TorchScript export keeps its LSTM state in buffers of batch size 1 that
+    only reset_memory() clears: run as a feed-forward policy, every episode would start from the
+    last one's memory. It is refused at load, naming the buffers."""
+    import torch
+
+    from simgate.policies.loaders import PolicyLoadError
+
+    class Recurrent(torch.nn.Module):  # the shape of rsl_rl's _TorchPolicyExporter for an LSTM
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(input_size=4, hidden_size=8)
+            self.actor = torch.nn.Linear(8, 1)
+            self.register_buffer("hidden_state", torch.zeros(1, 1, 8))
+            self.register_buffer("cell_state", torch.zeros(1, 1, 8))
+
+        def forward(self, x):
+            y, (h, c) = self.rnn(x.unsqueeze(0), (self.hidden_state, self.cell_state))
+            self.hidden_state[:] = h
+            self.cell_state[:] = c
+            return self.actor(y.squeeze(0))
+
+        @torch.jit.export
+        def reset_memory(self):
+            self.hidden_state[:] = 0.0
+            self.cell_state[:] = 0.0
+
+    path = tmp_path / "lstm.pt"
+    torch.jit.script(Recurrent()).save(str(path))
+    spec = dataclasses.replace(host.registries.policies.get("balancebot-lqr-onnx"), name="lstm", format="torchscript",
+                               file=path, sha256=None)
+    with pytest.raises(PolicyLoadError, match="'lstm'.*recurrent policy.*hidden_state, cell_state.*feed-forward"):
+        spec.load()
+    feed_forward = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    torch.jit.script(feed_forward).save(str(tmp_path / "ff.pt"))
+    assert dataclasses.replace(spec, file=tmp_path / "ff.pt").load().act(np.zeros((3, 4))).shape == (3, 1)

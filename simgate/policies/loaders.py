@@ -80,6 +80,10 @@ class OnnxPolicy:
         return np.asarray(out, dtype=np.float64)
 
 
+#: buffers in which rsl_rl's recurrent exports (and similar) carry a memory from call to call
+RECURRENT_BUFFERS = ("hidden_state", "cell_state")
+
+
 class TorchScriptPolicy:
     """``torch.jit.load`` only: a TorchScript archive runs no pickled Python code."""
 
@@ -91,6 +95,14 @@ class TorchScriptPolicy:
         with warnings.catch_warnings():  # torch 2.13 deprecates jit.load; it is still the safe loader
             warnings.simplefilter("ignore", DeprecationWarning)
             self.module = torch.jit.load(str(spec.file), map_location="cpu").eval()
+        memory = [name for name, _ in self.module.named_buffers() if name.split(".")[-1] in RECURRENT_BUFFERS]
+        if memory or hasattr(self.module, "reset_memory"):
+            # rsl_rl's recurrent export keeps its LSTM/GRU state in buffers of batch size 1 that only
+            # reset_memory() clears: episodes would share a memory, and a batch cannot be run at all
+            raise PolicyLoadError(
+                f"policy {spec.name!r}: {spec.file} is a recurrent policy (it keeps a memory between calls: "
+                f"{', '.join(memory) or 'reset_memory()'}), and simgate runs feed-forward policies only: one "
+                "action from one observation, the same for every episode and batch; it cannot gate this one")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():

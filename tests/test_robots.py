@@ -221,6 +221,32 @@ def test_observation_noise_as_the_contract_states_it(host, tmp_path):
     assert 0.03 < noise[:, :3].std() < 0.07 and not noise[:, 3:].any()  # projected_gravity only, std 0.05
 
 
+def test_noise_stated_in_raw_units_is_scaled_into_the_observation_as_training_added_it(host, tmp_path, monkeypatch):
+    """Isaac Lab's ``Unoise(-1.5, 1.5)`` on joint_vel with scale 0.05 (legged_gym: noise_scales.dof_vel
+    1.5): the observation saw U(-0.075, 0.075), not N(0, 1.5²). {gaussian: s} is N(0, (s·|scale|)²)."""
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    text = STACKED.split("observation:")[0] + (
+        "observation:\n  - {term: joint_vel, scale: 0.05, noise: {uniform: 1.5}}\n"
+        "  - {term: base_ang_vel, source: imu_gyro, scale: -0.25, noise: {gaussian: 0.2}}\n"
+        "  - {term: projected_gravity, source: freejoint, noise: 0.05}\n"
+        "  - {term: joint_pos_rel}\naction:") + STACKED.split("action:")[1]
+    (tmp_path / "noisy.yaml").write_text(text)
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="noisy",
+                               observation_size=30, contract=contract_file(tmp_path / "noisy.yaml", "noisy.yaml"))
+    env = build_env(host.registries.envs.get(YAML), spec)
+    case = make_case(env=YAML, policy="noisy", horizon=1.0, episodes=2)
+    engine = ReferenceEngine(env, Elementwise(30, 12), [build(host, "add_observation_noise", {"std": "contract"})], 12)
+    _, _, _, (noise,) = engine.start_episode(case, 0, 4000)
+    joint_vel, gyro, gravity, joints = noise[:, :12], noise[:, 12:15], noise[:, 15:18], noise[:, 18:]
+    assert np.abs(joint_vel).max() <= 0.075 and np.abs(joint_vel).max() > 0.074  # uniform, half-width 1.5·0.05
+    assert abs(joint_vel.std() - 0.075 / np.sqrt(3)) < 0.002
+    assert abs(gyro.std() - 0.05) < 0.002 and np.abs(gyro).max() > 0.15  # Gaussian, 0.2·|-0.25|
+    assert abs(gravity.std() - 0.05) < 0.002  # a number: a Gaussian std in observation units, as before
+    assert not joints.any()
+
+
 def test_a_fixed_base_robot_with_no_python_equals_its_python_env(host):
     """The outside-plugin package's pendulum as YAML (tests/data/external_plugin: robots/pendulum)
     through its contract: joint terms from sensors, a torque mapping, joint-bound termination and

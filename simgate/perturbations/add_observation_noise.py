@@ -1,4 +1,5 @@
-"""AddObservationNoise: Gaussian sensor noise, drawn for the whole episode at its start."""
+"""AddObservationNoise: sensor noise, drawn for the whole episode at its start: Gaussian, or as a
+policy's contract states it per term (Gaussian or uniform)."""
 
 from __future__ import annotations
 
@@ -42,12 +43,13 @@ class AddObservationNoise(Perturbation):
     def start(self, ctx: EpisodeContext) -> np.ndarray:
         size = ctx.env.observation_size
         std = np.zeros(size)
+        uniform = None
         if self.params.std == "contract":
             trained = getattr(ctx.env, "observation_noise", None)
             if trained is None:
                 raise ValueError(f"add_observation_noise std: contract needs a YAML robot driven through a policy "
                                  f"contract (its terms' noise:); env {ctx.env.name!r} has none: give std in numbers")
-            std[:] = trained()
+            std[:], uniform = trained()
         elif isinstance(self.params.std, dict):
             groups = ctx.env.observation_groups()
             for group, value in self.params.std.items():  # names were checked at configure time
@@ -55,7 +57,11 @@ class AddObservationNoise(Perturbation):
         else:
             std[:] = self.params.std
         # drawn up front so the noise at step t is the same whatever the policy did before t
-        return ctx.rng.standard_normal((ctx.n_steps, size)) * (std * self.params.scale)
+        noise = ctx.rng.standard_normal((ctx.n_steps, size)) * (std * self.params.scale)
+        if uniform is not None and uniform.any():  # a contract's uniform terms (Isaac Lab's Unoise)
+            drawn = ctx.rng.uniform(-1.0, 1.0, (ctx.n_steps, size)) * (uniform * self.params.scale)
+            noise = np.where(uniform > 0, drawn, noise)
+        return noise
 
     def observation(self, obs: np.ndarray, state: np.ndarray, step: int) -> np.ndarray:
         return obs + state[step]

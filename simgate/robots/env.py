@@ -435,12 +435,25 @@ class MjcfEnv(MujocoEnv):
         groups = {g: [i + k * self.frame_size for k in range(self.frames) for i in idx] for g, idx in groups.items()}
         return groups or {"all": []}
 
-    def observation_noise(self) -> np.ndarray:
-        """The std the training added to each channel (the contract's ``noise:``; 0 where none)."""
+    def observation_noise(self) -> tuple[np.ndarray, np.ndarray]:
+        """The noise the training added to each channel, in observation units (the contract's
+        ``noise:``, a raw-unit one times |scale|): (Gaussian std, uniform half-width), 0 where none."""
         if not self.terms:
-            return np.zeros(0)
-        frame = np.concatenate([np.full(t.size * t.history, t.noise or 0.0) for t in self.terms])
-        return np.tile(frame, self.frames)
+            return np.zeros(0), np.zeros(0)
+        gaussian, uniform = [], []
+        for t in self.terms:
+            size = t.size * t.history
+            scale = np.abs(np.tile(np.broadcast_to(np.asarray(t.cfg.scale, dtype=np.float64), (t.size,)), t.history))
+            noise, g, u = t.noise, np.zeros(size), np.zeros(size)
+            if noise is not None and noise.std is not None:
+                g[:] = noise.std
+            elif noise is not None and noise.gaussian is not None:
+                g = scale * noise.gaussian
+            elif noise is not None:
+                u = scale * noise.uniform
+            gaussian.append(g)
+            uniform.append(u)
+        return np.tile(np.concatenate(gaussian), self.frames), np.tile(np.concatenate(uniform), self.frames)
 
 
 def _stacked(frame: np.ndarray, past: np.ndarray, filled: np.ndarray, length: int, order: str) -> np.ndarray:

@@ -136,6 +136,24 @@ COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "clip_scaled", "noise"
 COMMAND_COMPONENTS = ("vx", "vy", "yaw_rate", "heading_hold")
 
 
+class Noise(BaseModel):
+    """A term's training noise, one of: ``std`` (Gaussian, observation units: what a bare number
+    means), ``uniform`` (half-width h of U(−h, h)) or ``gaussian`` (std), these two in the term's
+    raw units, before offset, clip and scale."""
+
+    model_config = _STRICT
+    std: Number | None = Field(default=None, ge=0)
+    uniform: Number | None = Field(default=None, ge=0)
+    gaussian: Number | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if sum(v is not None for v in (self.std, self.uniform, self.gaussian)) != 1:
+            raise ValueError("give one of a number (a Gaussian std in observation units), {uniform: h} (U(-h, h)) "
+                             "or {gaussian: std}, these two in the term's raw units")
+        return self
+
+
 class Term(BaseModel):
     """One observation term: ``{term: name, ...}``. The value is
     ``clip_scaled(scale * clip(raw - offset))``."""
@@ -147,7 +165,10 @@ class Term(BaseModel):
     offset: Number | list[Number] = 0.0
     clip: Pair | None = None  # on raw − offset, before the scale (Isaac Lab's order)
     clip_scaled: Pair | None = None  # on the scaled value (legged_gym's clip_observations)
-    noise: Number | None = Field(default=None, ge=0)  # std the training added (observation units)
+    #: the noise the training added: a number is a Gaussian std in observation units; {uniform: h}
+    #: is U(−h, h) and {gaussian: s} N(0, s²) in the term's raw units, before offset, clip and
+    #: scale (Isaac Lab's Unoise / Gnoise; legged_gym's noise_scales·noise_level)
+    noise: Noise | None = None
     history: int = Field(default=1, gt=0)  # this term's last frames, stacked
     #: newest_first (this frame, then older ones) or oldest_first (Isaac Lab's flattened history)
     history_order: Literal["newest_first", "oldest_first"] = "newest_first"
@@ -179,6 +200,11 @@ class Term(BaseModel):
     #: (Playground's joystick envs build the observation before they advance the phase: 1)
     lag_steps: int | None = Field(default=None, ge=0)
     sensors: list[str] | None = None  # sensor: the raw readings of these MJCF sensors, in order
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _bare_std(cls, value):
+        return {"std": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @field_validator("term")
     @classmethod

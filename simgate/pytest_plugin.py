@@ -119,6 +119,14 @@ def _configure(config: pytest.Config) -> None:
         host = Host(project_plugins=plugins)
         config.stash[HOST] = host
         if explicit is None and not directory.is_dir():
+            stray = _yaml_folders_in_args(config)
+            if stray:  # ``pytest /elsewhere/scenarios``: not a project without scenarios, a wrong start
+                raise pytest.UsageError(
+                    f"simgate: pytest was given {stray[0]}, which holds YAML files, but this run's scenarios folder "
+                    f"is {directory}, which does not exist: the project folder is the one pytest was started in "
+                    f"({project_dir(config)}), as no pytest.ini or pyproject.toml names another; start pytest in "
+                    f"the folder that holds scenarios/, envs/ and policies/ (cd {stray[0].parent} && pytest "
+                    f"{stray[0].name}/), or pass --scenarios")
             config.stash[CASES] = []  # a project without scenarios (e.g. simgate's own tests)
             return
         # model-aware checks build each env once: on the controller only, before workers start
@@ -340,6 +348,16 @@ def _no_cases(config: pytest.Config) -> str:
     return (f"{_scenarios_dir(config)}: the scenario files define no case to run, because no policy is under "
             "test: pass --policy NAME, list candidates in simgate_candidates (pytest configuration), or give "
             "a scenario 'policies: [NAME, ...]'")
+
+
+def _yaml_folders_in_args(config: pytest.Config) -> list[Path]:
+    """The folders among pytest's arguments (or holding a file among them) with YAML files in them."""
+    out = []
+    for path in arg_paths(config):
+        folder = path if path.is_dir() else path.parent if path.suffix in (".yaml", ".yml") else None
+        if folder is not None and (any(folder.glob("*.yaml")) or any(folder.glob("*.yml"))) and folder not in out:
+            out.append(folder)
+    return out
 
 
 def _scenarios_in_args(config: pytest.Config, directory: Path) -> bool:

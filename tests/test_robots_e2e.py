@@ -128,3 +128,31 @@ def test_observation_groups_are_the_contract_s(folder):
     assert done.returncode == 4, done.stdout[-3000:]
     assert "no observation group named 'imuu'" in done.stderr and "did you mean 'imu'" in done.stderr
     assert "walker-policy" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_policy_without_a_contract_on_a_yaml_robot_is_refused_naming_the_fix(folder):
+    """A manifest entry that forgot ``contract:`` cannot drive a YAML robot: exit 4 with what to
+    add, no traceback, and an earlier run's PASS does not stay behind."""
+    manifest = folder / "policies" / "walker" / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("    contract: contract.yaml\n", ""))
+    (folder / "reports").mkdir()
+    (folder / "reports" / "verdict.json").write_text('{"promote": true, "decision": "PASS"}')  # an earlier run's
+    done = gate(folder, "-n", "2")
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "has no contract" in done.stderr and "add 'contract:'" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "INTERNALERROR" not in done.stdout + done.stderr
+    assert json.loads((folder / "reports" / "verdict.json").read_text())["decision"] == "ERROR"
+
+
+@pytest.mark.parametrize("start", ["parent", "scenarios"])
+def test_pytest_started_outside_the_project_folder_says_where_to_start(folder, start):
+    """With no pytest configuration the project folder is the one pytest starts in: started one
+    folder above, or inside scenarios/, the run says so instead of collecting nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["SIMGATE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    cwd, arg = (folder.parent, str(folder / "scenarios")) if start == "parent" else (folder / "scenarios", ".")
+    done = subprocess.run([sys.executable, "-m", "pytest", arg, "-p", "no:cacheprovider"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "holds YAML files" in done.stderr and f"cd {folder}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (cwd / "reports").exists()

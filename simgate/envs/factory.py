@@ -56,7 +56,10 @@ def env_for(env, spec):
         return env  # the null policy sends the neutral action through the env as it is bound
     bind = getattr(env, "for_policy", None)
     if bind is not None:
-        return bind(spec) if getattr(env, "contract", None) is not getattr(spec, "contract", None) else env
+        # a policy without a contract is refused by ``bind``; one with the contract the env already
+        # carries needs no new binding
+        contract = getattr(spec, "contract", None)
+        return env if contract is not None and getattr(env, "contract", None) is contract else bind(spec)
     if getattr(spec, "contract", None) is not None:
         raise InputError(f"policy {spec.name!r} ({spec.manifest}) carries a contract, but env {env.name!r} is a Python "
                          "env whose code fixes the observation and action layout; a contract needs a YAML robot "

@@ -96,6 +96,8 @@ def test_the_shipped_contract_reproduces_the_python_quadruped_log_exactly(host, 
         assert re.fullmatch(rf"\s*{term}\s+cols {cols}\s+max \|diff\| 0\s+ok", line), line
     [ctrl] = [x for x in lines if x.split()[0] == "ctrl"]
     assert re.fullmatch(r"\s*ctrl\s+max \|diff\| 0\s+ok", ctrl), ctrl
+    [network] = [x for x in lines if x.strip().startswith("action (network)")]
+    assert re.fullmatch(r"\s*action \(network\)\s+max \|diff\| 0\s+ok", network), network
     assert lines[-1].startswith("PASS") and err == ""
 
     spec = host.registries.policies.get(POLICY)
@@ -108,6 +110,23 @@ def test_the_shipped_contract_reproduces_the_python_quadruped_log_exactly(host, 
     spec = spec_with(host, write_contract(tmp_path, log="robust.npz"))
     assert check_manifest_log(spec, mjcf_env(host, host.registries.policies.get(POLICY))) is None
     assert check_manifest_log(host.registries.policies.get(POLICY), mjcf_env(host, spec)) is None  # no log: stated
+
+
+def test_another_network_under_the_right_contract_fails_on_its_actions(host, log, tmp_path):
+    """The contract reproduces every observation and ctrl of the log, but the file is another
+    network (the nominal one where the log is the robust one's): its actions on the logged
+    observations are not the logged actions, and the gate's form of the check says so."""
+    spec = host.registries.policies.get(POLICY)
+    other = dataclasses.replace(spec, name="other", file=REPO / "policies" / "quadruped" / "nominal.onnx", sha256=None)
+    result = check_log(mjcf_env(host, spec), log, policy=other.load())
+    assert all(d.max_diff == 0.0 for d in result.terms + [result.ctrl])
+    assert [d.name for d in result.failing] == ["action (network)"] and result.network.max_diff > 0.01
+    assert check_log(mjcf_env(host, spec), log, policy=spec.load()).network.max_diff == 0.0
+    (tmp_path / "robust.npz").write_bytes(log.read_bytes())
+    wrong = dataclasses.replace(spec_with(host, write_contract(tmp_path, log="robust.npz")), name="other",
+                                file=other.file, sha256=None)
+    problem = check_manifest_log(wrong, mjcf_env(host, spec))
+    assert isinstance(problem, Mismatch) and "action (network) max |diff|" in problem and "the network file" in problem
 
 
 def test_a_difference_fails_the_cli_naming_the_term_and_its_first_step_and_tolerance_overrides(log, capsys, tmp_path):

@@ -3,7 +3,7 @@
     python -m simgate contract check quadruped-robust-contract logs/episode.npz [--tolerance 1e-6]
 
 The log's format and the replay: :mod:`simgate.robots.logcheck`. Prints one line per observation
-term and one for ctrl, then the verdict. Exit 0: everything within the tolerance (the contract's
+term, one for ctrl and one for the network's actions on the logged observations, then the verdict. Exit 0: everything within the tolerance (the contract's
 ``log.tolerance`` if set, else 1e-4); 1: a term or ctrl exceeds it; 4: bad input (unknown policy,
 no contract, a log that does not fit).
 """
@@ -46,6 +46,10 @@ def main(args) -> int:
         model = env.build_model()
     except ValueError as exc:
         raise SimgateError(str(exc)) from None
-    result = check_log(env, Path(args.log), args.tolerance, model)
+    try:
+        policy = spec.load()
+    except Exception as exc:  # noqa: BLE001 - a file that cannot be loaded: named, exit 4
+        raise SimgateError(str(exc)) from None
+    result = check_log(env, Path(args.log), args.tolerance, model, policy=policy)
     print(result.table())
     return 0 if result.ok else 1

@@ -5,7 +5,9 @@ gate runs at configure time for a contract's ``log:``) replays the log through t
 contract on the YAML robot and reports, per observation term, the largest absolute difference
 between the observation simgate builds and the one the network saw in training, and per
 actuator the largest difference between the ``ctrl`` simgate would send and the one the
-training env wrote. A contract that misstates the quaternion order, the joint order, the filter
+training env wrote, and (given the policy) the largest difference between the network's output
+on the logged observations and the logged action: the right contract with the wrong network
+file shows up there. A contract that misstates the quaternion order, the joint order, the filter
 or the first previous action shows up here as a named term (or ``ctrl``) and a step, before any
 episode runs.
 
@@ -19,7 +21,9 @@ key            shape                        what
                                             env built it (float64 when the env computed in float64:
                                             a float32 copy compares only to float32 rounding,
                                             ~1e-7 relative; set the tolerance accordingly)
-``action``     (T, action_size)             the network's raw output at step t
+``action``     (T, action_size)             the network's raw output at step t (the exported,
+                                            deterministic network's: not an action sampled
+                                            around it); compared with the policy's own output
 ``ctrl``       (T, nu)                      ``MjData.ctrl`` as the training env wrote it after that
                                             action (compared on the contract's actuators only)
 ``qpos``       (T, nq)                      the state the observation of step t was built from
@@ -103,10 +107,17 @@ class CheckResult:
     tolerance: float
     terms: list[Difference]
     ctrl: Difference
+    #: the network's output on the logged observations against the logged action, when the policy
+    #: was given (a wrong or re-exported network under the right contract shows here)
+    network: Difference | None = None
+
+    @property
+    def compared(self) -> list[Difference]:
+        return self.terms + [self.ctrl] + ([self.network] if self.network is not None else [])
 
     @property
     def failing(self) -> list[Difference]:
-        return [d for d in self.terms + [self.ctrl] if not d.max_diff <= self.tolerance]
+        return [d for d in self.compared if not d.max_diff <= self.tolerance]
 
     @property
     def ok(self) -> bool:
@@ -124,15 +135,19 @@ class CheckResult:
         return [f"{line}  {verdict}"] + (_detail(d) if verdict == "FAIL" else [])
 
     def table(self) -> str:
-        width = max(len(d.name) for d in self.terms + [self.ctrl])
+        width = max(len(d.name) for d in self.compared)
         lines = [f"{self.path}: {self.steps} control steps, tolerance {self.tolerance:g}"]
         for d in self.terms:
             cols = f"cols {d.columns[0]}-{d.columns[1] - 1}"
             lines += self._row(d, f"  {d.name:<{width}}  {cols:<11}", f" (col {d.at_column}, step {d.at_step})")
         d = self.ctrl
         lines += self._row(d, f"  {d.name:<{width}}", f" at actuator {d.label} step {d.at_step}")
+        if self.network is not None:
+            d = self.network
+            lines += self._row(d, f"  {d.name:<{width}}", f" (output {d.at_column}, step {d.at_step})")
         if self.ok:
-            lines.append(f"PASS: the contract reproduces the log: all {len(self.terms)} observation terms and ctrl "
+            network = ", the network's actions" if self.network is not None else ""
+            lines.append(f"PASS: the contract reproduces the log: all {len(self.terms)} observation terms, ctrl{network} "
                          f"within {self.tolerance:g}")
         else:
             names = ", ".join(d.name for d in self.failing)
@@ -274,8 +289,10 @@ def term_names(env) -> list[str]:
     return names
 
 
-def check_log(env, path: Path, tolerance: float | None = None, model=None) -> CheckResult:
-    """Replay the log at ``path`` through ``env`` (a YAML robot bound to a contract)."""
+def check_log(env, path: Path, tolerance: float | None = None, model=None, policy=None) -> CheckResult:
+    """Replay the log at ``path`` through ``env`` (a YAML robot bound to a contract); with
+    ``policy`` (its ``act``), also run the network on the logged observations and compare its
+    output with the logged action."""
     import mujoco
 
     if getattr(env, "contract", None) is None or getattr(env, "actions", None) is None:
@@ -336,7 +353,15 @@ def check_log(env, path: Path, tolerance: float | None = None, model=None) -> Ch
     ctrl = _compare("ctrl", (0, len(ids)), log["ctrl"][:, ids], built_ctrl, tolerance)
     ctrl.at_column = int(ids[ctrl.at_column])
     ctrl.label = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, ctrl.at_column) or f"actuator{ctrl.at_column}"
-    return CheckResult(path, T, tolerance, terms, ctrl)
+    network = None
+    if policy is not None:
+        try:
+            acted = np.asarray(policy.act(np.asarray(log["obs"], dtype=np.float64)), dtype=np.float64).reshape(T, -1)
+        except Exception as exc:  # noqa: BLE001 - the policy's code: named, not a traceback
+            raise SimgateError(f"log {path}: the network could not be run on the logged observations: "
+                               f"{type(exc).__name__}: {exc}") from None
+        network = _compare("action (network)", (0, acted.shape[1]), log["action"], acted, tolerance)
+    return CheckResult(path, T, tolerance, terms, ctrl, network)
 
 
 def _compare(name: str, columns: tuple[int, int], logged: np.ndarray, built: np.ndarray, tolerance: float) -> Difference:
@@ -376,7 +401,11 @@ def check_manifest_log(spec, env) -> str | None:
     if getattr(env, "contract", None) is not contract:
         env = env_for(env, spec)
     try:
-        result = check_log(env, path, cfg.tolerance)
+        policy = spec.load()
+    except Exception:  # noqa: BLE001 - a policy that cannot load is its cases' policy_error, said there
+        policy = None
+    try:
+        result = check_log(env, path, cfg.tolerance, policy=policy)
     except SimgateError as exc:
         return f"{where_file}: log.file: {exc}"
     if result.ok:
@@ -385,7 +414,8 @@ def check_manifest_log(spec, env) -> str | None:
     return Mismatch(f"{contract.where('log')}: log: the contract of policy {spec.name!r} does not reproduce its training log "
             f"{cfg.file} ({names} over the tolerance {result.tolerance:g}): {result.summary()}; see the table of "
             f"'python -m simgate contract check {spec.name} {path}' and fix the contract (quaternion order, joint "
-            "order, scales, filter, initial previous action) or the log")
+            "order, scales, filter, initial previous action), the network file (action (network): it is not the "
+            "network that acted in the log) or the log")
 
 
 # -- recording a log -------------------------------------------------------------------------------

@@ -13,5 +13,5 @@ def did_you_mean(name: str, choices) -> str:
     if close:
         return f"; did you mean {close[0]!r}?"
     if not choices:
-        return "; none are registered"
+        return "; there are none to choose from"
     return "; valid: " + ", ".join(repr(c) for c in choices)

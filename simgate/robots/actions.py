@@ -29,8 +29,11 @@ class ActionMap:
                                     f"(also as entry {seen[name]}); each network output drives one actuator")
             seen[name] = k
             if name not in names:
+                unnamed = model.nu - len(names)
+                hint = (f" ({unnamed} of its {model.nu} actuators have no name: the contract names each one, so give "
+                        "them name= attributes in the MJCF)") if unnamed else ""
                 raise ContractError(f"{contract.where('action', 'actuators', k)}: no actuator named {name!r} in "
-                                    f"{robot.robot.scene}{did_you_mean(name, names)}")
+                                    f"{robot.robot.scene}{did_you_mean(name, names)}{hint}")
         self.ids = np.array([model.actuator(n).id for n in cfg.actuators])
         self.size = len(self.ids)
         joint_ids = []

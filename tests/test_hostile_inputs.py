@@ -467,21 +467,18 @@ def test_a_misspelt_joint_limit_exclusion_fails_its_case_naming_the_closest_join
 from tests.test_contract_check import BAD_LOGS  # noqa: E402
 
 
-class _Still:
-    def act(self, obs):
-        return numpy.zeros((len(obs), 12), dtype=numpy.float32)
-
-
 @pytest.fixture(scope="module")
-def still_log(tmp_path_factory) -> Path:
-    """Five control steps of zero actions in the Python quadruped: a log the shipped contract
-    reproduces (exit 0), the base every bad log below is made from."""
+def still_log(host, tmp_path_factory) -> Path:
+    """Five control steps of quadruped-robust's network in the Python quadruped: a log the shipped
+    contract (and the network, run on its observations) reproduces (exit 0), the base every bad
+    log below is made from."""
     from envs.quadruped.env import Quadruped
     from simgate.robots.logcheck import record_log
 
     env = Quadruped()
     model = env.build_model()
-    return record_log(env, _Still(), model, 5, 5, tmp_path_factory.mktemp("log") / "still.npz",
+    policy = host.registries.policies.get("quadruped-robust").load()
+    return record_log(env, policy, model, 5, 5, tmp_path_factory.mktemp("log") / "still.npz",
                       command=lambda m, d: (d.userdata[0], 0.0, d.userdata[1]), start_yaw=lambda m, d: d.userdata[4])
 
 

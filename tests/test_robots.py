@@ -497,6 +497,46 @@ def test_targets_are_sent_as_computed_unless_the_contract_clips_them_to_the_join
     np.testing.assert_array_equal(data.ctrl[env.actions.ids], expected)
 
 
+def test_base_lin_vel_of_the_centre_of_mass_as_isaac_lab_reads_the_root(tmp_path):
+    """Isaac Lab's base_lin_vel (root_lin_vel_b) and Isaac Gym's root state are the base body's
+    centre-of-mass velocity; MuJoCo's free-joint qvel is its origin's. ``point: com`` gives the
+    former: here the trunk's mass sits 4 cm ahead and 2 cm below its origin."""
+    import mujoco
+
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.load import contract_file, read_robot
+
+    repo = Path(__file__).resolve().parents[1]
+    trunk = '<geom name="trunk" type="box" size="0.15 0.07 0.035" mass="2.0"/>'
+    xml = (repo / "envs" / "quadruped" / "quadruped.xml").read_text()
+    assert trunk in xml
+    (tmp_path / "walker.xml").write_text(xml.replace(trunk, trunk.replace('type="box"', 'type="box" pos="0.04 0 -0.02"')))
+    robot_yaml = (repo / "envs" / "quadruped_mjcf" / "robot.yaml").read_text().replace("../quadruped/quadruped.xml",
+                                                                                      "walker.xml")
+    (tmp_path / "robot.yaml").write_text(robot_yaml)
+    robot = read_robot(tmp_path / "robot.yaml", "robot.yaml")
+    seen = {}
+    for point in ("origin", "com"):
+        text = STACKED.split("observation:")[0] + f"observation:\n  - {{term: base_lin_vel, point: {point}}}\naction:" \
+            + STACKED.split("action:")[1]
+        (tmp_path / f"{point}.yaml").write_text(text)
+        env = MjcfEnv(robot, contract_file(tmp_path / f"{point}.yaml", f"{point}.yaml"))
+        model = env.build_model()
+        data = mujoco.MjData(model)
+        env.reset(model, data, np.random.default_rng(0))
+        data.qvel[0:6] = [0.3, 0.1, -0.2, 0.7, -1.1, 0.9]
+        mujoco.mj_forward(model, data)
+        trunk_id = model.body("trunk").id
+        jacp = np.zeros((3, model.nv))
+        mujoco.mj_jac(model, data, jacp, None, data.xipos[trunk_id], trunk_id)
+        rotation = data.xmat[trunk_id].reshape(3, 3)
+        seen[point] = (env.observe(model, data), rotation.T @ (jacp @ data.qvel), rotation.T @ data.qvel[0:3])
+    observed, at_com, at_origin = seen["com"]
+    np.testing.assert_allclose(observed, at_com, atol=1e-12)
+    assert np.abs(at_com - at_origin).max() > 0.01
+    np.testing.assert_allclose(seen["origin"][0], at_origin, atol=1e-12)
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

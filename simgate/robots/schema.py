@@ -115,7 +115,7 @@ TERM_KEYS = {
     "base_quat": {"source", "quat_order"},
     "base_euler": {"source", "quat_order"},
     "base_ang_vel": {"source", "frame", "quat_source", "quat_order"},
-    "base_lin_vel": {"source", "frame", "quat_source", "quat_order"},
+    "base_lin_vel": {"source", "frame", "quat_source", "quat_order", "point"},
     "joint_pos": {"joints", "source"},
     "joint_pos_rel": {"joints", "source"},
     "joint_pos_norm": {"joints", "source"},
@@ -178,6 +178,9 @@ class Term(BaseModel):
     quat_order: Literal["wxyz", "xyzw", "wxyz_read_as_xyzw"] | None = None
     quat_source: str | None = None
     frame: Literal["body", "heading", "world"] | None = None
+    #: base_lin_vel from the free joint: the velocity of the base body's origin (MuJoCo's qvel), or
+    #: of its centre of mass (Isaac Lab's root_lin_vel_b, Isaac Gym's root state: legged_gym)
+    point: Literal["origin", "com"] | None = None
     joints: list[str] | None = None
     max_velocity: Number | list[Number] | None = None
     bodies: list[str] | None = None

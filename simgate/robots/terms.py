@@ -98,7 +98,7 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
         columns = {"wxyz": [0, 1, 2, 3], "xyzw": [1, 2, 3, 0], "wxyz_read_as_xyzw": [0, 1, 2, 3]}[order]
         return Term(cfg, lambda env, m, d: read(env, m, d)[:, columns], 4, where)
     if kind in ("base_ang_vel", "base_lin_vel"):
-        return Term(cfg, _velocity(model, cfg, kind, at), 3, where)
+        return Term(cfg, _velocity(model, cfg, kind, at, robot.robot.base), 3, where)
     if kind.startswith("joint_"):
         return _joint_term(contract, robot, model, actions, cfg, where, at)
     if kind in ("contact", "contact_forces"):
@@ -236,15 +236,30 @@ def _quat(model, source: str, where: str):
     return lambda env, m, d: d.sensordata[:, adr:adr + 4]
 
 
-def _velocity(model, cfg, kind: str, at):
+def _velocity(model, cfg, kind: str, at, base: str | None = None):
     """Angular velocity (a gyro, or the free joint's: body frame) or linear velocity (a
-    velocimeter: body frame; the free joint's: world frame), expressed in ``frame``."""
+    velocimeter: body frame; the free joint's: world frame, of the base's origin or, with
+    ``point: com``, of its centre of mass), expressed in ``frame``."""
     source = cfg.source or "freejoint"
     frame = cfg.frame or "body"
     order = cfg.quat_order or "wxyz"
     rotation = _quat(model, cfg.quat_source, at("quat_source"))
     angular = kind == "base_ang_vel"
-    if source == "freejoint":
+    if cfg.point == "com" and source != "freejoint":
+        raise ContractError(f"{at('point')}: point: com is read from the free joint (source: freejoint); a velocimeter "
+                            "measures at its own site: put the site at the body's centre of mass instead")
+    if source == "freejoint" and cfg.point == "com":
+        native = "world"
+        if base is None:
+            raise ContractError(f"{at('point')}: point: com needs the robot's floating base ('base:' in its YAML)")
+        com = model.body_ipos[model.body(base).id].copy()[None]  # the MJCF's: the same for every episode
+
+        def read(env, m, d):  # v + R(q)·(ω × c): c the base's centre of mass in its frame (the MJCF's)
+            a, b = env.index(m)["qpos"], env.index(m)["qvel"]
+            q = d.qpos[:, a + 3:a + 7]
+            lever = np.cross(d.qvel[:, b + 3:b + 6], com)
+            return d.qvel[:, b:b + 3] + quat.to_world(q[:, 0], q[:, 1], q[:, 2], q[:, 3], lever)
+    elif source == "freejoint":
         native = "body" if angular else "world"
 
         def read(env, m, d):

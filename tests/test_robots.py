@@ -537,6 +537,27 @@ def test_base_lin_vel_of_the_centre_of_mass_as_isaac_lab_reads_the_root(tmp_path
     np.testing.assert_allclose(seen["origin"][0], at_origin, atol=1e-12)
 
 
+def test_pd_on_a_motor_with_a_tighter_force_range_keeps_the_tighter_limit(tmp_path):
+    """A motor limited both by its ctrl range (±1) and by a tighter force range (±0.6): as a PD
+    servo it can give no more than it could before, ±0.6."""
+    import mujoco
+
+    from simgate.robots.env import _pd_servos
+    from simgate.robots.load import read_contract
+
+    xml = (Path(__file__).resolve().parent / "data" / "external_plugin" / "acme_pendulum" / "pendulum.xml").read_text()
+    motor = 'ctrllimited="true" ctrlrange="-1 1"'
+    assert motor in xml
+    spec = mujoco.MjSpec.from_string(xml.replace(motor, motor + ' forcelimited="true" forcerange="-0.6 0.8"'))
+    contract = read_contract({"observation": [{"term": "joint_pos"}],
+                              "action": {"actuators": ["motor"], "mapping": "offset", "pd": {"kp": 20, "kd": 1}}},
+                             "manifest.yaml", {}, (), tmp_path)
+    _pd_servos(spec, contract)
+    model = spec.compile()
+    np.testing.assert_array_equal(model.actuator_forcerange[0], [-0.6, 0.8])
+    assert model.actuator_forcelimited[0] and not model.actuator_ctrllimited[0]
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

@@ -501,7 +501,12 @@ def _pd_servos(spec, contract) -> None:
         limited = act.ctrllimited == mujoco.mjtLimited.mjLIMITED_TRUE or (
             act.ctrllimited == mujoco.mjtLimited.mjLIMITED_AUTO and act.ctrlrange[1] > act.ctrlrange[0])
         if limited:
-            act.forcerange = [float(act.ctrlrange[0]), float(act.ctrlrange[1])]
+            low, high = float(act.ctrlrange[0]), float(act.ctrlrange[1])
+            force_limited = act.forcelimited == mujoco.mjtLimited.mjLIMITED_TRUE or (
+                act.forcelimited == mujoco.mjtLimited.mjLIMITED_AUTO and act.forcerange[1] > act.forcerange[0])
+            if force_limited:  # the motor could give no more than either range
+                low, high = max(low, float(act.forcerange[0])), min(high, float(act.forcerange[1]))
+            act.forcerange = [low, high]
             act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
         act.gaintype, act.biastype, act.dyntype = (mujoco.mjtGain.mjGAIN_FIXED, mujoco.mjtBias.mjBIAS_AFFINE,

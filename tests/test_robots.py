@@ -558,6 +558,39 @@ def test_pd_on_a_motor_with_a_tighter_force_range_keeps_the_tighter_limit(tmp_pa
     assert model.actuator_forcelimited[0] and not model.actuator_ctrllimited[0]
 
 
+def test_a_reset_that_scales_the_pose_and_draws_the_base_velocity_as_legged_gym_does(host):
+    """legged_gym and Playground start each episode from default_pose · U(0.5, 1.5) per joint
+    and a base velocity U(-0.5, 0.5): ``joint_pos_scale`` and ``base_vel``, drawn in that order
+    after the yaw; both engines give the same episodes."""
+    import mujoco
+
+    from simgate.robots.env import MjcfEnv
+    from simgate.runner import build_env
+
+    spec = host.registries.policies.get("quadruped-robust-contract")
+    bound = build_env(host.registries.envs.get(YAML), spec)
+    reset = type(bound.robot.robot.reset).model_validate({**bound.robot.robot.reset.model_dump(exclude_none=True),
+                                                          "joint_pos": None, "joint_pos_scale": [0.5, 1.5],
+                                                          "base_vel": {"uniform": 0.5}})
+    robot = bound.robot.robot.model_copy(update={"reset": reset})
+    env = MjcfEnv(dataclasses.replace(bound.robot, robot=robot), spec.contract)
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(7)
+    env.reset(model, data, rng)
+    mirror = np.random.default_rng(7)
+    mirror.uniform(-np.pi, np.pi)  # the yaw
+    key = model.key(reset.keyframe).id
+    joints = env.index(model)["joints_qpos"]
+    np.testing.assert_array_equal(data.qpos[joints], model.key_qpos[key][joints] * mirror.uniform(0.5, 1.5, len(joints)))
+    np.testing.assert_array_equal(data.qvel[0:6], model.key_qvel[key][0:6] + mirror.uniform(-0.5, 0.5, 6))
+    assert np.abs(data.qvel[0:6]).max() > 0.1
+    policy = Elementwise(env.observation_size, 12)
+    case = make_case(env=YAML, policy=spec.name, horizon=0.4, episodes=4)
+    assert_identical(ReferenceEngine(env, policy, [], 12).run(case, range(4)),
+                     BatchedEngine(env, policy, [], 12, nthread=2, chunk=3).run(case, range(4)))
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

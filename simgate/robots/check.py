@@ -14,6 +14,7 @@ def check_robot(robot, model) -> None:
     problems = []
     r = robot.robot
     needs_base = [key for key, used in (("reset.yaw", r.reset.yaw is not None),
+                                        ("reset.base_vel", r.reset.base_vel is not None),
                                         ("terminate.base_height_below", r.terminate.base_height_below is not None),
                                         ("terminate.tilt_above_deg", r.terminate.tilt_above_deg is not None),
                                         ("success.distance", r.success.distance is not None)) if used]

@@ -229,8 +229,8 @@ class MjcfEnv(MujocoEnv):
 
     # -- episode -----------------------------------------------------------------------------
     def reset(self, model, data, rng: np.random.Generator) -> None:
-        """The keyframe, then the draws in a fixed order: yaw, joint positions, joint velocities,
-        then the contract's sampled commands."""
+        """The keyframe, then the draws in a fixed order: yaw, joint position scale, joint
+        positions, joint velocities, base velocity, then the contract's sampled commands."""
         reset = self.robot.robot.reset
         key = model.key(reset.keyframe).id
         ids = self.index(model)
@@ -244,11 +244,17 @@ class MjcfEnv(MujocoEnv):
             yaw = rng.uniform(reset.yaw[0], reset.yaw[1])
             data.qpos[a + 3:a + 7] = quat.yaw_times(yaw, np.array(model.key_qpos[key][a + 3:a + 7]))
         joints = ids["joints_qpos"]
+        if reset.joint_pos_scale is not None:
+            low, high = reset.joint_pos_scale
+            data.qpos[joints] = data.qpos[joints] * rng.uniform(low, high, size=len(joints))
         if reset.joint_pos is not None:
             data.qpos[joints] = data.qpos[joints] + _draw(rng, reset.joint_pos, len(joints))
         if reset.joint_vel is not None:
             dofs = ids["joints_qvel"]
             data.qvel[dofs] = data.qvel[dofs] + _draw(rng, reset.joint_vel, len(dofs))
+        if reset.base_vel is not None:
+            b = ids["qvel"]
+            data.qvel[b:b + 6] = data.qvel[b:b + 6] + _draw(rng, reset.base_vel, 6)
         data.ctrl[:] = model.key_ctrl[key] if reset.ctrl == "keyframe" else 0.0
         if reset.ctrl == "start_pose":
             for i in range(model.nu):

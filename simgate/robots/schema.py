@@ -34,14 +34,21 @@ class Noise(BaseModel):
 
 
 class Reset(BaseModel):
-    """Each episode starts from a keyframe; the draws happen in this order: yaw, joint_pos, joint_vel."""
+    """Each episode starts from a keyframe; the draws happen in this order: yaw, joint_pos_scale,
+    joint_pos, joint_vel, base_vel."""
 
     model_config = _STRICT
     keyframe: str
     #: the base's heading drawn uniformly from [low, high] rad about the world z axis (a free base only)
     yaw: Pair | None = None
+    #: the keyframe's hinge/slide joint positions multiplied by U(low, high), each joint its own
+    #: draw (legged_gym's and Playground's default_pose · U(0.5, 1.5))
+    joint_pos_scale: Pair | None = None
     joint_pos: Noise | None = None  # added to the keyframe's hinge/slide joint positions
     joint_vel: Noise | None = None
+    #: added to the free joint's six velocities (linear, world frame; angular, body frame), as
+    #: Playground's and legged_gym's resets draw the base's velocity (U(-0.5, 0.5))
+    base_vel: Noise | None = None
     #: the control before the first command: the keyframe's ``ctrl``, the start pose (each
     #: position actuator's joint as drawn), or zeros
     ctrl: Literal["keyframe", "start_pose", "zero"] = "keyframe"
@@ -136,7 +143,7 @@ COMMON_KEYS = {"term", "size", "scale", "offset", "clip", "clip_scaled", "noise"
 COMMAND_COMPONENTS = ("vx", "vy", "yaw_rate", "heading_hold")
 
 
-class Noise(BaseModel):
+class TermNoise(BaseModel):
     """A term's training noise, one of: ``std`` (Gaussian, observation units: what a bare number
     means), ``uniform`` (half-width h of U(−h, h)) or ``gaussian`` (std), these two in the term's
     raw units, before offset, clip and scale."""
@@ -168,7 +175,7 @@ class Term(BaseModel):
     #: the noise the training added: a number is a Gaussian std in observation units; {uniform: h}
     #: is U(−h, h) and {gaussian: s} N(0, s²) in the term's raw units, before offset, clip and
     #: scale (Isaac Lab's Unoise / Gnoise; legged_gym's noise_scales·noise_level)
-    noise: Noise | None = None
+    noise: TermNoise | None = None
     history: int = Field(default=1, gt=0)  # this term's last frames, stacked
     #: newest_first (this frame, then older ones) or oldest_first (Isaac Lab's flattened history)
     history_order: Literal["newest_first", "oldest_first"] = "newest_first"

@@ -19,7 +19,7 @@ import pytest
 
 from simgate.engine.batched import BatchedEngine
 from simgate.engine.reference import ReferenceEngine
-from tests.test_batched_engine import ROBOTS, EVERY_KIND, assert_identical, build
+from tests.test_batched_engine import EVERY_KIND, ROBOTS, assert_identical, build
 from tests.test_engine import make_case
 
 PY, YAML = "quadruped", "quadruped-mjcf"
@@ -177,7 +177,6 @@ def test_stateful_terms_contacts_filter_and_delay_agree_in_both_engines(host, tm
 def test_contact_and_history_terms_read_what_they_say(host, tmp_path):
     import mujoco
 
-    from simgate.envs.base import OneRow
     from simgate.robots.load import contract_file
     from simgate.runner import build_env
 
@@ -224,18 +223,10 @@ def test_observation_noise_as_the_contract_states_it(host, tmp_path):
 def test_noise_stated_in_raw_units_is_scaled_into_the_observation_as_training_added_it(host, tmp_path, monkeypatch):
     """Isaac Lab's ``Unoise(-1.5, 1.5)`` on joint_vel with scale 0.05 (legged_gym: noise_scales.dof_vel
     1.5): the observation saw U(-0.075, 0.075), not N(0, 1.5²). {gaussian: s} is N(0, (s·|scale|)²)."""
-    from simgate.robots.load import contract_file
-    from simgate.runner import build_env
-
-    text = STACKED.split("observation:")[0] + (
-        "observation:\n  - {term: joint_vel, scale: 0.05, noise: {uniform: 1.5}}\n"
-        "  - {term: base_ang_vel, source: imu_gyro, scale: -0.25, noise: {gaussian: 0.2}}\n"
-        "  - {term: projected_gravity, source: freejoint, noise: 0.05}\n"
-        "  - {term: joint_pos_rel}\naction:") + STACKED.split("action:")[1]
-    (tmp_path / "noisy.yaml").write_text(text)
-    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="noisy",
-                               observation_size=30, contract=contract_file(tmp_path / "noisy.yaml", "noisy.yaml"))
-    env = build_env(host.registries.envs.get(YAML), spec)
+    env = contract_env(host, tmp_path, "noisy", "  - {term: joint_vel, scale: 0.05, noise: {uniform: 1.5}}\n"
+                       "  - {term: base_ang_vel, source: imu_gyro, scale: -0.25, noise: {gaussian: 0.2}}\n"
+                       "  - {term: projected_gravity, source: freejoint, noise: 0.05}\n"
+                       "  - {term: joint_pos_rel}\n", 30)
     case = make_case(env=YAML, policy="noisy", horizon=1.0, episodes=2)
     engine = ReferenceEngine(env, Elementwise(30, 12), [build(host, "add_observation_noise", {"std": "contract"})], 12)
     _, _, _, (noise,) = engine.start_episode(case, 0, 4000)
@@ -291,6 +282,24 @@ action:
   mapping: offset
   scale: 0.25
 """
+
+
+def contract_text(observation: str, action: str | None = None) -> str:
+    """STACKED's joints and action (or ``action``, the text after ``action:``) with these
+    observation terms (YAML list lines)."""
+    return (STACKED.split("observation:")[0] + "observation:\n" + observation + "action:"
+            + (STACKED.split("action:")[1] if action is None else action))
+
+
+def contract_env(host, tmp_path, name: str, observation: str, size: int, action: str | None = None):
+    """The YAML quadruped under a variant contract (``contract_text``) of ``size`` observations."""
+    from simgate.robots.load import contract_file
+    from simgate.runner import build_env
+
+    (tmp_path / f"{name}.yaml").write_text(contract_text(observation, action))
+    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name=name,
+                               observation_size=size, contract=contract_file(tmp_path / f"{name}.yaml", f"{name}.yaml"))
+    return build_env(host.registries.envs.get(YAML), spec)
 
 
 def _stacked_env(host, tmp_path):
@@ -353,16 +362,8 @@ def test_a_sensor_term_reads_one_sensor_or_several_in_any_order(host, tmp_path, 
     several in another order are gathered: each reads exactly the named sensors' values."""
     import mujoco
 
-    from simgate.robots.load import contract_file
-    from simgate.runner import build_env
-
-    text = STACKED.split("observation:")[0] + f"observation:\n  - {{term: sensor, sensors: [{', '.join(sensors)}]}}\n" \
-        + "action:" + STACKED.split("action:")[1]
-    (tmp_path / "one.yaml").write_text(text)
-    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="one",
-                               observation_size=3 * len(sensors),
-                               contract=contract_file(tmp_path / "one.yaml", "one.yaml"))
-    env = build_env(host.registries.envs.get(YAML), spec)
+    env = contract_env(host, tmp_path, "one", f"  - {{term: sensor, sensors: [{', '.join(sensors)}]}}\n",
+                       3 * len(sensors))
     model = env.build_model()
     data = mujoco.MjData(model)
     env.reset(model, data, np.random.default_rng(0))
@@ -440,20 +441,10 @@ def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_pat
     policy sees the phase of step k − 1 (step 0 and step 1 both see phase 0). ``lag_steps: 1``."""
     import mujoco
 
-    from simgate.robots.load import contract_file
-    from simgate.runner import build_env
-
-    def env_with(extra: str):
-        text = STACKED.split("observation:")[0] + "observation:\n  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], " \
-            f"order: cos_sin{extra}}}\n" + "action:" + STACKED.split("action:")[1]
-        (tmp_path / "clock.yaml").write_text(text)
-        spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="clock",
-                                   observation_size=4, contract=contract_file(tmp_path / "clock.yaml", "clock.yaml"))
-        return build_env(host.registries.envs.get(YAML), spec)
-
     seen = {}
     for extra in ("", ", lag_steps: 1"):
-        env = env_with(extra)
+        env = contract_env(host, tmp_path, "clock", "  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], "
+                           f"order: cos_sin{extra}}}\n", 4)
         model = env.build_model()
         data = mujoco.MjData(model)
         env.reset(model, data, np.random.default_rng(0))
@@ -476,17 +467,10 @@ def test_targets_are_sent_as_computed_unless_the_contract_clips_them_to_the_join
     nor does a contract unless it says ``clip_to_range: true``."""
     import mujoco
 
-    from simgate.robots.load import contract_file
-    from simgate.runner import build_env
-
     action = STACKED.split("action:")[1].replace("scale: 0.25", "scale: 10.0")
     if clip:
         action += "  clip_to_range: true\n"
-    text = STACKED.split("observation:")[0] + "observation:\n  - {term: joint_pos_rel}\naction:" + action
-    (tmp_path / "clip.yaml").write_text(text)
-    spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="clip",
-                               observation_size=12, contract=contract_file(tmp_path / "clip.yaml", "clip.yaml"))
-    env = build_env(host.registries.envs.get(YAML), spec)
+    env = contract_env(host, tmp_path, "clip", "  - {term: joint_pos_rel}\n", 12, action)
     model = env.build_model()
     data = mujoco.MjData(model)
     env.reset(model, data, np.random.default_rng(0))
@@ -517,9 +501,7 @@ def test_base_lin_vel_of_the_centre_of_mass_as_isaac_lab_reads_the_root(tmp_path
     robot = read_robot(tmp_path / "robot.yaml", "robot.yaml")
     seen = {}
     for point in ("origin", "com"):
-        text = STACKED.split("observation:")[0] + f"observation:\n  - {{term: base_lin_vel, point: {point}}}\naction:" \
-            + STACKED.split("action:")[1]
-        (tmp_path / f"{point}.yaml").write_text(text)
+        (tmp_path / f"{point}.yaml").write_text(contract_text(f"  - {{term: base_lin_vel, point: {point}}}\n"))
         env = MjcfEnv(robot, contract_file(tmp_path / f"{point}.yaml", f"{point}.yaml"))
         model = env.build_model()
         data = mujoco.MjData(model)

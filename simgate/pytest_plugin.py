@@ -119,8 +119,10 @@ def _configure(config: pytest.Config) -> None:
         host = Host(project_plugins=plugins)
         config.stash[HOST] = host
         if explicit is None and not directory.is_dir():
-            stray = _yaml_folders_in_args(config)
-            if stray:  # ``pytest /elsewhere/scenarios``: not a project without scenarios, a wrong start
+            stray = [f for f in _yaml_folders_in_args(config) if f.name == directory.name]
+            # ``pytest /elsewhere/scenarios`` (a folder of YAML files named as the scenarios folder is):
+            # not a project without scenarios, but pytest started outside the project folder
+            if stray:
                 raise pytest.UsageError(
                     f"simgate: pytest was given {stray[0]}, which holds YAML files, but this run's scenarios folder "
                     f"is {directory}, which does not exist: the project folder is the one pytest was started in "

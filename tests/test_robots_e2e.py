@@ -156,3 +156,15 @@ def test_pytest_started_outside_the_project_folder_says_where_to_start(folder, s
     assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
     assert "holds YAML files" in done.stderr and f"cd {folder}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not (cwd / "reports").exists()
+
+
+def test_a_project_without_scenarios_runs_its_own_tests_beside_yaml_files(tmp_path):
+    """simgate is a pytest plugin wherever it is installed: a project with no scenarios folder,
+    whose tests folder holds YAML fixtures, runs its tests as if simgate were not there."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "fixture.yaml").write_text("name: not a scenario\n")
+    (tmp_path / "tests" / "test_it.py").write_text("def test_it():\n    assert True\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

@@ -3,9 +3,10 @@
     python -m simgate contract check quadruped-robust-contract logs/episode.npz [--tolerance 1e-6]
 
 The log's format and the replay: :mod:`simgate.robots.logcheck`. Prints one line per observation
-term, one for ctrl and one for the network's actions on the logged observations, then the verdict. Exit 0: everything within the tolerance (the contract's
-``log.tolerance`` if set, else 1e-4); 1: a term or ctrl exceeds it; 4: bad input (unknown policy,
-no contract, a log that does not fit).
+term, one for ctrl and one for the network's actions on the logged observations, then the
+verdict. Exit 0: everything within the tolerance (the contract's ``log.tolerance`` if set, else
+1e-4); 1: a term, ctrl or the actions exceed it; 4: bad input (unknown policy, no contract, a
+log that does not fit).
 """
 
 from __future__ import annotations

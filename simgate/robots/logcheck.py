@@ -360,6 +360,9 @@ def check_log(env, path: Path, tolerance: float | None = None, model=None, polic
         except Exception as exc:  # noqa: BLE001 - the policy's code: named, not a traceback
             raise SimgateError(f"log {path}: the network could not be run on the logged observations: "
                                f"{type(exc).__name__}: {exc}") from None
+        if acted.shape != log["action"].shape:
+            raise SimgateError(f"log {path}: the network gives {acted.shape[1]} actions a step, the log's action "
+                               f"{log['action'].shape[1]}: the policy's file is not the network that acted in the log")
         network = _compare("action (network)", (0, acted.shape[1]), log["action"], acted, tolerance)
     return CheckResult(path, T, tolerance, terms, ctrl, network)
 

@@ -573,6 +573,40 @@ def test_a_reset_that_scales_the_pose_and_draws_the_base_velocity_as_legged_gym_
                      BatchedEngine(env, policy, [], 12, nthread=2, chunk=3).run(case, range(4)))
 
 
+def test_a_joint_leaving_an_asymmetric_range_ends_the_episode(host):
+    """``terminate.joint_outside: {joint: [low, high]}`` (Playground's op3 ends an episode on any
+    joint past its range): below low or above high is a fall, inside is not; a misspelt joint is
+    refused with the closest name."""
+    import mujoco
+
+    from simgate.robots.env import MjcfEnv
+    from simgate.robots.terms import ContractError
+    from simgate.runner import build_env
+
+    spec = host.registries.policies.get("quadruped-robust-contract")
+    bound = build_env(host.registries.envs.get(YAML), spec)
+
+    def robot_with(outside):
+        terminate = type(bound.robot.robot.terminate).model_validate(
+            {**bound.robot.robot.terminate.model_dump(), "joint_outside": outside})
+        robot = bound.robot.robot.model_copy(update={"terminate": terminate})
+        return MjcfEnv(dataclasses.replace(bound.robot, robot=robot), spec.contract)
+
+    env = robot_with({"FL_knee": [-2.0, -0.5]})
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(0))
+    adr = model.jnt_qposadr[model.joint("FL_knee").id]
+    seen = []
+    for q in (-2.01, -1.2, -0.49):
+        data.qpos[adr] = q
+        mujoco.mj_forward(model, data)
+        seen.append(env.terminated(model, data))
+    assert seen == ["fell", None, "fell"]
+    with pytest.raises(ContractError, match="joint_outside.*no joint named 'FL_kne'.*did you mean 'FL_knee'"):
+        robot_with({"FL_kne": [-2.0, -0.5]}).build_model()
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

@@ -34,11 +34,12 @@ def check_robot(robot, model) -> None:
                 sub = ("terminate", "touching", k) if key == "terminate" else ("feet", k)
                 problems.append(f"{robot.where(*sub)}: no geom or body named {part!r} in {r.scene}"
                                 f"{did_you_mean(part, [n for n in names['geom'] + names['body'] if n])}")
-    for key, joints in (("terminate", r.terminate.joint_beyond), ("success", r.success.joint_within)):
+    for key, sub, joints in (("terminate", "joint_beyond", r.terminate.joint_beyond),
+                             ("terminate", "joint_outside", r.terminate.joint_outside),
+                             ("success", "joint_within", r.success.joint_within)):
         for joint in joints:
             if joint not in names["joint"]:
-                sub = "joint_beyond" if key == "terminate" else "joint_within"
-                problems.append(f"{robot.where(key, sub, joint)}: no joint named {joint!r} in {r.scene}"
+                problems.append(f"{robot.where(key, sub, joint)}: {key}.{sub}.{joint}: no joint named {joint!r} in {r.scene}"
                                 f"{did_you_mean(joint, [n for n in names['joint'] if n])}")
     for k, joint in enumerate(r.joint_limit_exclude):
         if joint not in names["joint"]:

@@ -210,6 +210,10 @@ class MjcfEnv(MujocoEnv):
                          "parts": parts, "feet_force": parts[tuple(self._feet)][:, None] + np.arange(1, 4),
                          "beyond": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_beyond],
                                              dtype=int), np.array(list(stop.terminate.joint_beyond.values()), dtype=float)),
+                         "outside": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_outside],
+                                              dtype=int),
+                                     np.array([b[0] for b in stop.terminate.joint_outside.values()], dtype=float),
+                                     np.array([b[1] for b in stop.terminate.joint_outside.values()], dtype=float)),
                          "within": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.success.joint_within],
                                              dtype=int), np.array(list(stop.success.joint_within.values()), dtype=float)),
                          "joints_qpos": np.array([model.jnt_qposadr[j] for j in hinge], dtype=int),
@@ -359,6 +363,10 @@ class MjcfEnv(MujocoEnv):
         adr, bound = ids["beyond"]
         if len(adr):
             falls.append(np.any(np.abs(qpos[:, adr]) > bound, axis=1))
+        adr, low, high = ids["outside"]
+        if len(adr):
+            q = qpos[:, adr]
+            falls.append(np.any((q < low) | (q > high), axis=1))
         if not falls:
             return [None] * len(qpos)
         fell = functools.reduce(np.logical_or, falls).tolist()

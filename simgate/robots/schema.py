@@ -62,6 +62,17 @@ class Terminate(BaseModel):
     touching: list[str] = Field(default_factory=list)
     #: joints whose |position| past this bound (rad or m) ends the episode (a pole that fell)
     joint_beyond: dict[str, Number] = Field(default_factory=dict)
+    #: joints whose position leaves [low, high] (rad or m) ends the episode (Playground's op3: a
+    #: joint past its range, which is not symmetric about zero)
+    joint_outside: dict[str, Pair] = Field(default_factory=dict)
+
+    @field_validator("joint_outside")
+    @classmethod
+    def _ordered(cls, value):
+        for joint, (low, high) in value.items():
+            if not low < high:
+                raise ValueError(f"joint_outside.{joint}: give [low, high] with low < high, received {[low, high]}")
+        return value
 
 
 class Distance(BaseModel):

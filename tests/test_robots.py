@@ -607,6 +607,29 @@ def test_a_joint_leaving_an_asymmetric_range_ends_the_episode(host):
         robot_with({"FL_kne": [-2.0, -0.5]}).build_model()
 
 
+def test_a_gait_phase_held_while_the_command_says_stand(host, tmp_path):
+    """Playground's T1 and Apollo hold every foot's phase at π while |command| ≤ 0.01:
+    ``still_phase: 3.14159`` does that when the episode's command is still, and lets the clock run
+    when it is not; without a velocity_commands term the option is refused."""
+    import mujoco
+
+    from simgate.robots.terms import ContractError
+
+    clock = "  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], order: cos_sin, still_phase: 3.14159}\n"
+    for value, size in (("[0.0, 0.0]", 6), ("[0.3, 0.0]", 6)):
+        env = contract_env(host, tmp_path, "still", clock + f"  - {{term: velocity_commands, components: [vx, vy], "
+                           f"value: {value}}}\n", size)
+        model = env.build_model()
+        data = mujoco.MjData(model)
+        env.reset(model, data, np.random.default_rng(0))
+        mujoco.mj_step(model, data, nstep=20)
+        phase = 2 * np.pi * 1.5 * data.time + np.array([0.0, 3.14159])
+        expected = np.full(2, 3.14159) if value == "[0.0, 0.0]" else phase
+        np.testing.assert_allclose(env.observe(model, data)[:4], np.r_[np.cos(expected), np.sin(expected)], atol=1e-12)
+    with pytest.raises(ContractError, match="still_phase.*no velocity_commands term"):
+        contract_env(host, tmp_path, "still", clock, 4)
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

@@ -104,6 +104,11 @@ class MjcfEnv(MujocoEnv):
         if self.command is not None and robot.robot.base is None:
             raise ContractError(f"{contract.where('observation')}: a velocity_commands term needs a floating base "
                                 f"(its velocity is tracked): robot {self.name!r} ({robot.display}) names no 'base:'")
+        still = next((t for t in self.terms if t.kind == "gait_phase" and t.cfg.still_phase is not None), None)
+        if still is not None and self.command is None:  # no command would read as "stand" at every step
+            raise ContractError(f"{contract.where('observation')}: gait_phase's still_phase holds the phase while the "
+                                "velocity command is still, and this contract has no velocity_commands term; add the "
+                                "command the policy followed, or drop still_phase")
         success = robot.robot.success
         if contract is not None and success.velocity_tracking is not None and self.command is None:
             # every episode would fail its tracking bound for want of a command: a wrong verdict

@@ -145,7 +145,7 @@ TERM_KEYS = {
     "last_action": {"which", "initial"},
     "velocity_commands": {"components", "ranges", "value", "heading_gain", "max_yaw_rate", "quat_source",
                           "quat_order"},
-    "gait_phase": {"hz", "offsets", "order", "lag_steps"},
+    "gait_phase": {"hz", "offsets", "order", "lag_steps", "still_phase"},
     "sensor": {"sensors"},
     "constant": {"value"},
     "padding": set(),
@@ -220,6 +220,9 @@ class Term(BaseModel):
     #: gait_phase: control steps the phase trails the episode's clock, held at 0 until then
     #: (Playground's joystick envs build the observation before they advance the phase: 1)
     lag_steps: int | None = Field(default=None, ge=0)
+    #: gait_phase: the phase of every foot (rad) while the episode's velocity command is still
+    #: (|command| ≤ 0.01): Playground's T1 and Apollo hold it at π when told to stand
+    still_phase: Number | None = None
     sensors: list[str] | None = None  # sensor: the raw readings of these MJCF sensors, in order
 
     @field_validator("noise", mode="before")

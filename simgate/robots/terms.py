@@ -143,6 +143,10 @@ def _build(contract, robot, model, actions, i: int, cfg) -> Term:
     return Term(cfg, lambda env, m, d: np.zeros((len(d.time), size)), size, where)
 
 
+#: a velocity command (m/s, m/s, rad/s) whose norm is at most this says "stand" (Playground's 0.01)
+STILL_COMMAND = 0.01
+
+
 def _clock(cfg, where: str) -> Term:
     """sin and cos of 2π·hz·t + offset, one phase per offset (a foot each, say); hz fixed, or
     drawn per episode; t trails the episode's time by ``lag_steps`` control steps (0 before)."""
@@ -155,12 +159,19 @@ def _clock(cfg, where: str) -> Term:
     omega = None if drawn else two_pi * cfg.hz
     shifts = np.asarray(offsets, dtype=np.float64)[None]
     lag = cfg.lag_steps or 0
+    still = cfg.still_phase
 
     def clock(env, m, d):
         time = np.asarray(d.time, dtype=np.float64).reshape(-1)
         if lag:  # the clock of ``lag`` control steps ago, 0 before the episode had them
             time = np.maximum(time - lag / env.control_hz, 0.0)
         rate = two_pi * d.userdata[:, env.layout["gait"].start] if drawn else omega
+        if still is not None:  # every foot at ``still`` while the command says stand
+            command = d.userdata[:, env.layout["command"]]
+            moving = np.sqrt((command * command).sum(axis=1)) > STILL_COMMAND
+            phase = np.where(moving[:, None], (rate * time)[:, None] + shifts, still)
+            pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
+            return np.concatenate(pair, axis=1)
         if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
             phase = rate * time
             out = np.empty((len(time), 2))

@@ -630,6 +630,30 @@ def test_a_gait_phase_held_while_the_command_says_stand(host, tmp_path):
         contract_env(host, tmp_path, "still", clock, 4)
 
 
+def test_the_new_clock_noise_and_termination_options_give_the_same_episodes_in_both_engines(host, tmp_path):
+    """lag_steps, still_phase, uniform noise, point: com, history_fill and joint_outside are read by
+    the same row rules in both engines: the episodes are bit-identical."""
+    from simgate.robots.env import MjcfEnv
+
+    env = contract_env(host, tmp_path, "all", "  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], lag_steps: 1, "
+                       "still_phase: 3.14159}\n  - {term: velocity_commands, components: [vx, vy], "
+                       "ranges: [[-0.01, 0.3], [-0.005, 0.005]]}\n"
+                       "  - {term: base_lin_vel, point: com, noise: {uniform: 0.1}}\n"
+                       "  - {term: joint_pos_rel, history: 2}\nhistory_fill: zeros\n", 4 + 2 + 3 + 24)
+    # the knee dips to about -1.28 rad in some episodes as the trunk settles: those end there
+    terminate = type(env.robot.robot.terminate).model_validate(
+        {**env.robot.robot.terminate.model_dump(), "joint_outside": {"FL_knee": [-1.285, -1.13]}})
+    env = MjcfEnv(dataclasses.replace(env.robot, robot=env.robot.robot.model_copy(update={"terminate": terminate})),
+                  env.contract)
+    policy = Elementwise(env.observation_size, 12)
+    case = make_case(env=YAML, policy="all", horizon=1.0, episodes=6)
+    noise = lambda: [build(host, "add_observation_noise", {"std": "contract"})]  # noqa: E731
+    reference = ReferenceEngine(env, policy, noise(), 12).run(case, range(6))
+    assert_identical(reference, BatchedEngine(env, policy, noise(), 12, nthread=2, chunk=4).run(case, range(6)))
+    ended = [e.length for e in reference.episodes if e.terminated == "fell"]
+    assert 0 < len(ended) < 6, [(e.terminated, e.length) for e in reference.episodes]
+
+
 def test_pd_on_position_actuators_sets_their_gains_and_keeps_their_limits(tmp_path):
     """MuJoCo Playground edits the MJCF's position servos in code (``modify_pd_gains``: gain kp,
     bias −kp, −kd, nothing else); on such actuators ``pd`` does exactly that: their ctrl range

@@ -99,7 +99,8 @@ def test_a_contract_that_does_not_fit_the_network_stops_the_run_before_any_episo
     # not a usage error: the run would judge the network under a contract it was not trained with
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout + done.stderr
-    assert "simgate: INVALID (exit 3)" in out and "observation_size is 34 in the manifest but its contract gives 32" in out
+    assert "simgate: INVALID (exit 3)" in out and "observation_size is 34 in the manifest" in out
+    assert "(policies/walker/manifest.yaml:7: observation_size) but its contract gives 32" in out
     assert "policies/walker/manifest.yaml" in out or "contract.yaml" in out
     assert "Traceback" not in out and not (folder / "reports" / "summary.json").exists()
     assert json.loads((folder / "reports" / "verdict.json").read_text())["decision"] == "INVALID"

@@ -3,6 +3,7 @@ the YAML file and line, the key, and the fix (a mismatch is an error, never a FA
 
 from __future__ import annotations
 
+from simgate.errors import located
 from simgate.names import did_you_mean
 from simgate.robots.terms import ContractError, _names
 
@@ -77,8 +78,10 @@ def check_policy_against_contract(spec, env) -> list[str]:
     for what, stated, ours in (("observation_size", spec.observation_size, env.observation_size),
                                ("action_size", spec.action_size, env.action_size)):
         if stated != ours:
-            problems.append(f"{contract.where()}: policy {spec.name!r}: {what} is {stated} in the manifest but its "
-                            f"contract gives {ours} ({_layout(env) if what == 'observation_size' else 'actuators'}); "
+            manifest = located(spec.manifest, spec.lines.get(what, spec.line), what)
+            problems.append(f"{contract.where()}: policy {spec.name!r}: {what} is {stated} in the manifest ({manifest}) "
+                            f"but its contract gives {ours} "
+                            f"({_layout(env) if what == 'observation_size' else 'actuators'}); "
                             "fix the contract or the manifest")
     if spec.format == "onnx" and spec.file is not None and spec.file.is_file():
         problems += _onnx_shapes(spec, env)

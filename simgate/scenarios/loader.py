@@ -67,7 +67,7 @@ def load_file(path: Path, display: str, registries, env_info=None, max_cases: in
     problems += size
     if not size:  # params are checked at every point: only for a matrix of a sane size
         problems += _check_params(loaded, registries, env_info)
-    problems += _check_joints(loaded, registries, env_info) + _check_hard_limits(loaded, registries, env_info)
+    problems += _check_model_names(loaded, registries, env_info)
     if not problems:  # the search block names perturbations: checked once the list itself is sound
         problems += _check_search(loaded, registries, env_info)
     if problems:
@@ -124,37 +124,29 @@ def _check_matrix(sc: LoadedScenario, max_cases: int) -> list[str]:
     return out
 
 
-def _check_joints(sc: LoadedScenario, registries, env_info) -> list[str]:
-    """Per-joint torque limits name actuators of the env (as the verdict matches them)."""
+def _check_model_names(sc: LoadedScenario, registries, env_info) -> list[str]:
+    """Names a scenario gives for parts of the env's model, against it: per-joint thresholds and
+    per-joint hard limits name actuators (as the verdict and the engines match them), contact-force
+    limits name bodies. A misspelt one stops the run here, located, rather than leaving every case
+    of the scenario unjudged."""
     spec = sc.spec
     if env_info is None or spec.env not in registries.envs:
         return []
-    wanted = [(key, joint) for key in PER_JOINT if isinstance(getattr(spec.thresholds, key), dict)
-              for joint in getattr(spec.thresholds, key)]
+    limits = spec.hard_limits
+    wanted = [("thresholds", key, name, "actuator") for key in PER_JOINT
+              if isinstance(getattr(spec.thresholds, key), dict) for name in getattr(spec.thresholds, key)]
+    if limits is not None:
+        wanted += [("hard_limits", key, name, "actuator") for key in ("joint_torque", "joint_speed")
+                   if isinstance(getattr(limits, key), dict) for name in getattr(limits, key)]
+        wanted += [("hard_limits", "contact_force", body, "body") for body in limits.contact_force or {}]
     if not wanted:
         return []
-    labels = list(env_info(spec.env).actuator_labels)
-    return [located(sc.source, sc.line("thresholds", key, joint),
-                    f"thresholds.{key}.{joint}: env {spec.env!r} has no actuator named {joint!r}"
-                    f"{did_you_mean(joint, labels)}")
-            for key, joint in wanted if joint not in labels]
-
-
-def _check_hard_limits(sc: LoadedScenario, registries, env_info) -> list[str]:
-    """``hard_limits`` name actuators (per-joint torque and speed limits, as the engines match them)
-    and bodies (contact-force limits) of the env's model: a misspelt name stops the run here,
-    located, rather than leaving every case of the scenario unjudged."""
-    limits = sc.spec.hard_limits
-    if limits is None or env_info is None or sc.spec.env not in registries.envs:
-        return []
-    info = env_info(sc.spec.env)
-    wanted = [(key, name, list(info.actuator_labels), "actuator") for key in ("joint_torque", "joint_speed")
-              if isinstance(getattr(limits, key), dict) for name in getattr(limits, key)]
-    wanted += [("contact_force", body, [b for b in info.bodies if b], "body") for body in limits.contact_force or {}]
-    return [located(sc.source, sc.line("hard_limits", key, name),
-                    f"hard_limits.{key}.{name}: env {sc.spec.env!r} has no {what} named {name!r}"
-                    f"{did_you_mean(name, known)}")
-            for key, name, known, what in wanted if name not in known]
+    info = env_info(spec.env)
+    known = {"actuator": list(info.actuator_labels), "body": [b for b in info.bodies if b]}
+    return [located(sc.source, sc.line(section, key, name),
+                    f"{section}.{key}.{name}: env {spec.env!r} has no {what} named {name!r}"
+                    f"{did_you_mean(name, known[what])}")
+            for section, key, name, what in wanted if name not in known[what]]
 
 
 def _check_names(sc: LoadedScenario, registries) -> list[str]:

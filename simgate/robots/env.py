@@ -213,12 +213,7 @@ class MjcfEnv(MujocoEnv):
             self._ids = {"qpos": None if free is None else model.jnt_qposadr[free],
                          "qvel": None if free is None else model.jnt_dofadr[free], "contact": contact,
                          "parts": parts, "feet_force": parts[tuple(self._feet)][:, None] + np.arange(1, 4),
-                         "beyond": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_beyond],
-                                             dtype=int), np.array(list(stop.terminate.joint_beyond.values()), dtype=float)),
-                         "outside": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.terminate.joint_outside],
-                                              dtype=int),
-                                     np.array([b[0] for b in stop.terminate.joint_outside.values()], dtype=float),
-                                     np.array([b[1] for b in stop.terminate.joint_outside.values()], dtype=float)),
+                         "outside": _ranges(model, stop.terminate),
                          "within": (np.array([model.jnt_qposadr[model.joint(j).id] for j in stop.success.joint_within],
                                              dtype=int), np.array(list(stop.success.joint_within.values()), dtype=float)),
                          "joints_qpos": np.array([model.jnt_qposadr[j] for j in hinge], dtype=int),
@@ -365,9 +360,6 @@ class MjcfEnv(MujocoEnv):
             falls.append(qpos[:, a + 2] < stop.base_height_below)
         if self._touching:
             falls.append(np.any(data.sensordata[:, ids["parts"][tuple(self._touching)]] > 0, axis=1))
-        adr, bound = ids["beyond"]
-        if len(adr):
-            falls.append(np.any(np.abs(qpos[:, adr]) > bound, axis=1))
         adr, low, high = ids["outside"]
         if len(adr):
             q = qpos[:, adr]
@@ -473,6 +465,15 @@ class MjcfEnv(MujocoEnv):
             gaussian.append(g)
             uniform.append(u)
         return np.tile(np.concatenate(gaussian), self.frames), np.tile(np.concatenate(uniform), self.frames)
+
+
+def _ranges(model, terminate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(qpos addresses, low, high) of the joints whose leaving [low, high] ends an episode:
+    ``joint_beyond``'s bound b as [-b, b] (|q| > b is q < -b or q > b, exactly), then ``joint_outside``."""
+    bounds = [(j, -b, b) for j, b in terminate.joint_beyond.items()]  # a joint in both keeps both rules
+    bounds += [(j, low, high) for j, (low, high) in terminate.joint_outside.items()]
+    return (np.array([model.jnt_qposadr[model.joint(j).id] for j, _, _ in bounds], dtype=int),
+            np.array([low for _, low, _ in bounds], dtype=float), np.array([high for _, _, high in bounds], dtype=float))
 
 
 def _stacked(frame: np.ndarray, past: np.ndarray, filled: np.ndarray, length: int, order: str) -> np.ndarray:

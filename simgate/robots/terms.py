@@ -166,13 +166,7 @@ def _clock(cfg, where: str) -> Term:
         if lag:  # the clock of ``lag`` control steps ago, 0 before the episode had them
             time = np.maximum(time - lag / env.control_hz, 0.0)
         rate = two_pi * d.userdata[:, env.layout["gait"].start] if drawn else omega
-        if still is not None:  # every foot at ``still`` while the command says stand
-            command = d.userdata[:, env.layout["command"]]
-            moving = np.sqrt((command * command).sum(axis=1)) > STILL_COMMAND
-            phase = np.where(moving[:, None], (rate * time)[:, None] + shifts, still)
-            pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
-            return np.concatenate(pair, axis=1)
-        if offsets == [0.0]:  # written as the hand-written envs write it: the same bits
+        if offsets == [0.0] and still is None:  # written as the hand-written envs write it: the same bits
             phase = rate * time
             out = np.empty((len(time), 2))
             cos, sin = (out[:, 0], out[:, 1]) if cos_first else (out[:, 1], out[:, 0])
@@ -182,6 +176,9 @@ def _clock(cfg, where: str) -> Term:
             sin[:] = np.sin(phase)
             return out
         phase = (rate * time)[:, None] + shifts
+        if still is not None:  # every foot at ``still`` while the command says stand
+            command = d.userdata[:, env.layout["command"]]
+            phase = np.where((np.sqrt((command * command).sum(axis=1)) > STILL_COMMAND)[:, None], phase, still)
         pair = [np.cos(phase), np.sin(phase)] if cos_first else [np.sin(phase), np.cos(phase)]
         return np.concatenate(pair, axis=1)
     return Term(cfg, clock, 2 * len(offsets), where)
@@ -256,17 +253,18 @@ def _velocity(model, cfg, kind: str, at, base: str | None = None):
     order = cfg.quat_order or "wxyz"
     rotation = _quat(model, cfg.quat_source, at("quat_source"))
     angular = kind == "base_ang_vel"
-    if cfg.point == "com" and source != "freejoint":
-        raise ContractError(f"{at('point')}: point: com is read from the free joint (source: freejoint); a velocimeter "
-                            "measures at its own site: put the site at the body's centre of mass instead")
-    if source == "freejoint" and cfg.point == "com":
-        native = "world"
+    if cfg.point == "com":
+        if source != "freejoint":
+            raise ContractError(f"{at('point')}: point: com is read from the free joint (source: freejoint); a "
+                                "velocimeter measures at its own site: put the site at the body's centre of mass instead")
         if base is None:
             raise ContractError(f"{at('point')}: point: com needs the robot's floating base ('base:' in its YAML)")
+        native = "world"
         com = model.body_ipos[model.body(base).id].copy()[None]  # the MJCF's: the same for every episode
 
         def read(env, m, d):  # v + R(q)·(ω × c): c the base's centre of mass in its frame (the MJCF's)
-            a, b = env.index(m)["qpos"], env.index(m)["qvel"]
+            ids = env.index(m)
+            a, b = ids["qpos"], ids["qvel"]
             q = d.qpos[:, a + 3:a + 7]
             lever = np.cross(d.qvel[:, b + 3:b + 6], com)
             return d.qvel[:, b:b + 3] + quat.to_world(q[:, 0], q[:, 1], q[:, 2], q[:, 3], lever)

@@ -119,7 +119,7 @@ def _configure(config: pytest.Config) -> None:
         host = Host(project_plugins=plugins)
         config.stash[HOST] = host
         if explicit is None and not directory.is_dir():
-            stray = [f for f in _yaml_folders_in_args(config) if f.name == directory.name]
+            stray = _stray_scenario_folders(config, directory.name)
             # ``pytest /elsewhere/scenarios`` (a folder of YAML files named as the scenarios folder is):
             # not a project without scenarios, but pytest started outside the project folder
             if stray:
@@ -352,12 +352,15 @@ def _no_cases(config: pytest.Config) -> str:
             "a scenario 'policies: [NAME, ...]'")
 
 
-def _yaml_folders_in_args(config: pytest.Config) -> list[Path]:
-    """The folders among pytest's arguments (or holding a file among them) with YAML files in them."""
+def _stray_scenario_folders(config: pytest.Config, name: str) -> list[Path]:
+    """The folders called ``name`` (the scenarios folder's name) among pytest's arguments, or
+    holding a file among them, with YAML files in them: only those are read, so a project
+    without scenarios pays nothing for pointing pytest at its own folders."""
     out = []
     for path in arg_paths(config):
         folder = path if path.is_dir() else path.parent if path.suffix in (".yaml", ".yml") else None
-        if folder is not None and (any(folder.glob("*.yaml")) or any(folder.glob("*.yml"))) and folder not in out:
+        if folder is not None and folder.name == name and folder not in out and (
+                any(folder.glob("*.yaml")) or any(folder.glob("*.yml"))):
             out.append(folder)
     return out
 

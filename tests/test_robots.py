@@ -184,9 +184,7 @@ def test_contact_and_history_terms_read_what_they_say(host, tmp_path):
     spec = dataclasses.replace(host.registries.policies.get("quadruped-robust-contract"), name="rich",
                                contract=contract_file(tmp_path / "rich.yaml", "rich.yaml"))
     env = build_env(host.registries.envs.get(YAML), spec)
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(1))
+    model, data = started(env, 1)
     mujoco.mj_step(model, data, nstep=40)  # settle on the feet
     obs = env.observe(model, data)
     assert list(obs[39:43]) == [1.0, 1.0, 1.0, 1.0]  # every foot on the floor carries > 1 N
@@ -284,6 +282,16 @@ action:
 """
 
 
+def started(env, seed: int):
+    """``env``'s model and a fresh MjData reset as an episode with this seed starts (not stepped)."""
+    import mujoco
+
+    model = env.build_model()
+    data = mujoco.MjData(model)
+    env.reset(model, data, np.random.default_rng(seed))
+    return model, data
+
+
 def contract_text(observation: str, action: str | None = None) -> str:
     """STACKED's joints and action (or ``action``, the text after ``action:``) with these
     observation terms (YAML list lines)."""
@@ -328,9 +336,7 @@ def test_what_the_stacking_and_the_new_terms_read(host, tmp_path):
     from simgate.robots import quat
 
     env = _stacked_env(host, tmp_path)
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(4))
+    model, data = started(env, 4)
     mujoco.mj_forward(model, data)
     first = env.observe(model, data)
     f = env.frame_size
@@ -364,9 +370,7 @@ def test_a_sensor_term_reads_one_sensor_or_several_in_any_order(host, tmp_path, 
 
     env = contract_env(host, tmp_path, "one", f"  - {{term: sensor, sensors: [{', '.join(sensors)}]}}\n",
                        3 * len(sensors))
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(0))
+    model, data = started(env, 0)
     mujoco.mj_step(model, data, nstep=3)
     expected = np.concatenate([data.sensordata[model.sensor(s).adr[0]:model.sensor(s).adr[0] + 3] for s in sensors])
     assert env.observation_size == 3 * len(sensors)
@@ -415,9 +419,7 @@ def test_history_filled_with_zeros_starts_every_stack_empty_in_both_engines(host
 
     monkeypatch.setattr(sys.modules[__name__], "STACKED", STACKED.replace("action:", "history_fill: zeros\naction:"))
     env = _stacked_env(host, tmp_path)
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(4))
+    model, data = started(env, 4)
     mujoco.mj_forward(model, data)
     first = env.observe(model, data)
     f = env.frame_size
@@ -445,9 +447,7 @@ def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_pat
     for extra in ("", ", lag_steps: 1"):
         env = contract_env(host, tmp_path, "clock", "  - {term: gait_phase, hz: 1.5, offsets: [0, 3.14159], "
                            f"order: cos_sin{extra}}}\n", 4)
-        model = env.build_model()
-        data = mujoco.MjData(model)
-        env.reset(model, data, np.random.default_rng(0))
+        model, data = started(env, 0)
         mujoco.mj_forward(model, data)
         steps = []
         for _ in range(4):
@@ -465,15 +465,11 @@ def test_a_gait_phase_that_lags_shows_the_phase_of_the_step_before(host, tmp_pat
 def test_targets_are_sent_as_computed_unless_the_contract_clips_them_to_the_joint_range(host, tmp_path, clip):
     """Isaac Lab, legged_gym and Playground do not clip a position target to the joint's range:
     nor does a contract unless it says ``clip_to_range: true``."""
-    import mujoco
-
     action = STACKED.split("action:")[1].replace("scale: 0.25", "scale: 10.0")
     if clip:
         action += "  clip_to_range: true\n"
     env = contract_env(host, tmp_path, "clip", "  - {term: joint_pos_rel}\n", 12, action)
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(0))
+    model, data = started(env, 0)
     default = env.actions.default.copy()
     env.apply_action(model, data, np.ones(12))
     high = model.jnt_range[[model.joint(j).id for j in env.actions.joints], 1]
@@ -503,9 +499,7 @@ def test_base_lin_vel_of_the_centre_of_mass_as_isaac_lab_reads_the_root(tmp_path
     for point in ("origin", "com"):
         (tmp_path / f"{point}.yaml").write_text(contract_text(f"  - {{term: base_lin_vel, point: {point}}}\n"))
         env = MjcfEnv(robot, contract_file(tmp_path / f"{point}.yaml", f"{point}.yaml"))
-        model = env.build_model()
-        data = mujoco.MjData(model)
-        env.reset(model, data, np.random.default_rng(0))
+        model, data = started(env, 0)
         data.qvel[0:6] = [0.3, 0.1, -0.2, 0.7, -1.1, 0.9]
         mujoco.mj_forward(model, data)
         trunk_id = model.body("trunk").id
@@ -593,9 +587,7 @@ def test_a_joint_leaving_an_asymmetric_range_ends_the_episode(host):
         return MjcfEnv(dataclasses.replace(bound.robot, robot=robot), spec.contract)
 
     env = robot_with({"FL_knee": [-2.0, -0.5]})
-    model = env.build_model()
-    data = mujoco.MjData(model)
-    env.reset(model, data, np.random.default_rng(0))
+    model, data = started(env, 0)
     adr = model.jnt_qposadr[model.joint("FL_knee").id]
     seen = []
     for q in (-2.01, -1.2, -0.49):
@@ -619,9 +611,7 @@ def test_a_gait_phase_held_while_the_command_says_stand(host, tmp_path):
     for value, size in (("[0.0, 0.0]", 6), ("[0.3, 0.0]", 6)):
         env = contract_env(host, tmp_path, "still", clock + f"  - {{term: velocity_commands, components: [vx, vy], "
                            f"value: {value}}}\n", size)
-        model = env.build_model()
-        data = mujoco.MjData(model)
-        env.reset(model, data, np.random.default_rng(0))
+        model, data = started(env, 0)
         mujoco.mj_step(model, data, nstep=20)
         phase = 2 * np.pi * 1.5 * data.time + np.array([0.0, 3.14159])
         expected = np.full(2, 3.14159) if value == "[0.0, 0.0]" else phase

@@ -80,6 +80,17 @@ def gate(folder: Path, *args) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=600)
 
 
+def gate_after_an_edit(folder: Path, rel: str, old: str, new: str) -> subprocess.CompletedProcess:
+    """The gate (``-n 2``) once ``old`` is replaced by ``new`` in the file ``rel``, over an earlier
+    run's PASS in reports/verdict.json (which a refused run must not leave behind)."""
+    path = folder / rel
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    (folder / "reports").mkdir()
+    (folder / "reports" / "verdict.json").write_text('{"promote": true, "decision": "PASS"}')
+    return gate(folder, "-n", "2")
+
+
 def test_a_folder_of_yaml_files_is_gated_with_no_python(folder):
     done = gate(folder, "-n", "2", "--baseline", "hold")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -91,11 +102,7 @@ def test_a_folder_of_yaml_files_is_gated_with_no_python(folder):
 
 
 def test_a_contract_that_does_not_fit_the_network_stops_the_run_before_any_episode(folder):
-    contract = folder / "policies" / "walker" / "contract.yaml"
-    contract.write_text(contract.read_text().replace("  - {term: gait_phase, hz: 2.0, group: clock}\n", ""))
-    (folder / "reports").mkdir()
-    (folder / "reports" / "verdict.json").write_text('{"promote": true, "decision": "PASS"}')  # an earlier run's
-    done = gate(folder, "-n", "2")
+    done = gate_after_an_edit(folder, "policies/walker/contract.yaml", "  - {term: gait_phase, hz: 2.0, group: clock}\n", "")
     # not a usage error: the run would judge the network under a contract it was not trained with
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout + done.stderr
@@ -134,11 +141,7 @@ def test_observation_groups_are_the_contract_s(folder):
 def test_a_policy_without_a_contract_on_a_yaml_robot_is_refused_naming_the_fix(folder):
     """A manifest entry that forgot ``contract:`` cannot drive a YAML robot: exit 4 with what to
     add, no traceback, and an earlier run's PASS does not stay behind."""
-    manifest = folder / "policies" / "walker" / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("    contract: contract.yaml\n", ""))
-    (folder / "reports").mkdir()
-    (folder / "reports" / "verdict.json").write_text('{"promote": true, "decision": "PASS"}')  # an earlier run's
-    done = gate(folder, "-n", "2")
+    done = gate_after_an_edit(folder, "policies/walker/manifest.yaml", "    contract: contract.yaml\n", "")
     assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
     assert "has no contract" in done.stderr and "add 'contract:'" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "INTERNALERROR" not in done.stdout + done.stderr
